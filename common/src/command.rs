@@ -1,0 +1,538 @@
+//! The one command table.
+//!
+//! Every command fjord knows has one entry here: its name, Redis arity, flags, key positions
+//! (first, last, step), how the proxy routes it, and what `COMMAND DOCS` says about it. The
+//! shard dispatches on [`CommandId`] (an exhaustive `match`, so a new entry without a handler
+//! does not compile); the proxy routes on [`Route`]; `COMMAND` and arity errors read the same
+//! entries. Adding a command touches this table and the one file that implements it.
+
+use crate::error;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Identity of a top-level command, for exhaustive dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CommandId {
+    // connection and server
+    Ping,
+    Echo,
+    Quit,
+    Select,
+    Hello,
+    Auth,
+    Client,
+    Info,
+    Command,
+    Config,
+    Time,
+    Dbsize,
+    Flushdb,
+    Flushall,
+    Lastsave,
+    Readonly,
+    Readwrite,
+    Asking,
+    Cluster,
+    // strings
+    Get,
+    Set,
+    Setnx,
+    Setex,
+    Psetex,
+    Getset,
+    Getdel,
+    Getex,
+    Mget,
+    Mset,
+    Msetnx,
+    Append,
+    Strlen,
+    Getrange,
+    Substr,
+    Setrange,
+    Incr,
+    Decr,
+    Incrby,
+    Decrby,
+    Incrbyfloat,
+    // generic keyspace
+    Del,
+    Unlink,
+    Exists,
+    Touch,
+    Type,
+    Expire,
+    Pexpire,
+    Expireat,
+    Pexpireat,
+    Ttl,
+    Pttl,
+    Expiretime,
+    Pexpiretime,
+    Persist,
+    Rename,
+    Renamenx,
+    Scan,
+    Keys,
+    Randomkey,
+    // refused until pinned connections exist
+    Unsupported,
+    // shard-internal slot commands
+    Fjord,
+}
+
+/// Command flags, as `COMMAND` reports them.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const MOVABLEKEYS: u32 = 1 << 11;
+
+    /// Flag names in the order Redis prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MOVABLEKEYS, "movablekeys"),
+    ];
+}
+use flags::*;
+
+/// How a proxy merges the per-shard parts of a split command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Values in request order (MGET).
+    Values,
+    /// `+OK` when every part succeeded (MSET).
+    Ok,
+    /// Integer replies summed (DEL, UNLINK, EXISTS, TOUCH).
+    SumInts,
+}
+
+/// How the proxy routes a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Answered by whichever process receives it (PING, HELLO, CLIENT, CLUSTER, …).
+    Local,
+    /// Every key must hash to one slot (else CROSSSLOT); sent as is to that slot's shard.
+    SingleSlot,
+    /// Keys are split per shard and the replies merged.
+    Split(Merge),
+    /// Keyless, covering the slots a node serves (DBSIZE, SCAN, KEYS, RANDOMKEY, FLUSH*).
+    NodeScoped,
+    /// Needs a connection pinned to one client; refused with a clear error for now.
+    Unsupported,
+    /// Spoken between proxy and shard only; never accepted from clients by the proxy.
+    Internal,
+}
+
+/// One entry of the command table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name (`"get"`, or the subcommand's name, e.g. `"setname"`).
+    pub name: &'static str,
+    pub id: CommandId,
+    /// Redis arity: `n` means exactly n arguments including the name, `-n` at least n.
+    pub arity: i32,
+    pub flags: u32,
+    /// 1-based position of the first key, 0 for keyless commands.
+    pub first_key: i32,
+    /// Position of the last key; negative counts from the end (-1 = last argument).
+    pub last_key: i32,
+    pub step: i32,
+    pub route: Route,
+    /// `COMMAND DOCS` group, e.g. `"string"`.
+    pub group: &'static str,
+    /// Redis version that introduced the command.
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & WRITE != 0
+    }
+
+    pub fn has_flag(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` arguments (including the name) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Indexes into `args` of this command's keys, following first/last/step.
+    pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+        let last = if self.first_key <= 0 {
+            0
+        } else if self.last_key < 0 {
+            (argc as i64 + i64::from(self.last_key)).max(0) as usize
+        } else {
+            (self.last_key as usize).min(argc.saturating_sub(1))
+        };
+        (first..=last).step_by(step).filter(move |&i| first > 0 && i < argc)
+    }
+
+    /// The subcommand named `name` (any case).
+    pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        self.subcommands
+            .iter()
+            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// Name as Redis prints it in errors: `get`, or `client|setname` for a subcommand.
+    pub fn full_name(&self, parent: Option<&CommandSpec>) -> String {
+        match parent {
+            Some(p) => format!("{}|{}", p.name, self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+/// A request matched against the table: the command, and its subcommand for containers.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    pub spec: &'static CommandSpec,
+    pub sub: Option<&'static CommandSpec>,
+}
+
+impl Resolved {
+    /// The entry whose arity and flags apply: the subcommand's if there is one.
+    pub fn effective(&self) -> &'static CommandSpec {
+        self.sub.unwrap_or(self.spec)
+    }
+}
+
+/// Looks up `args[0]` (and `args[1]` for containers), checking arity.
+///
+/// Errors carry Redis's exact texts: unknown command, unknown subcommand, wrong arity.
+pub fn resolve(args: &[Bytes]) -> Result<Resolved, String> {
+    let name = args.first().map(|a| &a[..]).unwrap_or_default();
+    let Some(spec) = lookup(name) else {
+        return Err(error::unknown_command(name, &args[1.min(args.len())..]));
+    };
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        let Some(sub) = spec.subcommand(&args[1]) else {
+            return Err(error::unknown_subcommand(spec.name, &args[1]));
+        };
+        if !sub.arity_ok(args.len()) {
+            return Err(error::wrong_arity(&sub.full_name(Some(spec))));
+        }
+        return Ok(Resolved {
+            spec,
+            sub: Some(sub),
+        });
+    }
+    if !spec.arity_ok(args.len()) {
+        return Err(error::wrong_arity(spec.name));
+    }
+    Ok(Resolved { spec, sub: None })
+}
+
+/// The command named `name`, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+    if name.len() > 32 {
+        return None;
+    }
+    let mut lower = [0u8; 32];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).ok().and_then(|n| index.get(n).copied())
+}
+
+/// Every command, in the order `COMMAND` lists them.
+pub fn all() -> &'static [CommandSpec] {
+    COMMANDS
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn spec(
+    name: &'static str,
+    id: CommandId,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    route: Route,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        id,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        route,
+        group,
+        since,
+        summary,
+        subcommands: &[],
+    }
+}
+
+const fn container(mut parent: CommandSpec, subs: &'static [CommandSpec]) -> CommandSpec {
+    parent.subcommands = subs;
+    parent
+}
+
+/// A subcommand entry; it shares the container's id and route.
+const fn sub(
+    name: &'static str,
+    parent: CommandId,
+    arity: i32,
+    flags: u32,
+    route: Route,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    spec(name, parent, arity, flags, NO_KEYS, route, "", since, summary)
+}
+
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
+const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
+
+use CommandId as C;
+use Route::{Internal, Local, NodeScoped, SingleSlot, Split, Unsupported};
+
+const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+const W: u32 = WRITE | DENYOOM;
+const WF: u32 = WRITE | DENYOOM | FAST;
+const RF: u32 = READONLY | FAST;
+
+static CLIENT_SUBS: &[CommandSpec] = &[
+    sub("setname", C::Client, 3, CONN, Local, "2.6.9", "Sets the connection name."),
+    sub("getname", C::Client, 2, CONN, Local, "2.6.9", "Returns the name of the connection."),
+    sub("id", C::Client, 2, CONN, Local, "5.0.0", "Returns the unique client ID of the connection."),
+    sub("setinfo", C::Client, 4, CONN, Local, "7.2.0", "Sets information specific to the client or connection."),
+    sub("list", C::Client, -2, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.4.0", "Lists open connections."),
+    sub("info", C::Client, 2, CONN, Local, "6.2.0", "Returns information about the connection."),
+    sub("no-evict", C::Client, 3, CONN, Local, "7.0.0", "Sets the client eviction mode of the connection."),
+    sub("no-touch", C::Client, 3, CONN, Local, "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
+    sub("help", C::Client, 2, CONN, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+static COMMAND_SUBS: &[CommandSpec] = &[
+    sub("count", C::Command, 2, LOADING | STALE, Local, "2.8.13", "Returns a count of commands."),
+    sub("info", C::Command, -2, LOADING | STALE, Local, "2.8.13", "Returns information about one, multiple or all commands."),
+    sub("docs", C::Command, -2, LOADING | STALE, Local, "7.0.0", "Returns documentary information about one, multiple or all commands."),
+    sub("list", C::Command, -2, LOADING | STALE, Local, "7.0.0", "Returns a list of command names."),
+    sub("getkeys", C::Command, -3, LOADING | STALE, Local, "2.8.13", "Extracts the key names from an arbitrary command."),
+    sub("help", C::Command, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+static CONFIG_SUBS: &[CommandSpec] = &[
+    sub("get", C::Config, -3, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Returns the effective values of configuration parameters."),
+    sub("set", C::Config, -4, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Sets configuration parameters in-flight."),
+    sub("resetstat", C::Config, 2, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Resets the server's statistics."),
+    sub("help", C::Config, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+static CLUSTER_SUBS: &[CommandSpec] = &[
+    sub("slots", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the mapping of cluster slots to nodes."),
+    sub("shards", C::Cluster, 2, LOADING | STALE, Local, "7.0.0", "Returns the mapping of cluster slots to shards."),
+    sub("nodes", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the cluster configuration for a node."),
+    sub("info", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns information about the state of a node."),
+    sub("myid", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the ID of a node."),
+    sub("keyslot", C::Cluster, 3, LOADING | STALE, Local, "3.0.0", "Returns the hash slot for a key."),
+    sub("countkeysinslot", C::Cluster, 3, LOADING | STALE, Local, "3.0.0", "Returns the number of keys in a hash slot."),
+    sub("getkeysinslot", C::Cluster, 4, LOADING | STALE, Local, "3.0.0", "Returns the key names in a hash slot."),
+    sub("help", C::Cluster, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+    sub("links", C::Cluster, 2, LOADING | STALE, Local, "7.0.0", "Returns a list of all TCP links to and from peer nodes."),
+    sub("replicas", C::Cluster, 3, ADMIN | STALE, Local, "5.0.0", "Lists the replica nodes of a master node."),
+    sub("slaves", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Lists the replica nodes of a master node."),
+    sub("meet", C::Cluster, -4, ADMIN | STALE, Local, "3.0.0", "Forces a node to handshake with another node."),
+    sub("addslots", C::Cluster, -3, ADMIN | STALE, Local, "3.0.0", "Assigns new hash slots to a node."),
+    sub("addslotsrange", C::Cluster, -4, ADMIN | STALE, Local, "7.0.0", "Assigns new hash slot ranges to a node."),
+    sub("delslots", C::Cluster, -3, ADMIN | STALE, Local, "3.0.0", "Sets hash slots as unbound for a node."),
+    sub("delslotsrange", C::Cluster, -4, ADMIN | STALE, Local, "7.0.0", "Sets hash slot ranges as unbound for a node."),
+    sub("flushslots", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Deletes all slots information from a node."),
+    sub("setslot", C::Cluster, -4, ADMIN | STALE, Local, "3.0.0", "Binds a hash slot to a node."),
+    sub("forget", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Removes a node from the nodes table."),
+    sub("replicate", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Configure a node as replica of a master node."),
+    sub("failover", C::Cluster, -2, ADMIN | STALE, Local, "3.0.0", "Forces a replica to perform a manual failover of its master."),
+    sub("reset", C::Cluster, -2, ADMIN | STALE, Local, "3.0.0", "Resets a node."),
+    sub("saveconfig", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Forces a node to save the cluster configuration to disk."),
+    sub("bumpepoch", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Advances the cluster config epoch."),
+    sub("set-config-epoch", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Sets the configuration epoch for a new node."),
+    sub("count-failure-reports", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Returns the number of active failure reports active for a node."),
+];
+
+/// Shard-internal commands behind `FJORD <sub>`: node-scoped keyspace commands limited to a
+/// set of slots, and the slot primitives that moving slots will use.
+static FJORD_SUBS: &[CommandSpec] = &[
+    sub("dbsize", C::Fjord, 3, READONLY | FAST, Internal, "0.1.0", "FJORD DBSIZE <slots>: exact number of keys in the slots."),
+    sub("scan", C::Fjord, -4, READONLY, Internal, "0.1.0", "FJORD SCAN <slots> <cursor> [MATCH p] [COUNT n] [TYPE t]: SCAN limited to the slots."),
+    sub("keys", C::Fjord, 4, READONLY, Internal, "0.1.0", "FJORD KEYS <slots> <pattern>: KEYS limited to the slots."),
+    sub("randomkey", C::Fjord, 3, READONLY, Internal, "0.1.0", "FJORD RANDOMKEY <slots>: a random key from the slots."),
+    sub("flush", C::Fjord, 3, WRITE, Internal, "0.1.0", "FJORD FLUSH <slots>: deletes every key in the slots."),
+    sub("dumpslot", C::Fjord, 5, READONLY, Internal, "0.1.0", "FJORD DUMPSLOT <slot> <cursor> <count>: streams a slot's entries as [cursor, [key, pexpireat, value]...]."),
+    sub("restore", C::Fjord, -5, WRITE | DENYOOM, Internal, "0.1.0", "FJORD RESTORE <key> <pexpireat> <value> [...]: writes entries produced by DUMPSLOT."),
+];
+
+static COMMANDS: &[CommandSpec] = &[
+    // connection and server
+    spec("ping", C::Ping, -1, FAST | STALE, NO_KEYS, Local, "connection", "1.0.0", "Returns the server's liveliness response."),
+    spec("echo", C::Echo, 2, FAST | LOADING | STALE, NO_KEYS, Local, "connection", "1.0.0", "Returns the given string."),
+    spec("quit", C::Quit, -1, CONN | NO_AUTH, NO_KEYS, Local, "connection", "1.0.0", "Closes the connection."),
+    spec("select", C::Select, 2, CONN, NO_KEYS, Local, "connection", "2.0.0", "Changes the selected database."),
+    spec("hello", C::Hello, -1, CONN | NO_AUTH, NO_KEYS, Local, "connection", "6.0.0", "Handshakes with the Redis server."),
+    spec("auth", C::Auth, -2, CONN | NO_AUTH, NO_KEYS, Local, "connection", "1.0.0", "Authenticates the connection."),
+    container(spec("client", C::Client, -2, NOSCRIPT | LOADING | STALE, NO_KEYS, Local, "connection", "2.4.0", "A container for client connection commands."), CLIENT_SUBS),
+    spec("info", C::Info, -1, LOADING | STALE, NO_KEYS, Local, "server", "1.0.0", "Returns information and statistics about the server."),
+    container(spec("command", C::Command, -1, LOADING | STALE, NO_KEYS, Local, "server", "2.8.13", "Returns detailed information about all commands."), COMMAND_SUBS),
+    container(spec("config", C::Config, -2, NOSCRIPT | LOADING | STALE, NO_KEYS, Local, "server", "2.0.0", "A container for server configuration commands."), CONFIG_SUBS),
+    spec("time", C::Time, 1, LOADING | STALE | FAST, NO_KEYS, Local, "server", "2.6.0", "Returns the server time."),
+    spec("dbsize", C::Dbsize, 1, READONLY | FAST, NO_KEYS, NodeScoped, "server", "1.0.0", "Returns the number of keys in the database."),
+    spec("flushdb", C::Flushdb, -1, WRITE, NO_KEYS, NodeScoped, "server", "1.0.0", "Removes all keys from the current database."),
+    spec("flushall", C::Flushall, -1, WRITE, NO_KEYS, NodeScoped, "server", "1.0.0", "Removes all keys from all databases."),
+    spec("lastsave", C::Lastsave, 1, LOADING | STALE | FAST, NO_KEYS, Local, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk."),
+    spec("readonly", C::Readonly, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
+    spec("readwrite", C::Readwrite, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node."),
+    spec("asking", C::Asking, 1, FAST, NO_KEYS, Local, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),
+    container(spec("cluster", C::Cluster, -2, 0, NO_KEYS, Local, "cluster", "3.0.0", "A container for Redis Cluster commands."), CLUSTER_SUBS),
+    // strings
+    spec("get", C::Get, 2, RF, ONE_KEY, SingleSlot, "string", "1.0.0", "Returns the string value of a key."),
+    spec("set", C::Set, -3, W, ONE_KEY, SingleSlot, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    spec("setnx", C::Setnx, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
+    spec("setex", C::Setex, 4, W, ONE_KEY, SingleSlot, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    spec("psetex", C::Psetex, 4, W, ONE_KEY, SingleSlot, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    spec("getset", C::Getset, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
+    spec("getdel", C::Getdel, 2, WRITE | FAST, ONE_KEY, SingleSlot, "string", "6.2.0", "Returns the string value of a key after deleting the key."),
+    spec("getex", C::Getex, -2, WRITE | FAST, ONE_KEY, SingleSlot, "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
+    spec("mget", C::Mget, -2, RF, ALL_KEYS, Split(Merge::Values), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
+    spec("mset", C::Mset, -3, W, KEY_VALUE_PAIRS, Split(Merge::Ok), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
+    spec("msetnx", C::Msetnx, -3, W, KEY_VALUE_PAIRS, SingleSlot, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec("append", C::Append, 3, WF, ONE_KEY, SingleSlot, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec("strlen", C::Strlen, 2, RF, ONE_KEY, SingleSlot, "string", "2.2.0", "Returns the length of a string value."),
+    spec("getrange", C::Getrange, 4, READONLY, ONE_KEY, SingleSlot, "string", "2.4.0", "Returns a substring of the string stored at a key."),
+    spec("substr", C::Substr, 4, READONLY, ONE_KEY, SingleSlot, "string", "1.0.0", "Returns a substring from a string value."),
+    spec("setrange", C::Setrange, 4, W, ONE_KEY, SingleSlot, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec("incr", C::Incr, 2, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec("decr", C::Decr, 2, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec("incrby", C::Incrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec("decrby", C::Decrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec("incrbyfloat", C::Incrbyfloat, 3, WF, ONE_KEY, SingleSlot, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    // generic keyspace
+    spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
+    spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    spec("exists", C::Exists, -2, RF, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Determines whether one or more keys exist."),
+    spec("touch", C::Touch, -2, RF, ALL_KEYS, Split(Merge::SumInts), "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    spec("type", C::Type, 2, RF, ONE_KEY, SingleSlot, "generic", "1.0.0", "Determines the type of value stored at a key."),
+    spec("expire", C::Expire, -3, WF, ONE_KEY, SingleSlot, "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    spec("pexpire", C::Pexpire, -3, WF, ONE_KEY, SingleSlot, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
+    spec("expireat", C::Expireat, -3, WF, ONE_KEY, SingleSlot, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
+    spec("pexpireat", C::Pexpireat, -3, WF, ONE_KEY, SingleSlot, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    spec("ttl", C::Ttl, 2, RF, ONE_KEY, SingleSlot, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
+    spec("pttl", C::Pttl, 2, RF, ONE_KEY, SingleSlot, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    spec("expiretime", C::Expiretime, 2, RF, ONE_KEY, SingleSlot, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
+    spec("pexpiretime", C::Pexpiretime, 2, RF, ONE_KEY, SingleSlot, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec("persist", C::Persist, 2, WF, ONE_KEY, SingleSlot, "generic", "2.2.0", "Removes the expiration time of a key."),
+    spec("rename", C::Rename, 3, WRITE, TWO_KEYS, SingleSlot, "generic", "1.0.0", "Renames a key and overwrites the destination."),
+    spec("renamenx", C::Renamenx, 3, WF, TWO_KEYS, SingleSlot, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    spec("scan", C::Scan, -2, READONLY, NO_KEYS, NodeScoped, "generic", "2.8.0", "Iterates over the key names in the database."),
+    spec("keys", C::Keys, 2, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns all key names that match a pattern."),
+    spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),
+    // Refused until connections pinned to one client exist (transactions, pub/sub, blocking).
+    spec("multi", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "1.2.0", "Starts a transaction."),
+    spec("exec", C::Unsupported, 1, NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "transactions", "1.2.0", "Executes all commands in a transaction."),
+    spec("discard", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "2.0.0", "Discards a transaction."),
+    spec("watch", C::Unsupported, -2, NOSCRIPT | LOADING | STALE | FAST, ALL_KEYS, Unsupported, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
+    spec("unwatch", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
+    spec("subscribe", C::Unsupported, -2, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "pubsub", "2.0.0", "Listens for messages published to channels."),
+    spec("psubscribe", C::Unsupported, -2, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns."),
+    spec("ssubscribe", C::Unsupported, -2, PUBSUB | NOSCRIPT | LOADING | STALE, ALL_KEYS, Unsupported, "pubsub", "7.0.0", "Listens for messages published to shard channels."),
+    spec("unsubscribe", C::Unsupported, -1, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "pubsub", "2.0.0", "Stops listening to messages posted to channels."),
+    spec("punsubscribe", C::Unsupported, -1, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
+    spec("publish", C::Unsupported, 3, PUBSUB | LOADING | STALE | FAST, NO_KEYS, Unsupported, "pubsub", "2.0.0", "Posts a message to a channel."),
+    spec("blpop", C::Unsupported, -3, WRITE | BLOCKING, (1, -2, 1), Unsupported, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise."),
+    spec("brpop", C::Unsupported, -3, WRITE | BLOCKING, (1, -2, 1), Unsupported, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise."),
+    spec("brpoplpush", C::Unsupported, 4, WRITE | DENYOOM | BLOCKING, TWO_KEYS, Unsupported, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it."),
+    spec("blmove", C::Unsupported, 6, WRITE | DENYOOM | BLOCKING, TWO_KEYS, Unsupported, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it."),
+    spec("bzpopmin", C::Unsupported, -3, WRITE | BLOCKING | FAST, (1, -2, 1), Unsupported, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets."),
+    spec("bzpopmax", C::Unsupported, -3, WRITE | BLOCKING | FAST, (1, -2, 1), Unsupported, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets."),
+    spec("monitor", C::Unsupported, 1, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "server", "1.0.0", "Listens for all requests received by the server in real-time."),
+    container(spec("fjord", C::Fjord, -2, 0, NO_KEYS, Internal, "fjord", "0.1.0", "Slot-level commands the proxy sends to shards."), FJORD_SUBS),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn every_name_is_lowercase_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for c in all() {
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(seen.insert(c.name), "duplicate {}", c.name);
+            assert!(c.arity != 0);
+        }
+    }
+
+    #[test]
+    fn resolve_checks_arity_with_redis_texts() {
+        assert_eq!(resolve(&args(&["GET"])).unwrap_err(), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(
+            resolve(&args(&["client", "setname"])).unwrap_err(),
+            "ERR wrong number of arguments for 'client|setname' command"
+        );
+        assert_eq!(
+            resolve(&args(&["client", "bogus"])).unwrap_err(),
+            "ERR unknown subcommand 'bogus'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            resolve(&args(&["nope", "a", "b"])).unwrap_err(),
+            "ERR unknown command 'nope', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(resolve(&args(&["MsEt", "a", "1"])).unwrap().spec.id, CommandId::Mset);
+    }
+
+    #[test]
+    fn key_indexes_follow_first_last_step() {
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(mset.key_indexes(5).collect::<Vec<_>>(), vec![1, 3]);
+        let blpop = lookup(b"blpop").unwrap();
+        assert_eq!(blpop.key_indexes(4).collect::<Vec<_>>(), vec![1, 2]);
+        let ping = lookup(b"ping").unwrap();
+        assert_eq!(ping.key_indexes(2).count(), 0);
+    }
+}

@@ -1,0 +1,74 @@
+//! Redis's error texts.
+//!
+//! Client libraries map errors to exceptions by their first word and sometimes by their whole
+//! text (`WRONGTYPE`, `CROSSSLOT`, `MOVED`, `wrong number of arguments`), so fjord uses Redis's
+//! wording to the letter. Every error a client can see is built here.
+
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
+pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+pub const WRONGPASS: &str =
+    "WRONGPASS invalid username-password pair or user is disabled.";
+pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+pub const MISCONF: &str = "MISCONF Errors writing to the AOF file: the shard's store failed to write or fsync; it refuses writes until restarted";
+pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
+pub const SLOT_OUT_OF_RANGE: &str = "ERR Invalid or out of range slot";
+
+/// `ERR wrong number of arguments for 'get' command`; subcommands read `'client|setname'`.
+pub fn wrong_arity(command: &str) -> String {
+    format!("ERR wrong number of arguments for '{command}' command")
+}
+
+/// Redis's unknown-command text, quoting the arguments up to 128 characters like Redis does.
+pub fn unknown_command(name: &[u8], args: &[impl AsRef<[u8]>]) -> String {
+    let mut quoted = String::new();
+    for arg in args {
+        if quoted.len() >= 128 {
+            break;
+        }
+        let arg = String::from_utf8_lossy(arg.as_ref());
+        let room = 128 - quoted.len();
+        let arg: String = arg.chars().take(room).collect();
+        quoted.push('\'');
+        quoted.push_str(&arg);
+        quoted.push_str("' ");
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        truncate(&String::from_utf8_lossy(name), 128),
+        quoted
+    )
+}
+
+/// `ERR unknown subcommand 'x'. Try CLIENT HELP.`
+pub fn unknown_subcommand(command: &str, sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        truncate(&String::from_utf8_lossy(sub), 128),
+        command.to_ascii_uppercase()
+    )
+}
+
+/// `ERR invalid expire time in 'set' command`.
+pub fn invalid_expire(command: &str) -> String {
+    format!("ERR invalid expire time in '{command}' command")
+}
+
+/// The error for a command that fjord refuses on purpose (MULTI, blocking commands, …).
+pub fn not_supported(command: &str, why: &str) -> String {
+    format!("ERR '{command}' is not supported by fjord: {why}")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}

@@ -1,0 +1,18 @@
+//! What both fjord binaries share.
+//!
+//! The proxy routes by the same command table the shard executes by, hashes keys the same way
+//! the shard stores them, and speaks the same RESP dialect with the same limits. Keeping these
+//! in one crate is what makes "the proxy and the shard agree" a compile-time fact rather than a
+//! convention.
+
+pub mod command;
+pub mod error;
+pub mod glob;
+pub mod number;
+pub mod resp;
+pub mod slot;
+pub mod slotset;
+
+pub use command::{CommandId, CommandSpec};
+pub use resp::{Limits, Proto, Reply, RequestDecoder};
+pub use slot::{slot_of, SLOT_COUNT};

@@ -1,0 +1,561 @@
+//! The RESP wire format: requests in, replies out.
+//!
+//! Requests are decoded by hand rather than with `redis-protocol`: a server must check every
+//! length header against its limits *before* buffering the bytes it announces, and must not
+//! re-parse a half-received 100 000-argument MSET from its start on every read. The decoder
+//! below keeps Redis's own state machine (multibulk count, current bulk length) across reads
+//! and returns Redis's protocol-error texts. Inline commands (`PING\r\n`, what telnet and
+//! `redis-cli` in some modes send) follow `sdssplitargs`' quoting rules.
+//!
+//! Replies are a small enum encoded for the connection's protocol: RESP3 types (maps, sets,
+//! doubles, booleans, verbatim strings, `_` null) fold to their RESP2 equivalents on RESP2
+//! connections, the way Redis folds them.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::borrow::Cow;
+
+/// Protocol version a connection speaks (`HELLO 2` / `HELLO 3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Proto {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Proto {
+    /// The number HELLO reports in its `proto` field.
+    pub fn number(self) -> i64 {
+        match self {
+            Proto::Resp2 => 2,
+            Proto::Resp3 => 3,
+        }
+    }
+}
+
+/// Limits on what a client may send, checked before memory is committed.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest bulk string (Redis's `proto-max-bulk-len`, 512 MB).
+    pub max_bulk_len: usize,
+    /// Most arguments in one request.
+    pub max_array_len: usize,
+    /// Longest inline command line (Redis's `PROTO_INLINE_MAX_SIZE`, 64 KB).
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A malformed request; the text follows `ERR Protocol error: ` and the connection closes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+
+    /// The full error line a server sends before closing.
+    pub fn to_reply(&self) -> Reply {
+        Reply::error(format!("ERR {self}"))
+    }
+}
+
+/// Longest `*<n>` or `$<n>` header line Redis reads before giving up.
+const MAX_HEADER_LEN: usize = 64 * 1024;
+
+/// Incremental decoder of client requests (arrays of bulk strings, or inline lines).
+#[derive(Debug)]
+pub struct RequestDecoder {
+    limits: Limits,
+    /// Arguments of the multibulk request being received.
+    args: Vec<Bytes>,
+    /// Arguments still expected in that request; 0 when between requests.
+    remaining: usize,
+    /// Length of the bulk string whose `$<n>` header was consumed.
+    bulk_len: Option<usize>,
+    /// Bytes already taken out of the read buffer for the request being received.
+    partial_bytes: usize,
+}
+
+impl RequestDecoder {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            args: Vec::new(),
+            remaining: 0,
+            bulk_len: None,
+            partial_bytes: 0,
+        }
+    }
+
+    /// Bytes of a half-received request held by the decoder (not counting `buf`), for the
+    /// per-client and global memory budgets.
+    pub fn held_bytes(&self) -> usize {
+        self.partial_bytes
+    }
+
+    /// Bytes the next complete request still needs beyond what `buf` holds, when known:
+    /// lets the reader reserve a large bulk string in one step.
+    pub fn bulk_bytes_expected(&self, buf: &BytesMut) -> usize {
+        match self.bulk_len {
+            Some(len) => (len + 2).saturating_sub(buf.len()),
+            None => 0,
+        }
+    }
+
+    /// Takes the next complete request out of `buf`. `Ok(None)` means more bytes are needed.
+    /// Empty requests (`*0`, `*-1`, blank inline lines) are skipped as Redis skips them.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.remaining == 0 {
+                let Some(&first) = buf.first() else {
+                    return Ok(None);
+                };
+                if first != b'*' {
+                    match self.decode_inline(buf)? {
+                        Some(args) if args.is_empty() => continue,
+                        other => return Ok(other),
+                    }
+                }
+                let Some(line) = take_line(buf, MAX_HEADER_LEN, "too big mbulk count string")?
+                else {
+                    return Ok(None);
+                };
+                let count = crate::number::parse_i64(&line[1..])
+                    .filter(|&n| n <= self.limits.max_array_len as i64)
+                    .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
+                if count <= 0 {
+                    continue;
+                }
+                self.remaining = count as usize;
+                // Grow with the data that actually arrives, not with what the header claims.
+                self.args = Vec::with_capacity(self.remaining.min(1024));
+                self.partial_bytes = line.len();
+            }
+            while self.remaining > 0 {
+                let len = match self.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        let Some(&first) = buf.first() else {
+                            return Ok(None);
+                        };
+                        if first != b'$' {
+                            return Err(ProtocolError::new(format!(
+                                "expected '$', got '{}'",
+                                char::from(first)
+                            )));
+                        }
+                        let Some(line) =
+                            take_line(buf, MAX_HEADER_LEN, "too big bulk count string")?
+                        else {
+                            return Ok(None);
+                        };
+                        let len = crate::number::parse_i64(&line[1..])
+                            .filter(|&n| n >= 0 && n as u64 <= self.limits.max_bulk_len as u64)
+                            .ok_or_else(|| ProtocolError::new("invalid bulk length"))?
+                            as usize;
+                        self.partial_bytes += line.len();
+                        self.bulk_len = Some(len);
+                        len
+                    }
+                };
+                if buf.len() < len + 2 {
+                    return Ok(None);
+                }
+                let arg = buf.split_to(len).freeze();
+                buf.advance(2); // Redis does not check that the two bytes are CRLF either.
+                self.partial_bytes += len + 2;
+                self.args.push(arg);
+                self.bulk_len = None;
+                self.remaining -= 1;
+            }
+            self.partial_bytes = 0;
+            return Ok(Some(std::mem::take(&mut self.args)));
+        }
+    }
+
+    fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(line) = take_line(buf, self.limits.max_inline_len, "too big inline request")?
+        else {
+            return Ok(None);
+        };
+        split_inline_args(&line)
+            .map(Some)
+            .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
+    }
+}
+
+/// Takes one `\n`-terminated line (without `\r\n`) out of `buf`, or fails if none ends
+/// within `max` bytes.
+fn take_line(
+    buf: &mut BytesMut,
+    max: usize,
+    too_big: &'static str,
+) -> Result<Option<BytesMut>, ProtocolError> {
+    match memchr_newline(buf) {
+        Some(pos) => {
+            let mut line = buf.split_to(pos + 1);
+            line.truncate(pos);
+            if line.last() == Some(&b'\r') {
+                line.truncate(pos - 1);
+            }
+            if line.len() > max {
+                return Err(ProtocolError::new(too_big));
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > max => Err(ProtocolError::new(too_big)),
+        None => Ok(None),
+    }
+}
+
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Splits an inline command line like Redis's `sdssplitargs`: words separated by spaces,
+/// `"..."` with `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` with only `\'`. A closing quote
+/// must be followed by a space or the end. Returns `None` on unbalanced quotes.
+pub fn split_inline_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(args);
+        }
+        let mut current = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    current.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    current.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    current.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    current.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    current.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => current.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(Bytes::from(current));
+    }
+}
+
+fn hex(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+/// A reply, in protocol-neutral form.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+text`
+    Status(Cow<'static, str>),
+    /// `-text`; the text starts with the error code (`ERR`, `WRONGTYPE`, …).
+    Error(Cow<'static, str>),
+    Int(i64),
+    Bulk(Bytes),
+    /// A missing value: `$-1` in RESP2, `_` in RESP3.
+    Nil,
+    /// A missing array: `*-1` in RESP2, `_` in RESP3.
+    NilArray,
+    Array(Vec<Reply>),
+    /// A map in RESP3, a flat key/value array in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3, an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double in RESP3, a bulk string in RESP2.
+    Double(f64),
+    /// A boolean in RESP3, 1/0 in RESP2.
+    Bool(bool),
+    /// A verbatim `txt` string in RESP3 (INFO, CLUSTER NODES), a bulk string in RESP2.
+    Verbatim(Bytes),
+}
+
+impl Reply {
+    /// `+OK`
+    pub const fn ok() -> Self {
+        Reply::Status(Cow::Borrowed("OK"))
+    }
+
+    pub fn status(text: impl Into<Cow<'static, str>>) -> Self {
+        Reply::Status(text.into())
+    }
+
+    pub fn error(text: impl Into<Cow<'static, str>>) -> Self {
+        Reply::Error(text.into())
+    }
+
+    pub fn bulk(data: impl Into<Bytes>) -> Self {
+        Reply::Bulk(data.into())
+    }
+
+    /// A bulk string from text (status-like values that Redis sends as bulk strings).
+    pub fn text(s: impl Into<String>) -> Self {
+        Reply::Bulk(Bytes::from(s.into()))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends the encoding of this reply for protocol `proto` to `out`.
+    pub fn encode(&self, proto: Proto, out: &mut BytesMut) {
+        match self {
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Int(n) => int_line(out, b':', *n),
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Nil => match proto {
+                Proto::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+                Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+            },
+            Reply::NilArray => match proto {
+                Proto::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+                Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+            },
+            Reply::Array(items) => {
+                int_line(out, b'*', items.len() as i64);
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Set(items) => {
+                let tag = if proto == Proto::Resp3 { b'~' } else { b'*' };
+                int_line(out, tag, items.len() as i64);
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                match proto {
+                    Proto::Resp2 => int_line(out, b'*', 2 * pairs.len() as i64),
+                    Proto::Resp3 => int_line(out, b'%', pairs.len() as i64),
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                match proto {
+                    Proto::Resp2 => bulk(out, text.as_bytes()),
+                    Proto::Resp3 => line(out, b',', text.as_bytes()),
+                }
+            }
+            Reply::Bool(b) => match proto {
+                Proto::Resp2 => int_line(out, b':', i64::from(*b)),
+                Proto::Resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            },
+            Reply::Verbatim(text) => match proto {
+                Proto::Resp2 => bulk(out, text),
+                Proto::Resp3 => {
+                    int_line(out, b'=', text.len() as i64 + 4);
+                    out.extend_from_slice(b"txt:");
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(b"\r\n");
+                }
+            },
+        }
+    }
+}
+
+impl From<String> for Reply {
+    /// A `String` becomes an error reply: the common case for command code returning errors.
+    fn from(error: String) -> Self {
+        Reply::Error(Cow::Owned(error))
+    }
+}
+
+impl From<&'static str> for Reply {
+    fn from(error: &'static str) -> Self {
+        Reply::Error(Cow::Borrowed(error))
+    }
+}
+
+fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        // Redis prints doubles with %.17g; Rust's shortest round-trip text parses to the same
+        // value and is what Redis 7.2+ prints.
+        format!("{d}")
+    }
+}
+
+fn line(out: &mut BytesMut, tag: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.extend_from_slice(&[tag]);
+    // A status or error line must not carry a line break: it would end the frame early.
+    out.extend(
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+fn int_line(out: &mut BytesMut, tag: u8, n: i64) {
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(&[tag]);
+    out.extend_from_slice(digits.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 16);
+    int_line(out, b'$', data.len() as i64);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Encodes a request as a RESP array of bulk strings (what clients and the proxy send).
+pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
+    int_line(out, b'*', args.len() as i64);
+    for a in args {
+        bulk(out, a.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut d = RequestDecoder::new(Limits::default());
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(req) = d.decode(&mut buf)? {
+            out.push(req);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn decodes_multibulk_and_inline() {
+        let reqs = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nset a \"b c\"\n").unwrap();
+        assert_eq!(reqs.len(), 3);
+        assert_eq!(reqs[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(reqs[1], vec![Bytes::from("PING")]);
+        assert_eq!(reqs[2][2], Bytes::from("b c"));
+    }
+
+    #[test]
+    fn decodes_byte_by_byte() {
+        let input = b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$0\r\n\r\n";
+        let mut d = RequestDecoder::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            if let Some(req) = d.decode(&mut buf).unwrap() {
+                got = Some(req);
+            }
+        }
+        assert_eq!(got.unwrap()[2], Bytes::new());
+    }
+
+    #[test]
+    fn refuses_oversized_headers_before_buffering() {
+        let mut d = RequestDecoder::new(Limits::default());
+        let mut buf = BytesMut::from(&b"*1\r\n$4294967296\r\n"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+        let err = decode_all(b"*99999999999\r\n").unwrap_err();
+        assert_eq!(err.to_string(), "Protocol error: invalid multibulk length");
+        let err = decode_all(b"*1\r\nfoo\r\n").unwrap_err();
+        assert_eq!(err.to_string(), "Protocol error: expected '$', got 'f'");
+        let err = decode_all(&vec![b'a'; 70 * 1024]).unwrap_err();
+        assert_eq!(err.to_string(), "Protocol error: too big inline request");
+        let err = decode_all(b"set a \"b\n").unwrap_err();
+        assert_eq!(err.to_string(), "Protocol error: unbalanced quotes in request");
+    }
+
+    #[test]
+    fn inline_escapes_follow_sdssplitargs() {
+        let args = split_inline_args(br#"a "\x41\n" 'it\'s' """#).unwrap();
+        assert_eq!(args, vec![Bytes::from("a"), Bytes::from("A\n"), Bytes::from("it's"), Bytes::new()]);
+        assert!(split_inline_args(br#""a"b"#).is_none());
+    }
+
+    #[test]
+    fn resp3_types_fold_to_resp2() {
+        let reply = Reply::Map(vec![(Reply::text("a"), Reply::Bool(true))]);
+        let mut out = BytesMut::new();
+        reply.encode(Proto::Resp2, &mut out);
+        assert_eq!(&out[..], b"*2\r\n$1\r\na\r\n:1\r\n");
+        out.clear();
+        reply.encode(Proto::Resp3, &mut out);
+        assert_eq!(&out[..], b"%1\r\n$1\r\na\r\n#t\r\n");
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for fjord end-to-end tests.
