@@ -197,7 +197,9 @@ impl CommandSpec {
         } else {
             (self.last_key as usize).min(argc.saturating_sub(1))
         };
-        (first..=last).step_by(step).filter(move |&i| first > 0 && i < argc)
+        (first..=last)
+            .step_by(step)
+            .filter(move |&i| first > 0 && i < argc)
     }
 
     /// The subcommand named `name` (any case).
@@ -267,7 +269,9 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower).ok().and_then(|n| index.get(n).copied())
+    std::str::from_utf8(lower)
+        .ok()
+        .and_then(|n| index.get(n).copied())
 }
 
 /// Every command, in the order `COMMAND` lists them.
@@ -318,7 +322,9 @@ const fn sub(
     since: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    spec(name, parent, arity, flags, NO_KEYS, route, "", since, summary)
+    spec(
+        name, parent, arity, flags, NO_KEYS, route, "", since, summary,
+    )
 }
 
 const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
@@ -336,61 +342,429 @@ const WF: u32 = WRITE | DENYOOM | FAST;
 const RF: u32 = READONLY | FAST;
 
 static CLIENT_SUBS: &[CommandSpec] = &[
-    sub("setname", C::Client, 3, CONN, Local, "2.6.9", "Sets the connection name."),
-    sub("getname", C::Client, 2, CONN, Local, "2.6.9", "Returns the name of the connection."),
-    sub("id", C::Client, 2, CONN, Local, "5.0.0", "Returns the unique client ID of the connection."),
-    sub("setinfo", C::Client, 4, CONN, Local, "7.2.0", "Sets information specific to the client or connection."),
-    sub("list", C::Client, -2, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.4.0", "Lists open connections."),
-    sub("info", C::Client, 2, CONN, Local, "6.2.0", "Returns information about the connection."),
-    sub("no-evict", C::Client, 3, CONN, Local, "7.0.0", "Sets the client eviction mode of the connection."),
-    sub("no-touch", C::Client, 3, CONN, Local, "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
-    sub("help", C::Client, 2, CONN, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+    sub(
+        "setname",
+        C::Client,
+        3,
+        CONN,
+        Local,
+        "2.6.9",
+        "Sets the connection name.",
+    ),
+    sub(
+        "getname",
+        C::Client,
+        2,
+        CONN,
+        Local,
+        "2.6.9",
+        "Returns the name of the connection.",
+    ),
+    sub(
+        "id",
+        C::Client,
+        2,
+        CONN,
+        Local,
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+    ),
+    sub(
+        "setinfo",
+        C::Client,
+        4,
+        CONN,
+        Local,
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+    ),
+    sub(
+        "list",
+        C::Client,
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Local,
+        "2.4.0",
+        "Lists open connections.",
+    ),
+    sub(
+        "info",
+        C::Client,
+        2,
+        CONN,
+        Local,
+        "6.2.0",
+        "Returns information about the connection.",
+    ),
+    sub(
+        "no-evict",
+        C::Client,
+        3,
+        CONN,
+        Local,
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+    ),
+    sub(
+        "no-touch",
+        C::Client,
+        3,
+        CONN,
+        Local,
+        "7.2.0",
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+    ),
+    sub(
+        "help",
+        C::Client,
+        2,
+        CONN,
+        Local,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
 ];
 
 static COMMAND_SUBS: &[CommandSpec] = &[
-    sub("count", C::Command, 2, LOADING | STALE, Local, "2.8.13", "Returns a count of commands."),
-    sub("info", C::Command, -2, LOADING | STALE, Local, "2.8.13", "Returns information about one, multiple or all commands."),
-    sub("docs", C::Command, -2, LOADING | STALE, Local, "7.0.0", "Returns documentary information about one, multiple or all commands."),
-    sub("list", C::Command, -2, LOADING | STALE, Local, "7.0.0", "Returns a list of command names."),
-    sub("getkeys", C::Command, -3, LOADING | STALE, Local, "2.8.13", "Extracts the key names from an arbitrary command."),
-    sub("help", C::Command, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+    sub(
+        "count",
+        C::Command,
+        2,
+        LOADING | STALE,
+        Local,
+        "2.8.13",
+        "Returns a count of commands.",
+    ),
+    sub(
+        "info",
+        C::Command,
+        -2,
+        LOADING | STALE,
+        Local,
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+    ),
+    sub(
+        "docs",
+        C::Command,
+        -2,
+        LOADING | STALE,
+        Local,
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+    ),
+    sub(
+        "list",
+        C::Command,
+        -2,
+        LOADING | STALE,
+        Local,
+        "7.0.0",
+        "Returns a list of command names.",
+    ),
+    sub(
+        "getkeys",
+        C::Command,
+        -3,
+        LOADING | STALE,
+        Local,
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+    ),
+    sub(
+        "help",
+        C::Command,
+        2,
+        LOADING | STALE,
+        Local,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
 ];
 
 static CONFIG_SUBS: &[CommandSpec] = &[
-    sub("get", C::Config, -3, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Returns the effective values of configuration parameters."),
-    sub("set", C::Config, -4, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Sets configuration parameters in-flight."),
-    sub("resetstat", C::Config, 2, ADMIN | NOSCRIPT | LOADING | STALE, Local, "2.0.0", "Resets the server's statistics."),
-    sub("help", C::Config, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
+    sub(
+        "get",
+        C::Config,
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Local,
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+    ),
+    sub(
+        "set",
+        C::Config,
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Local,
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+    ),
+    sub(
+        "resetstat",
+        C::Config,
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Local,
+        "2.0.0",
+        "Resets the server's statistics.",
+    ),
+    sub(
+        "help",
+        C::Config,
+        2,
+        LOADING | STALE,
+        Local,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
 ];
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
-    sub("slots", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the mapping of cluster slots to nodes."),
-    sub("shards", C::Cluster, 2, LOADING | STALE, Local, "7.0.0", "Returns the mapping of cluster slots to shards."),
-    sub("nodes", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the cluster configuration for a node."),
-    sub("info", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns information about the state of a node."),
-    sub("myid", C::Cluster, 2, LOADING | STALE, Local, "3.0.0", "Returns the ID of a node."),
-    sub("keyslot", C::Cluster, 3, LOADING | STALE, Local, "3.0.0", "Returns the hash slot for a key."),
-    sub("countkeysinslot", C::Cluster, 3, LOADING | STALE, Local, "3.0.0", "Returns the number of keys in a hash slot."),
-    sub("getkeysinslot", C::Cluster, 4, LOADING | STALE, Local, "3.0.0", "Returns the key names in a hash slot."),
-    sub("help", C::Cluster, 2, LOADING | STALE, Local, "5.0.0", "Returns helpful text about the different subcommands."),
-    sub("links", C::Cluster, 2, LOADING | STALE, Local, "7.0.0", "Returns a list of all TCP links to and from peer nodes."),
-    sub("replicas", C::Cluster, 3, ADMIN | STALE, Local, "5.0.0", "Lists the replica nodes of a master node."),
-    sub("slaves", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Lists the replica nodes of a master node."),
-    sub("meet", C::Cluster, -4, ADMIN | STALE, Local, "3.0.0", "Forces a node to handshake with another node."),
-    sub("addslots", C::Cluster, -3, ADMIN | STALE, Local, "3.0.0", "Assigns new hash slots to a node."),
-    sub("addslotsrange", C::Cluster, -4, ADMIN | STALE, Local, "7.0.0", "Assigns new hash slot ranges to a node."),
-    sub("delslots", C::Cluster, -3, ADMIN | STALE, Local, "3.0.0", "Sets hash slots as unbound for a node."),
-    sub("delslotsrange", C::Cluster, -4, ADMIN | STALE, Local, "7.0.0", "Sets hash slot ranges as unbound for a node."),
-    sub("flushslots", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Deletes all slots information from a node."),
-    sub("setslot", C::Cluster, -4, ADMIN | STALE, Local, "3.0.0", "Binds a hash slot to a node."),
-    sub("forget", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Removes a node from the nodes table."),
-    sub("replicate", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Configure a node as replica of a master node."),
-    sub("failover", C::Cluster, -2, ADMIN | STALE, Local, "3.0.0", "Forces a replica to perform a manual failover of its master."),
-    sub("reset", C::Cluster, -2, ADMIN | STALE, Local, "3.0.0", "Resets a node."),
-    sub("saveconfig", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Forces a node to save the cluster configuration to disk."),
-    sub("bumpepoch", C::Cluster, 2, ADMIN | STALE, Local, "3.0.0", "Advances the cluster config epoch."),
-    sub("set-config-epoch", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Sets the configuration epoch for a new node."),
-    sub("count-failure-reports", C::Cluster, 3, ADMIN | STALE, Local, "3.0.0", "Returns the number of active failure reports active for a node."),
+    sub(
+        "slots",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the mapping of cluster slots to nodes.",
+    ),
+    sub(
+        "shards",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "7.0.0",
+        "Returns the mapping of cluster slots to shards.",
+    ),
+    sub(
+        "nodes",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the cluster configuration for a node.",
+    ),
+    sub(
+        "info",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns information about the state of a node.",
+    ),
+    sub(
+        "myid",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the ID of a node.",
+    ),
+    sub(
+        "keyslot",
+        C::Cluster,
+        3,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the hash slot for a key.",
+    ),
+    sub(
+        "countkeysinslot",
+        C::Cluster,
+        3,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the number of keys in a hash slot.",
+    ),
+    sub(
+        "getkeysinslot",
+        C::Cluster,
+        4,
+        LOADING | STALE,
+        Local,
+        "3.0.0",
+        "Returns the key names in a hash slot.",
+    ),
+    sub(
+        "help",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+    sub(
+        "links",
+        C::Cluster,
+        2,
+        LOADING | STALE,
+        Local,
+        "7.0.0",
+        "Returns a list of all TCP links to and from peer nodes.",
+    ),
+    sub(
+        "replicas",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "5.0.0",
+        "Lists the replica nodes of a master node.",
+    ),
+    sub(
+        "slaves",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Lists the replica nodes of a master node.",
+    ),
+    sub(
+        "meet",
+        C::Cluster,
+        -4,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Forces a node to handshake with another node.",
+    ),
+    sub(
+        "addslots",
+        C::Cluster,
+        -3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Assigns new hash slots to a node.",
+    ),
+    sub(
+        "addslotsrange",
+        C::Cluster,
+        -4,
+        ADMIN | STALE,
+        Local,
+        "7.0.0",
+        "Assigns new hash slot ranges to a node.",
+    ),
+    sub(
+        "delslots",
+        C::Cluster,
+        -3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Sets hash slots as unbound for a node.",
+    ),
+    sub(
+        "delslotsrange",
+        C::Cluster,
+        -4,
+        ADMIN | STALE,
+        Local,
+        "7.0.0",
+        "Sets hash slot ranges as unbound for a node.",
+    ),
+    sub(
+        "flushslots",
+        C::Cluster,
+        2,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Deletes all slots information from a node.",
+    ),
+    sub(
+        "setslot",
+        C::Cluster,
+        -4,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Binds a hash slot to a node.",
+    ),
+    sub(
+        "forget",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Removes a node from the nodes table.",
+    ),
+    sub(
+        "replicate",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Configure a node as replica of a master node.",
+    ),
+    sub(
+        "failover",
+        C::Cluster,
+        -2,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Forces a replica to perform a manual failover of its master.",
+    ),
+    sub(
+        "reset",
+        C::Cluster,
+        -2,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Resets a node.",
+    ),
+    sub(
+        "saveconfig",
+        C::Cluster,
+        2,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Forces a node to save the cluster configuration to disk.",
+    ),
+    sub(
+        "bumpepoch",
+        C::Cluster,
+        2,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Advances the cluster config epoch.",
+    ),
+    sub(
+        "set-config-epoch",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Sets the configuration epoch for a new node.",
+    ),
+    sub(
+        "count-failure-reports",
+        C::Cluster,
+        3,
+        ADMIN | STALE,
+        Local,
+        "3.0.0",
+        "Returns the number of active failure reports active for a node.",
+    ),
 ];
 
 /// Shard-internal commands behind `FJORD <sub>`: node-scoped keyspace commands limited to a
@@ -510,7 +884,10 @@ mod tests {
 
     #[test]
     fn resolve_checks_arity_with_redis_texts() {
-        assert_eq!(resolve(&args(&["GET"])).unwrap_err(), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(
+            resolve(&args(&["GET"])).unwrap_err(),
+            "ERR wrong number of arguments for 'get' command"
+        );
         assert_eq!(
             resolve(&args(&["client", "setname"])).unwrap_err(),
             "ERR wrong number of arguments for 'client|setname' command"
@@ -523,7 +900,10 @@ mod tests {
             resolve(&args(&["nope", "a", "b"])).unwrap_err(),
             "ERR unknown command 'nope', with args beginning with: 'a' 'b' "
         );
-        assert_eq!(resolve(&args(&["MsEt", "a", "1"])).unwrap().spec.id, CommandId::Mset);
+        assert_eq!(
+            resolve(&args(&["MsEt", "a", "1"])).unwrap().spec.id,
+            CommandId::Mset
+        );
     }
 
     #[test]

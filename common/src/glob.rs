@@ -145,7 +145,11 @@ mod tests {
             ("user:*", "user:1", true),
         ];
         for (p, t, want) in cases {
-            assert_eq!(glob_match(p.as_bytes(), t.as_bytes(), false), *want, "{p} {t}");
+            assert_eq!(
+                glob_match(p.as_bytes(), t.as_bytes(), false),
+                *want,
+                "{p} {t}"
+            );
         }
         assert!(glob_match(b"HELLO", b"hello", true));
     }

@@ -501,7 +501,8 @@ mod tests {
 
     #[test]
     fn decodes_multibulk_and_inline() {
-        let reqs = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nset a \"b c\"\n").unwrap();
+        let reqs =
+            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nset a \"b c\"\n").unwrap();
         assert_eq!(reqs.len(), 3);
         assert_eq!(reqs[0], vec![Bytes::from("GET"), Bytes::from("k")]);
         assert_eq!(reqs[1], vec![Bytes::from("PING")]);
@@ -538,13 +539,24 @@ mod tests {
         let err = decode_all(&vec![b'a'; 70 * 1024]).unwrap_err();
         assert_eq!(err.to_string(), "Protocol error: too big inline request");
         let err = decode_all(b"set a \"b\n").unwrap_err();
-        assert_eq!(err.to_string(), "Protocol error: unbalanced quotes in request");
+        assert_eq!(
+            err.to_string(),
+            "Protocol error: unbalanced quotes in request"
+        );
     }
 
     #[test]
     fn inline_escapes_follow_sdssplitargs() {
         let args = split_inline_args(br#"a "\x41\n" 'it\'s' """#).unwrap();
-        assert_eq!(args, vec![Bytes::from("a"), Bytes::from("A\n"), Bytes::from("it's"), Bytes::new()]);
+        assert_eq!(
+            args,
+            vec![
+                Bytes::from("a"),
+                Bytes::from("A\n"),
+                Bytes::from("it's"),
+                Bytes::new()
+            ]
+        );
         assert!(split_inline_args(br#""a"b"#).is_none());
     }
 

@@ -1,1 +1,218 @@
-fn main() {}
+//! `fjord-shard`: a single-node RESP server storing its data in fjall.
+//!
+//! It knows nothing of other shards: the proxy routes slots to it. Started with only
+//! `--listen`, `--data-dir` and `--fsync` it opens nothing but that listener and that
+//! directory.
+
+mod cmd;
+mod config;
+mod server;
+mod store;
+
+use anyhow::Context;
+use clap::Parser;
+use config::{FsyncMode, ShardConfig};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Store, StoreOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fjord-shard",
+    version,
+    about = "fjord's storage node: a RESP server over fjall"
+)]
+struct Cli {
+    /// YAML settings file (see config/shard.yaml); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port and prints it.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// When acknowledged writes reach the disk.
+    #[arg(long, value_enum)]
+    fsync: Option<FsyncMode>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Block cache size in MiB.
+    #[arg(long)]
+    cache_mb: Option<u64>,
+    /// Threads serving connections.
+    #[arg(long)]
+    io_threads: Option<usize>,
+    /// fjall background threads.
+    #[arg(long)]
+    storage_threads: Option<usize>,
+    /// Most connections at once.
+    #[arg(long)]
+    max_clients: Option<usize>,
+}
+
+impl Cli {
+    fn into_config(self) -> anyhow::Result<ShardConfig> {
+        let mut c = match &self.config {
+            Some(path) => ShardConfig::from_file(path)?,
+            None => ShardConfig::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        apply!(
+            listen,
+            data_dir,
+            fsync,
+            cache_mb,
+            io_threads,
+            storage_threads,
+            max_clients
+        );
+        if self.requirepass.is_some() {
+            c.requirepass = self.requirepass;
+        }
+        Ok(c)
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        tracing::error!("{e:#}");
+        eprintln!("fjord-shard: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.into_config()?;
+    raise_fd_limit();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = Arc::new(
+        Store::open(
+            &config.data_dir,
+            StoreOptions {
+                fsync: config.fsync,
+                cache_bytes: config.cache_mb * 1024 * 1024,
+                worker_threads: config.storage_threads,
+            },
+        )
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+    );
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        keys = store.total_keys(),
+        fsync = config.fsync.name(),
+        "store open"
+    );
+    let (writer, writer_thread) =
+        store::writer::Writer::start(Arc::clone(&store), config.writer_queue);
+    let stop = Arc::new(AtomicBool::new(false));
+    let expiry_thread = store::expiry::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
+    let sync_thread = (config.fsync == FsyncMode::Everysec)
+        .then(|| start_everysec(Arc::clone(&store), Arc::clone(&stop)));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads.max(1))
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let server = Arc::new(server::Server::new(
+            Arc::clone(&store),
+            writer,
+            config,
+            addr,
+        ));
+        // Scripts and tests wait for this exact line to learn the port.
+        println!("fjord-shard listening on {addr}");
+        tracing::info!(%addr, "listening");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+        let _ = serving.await;
+        anyhow::Ok(())
+    })?;
+    // Connection tasks hold writer handles; dropping the runtime ends them, and the writer
+    // then drains its queue and syncs.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let _ = expiry_thread.join();
+    let _ = writer_thread.join();
+    if let Some(t) = sync_thread {
+        let _ = t.join();
+    }
+    drop(store);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `fsync: everysec`: fjall has no periodic sync of its own.
+fn start_everysec(store: Arc<Store>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("fjord-everysec".into())
+        .spawn(move || {
+            let mut last_writes = u64::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let since = store.stats.last_fsync_unix.load(Ordering::Relaxed);
+                let writes = store.stats.writes.load(Ordering::Relaxed);
+                if writes != last_writes && store::now_ms() / 1000 > since {
+                    if let Err(e) = store.sync() {
+                        tracing::error!(error = %e, "periodic fsync failed");
+                    }
+                    last_writes = writes;
+                }
+            }
+        })
+        .expect("spawning the everysec thread")
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Many clients mean many sockets: lift the soft descriptor limit to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Keyspace commands: DEL, EXISTS, TYPE, the EXPIRE and TTL families, PERSIST, RENAME, and the
+//! iterating commands SCAN, KEYS, RANDOMKEY (which also serve the slot-limited FJORD forms).
+
+use super::{lower_name, Outcome, Parse, Read};
+use crate::server::Server;
+use crate::store::encoding::split_data_key;
+use crate::store::writer::{Txn, WriteOp};
+use crate::store::{now_ms, ScanEnd, Store};
+use bytes::Bytes;
+use fjord_common::glob::glob_match;
+use fjord_common::number::parse_i64;
+use fjord_common::slotset::SlotSet;
+use fjord_common::{error, Reply};
+use rand::Rng;
+use std::sync::Arc;
+
+/// DEL and UNLINK (UNLINK has nothing to do in the background: fjall frees space itself).
+pub struct Del {
+    keys: Vec<Bytes>,
+}
+
+impl Parse for Del {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            keys: args[1..].to_vec(),
+        })
+    }
+}
+
+impl WriteOp for Del {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        Reply::Int(self.keys.iter().filter(|k| txn.delete(k)).count() as i64)
+    }
+}
+
+/// EXISTS and TOUCH: how many of the keys exist, counting repeats.
+pub struct Exists {
+    keys: Vec<Bytes>,
+}
+
+impl Parse for Exists {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            keys: args[1..].to_vec(),
+        })
+    }
+}
+
+impl Read for Exists {
+    fn execute(self, store: &Store) -> Reply {
+        let now = now_ms();
+        let mut n = 0;
+        for k in &self.keys {
+            match store.get(k, now) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => {}
+                Err(e) => return Reply::error(format!("ERR {e}")),
+            }
+        }
+        Reply::Int(n)
+    }
+}
+
+pub struct Type {
+    key: Bytes,
+}
+
+impl Parse for Type {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            key: args[1].clone(),
+        })
+    }
+}
+
+impl Read for Type {
+    fn execute(self, store: &Store) -> Reply {
+        match store.get(&self.key, now_ms()) {
+            Ok(Some(e)) => Reply::status(e.kind.name()),
+            Ok(None) => Reply::status("none"),
+            Err(e) => Reply::error(format!("ERR {e}")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpireCondition {
+    Always,
+    Nx,
+    Xx,
+    Gt,
+    Lt,
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT.
+pub struct Expire {
+    key: Bytes,
+    /// Absolute deadline in ms; may be in the past (the key is then deleted).
+    deadline: i64,
+    condition: ExpireCondition,
+}
+
+impl Parse for Expire {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let name = lower_name(args);
+        let mut condition = ExpireCondition::Always;
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for opt in &args[3..] {
+            match opt.to_ascii_uppercase().as_slice() {
+                b"NX" => nx = true,
+                b"XX" => xx = true,
+                b"GT" => gt = true,
+                b"LT" => lt = true,
+                _ => {
+                    return Err(Reply::error(format!(
+                        "ERR Unsupported option {}",
+                        String::from_utf8_lossy(opt)
+                    )))
+                }
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return Err(Reply::error(
+                "ERR NX and XX, GT or LT options at the same time are not compatible",
+            ));
+        }
+        if gt && lt {
+            return Err(Reply::error(
+                "ERR GT and LT options at the same time are not compatible",
+            ));
+        }
+        for (set, c) in [
+            (nx, ExpireCondition::Nx),
+            (xx, ExpireCondition::Xx),
+            (gt, ExpireCondition::Gt),
+            (lt, ExpireCondition::Lt),
+        ] {
+            if set {
+                condition = c;
+            }
+        }
+        let when = parse_i64(&args[2]).ok_or(Reply::error(error::NOT_INTEGER))?;
+        let invalid = || Reply::error(error::invalid_expire(&name));
+        let seconds = name == "expire" || name == "expireat";
+        let when = if seconds {
+            when.checked_mul(1000).ok_or_else(invalid)?
+        } else {
+            when
+        };
+        let deadline = if name.ends_with("at") {
+            when
+        } else {
+            when.checked_add(now_ms() as i64).ok_or_else(invalid)?
+        };
+        Ok(Self {
+            key: args[1].clone(),
+            deadline,
+            condition,
+        })
+    }
+}
+
+impl WriteOp for Expire {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let Some(mut entry) = txn.get(&self.key) else {
+            return Reply::Int(0);
+        };
+        let current = entry.expire_at.map(|at| at as i64);
+        let allowed = match self.condition {
+            ExpireCondition::Always => true,
+            ExpireCondition::Nx => current.is_none(),
+            ExpireCondition::Xx => current.is_some(),
+            ExpireCondition::Gt => current.is_some_and(|c| self.deadline > c),
+            ExpireCondition::Lt => current.is_none_or(|c| self.deadline < c),
+        };
+        if !allowed {
+            return Reply::Int(0);
+        }
+        if self.deadline <= txn.now() as i64 {
+            txn.delete(&self.key);
+        } else {
+            entry.expire_at = Some(self.deadline as u64);
+            txn.put(&self.key, entry);
+        }
+        Reply::Int(1)
+    }
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
+pub struct Ttl {
+    key: Bytes,
+    millis: bool,
+    absolute: bool,
+}
+
+impl Parse for Ttl {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let name = lower_name(args);
+        Ok(Self {
+            key: args[1].clone(),
+            millis: name.starts_with('p'),
+            absolute: name.ends_with("time"),
+        })
+    }
+}
+
+impl Read for Ttl {
+    fn execute(self, store: &Store) -> Reply {
+        let now = now_ms();
+        let entry = match store.get(&self.key, now) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Reply::Int(-2),
+            Err(e) => return Reply::error(format!("ERR {e}")),
+        };
+        let Some(at) = entry.expire_at else {
+            return Reply::Int(-1);
+        };
+        let ms = if self.absolute {
+            at as i64
+        } else {
+            (at as i64 - now as i64).max(0)
+        };
+        Reply::Int(if self.millis { ms } else { (ms + 500) / 1000 })
+    }
+}
+
+pub struct Persist {
+    key: Bytes,
+}
+
+impl Parse for Persist {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            key: args[1].clone(),
+        })
+    }
+}
+
+impl WriteOp for Persist {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        match txn.get(&self.key) {
+            Some(mut e) if e.expire_at.is_some() => {
+                e.expire_at = None;
+                txn.put(&self.key, e);
+                Reply::Int(1)
+            }
+            _ => Reply::Int(0),
+        }
+    }
+}
+
+/// RENAME and RENAMENX. The proxy only sends them when both keys share a slot.
+pub struct Rename {
+    from: Bytes,
+    to: Bytes,
+    only_if_missing: bool,
+}
+
+impl Parse for Rename {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            from: args[1].clone(),
+            to: args[2].clone(),
+            only_if_missing: args[0].eq_ignore_ascii_case(b"renamenx"),
+        })
+    }
+}
+
+impl WriteOp for Rename {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let Some(entry) = txn.get(&self.from) else {
+            return Reply::error(error::NO_SUCH_KEY);
+        };
+        if self.from == self.to {
+            return if self.only_if_missing {
+                Reply::Int(0)
+            } else {
+                Reply::ok()
+            };
+        }
+        if self.only_if_missing && txn.get(&self.to).is_some() {
+            return Reply::Int(0);
+        }
+        txn.delete(&self.from);
+        txn.put(&self.to, entry);
+        if self.only_if_missing {
+            Reply::Int(1)
+        } else {
+            Reply::ok()
+        }
+    }
+}
+
+/// SCAN's options after the cursor.
+struct ScanOptions {
+    pattern: Option<Bytes>,
+    count: usize,
+    kind: Option<Bytes>,
+}
+
+fn parse_scan_options(opts: &[Bytes]) -> Result<ScanOptions, Reply> {
+    let mut out = ScanOptions {
+        pattern: None,
+        count: 10,
+        kind: None,
+    };
+    let mut i = 0;
+    while i < opts.len() {
+        let has_value = i + 1 < opts.len();
+        match opts[i].to_ascii_uppercase().as_slice() {
+            b"MATCH" if has_value => out.pattern = Some(opts[i + 1].clone()),
+            b"COUNT" if has_value => {
+                let n = parse_i64(&opts[i + 1]).ok_or(Reply::error(error::NOT_INTEGER))?;
+                if n < 1 {
+                    return Err(Reply::error(error::SYNTAX));
+                }
+                out.count = n as usize;
+            }
+            b"TYPE" if has_value => out.kind = Some(opts[i + 1].clone()),
+            _ => return Err(Reply::error(error::SYNTAX)),
+        }
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// SCAN `cursor [MATCH p] [COUNT n] [TYPE t]` over `slots`; `args[0]` is the cursor.
+///
+/// A cursor is `slot << 48 | id`, where `id` names the exact position in the server's cursor
+/// table. A cursor whose position was forgotten (table full, restart) resumes at the start of
+/// its slot: keys may then be returned twice, which SCAN allows, but none is missed.
+pub fn scan(server: &Server, slots: &SlotSet, args: &[Bytes]) -> Reply {
+    let Some(cursor) = std::str::from_utf8(&args[0])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Reply::error(error::INVALID_CURSOR);
+    };
+    let opts = match parse_scan_options(&args[1..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let store = &server.store;
+    // Resume point: an exact key from the cursor table, or the start of the cursor's slot.
+    let (start_slot, after) = match cursor {
+        0 => (0u16, None),
+        c => {
+            let slot = ((c >> 48) & 0x3fff) as u16;
+            match server.cursors.take(c) {
+                Some(key) if split_data_key(&key).0 == slot => (slot, Some(key)),
+                _ => (slot, None),
+            }
+        }
+    };
+    let scan_set = SlotSet::from_ranges(slots.ranges().iter().filter_map(|r| {
+        (r.end >= start_slot).then_some(fjord_common::slotset::SlotRange {
+            start: r.start.max(start_slot),
+            end: r.end,
+        })
+    }));
+    let now = now_ms();
+    let mut keys = Vec::new();
+    let end = store.scan_slots(
+        &scan_set,
+        after.as_deref(),
+        opts.count,
+        now,
+        |dkey, entry| {
+            let (_, key) = split_data_key(dkey);
+            let type_ok = opts
+                .kind
+                .as_ref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(entry.kind.name().as_bytes()));
+            let match_ok = opts
+                .pattern
+                .as_ref()
+                .is_none_or(|p| glob_match(p, key, false));
+            if type_ok && match_ok {
+                keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+            }
+            true
+        },
+    );
+    let next = match end {
+        Ok(ScanEnd::Done) => 0,
+        Ok(ScanEnd::At(dkey)) => {
+            let slot = split_data_key(&dkey).0;
+            server.cursors.save(slot, dkey)
+        }
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys)])
+}
+
+/// KEYS `pattern` over `slots`, run off the async workers: it walks every key in the slots.
+pub fn keys(server: &Server, slots: SlotSet, pattern: Bytes) -> Outcome {
+    let store = Arc::clone(&server.store);
+    Outcome::Blocking(Box::new(move || {
+        let mut keys = Vec::new();
+        let match_all = &pattern[..] == b"*";
+        let result = store.scan_slots(&slots, None, usize::MAX, now_ms(), |dkey, _| {
+            let (_, key) = split_data_key(dkey);
+            if match_all || glob_match(&pattern, key, false) {
+                keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+            }
+            true
+        });
+        match result {
+            Ok(_) => Reply::Array(keys),
+            Err(e) => Reply::error(format!("ERR {e}")),
+        }
+    }))
+}
+
+/// RANDOMKEY over `slots`: a slot picked in proportion to its key count, then the first live
+/// key at a random point within it.
+pub fn random_key(store: &Store, slots: &SlotSet) -> Reply {
+    let now = now_ms();
+    let mut rng = rand::thread_rng();
+    for _ in 0..16 {
+        let total = store.count_in(slots);
+        if total == 0 {
+            return Reply::Nil;
+        }
+        let mut pick = rng.gen_range(0..total);
+        let Some(slot) = slots.slots().find(|&s| {
+            let n = store.count_in_slot(s);
+            if pick < n {
+                true
+            } else {
+                pick -= n;
+                false
+            }
+        }) else {
+            return Reply::Nil;
+        };
+        let one = SlotSet::from_ranges([fjord_common::slotset::SlotRange {
+            start: slot,
+            end: slot,
+        }]);
+        let mut probe = crate::store::encoding::slot_prefix(slot).to_vec();
+        probe.extend((0..8).map(|_| rng.gen::<u8>()));
+        for after in [Some(probe), None] {
+            let mut found = None;
+            let _ = store.scan_slots(&one, after.as_deref(), 64, now, |dkey, _| {
+                found = Some(Bytes::copy_from_slice(split_data_key(dkey).1));
+                false
+            });
+            if let Some(k) = found {
+                return Reply::Bulk(k);
+            }
+        }
+    }
+    Reply::Nil
+}

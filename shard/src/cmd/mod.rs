@@ -1,0 +1,156 @@
+//! Command execution: one file per family, one small type per command.
+//!
+//! A command type parses its arguments ([`Parse`]) and then either reads the store
+//! ([`Read`], run on the connection's task) or is handed to the writer ([`WriteOp`], applied in
+//! the writer's group). [`execute`] maps a resolved table entry to its type; the `match` over
+//! [`CommandId`] is exhaustive, so every entry of the shared table has a handler here.
+
+mod connection;
+mod keys;
+mod server;
+mod slots;
+mod strings;
+
+use crate::server::{Conn, Server};
+use crate::store::writer::WriteOp;
+use crate::store::Store;
+use bytes::Bytes;
+use fjord_common::command::{flags, Resolved};
+use fjord_common::slotset::SlotSet;
+use fjord_common::{error, CommandId, Reply};
+
+/// What the connection must do with a command.
+pub enum Outcome {
+    Reply(Reply),
+    /// Hand to the writer; the reply comes when the write is committed.
+    Write(Box<dyn WriteOp>),
+    /// Delete every key in these slots (through the writer, outside any group).
+    Flush(SlotSet),
+    /// A long read (KEYS): run off the async workers.
+    Blocking(Box<dyn FnOnce() -> Reply + Send>),
+    /// Reply, then close the connection (QUIT).
+    Close(Reply),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Self {
+        Outcome::Reply(r)
+    }
+}
+
+/// Builds a command from its arguments (`args[0]` is the command name).
+pub trait Parse: Sized {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply>;
+}
+
+/// A command that only reads the store.
+pub trait Read {
+    fn execute(self, store: &Store) -> Reply;
+}
+
+/// What a command may touch besides its arguments: the server and the connection.
+pub struct Ctx<'a> {
+    pub server: &'a Server,
+    pub conn: &'a mut Conn,
+}
+
+fn read<T: Parse + Read>(args: &[Bytes], store: &Store) -> Outcome {
+    match T::parse(args) {
+        Ok(cmd) => Outcome::Reply(cmd.execute(store)),
+        Err(e) => Outcome::Reply(e),
+    }
+}
+
+fn write<T: Parse + WriteOp>(args: &[Bytes]) -> Outcome {
+    match T::parse(args) {
+        Ok(cmd) => Outcome::Write(Box::new(cmd)),
+        Err(e) => Outcome::Reply(e),
+    }
+}
+
+/// Checks that may refuse a resolved command before it runs: authentication, refused
+/// commands, a store that no longer takes writes, oversized keys.
+fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
+    let spec = r.effective();
+    if !ctx.conn.authenticated && !r.spec.has_flag(flags::NO_AUTH) {
+        return Some(Reply::error(error::NOAUTH));
+    }
+    if r.spec.id == CommandId::Unsupported {
+        return Some(Reply::error(error::not_supported(
+            r.spec.name,
+            "transactions, pub/sub and blocking commands need a connection pinned to one \
+             client, which fjord does not offer yet",
+        )));
+    }
+    if spec.is_write() {
+        if !ctx.server.store.is_writable() {
+            return Some(Reply::error(error::MISCONF));
+        }
+        let max = crate::store::encoding::MAX_KEY_LEN;
+        if r.spec.key_indexes(args.len()).any(|i| args[i].len() > max) {
+            return Some(Reply::error(format!(
+                "ERR key is too long: fjord accepts keys of up to {max} bytes"
+            )));
+        }
+    }
+    None
+}
+
+/// Runs a resolved command.
+pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
+    if let Some(refusal) = refuse(ctx, &r, args) {
+        return refusal.into();
+    }
+    let store = &*ctx.server.store;
+    use CommandId as C;
+    match r.spec.id {
+        C::Ping => connection::ping(args).into(),
+        C::Echo => Reply::Bulk(args[1].clone()).into(),
+        C::Quit => Outcome::Close(Reply::ok()),
+        C::Select => connection::select(args).into(),
+        C::Hello => connection::hello(ctx, args).into(),
+        C::Auth => connection::auth(ctx, args).into(),
+        C::Client => connection::client(ctx, r, args).into(),
+        C::Readonly | C::Readwrite | C::Asking => Reply::error(error::CLUSTER_DISABLED).into(),
+        C::Info => server::info(ctx, args).into(),
+        C::Command => server::command(r, args).into(),
+        C::Config => server::config(ctx, r, args).into(),
+        C::Time => server::time().into(),
+        C::Lastsave => server::lastsave(store).into(),
+        C::Dbsize => Reply::Int(store.count_in(&SlotSet::all()) as i64).into(),
+        C::Flushdb | C::Flushall => server::flush(args),
+        C::Cluster => server::cluster(ctx.server, r, args).into(),
+        C::Get => read::<strings::Get>(args, store),
+        C::Set => write::<strings::Set>(args),
+        C::Setnx => write::<strings::Set>(args),
+        C::Setex | C::Psetex => write::<strings::Set>(args),
+        C::Getset => write::<strings::Set>(args),
+        C::Getdel => write::<strings::GetDel>(args),
+        C::Getex => write::<strings::GetEx>(args),
+        C::Mget => read::<strings::MGet>(args, store),
+        C::Mset | C::Msetnx => write::<strings::MSet>(args),
+        C::Append => write::<strings::Append>(args),
+        C::Strlen => read::<strings::Strlen>(args, store),
+        C::Getrange | C::Substr => read::<strings::GetRange>(args, store),
+        C::Setrange => write::<strings::SetRange>(args),
+        C::Incr | C::Decr | C::Incrby | C::Decrby => write::<strings::IncrBy>(args),
+        C::Incrbyfloat => write::<strings::IncrByFloat>(args),
+        C::Del | C::Unlink => write::<keys::Del>(args),
+        C::Exists | C::Touch => read::<keys::Exists>(args, store),
+        C::Type => read::<keys::Type>(args, store),
+        C::Expire | C::Pexpire | C::Expireat | C::Pexpireat => write::<keys::Expire>(args),
+        C::Ttl | C::Pttl | C::Expiretime | C::Pexpiretime => read::<keys::Ttl>(args, store),
+        C::Persist => write::<keys::Persist>(args),
+        C::Rename | C::Renamenx => write::<keys::Rename>(args),
+        C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),
+        C::Keys => keys::keys(ctx.server, SlotSet::all(), args[1].clone()),
+        C::Randomkey => keys::random_key(store, &SlotSet::all()).into(),
+        C::Unsupported => unreachable!("refused above"),
+        C::Fjord => slots::fjord(ctx.server, r, args),
+    }
+}
+
+/// A command's name as given (for error texts that quote the command).
+pub(crate) fn lower_name(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(&args[0]).to_ascii_lowercase()
+}

@@ -1,0 +1,191 @@
+//! `FJORD <sub>`: what the proxy asks of a shard beyond plain Redis commands.
+//!
+//! Node-scoped keyspace commands limited to a set of slots (a cluster listener of the proxy
+//! covers only the slots it advertises), and the slot primitives that moving slots will use:
+//! stream a slot's entries with a cursor, write such entries back.
+
+use super::{keys, Outcome};
+use crate::server::Server;
+use crate::store::encoding::{data_key, split_data_key, Entry, ValueType};
+use crate::store::now_ms;
+use crate::store::writer::{Txn, WriteOp};
+use bytes::Bytes;
+use fjord_common::command::Resolved;
+use fjord_common::number::{parse_i64, parse_usize};
+use fjord_common::slotset::{SlotRange, SlotSet};
+use fjord_common::{error, slot_of, Reply, SLOT_COUNT};
+
+fn slot_set(arg: &[u8]) -> Result<SlotSet, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| SlotSet::parse(s).ok())
+        .ok_or_else(|| Reply::error(error::SLOT_OUT_OF_RANGE))
+}
+
+/// Dispatches `FJORD <sub> …`.
+pub fn fjord(server: &Server, r: Resolved, args: &[Bytes]) -> Outcome {
+    let Some(sub) = r.sub else {
+        return Reply::error(error::wrong_arity("fjord")).into();
+    };
+    let result = (|| -> Result<Outcome, Reply> {
+        Ok(match sub.name {
+            "dbsize" => Reply::Int(server.store.count_in(&slot_set(&args[2])?) as i64).into(),
+            "scan" => keys::scan(server, &slot_set(&args[2])?, &args[3..]).into(),
+            "keys" => keys::keys(server, slot_set(&args[2])?, args[3].clone()),
+            "randomkey" => keys::random_key(&server.store, &slot_set(&args[2])?).into(),
+            "flush" => Outcome::Flush(slot_set(&args[2])?),
+            "dumpslot" => dump_slot(server, &args[2], &args[3], &args[4])?.into(),
+            "restore" => Outcome::Write(Box::new(Restore::parse(&args[2..])?)),
+            other => unreachable!("FJORD {other} is in the table without a handler"),
+        })
+    })();
+    result.unwrap_or_else(Outcome::Reply)
+}
+
+/// `FJORD DUMPSLOT <slot> <cursor> <count>` → `[next-cursor, [key, pexpireat, value, …]]`.
+///
+/// The cursor is `0` to start, `k<hex of the last key>` to go on, and `0` again when the slot
+/// is done; it is exact and stateless, so a mover can resume after a restart of either side.
+fn dump_slot(server: &Server, slot: &[u8], cursor: &[u8], count: &[u8]) -> Result<Reply, Reply> {
+    let slot = parse_usize(slot)
+        .filter(|&s| s < usize::from(SLOT_COUNT))
+        .ok_or_else(|| Reply::error(error::SLOT_OUT_OF_RANGE))? as u16;
+    let count = parse_usize(count)
+        .filter(|&c| c > 0)
+        .ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
+    let after = match cursor {
+        b"0" => None,
+        c if c.first() == Some(&b'k') => {
+            let key = decode_hex(&c[1..]).ok_or_else(|| Reply::error(error::INVALID_CURSOR))?;
+            Some(data_key(&key))
+        }
+        _ => return Err(Reply::error(error::INVALID_CURSOR)),
+    };
+    if after.as_ref().is_some_and(|k| split_data_key(k).0 != slot) {
+        return Err(Reply::error(error::INVALID_CURSOR));
+    }
+    let set = SlotSet::from_ranges([SlotRange {
+        start: slot,
+        end: slot,
+    }]);
+    let mut items = Vec::new();
+    let mut last: Option<Vec<u8>> = None;
+    let mut taken = 0;
+    server
+        .store
+        .scan_slots(
+            &set,
+            after.as_deref(),
+            usize::MAX,
+            now_ms(),
+            |dkey, entry| {
+                let (_, key) = split_data_key(dkey);
+                items.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+                items.push(Reply::Int(entry.expire_at.unwrap_or(0) as i64));
+                items.push(Reply::Bulk(entry.payload.clone()));
+                last = Some(key.to_vec());
+                taken += 1;
+                taken < count
+            },
+        )
+        .map_err(|e| Reply::error(format!("ERR {e}")))?;
+    let next = match last {
+        Some(k) if taken == count => format!("k{}", encode_hex(&k)),
+        _ => "0".to_string(),
+    };
+    Ok(Reply::Array(vec![Reply::text(next), Reply::Array(items)]))
+}
+
+/// `FJORD RESTORE <key> <pexpireat> <value> …`: writes entries as DUMPSLOT gave them,
+/// replacing existing keys; entries already expired are skipped.
+struct Restore {
+    entries: Vec<(Bytes, u64, Bytes)>,
+}
+
+impl Restore {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        if args.len() % 3 != 0 {
+            return Err(Reply::error(error::wrong_arity("fjord|restore")));
+        }
+        let entries = args
+            .chunks_exact(3)
+            .map(|c| {
+                let at = parse_i64(&c[1])
+                    .filter(|&n| n >= 0)
+                    .ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
+                Ok((c[0].clone(), at as u64, c[2].clone()))
+            })
+            .collect::<Result<_, Reply>>()?;
+        Ok(Self { entries })
+    }
+}
+
+impl WriteOp for Restore {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let now = txn.now();
+        let mut written = 0;
+        for (key, at, value) in self.entries {
+            if at != 0 && at <= now {
+                continue;
+            }
+            txn.put(
+                &key,
+                Entry {
+                    kind: ValueType::String,
+                    expire_at: (at != 0).then_some(at),
+                    payload: value,
+                },
+            );
+            written += 1;
+        }
+        Reply::Int(written)
+    }
+}
+
+/// `CLUSTER COUNTKEYSINSLOT` / `GETKEYSINSLOT` on a shard: the same exact figures.
+pub fn keys_in_slot(server: &Server, slot: &[u8], count: Option<&[u8]>) -> Reply {
+    let Some(slot) = parse_i64(slot)
+        .filter(|&s| (0..i64::from(SLOT_COUNT)).contains(&s))
+        .map(|s| s as u16)
+    else {
+        return Reply::error(error::SLOT_OUT_OF_RANGE);
+    };
+    let Some(count) = count else {
+        return Reply::Int(server.store.count_in_slot(slot) as i64);
+    };
+    let Some(count) = parse_i64(count).filter(|&c| c >= 0) else {
+        return Reply::error("ERR Invalid number of keys");
+    };
+    let set = SlotSet::from_ranges([SlotRange {
+        start: slot,
+        end: slot,
+    }]);
+    let mut keys = Vec::new();
+    if count > 0 {
+        let _ = server
+            .store
+            .scan_slots(&set, None, usize::MAX, 0, |dkey, _| {
+                keys.push(Reply::Bulk(Bytes::copy_from_slice(split_data_key(dkey).1)));
+                (keys.len() as i64) < count
+            });
+    }
+    Reply::Array(keys)
+}
+
+/// `CLUSTER KEYSLOT key`.
+pub fn keyslot(key: &[u8]) -> Reply {
+    Reply::Int(i64::from(slot_of(key)))
+}
+
+fn encode_hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}

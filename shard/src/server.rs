@@ -1,0 +1,632 @@
+//! Connections: accept, decode requests, execute in order, write replies.
+//!
+//! A connection task reads what the socket has, decodes every complete request, and executes
+//! them in order. Writes go to the writer and are not awaited one by one: a pipeline of SETs
+//! lands in one group commit. Before a command that reads, the task waits for its own earlier
+//! writes, so a client always reads its own writes. Replies leave in request order, in one
+//! socket write per batch of requests.
+
+use crate::cmd::{self, Ctx, Outcome};
+use crate::config::ShardConfig;
+use crate::store::writer::{PendingReply, Writer};
+use crate::store::Store;
+use bytes::{Bytes, BytesMut};
+use fjord_common::command::resolve;
+use fjord_common::{Proto, Reply, RequestDecoder};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The Redis version fjord reports: clients pick features by it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Process-wide state shared by all connections.
+pub struct Server {
+    pub store: Arc<Store>,
+    pub writer: Writer,
+    pub config: ShardConfig,
+    pub clients: ClientRegistry,
+    pub cursors: CursorTable,
+    pub stats: ServerStats,
+    pub started: Instant,
+    pub run_id: String,
+    pub local_addr: SocketAddr,
+    /// Bytes buffered by all clients in half-received requests.
+    buffered: AtomicUsize,
+}
+
+#[derive(Default)]
+pub struct ServerStats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+impl Server {
+    pub fn new(
+        store: Arc<Store>,
+        writer: Writer,
+        config: ShardConfig,
+        local_addr: SocketAddr,
+    ) -> Self {
+        let run_id = (0..40)
+            .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
+            .collect();
+        Self {
+            store,
+            writer,
+            config,
+            clients: ClientRegistry::default(),
+            cursors: CursorTable::default(),
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            run_id,
+            local_addr,
+            buffered: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn reset_stats(&self) {
+        for c in [
+            &self.stats.connections_received,
+            &self.stats.rejected_connections,
+            &self.stats.commands_processed,
+            &self.stats.net_input_bytes,
+            &self.stats.net_output_bytes,
+            &self.store.stats.expired_keys,
+            &self.store.stats.keyspace_hits,
+            &self.store.stats.keyspace_misses,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Parameters CONFIG GET knows, with their current values.
+    pub fn config_params(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("save", String::new()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", c.fsync.name().into()),
+            ("databases", "1".into()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("maxclients", c.max_clients.to_string()),
+            ("port", self.local_addr.port().to_string()),
+            ("bind", self.local_addr.ip().to_string()),
+            ("dir", c.data_dir.display().to_string()),
+            ("timeout", "0".into()),
+            ("proto-max-bulk-len", c.max_bulk_len.to_string()),
+            (
+                "client-query-buffer-limit",
+                c.client_query_buffer_limit.to_string(),
+            ),
+            ("cluster-enabled", "no".into()),
+            ("requirepass", c.requirepass.clone().unwrap_or_default()),
+        ]
+    }
+
+    /// The INFO text for the requested sections (default sections when none).
+    pub fn info_text(&self, wanted: &[String]) -> String {
+        let all = wanted.iter().any(|w| w == "all" || w == "everything");
+        let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+        let want = |s: &str| all || default || wanted.iter().any(|w| w == s);
+        let store = &self.store;
+        let ss = &store.stats;
+        let mut out = String::new();
+        let uptime = self.started.elapsed().as_secs();
+        if want("server") {
+            out.push_str(&format!(
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nfjord_version:{}\r\nredis_mode:standalone\r\n\
+                 os:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\
+                 uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:\r\n\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                self.run_id,
+                self.local_addr.port(),
+                uptime / 86400,
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            ));
+        }
+        if want("clients") {
+            out.push_str(&format!(
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nblocked_clients:0\r\n\r\n",
+                self.clients.len(),
+                self.config.max_clients,
+                self.buffered.load(Ordering::Relaxed),
+            ));
+        }
+        if want("memory") {
+            let rss = resident_bytes();
+            out.push_str(&format!(
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\n\
+                 fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                store.database().cache_size(),
+                store.database().cache_capacity(),
+                store.database().write_buffer_size(),
+            ));
+        }
+        if want("persistence") {
+            let fsyncs = ss.fsyncs.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
+                 rdb_last_save_time:{}\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
+                 aof_last_write_status:{}\r\nfsync_mode:{}\r\nfsync_count:{fsyncs}\r\nfsync_avg_micros:{}\r\n\
+                 write_groups:{}\r\nwrites:{}\r\ndisk_bytes:{}\r\njournal_count:{}\r\n\r\n",
+                ss.last_fsync_unix.load(Ordering::Relaxed),
+                if store.is_writable() { "ok" } else { "err" },
+                self.config.fsync.name(),
+                ss.fsync_micros.load(Ordering::Relaxed) / fsyncs.max(1),
+                ss.write_groups.load(Ordering::Relaxed),
+                ss.writes.load(Ordering::Relaxed),
+                store.disk_bytes(),
+                store.database().journal_count(),
+            ));
+        }
+        if want("stats") {
+            let st = &self.stats;
+            out.push_str(&format!(
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+                 total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
+                 expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+                 compactions_completed:{}\r\n\r\n",
+                st.connections_received.load(Ordering::Relaxed),
+                st.commands_processed.load(Ordering::Relaxed),
+                st.net_input_bytes.load(Ordering::Relaxed),
+                st.net_output_bytes.load(Ordering::Relaxed),
+                st.rejected_connections.load(Ordering::Relaxed),
+                ss.expired_keys.load(Ordering::Relaxed),
+                ss.keyspace_hits.load(Ordering::Relaxed),
+                ss.keyspace_misses.load(Ordering::Relaxed),
+                store.database().compactions_completed(),
+            ));
+        }
+        if want("replication") {
+            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        }
+        if want("cluster") {
+            out.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
+        }
+        if want("keyspace") {
+            out.push_str("# Keyspace\r\n");
+            let keys = store.total_keys();
+            if keys > 0 {
+                out.push_str(&format!(
+                    "db0:keys={keys},expires={},avg_ttl=0\r\n",
+                    store.approximate_expiring_keys()
+                ));
+            }
+            out.push_str("\r\n");
+        }
+        while out.ends_with("\r\n\r\n") {
+            out.truncate(out.len() - 2);
+        }
+        out
+    }
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// What CLIENT LIST shows about a connection.
+pub struct ClientInfo {
+    pub id: u64,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    created: Instant,
+    last_active_ms: AtomicU64,
+    resp: AtomicU8,
+    details: Mutex<ClientDetails>,
+}
+
+#[derive(Default)]
+struct ClientDetails {
+    name: Option<Bytes>,
+    lib_name: Option<Bytes>,
+    lib_ver: Option<Bytes>,
+    last_command: String,
+}
+
+impl ClientInfo {
+    pub fn set_name(&self, name: Bytes) {
+        if let Ok(mut d) = self.details.lock() {
+            d.name = (!name.is_empty()).then_some(name);
+        }
+    }
+
+    pub fn name(&self) -> Option<Bytes> {
+        self.details.lock().ok().and_then(|d| d.name.clone())
+    }
+
+    pub fn set_lib(&self, name: Option<Bytes>, ver: Option<Bytes>) {
+        if let Ok(mut d) = self.details.lock() {
+            if name.is_some() {
+                d.lib_name = name;
+            }
+            if ver.is_some() {
+                d.lib_ver = ver;
+            }
+        }
+    }
+
+    pub fn set_resp(&self, proto: Proto) {
+        self.resp.store(proto.number() as u8, Ordering::Relaxed);
+    }
+
+    fn touch(&self, command: &str) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+        if let Ok(mut d) = self.details.lock() {
+            if d.last_command != command {
+                d.last_command.clear();
+                d.last_command.push_str(command);
+            }
+        }
+    }
+
+    /// One CLIENT LIST line.
+    pub fn describe(&self) -> String {
+        let d = self.details.lock().map(|d| {
+            let s = |b: &Option<Bytes>| {
+                b.as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+            };
+            (
+                s(&d.name),
+                s(&d.lib_name),
+                s(&d.lib_ver),
+                d.last_command.clone(),
+            )
+        });
+        let (name, lib_name, lib_ver, cmd) = d.unwrap_or_default();
+        let age = self.created.elapsed();
+        let idle = age.as_millis() as u64
+            - self
+                .last_active_ms
+                .load(Ordering::Relaxed)
+                .min(age.as_millis() as u64);
+        format!(
+            "id={} addr={} laddr={} fd=0 name={name} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+             multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}",
+            self.id,
+            self.addr,
+            self.laddr,
+            age.as_secs(),
+            idle / 1000,
+            if cmd.is_empty() { "NULL".to_string() } else { cmd },
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Open connections, for CLIENT LIST and INFO clients.
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+}
+
+impl ClientRegistry {
+    fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+            details: Mutex::new(ClientDetails::default()),
+        });
+        if let Ok(mut map) = self.clients.lock() {
+            map.insert(id, Arc::clone(&info));
+        }
+        info
+    }
+
+    fn unregister(&self, id: u64) {
+        if let Ok(mut map) = self.clients.lock() {
+            map.remove(&id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self
+            .clients
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+}
+
+/// Positions of SCAN cursors in flight, bounded in count and bytes (oldest forgotten first).
+#[derive(Default)]
+pub struct CursorTable {
+    inner: Mutex<CursorTableInner>,
+}
+
+#[derive(Default)]
+struct CursorTableInner {
+    next_id: u64,
+    positions: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+const MAX_CURSORS: usize = 100_000;
+const MAX_CURSOR_BYTES: usize = 64 * 1024 * 1024;
+const CURSOR_ID_MASK: u64 = (1 << 48) - 1;
+
+impl CursorTable {
+    /// Remembers a position and returns the cursor naming it.
+    pub fn save(&self, slot: u16, data_key: Vec<u8>) -> u64 {
+        let Ok(mut t) = self.inner.lock() else {
+            return u64::from(slot) << 48 | 1;
+        };
+        t.next_id = (t.next_id % CURSOR_ID_MASK) + 1;
+        let id = t.next_id;
+        t.bytes += data_key.len();
+        if let Some(old) = t.positions.insert(id, data_key) {
+            t.bytes -= old.len();
+        }
+        t.order.push_back(id);
+        while t.order.len() > MAX_CURSORS || t.bytes > MAX_CURSOR_BYTES {
+            let Some(old) = t.order.pop_front() else {
+                break;
+            };
+            if let Some(k) = t.positions.remove(&old) {
+                t.bytes -= k.len();
+            }
+        }
+        u64::from(slot) << 48 | id
+    }
+
+    /// The position a cursor names, if still remembered. Kept, so a retried call works.
+    pub fn take(&self, cursor: u64) -> Option<Vec<u8>> {
+        let t = self.inner.lock().ok()?;
+        t.positions.get(&(cursor & CURSOR_ID_MASK)).cloned()
+    }
+}
+
+/// State of one connection.
+pub struct Conn {
+    pub proto: Proto,
+    pub authenticated: bool,
+    pub info: Arc<ClientInfo>,
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    server: Arc<Server>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                server
+                    .stats
+                    .connections_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let server = Arc::clone(&server);
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, addr, &server).await {
+                        tracing::debug!(error = %e, %addr, "connection ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning, keep accepting later.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One reply waiting its turn: ready, or pending on the writer.
+enum Slot {
+    Ready(Reply),
+    Write(PendingReply),
+    Blocking(tokio::task::JoinHandle<Reply>),
+}
+
+async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    if server.clients.len() >= server.config.max_clients {
+        server
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Reply::error("ERR max number of clients reached").encode(Proto::Resp2, &mut out);
+        stream.write_all(&out).await?;
+        return Ok(());
+    }
+    let info = server.clients.register(addr, stream.local_addr()?);
+    let id = info.id;
+    let mut conn = Conn {
+        proto: Proto::Resp2,
+        authenticated: server.config.requirepass.is_none(),
+        info,
+    };
+    let mut guard = BufferGuard { server, counted: 0 };
+    let result = serve_connection(&mut stream, server, &mut conn, &mut out, &mut guard).await;
+    server.clients.unregister(id);
+    result
+}
+
+/// Keeps the global count of buffered request bytes in step with this connection's.
+struct BufferGuard<'a> {
+    server: &'a Server,
+    counted: usize,
+}
+
+impl BufferGuard<'_> {
+    /// Records that this connection now holds `now` bytes; false if over a budget.
+    fn update(&mut self, now: usize) -> bool {
+        let total = &self.server.buffered;
+        if now > self.counted {
+            total.fetch_add(now - self.counted, Ordering::Relaxed);
+        } else {
+            total.fetch_sub(self.counted - now, Ordering::Relaxed);
+        }
+        self.counted = now;
+        now <= self.server.config.client_query_buffer_limit
+            && total.load(Ordering::Relaxed) <= self.server.config.client_memory_budget
+    }
+}
+
+impl Drop for BufferGuard<'_> {
+    fn drop(&mut self) {
+        self.server
+            .buffered
+            .fetch_sub(self.counted, Ordering::Relaxed);
+    }
+}
+
+async fn serve_connection(
+    stream: &mut TcpStream,
+    server: &Server,
+    conn: &mut Conn,
+    out: &mut BytesMut,
+    guard: &mut BufferGuard<'_>,
+) -> std::io::Result<()> {
+    let mut decoder = RequestDecoder::new(server.config.limits());
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut pending: VecDeque<Slot> = VecDeque::new();
+    loop {
+        // Room for a large bulk string that is arriving, in steps, never more than announced.
+        let expected = decoder.bulk_bytes_expected(&buf).min(4 * 1024 * 1024);
+        buf.reserve(expected.max(16 * 1024));
+        let n = stream.read_buf(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        server
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let mut close = false;
+        loop {
+            let args = match decoder.decode(&mut buf) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    push(&mut pending, out, conn.proto, Slot::Ready(e.to_reply()));
+                    close = true;
+                    break;
+                }
+            };
+            server
+                .stats
+                .commands_processed
+                .fetch_add(1, Ordering::Relaxed);
+            let resolved = match resolve(&args) {
+                Ok(r) => r,
+                Err(e) => {
+                    push(&mut pending, out, conn.proto, Slot::Ready(Reply::error(e)));
+                    continue;
+                }
+            };
+            conn.info.touch(
+                &resolved
+                    .effective()
+                    .full_name(resolved.sub.map(|_| resolved.spec)),
+            );
+            // A read must see this connection's earlier writes.
+            if !resolved.effective().is_write() {
+                drain(&mut pending, out, conn.proto).await;
+            }
+            let outcome = cmd::execute(&mut Ctx { server, conn }, resolved, &args);
+            let slot = match outcome {
+                Outcome::Reply(r) => Slot::Ready(r),
+                Outcome::Write(op) => Slot::Write(server.writer.submit(op).await),
+                Outcome::Flush(slots) => Slot::Write(server.writer.flush(slots).await),
+                Outcome::Blocking(f) => Slot::Blocking(tokio::task::spawn_blocking(f)),
+                Outcome::Close(r) => {
+                    close = true;
+                    Slot::Ready(r)
+                }
+            };
+            // Nothing is pending when HELLO runs (it reads), so switching protocol cannot
+            // change how an earlier reply is encoded.
+            push(&mut pending, out, conn.proto, slot);
+            if close {
+                break;
+            }
+        }
+        drain(&mut pending, out, conn.proto).await;
+        if !guard.update(buf.len() + decoder.held_bytes()) {
+            Reply::error("ERR client buffers exceed the shard's limit (client_query_buffer_limit or client_memory_budget); closing")
+                .encode(conn.proto, out);
+            close = true;
+        }
+        if !out.is_empty() {
+            server
+                .stats
+                .net_output_bytes
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            stream.write_all(out).await?;
+            out.clear();
+            if out.capacity() > 1024 * 1024 {
+                *out = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn push(pending: &mut VecDeque<Slot>, out: &mut BytesMut, proto: Proto, slot: Slot) {
+    match slot {
+        Slot::Ready(r) if pending.is_empty() => r.encode(proto, out),
+        other => pending.push_back(other),
+    }
+}
+
+async fn drain(pending: &mut VecDeque<Slot>, out: &mut BytesMut, proto: Proto) {
+    while let Some(slot) = pending.pop_front() {
+        let reply = match slot {
+            Slot::Ready(r) => r,
+            Slot::Write(rx) => rx
+                .await
+                .unwrap_or_else(|_| Reply::error("ERR the shard is shutting down")),
+            Slot::Blocking(h) => h
+                .await
+                .unwrap_or_else(|_| Reply::error("ERR internal error while scanning")),
+        };
+        reply.encode(proto, out);
+    }
+}

@@ -1,0 +1,319 @@
+//! The shard's storage: fjall underneath, Redis semantics on top.
+//!
+//! # Encoding (format version 1)
+//!
+//! One fjall `Database` per data directory, with three keyspaces:
+//!
+//! | keyspace | key | value |
+//! | --- | --- | --- |
+//! | `data` | `slot (u16 BE) ++ user key` | header ++ payload |
+//! | `expiry` | `expire_at ms (u64 BE) ++ data key` | empty |
+//! | `meta` | `slotcount ++ slot (u16 BE)` | number of keys in the slot (u64 BE) |
+//! | | `flushing` | present while a FLUSHALL is under way |
+//!
+//! The value header is 10 bytes: format version (1), type code (0 string; 1 hash, 2 list,
+//! 3 set, 4 zset reserved for the collection types to come), absolute expiry in Unix ms
+//! (u64 BE, 0 = none). Collection types will store a metadata entry here and versioned
+//! sub-keys elsewhere, as Kvrocks does.
+//!
+//! Because the slot leads the data key, a slot is a key prefix: counting, listing, moving or
+//! deleting a slot is a range scan. Keys are limited to [`encoding::MAX_KEY_LEN`] bytes so
+//! that the expiry index key stays within fjall's 65 535-byte limit.
+//!
+//! # Invariants
+//!
+//! - Every write goes through the one writer thread ([`writer`]), which applies commands in
+//!   arrival order against the committed state plus its own uncommitted group, then commits
+//!   the group as one atomic fjall batch. Per-slot counts are written in the same batch, so
+//!   `DBSIZE` is exact after any crash.
+//! - A key with an expiry has an index entry at its deadline. Entries can be stale (the key
+//!   was re-set); active expiry re-checks the key's current deadline before deleting, and
+//!   deletes through the writer so that a future replica replays the delete.
+//! - Reads never return an expired value (checked on read), and never see a write before the
+//!   fsync that covers it in `fsync: always` (the batch is applied to the memtable only after
+//!   its journal write was synced).
+
+pub mod encoding;
+pub mod expiry;
+pub mod writer;
+
+use crate::config::FsyncMode;
+use encoding::{data_key, slot_count_key, Entry};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjord_common::slotset::SlotSet;
+use fjord_common::SLOT_COUNT;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A storage failure, reported to the client as an error and logged.
+#[derive(Debug, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StoreError(#[from] pub fjall::Error);
+
+/// Settings the store is opened with.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub fsync: FsyncMode,
+    pub cache_bytes: u64,
+    pub worker_threads: usize,
+}
+
+/// Counters shown by INFO and metrics.
+#[derive(Default)]
+pub struct StoreStats {
+    pub expired_keys: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub fsync_micros: AtomicU64,
+    pub write_groups: AtomicU64,
+    pub writes: AtomicU64,
+    pub last_fsync_unix: AtomicU64,
+}
+
+/// The open store. Shared by connection tasks (reads) and the writer thread (writes).
+pub struct Store {
+    db: Database,
+    data: Keyspace,
+    expiry: Keyspace,
+    meta: Keyspace,
+    /// Keys per slot, updated by the writer after each committed group.
+    slot_counts: Vec<AtomicU64>,
+    /// Cleared for good after a failed write or fsync: the shard then refuses writes.
+    writable: AtomicBool,
+    pub options: StoreOptions,
+    pub stats: StoreStats,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, finishing a FLUSHALL a crash interrupted.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = Database::builder(dir)
+            .cache_size(options.cache_bytes)
+            .worker_threads(options.worker_threads.max(1))
+            .open()?;
+        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let store = Self {
+            db,
+            data,
+            expiry,
+            meta,
+            slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
+            writable: AtomicBool::new(true),
+            options,
+            stats: StoreStats::default(),
+        };
+        if store.meta.contains_key(FLUSHING_MARKER)? {
+            tracing::warn!("finishing a FLUSHALL interrupted by a crash");
+            store.clear_all()?;
+        }
+        for slot in 0..SLOT_COUNT {
+            if let Some(v) = store.meta.get(slot_count_key(slot))? {
+                let n = u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8]));
+                store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
+            }
+        }
+        Ok(store)
+    }
+
+    /// Whether writes are accepted (false after a failed write or fsync).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire)
+    }
+
+    fn mark_unwritable(&self, why: &dyn std::fmt::Display) {
+        if self.writable.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %why, "store write failed; refusing writes from now on");
+        }
+    }
+
+    /// The live value of `key`, or `None` if it is missing or expired.
+    pub fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
+        if key.len() > encoding::MAX_KEY_LEN {
+            return Ok(None);
+        }
+        let raw = self.data.get(data_key(key))?;
+        let entry = raw
+            .and_then(|raw| Entry::decode(raw.into()))
+            .filter(|e| !e.is_expired(now));
+        let counter = if entry.is_some() {
+            &self.stats.keyspace_hits
+        } else {
+            &self.stats.keyspace_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(entry)
+    }
+
+    /// Exact number of keys (expired ones not yet reclaimed included, as in Redis).
+    pub fn count_in(&self, slots: &SlotSet) -> u64 {
+        slots
+            .ranges()
+            .iter()
+            .flat_map(|r| r.start..=r.end)
+            .map(|s| self.slot_counts[usize::from(s)].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Number of keys in one slot.
+    pub fn count_in_slot(&self, slot: u16) -> u64 {
+        self.slot_counts[usize::from(slot)].load(Ordering::Relaxed)
+    }
+
+    /// Total keys, and keys with an expiry (the latter from the index, approximately).
+    pub fn total_keys(&self) -> u64 {
+        self.slot_counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Approximate number of keys with an expiry (INFO keyspace's `expires`).
+    pub fn approximate_expiring_keys(&self) -> usize {
+        self.expiry.approximate_len()
+    }
+
+    /// Live entries with their keys in `slots`, in key order, starting after `after` (a data
+    /// key) or at the first slot of the set. `visit` returns false to stop; scanning also
+    /// stops after `max_examined` physical entries. Returns the last data key examined.
+    pub fn scan_slots(
+        &self,
+        slots: &SlotSet,
+        after: Option<&[u8]>,
+        max_examined: usize,
+        now: u64,
+        mut visit: impl FnMut(&[u8], &Entry) -> bool,
+    ) -> Result<ScanEnd, StoreError> {
+        let mut examined = 0usize;
+        let mut start: Vec<u8> = match after {
+            Some(k) => {
+                let mut v = k.to_vec();
+                v.push(0); // the smallest key strictly after `k`
+                v
+            }
+            None => match slots.next_at_or_after(0) {
+                Some(s) => encoding::slot_prefix(s).to_vec(),
+                None => return Ok(ScanEnd::Done),
+            },
+        };
+        loop {
+            let slot = u16::from_be_bytes([start[0], start[1]]);
+            let Some(slot) = slots.next_at_or_after(slot) else {
+                return Ok(ScanEnd::Done);
+            };
+            if slot != u16::from_be_bytes([start[0], start[1]]) {
+                start = encoding::slot_prefix(slot).to_vec();
+            }
+            // Scan up to the end of the contiguous range this slot belongs to.
+            let range_end = slots
+                .ranges()
+                .iter()
+                .find(|r| r.start <= slot && slot <= r.end)
+                .map(|r| r.end)
+                .unwrap_or(slot);
+            let end_bound = match range_end.checked_add(1) {
+                Some(next) if next < SLOT_COUNT => {
+                    std::ops::Bound::Excluded(encoding::slot_prefix(next).to_vec())
+                }
+                _ => std::ops::Bound::Unbounded,
+            };
+            for guard in self
+                .data
+                .range::<Vec<u8>, _>((std::ops::Bound::Included(start.clone()), end_bound))
+            {
+                let (k, v) = guard.into_inner()?;
+                examined += 1;
+                if let Some(entry) = Entry::decode(v.into()) {
+                    if !entry.is_expired(now) && !visit(&k, &entry) {
+                        return Ok(ScanEnd::At(k.to_vec()));
+                    }
+                }
+                if examined >= max_examined {
+                    return Ok(ScanEnd::At(k.to_vec()));
+                }
+            }
+            // This contiguous range is exhausted; continue with the next one.
+            match range_end.checked_add(1).filter(|&n| n < SLOT_COUNT) {
+                Some(next) => start = encoding::slot_prefix(next).to_vec(),
+                None => return Ok(ScanEnd::Done),
+            }
+        }
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// The fjall database, for figures INFO and metrics report.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Deletes everything, crash-safely: a marker written (and synced) first makes a restart
+    /// finish a FLUSHALL that a crash interrupted.
+    fn clear_all(&self) -> Result<(), StoreError> {
+        self.meta.insert(FLUSHING_MARKER, b"1")?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.data.clear()?;
+        self.expiry.clear()?;
+        let mut batch = self.db.batch();
+        for slot in 0..SLOT_COUNT {
+            if self.slot_counts[usize::from(slot)].swap(0, Ordering::Relaxed) != 0 {
+                batch.remove(&self.meta, slot_count_key(slot));
+            }
+        }
+        // Counts may be on disk for slots that are zero in memory after an interrupted flush.
+        for guard in self.meta.prefix(b"slotcount") {
+            let k = guard.key()?;
+            batch.remove(&self.meta, k);
+        }
+        batch.remove(&self.meta, FLUSHING_MARKER);
+        batch.commit()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Syncs the journal to disk (used by the `everysec` timer and at shutdown).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.db.persist(fjall::PersistMode::SyncData);
+        self.record_fsync(started);
+        if let Err(e) = &result {
+            self.mark_unwritable(e);
+        }
+        Ok(result?)
+    }
+
+    fn record_fsync(&self, started: std::time::Instant) {
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .fsync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats
+            .last_fsync_unix
+            .store(now_ms() / 1000, Ordering::Relaxed);
+    }
+}
+
+/// Where a bounded scan stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Every slot of the set was scanned to its end.
+    Done,
+    /// Stopped at this data key; resume after it.
+    At(Vec<u8>),
+}
+
+const FLUSHING_MARKER: &[u8] = b"flushing";

@@ -1,0 +1,367 @@
+//! The single writer: every mutation of the store passes through one thread.
+//!
+//! Connection tasks send write commands here and await their replies. The thread takes the
+//! first queued command, then everything else already queued (up to a group limit), applies
+//! each in order to a [`Txn`] — committed state plus the group's own uncommitted changes, so
+//! `INCR`s in one group see each other — and commits the group as one fjall batch. In
+//! `fsync: always` the batch is synced before it becomes visible and before any reply of the
+//! group is sent: one fsync covers the whole group (group commit). If the write or the fsync
+//! fails, the whole group is answered with MISCONF and the store stops taking writes.
+//!
+//! One writer keeps the order of writes total, which is what a future operation log for
+//! replication and per-slot ownership checks need.
+
+use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry};
+use super::{now_ms, Store, StoreError};
+use crate::config::FsyncMode;
+use bytes::Bytes;
+use fjord_common::error;
+use fjord_common::slotset::SlotSet;
+use fjord_common::Reply;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// A command that changes the store, applied by the writer thread.
+pub trait WriteOp: Send + 'static {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply;
+}
+
+/// Most commands in one group: bounds the batch's memory and the latency of the first reply.
+const MAX_GROUP: usize = 1024;
+
+/// Keys deleted per batch when flushing part of the keyspace.
+const FLUSH_CHUNK: usize = 10_000;
+
+enum Request {
+    Op(Box<dyn WriteOp>, oneshot::Sender<Reply>),
+    /// Delete every key in the slots (FLUSHALL, FJORD FLUSH); runs outside any group.
+    Flush(SlotSet, oneshot::Sender<Reply>),
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+/// Waits for a write's reply.
+pub type PendingReply = oneshot::Receiver<Reply>;
+
+impl Writer {
+    /// Starts the writer thread. It ends when every `Writer` handle is dropped and the queue
+    /// is drained; the returned handle joins it.
+    pub fn start(store: Arc<Store>, queue_len: usize) -> (Self, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(queue_len);
+        let handle = std::thread::Builder::new()
+            .name("fjord-writer".into())
+            .spawn(move || run(&store, rx))
+            .expect("spawning the writer thread");
+        (Self { tx }, handle)
+    }
+
+    /// Queues `op`; the reply arrives once its group is committed (and synced if required).
+    pub async fn submit(&self, op: Box<dyn WriteOp>) -> PendingReply {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Op(op, tx)).await;
+        rx
+    }
+
+    /// Queues a flush of `slots`.
+    pub async fn flush(&self, slots: SlotSet) -> PendingReply {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Flush(slots, tx)).await;
+        rx
+    }
+
+    /// `submit` for threads outside the async runtime (active expiry).
+    pub fn submit_blocking(&self, op: Box<dyn WriteOp>) -> Option<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.blocking_send(Request::Op(op, tx)).ok()?;
+        rx.blocking_recv().ok()
+    }
+}
+
+fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
+    let mut deferred: Option<Request> = None;
+    loop {
+        let first = match deferred.take() {
+            Some(r) => r,
+            None => match rx.blocking_recv() {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        match first {
+            Request::Flush(slots, reply) => {
+                let _ = reply.send(flush(store, &slots));
+            }
+            Request::Op(op, reply) => {
+                let mut txn = Txn::new(store);
+                let mut replies = Vec::with_capacity(16);
+                replies.push((op.apply(&mut txn), reply));
+                while replies.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(Request::Op(op, reply)) => replies.push((op.apply(&mut txn), reply)),
+                        Ok(flush) => {
+                            deferred = Some(flush);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = txn.commit();
+                store.stats.write_groups.fetch_add(1, Ordering::Relaxed);
+                store
+                    .stats
+                    .writes
+                    .fetch_add(replies.len() as u64, Ordering::Relaxed);
+                match result {
+                    Ok(()) => {
+                        for (r, tx) in replies {
+                            let _ = tx.send(r);
+                        }
+                    }
+                    Err(e) => {
+                        store.mark_unwritable(&e);
+                        for (_, tx) in replies {
+                            let _ = tx.send(Reply::error(error::MISCONF));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = store.sync() {
+        tracing::error!(error = %e, "final sync at shutdown failed");
+    }
+}
+
+fn flush(store: &Store, slots: &SlotSet) -> Reply {
+    if !store.is_writable() {
+        return Reply::error(error::MISCONF);
+    }
+    let result = if (0..fjord_common::SLOT_COUNT)
+        .all(|s| slots.contains(s) || store.count_in_slot(s) == 0)
+    {
+        // Every slot with keys is being flushed: clearing the keyspaces is O(1).
+        store.clear_all()
+    } else {
+        flush_slots(store, slots)
+    };
+    match result {
+        Ok(()) => Reply::ok(),
+        Err(e) => {
+            store.mark_unwritable(&e);
+            Reply::error(error::MISCONF)
+        }
+    }
+}
+
+/// Deletes the keys of some slots in bounded batches. Not atomic as a whole: a crash midway
+/// leaves part of the slots flushed, which a retried flush completes.
+fn flush_slots(store: &Store, slots: &SlotSet) -> Result<(), StoreError> {
+    loop {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        store.scan_slots(slots, None, usize::MAX, 0, |dkey, _| {
+            keys.push(dkey.to_vec());
+            keys.len() < FLUSH_CHUNK
+        })?;
+        // Expired-but-present keys are visited too (now = 0), so the loop ends only when empty.
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut txn = Txn::new(store);
+        for dkey in &keys {
+            txn.remove_physical(dkey);
+        }
+        txn.commit()?;
+    }
+}
+
+/// The state one group of writes sees and changes.
+pub struct Txn<'a> {
+    store: &'a Store,
+    /// Data keys read or written in this group: `Some` = present (maybe expired), `None` = absent.
+    overlay: HashMap<Vec<u8>, Option<Entry>>,
+    /// Data keys changed in this group (the batch is built from their final state).
+    dirty: Vec<Vec<u8>>,
+    /// Expiry index entries to add (true) or remove (false); the last decision wins.
+    index: HashMap<Vec<u8>, bool>,
+    count_delta: HashMap<u16, i64>,
+    error: Option<StoreError>,
+    expired: u64,
+}
+
+impl<'a> Txn<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            overlay: HashMap::new(),
+            dirty: Vec::new(),
+            index: HashMap::new(),
+            count_delta: HashMap::new(),
+            error: None,
+            expired: 0,
+        }
+    }
+
+    /// The current time for the command being applied.
+    pub fn now(&self) -> u64 {
+        now_ms()
+    }
+
+    /// Physical state of a data key, loading it into the overlay on first use.
+    fn load(&mut self, dkey: &[u8]) -> Option<Entry> {
+        if let Some(state) = self.overlay.get(dkey) {
+            return state.clone();
+        }
+        let state = match self.store.data.get(dkey) {
+            Ok(raw) => raw.and_then(|raw| Entry::decode(raw.into())),
+            Err(e) => {
+                // Remember the failure: the group will be answered with MISCONF.
+                self.error.get_or_insert(StoreError(e));
+                None
+            }
+        };
+        self.overlay.insert(dkey.to_vec(), state.clone());
+        state
+    }
+
+    /// The live value of `key`; an expired value is deleted on the way, as Redis does.
+    pub fn get(&mut self, key: &[u8]) -> Option<Entry> {
+        let dkey = data_key(key);
+        let entry = self.load(&dkey)?;
+        if entry.is_expired(self.now()) {
+            self.remove_physical(&dkey);
+            self.expired += 1;
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Stores `entry` under `key`, replacing any value.
+    pub fn put(&mut self, key: &[u8], entry: Entry) {
+        let dkey = data_key(key);
+        let old = self.load(&dkey);
+        match &old {
+            None => self.count(&dkey, 1),
+            Some(old) if old.expire_at != entry.expire_at => {
+                if let Some(at) = old.expire_at {
+                    self.index.insert(expiry_key(at, &dkey), false);
+                }
+            }
+            Some(_) => {}
+        }
+        if let Some(at) = entry.expire_at {
+            if old.as_ref().and_then(|o| o.expire_at) != Some(at) {
+                self.index.insert(expiry_key(at, &dkey), true);
+            }
+        }
+        self.set_state(dkey, Some(entry));
+    }
+
+    /// Deletes `key`; returns whether a live value was there.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        if self.get(key).is_none() {
+            return false;
+        }
+        self.remove_physical(&data_key(key));
+        true
+    }
+
+    /// Deletes whatever is stored under a data key, expired or not.
+    pub(crate) fn remove_physical(&mut self, dkey: &[u8]) {
+        if let Some(old) = self.load(dkey) {
+            self.count(dkey, -1);
+            if let Some(at) = old.expire_at {
+                self.index.insert(expiry_key(at, dkey), false);
+            }
+            self.set_state(dkey.to_vec(), None);
+        }
+    }
+
+    /// Drops an expiry index entry that no longer matches its key (active expiry).
+    pub(crate) fn forget_index_entry(&mut self, ikey: &[u8]) {
+        self.index.entry(ikey.to_vec()).or_insert(false);
+    }
+
+    /// Physical state of a data key for active expiry (which checks deadlines itself).
+    pub(crate) fn load_physical(&mut self, dkey: &[u8]) -> Option<Entry> {
+        self.load(dkey)
+    }
+
+    pub(crate) fn note_expired(&mut self) {
+        self.expired += 1;
+    }
+
+    fn set_state(&mut self, dkey: Vec<u8>, state: Option<Entry>) {
+        if let Some(slot) = self.overlay.get_mut(&dkey) {
+            *slot = state;
+        } else {
+            self.overlay.insert(dkey.clone(), state);
+        }
+        self.dirty.push(dkey);
+    }
+
+    fn count(&mut self, dkey: &[u8], delta: i64) {
+        let (slot, _) = split_data_key(dkey);
+        *self.count_delta.entry(slot).or_insert(0) += delta;
+    }
+
+    /// Writes the group as one atomic batch, synced first when the fsync mode says so.
+    fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.dirty.is_empty() && self.index.is_empty() {
+            return Ok(());
+        }
+        let store = self.store;
+        let mut batch = store.db.batch();
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        for dkey in self.dirty.drain(..) {
+            match self.overlay.remove(&dkey).flatten() {
+                Some(entry) => batch.insert(&store.data, dkey, entry.encode()),
+                None => batch.remove(&store.data, dkey),
+            }
+        }
+        for (ikey, add) in self.index.drain() {
+            if add {
+                batch.insert(&store.expiry, ikey, Bytes::new());
+            } else {
+                batch.remove(&store.expiry, ikey);
+            }
+        }
+        let mut new_counts = Vec::with_capacity(self.count_delta.len());
+        for (&slot, &delta) in &self.count_delta {
+            if delta == 0 {
+                continue;
+            }
+            let current = store.slot_counts[usize::from(slot)].load(Ordering::Relaxed) as i64;
+            let n = (current + delta).max(0) as u64;
+            batch.insert(&store.meta, slot_count_key(slot), n.to_be_bytes().to_vec());
+            new_counts.push((slot, n));
+        }
+        let mode = match store.options.fsync {
+            FsyncMode::Always => fjall::PersistMode::SyncData,
+            FsyncMode::Everysec | FsyncMode::No => fjall::PersistMode::Buffer,
+        };
+        let started = Instant::now();
+        batch.durability(Some(mode)).commit()?;
+        if store.options.fsync == FsyncMode::Always {
+            store.record_fsync(started);
+        }
+        for (slot, n) in new_counts {
+            store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
+        }
+        store
+            .stats
+            .expired_keys
+            .fetch_add(self.expired, Ordering::Relaxed);
+        Ok(())
+    }
+}
