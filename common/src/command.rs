@@ -465,7 +465,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     sub(
         "getkeys",
         C::Command,
-        -3,
+        -4,
         LOADING | STALE,
         Local,
         "2.8.13",

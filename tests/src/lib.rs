@@ -1,1 +1,324 @@
-//! Helpers for fjord end-to-end tests.
+//! Helpers for fjord's end-to-end tests: start the real binaries and a real `redis-server` on
+//! free loopback addresses, and talk RESP to them byte for byte.
+//!
+//! Every process started here is stopped when its handle is dropped, also when a test fails.
+
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Folder with the release binaries (`tests/run.sh` builds them before the tests run).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("FJORD_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release")
+}
+
+fn binary(name: &str) -> Result<PathBuf> {
+    let path = bin_dir().join(name);
+    if !path.exists() {
+        bail!("{} is missing: build with `cargo build --release` (tests/run.sh does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A running `fjord-shard` on a free port.
+pub struct Shard {
+    child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// How to start a shard.
+#[derive(Clone, Debug)]
+pub struct ShardOptions {
+    pub fsync: &'static str,
+    pub data_dir: Option<PathBuf>,
+    pub extra_args: Vec<String>,
+    /// Run the shard under this wrapper (e.g. `strace -f -o FILE`).
+    pub wrapper: Vec<String>,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        Self {
+            fsync: "everysec",
+            data_dir: None,
+            extra_args: vec![],
+            wrapper: vec![],
+        }
+    }
+}
+
+impl Shard {
+    pub fn start() -> Result<Self> {
+        Self::start_with(ShardOptions::default())
+    }
+
+    pub fn start_with(opts: ShardOptions) -> Result<Self> {
+        let (temp, data_dir) = match opts.data_dir.clone() {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir()?;
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        let bin = binary("fjord-shard")?;
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        cmd.args(["--listen", "127.0.0.1:0", "--fsync", opts.fsync, "--data-dir"])
+            .arg(&data_dir)
+            .args(["--io-threads", "2"])
+            .args(&opts.extra_args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let addr = read_listen_line(&mut child, "fjord-shard listening on ")?;
+        Ok(Self {
+            child,
+            addr,
+            data_dir,
+            _temp: temp,
+        })
+    }
+
+    pub fn client(&self) -> Result<RawClient> {
+        RawClient::tcp(&self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn terminate(&mut self) -> Result<Option<i32>> {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > deadline {
+                bail!("shard did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Keeps the data directory alive after the shard handle is gone (for restarts).
+    pub fn take_data_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._temp.take()
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_listen_line(child: &mut Child, prefix: &str) -> Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("process exited before printing '{prefix}…'");
+        }
+        if let Some(addr) = line.trim().strip_prefix(prefix) {
+            let addr = addr.to_string();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = reader.read_to_end(&mut sink);
+            });
+            return Ok(addr);
+        }
+    }
+}
+
+/// A real `redis-server` on a Unix socket in a temporary folder (no port to race for).
+pub struct RedisServer {
+    child: Child,
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start(extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server (apt-get install redis-server)")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("redis-server did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            child,
+            socket,
+            _dir: dir,
+        })
+    }
+
+    pub fn client(&self) -> Result<RawClient> {
+        RawClient::unix(&self.socket)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A client that sends commands and returns each reply's exact bytes.
+pub struct RawClient {
+    stream: Box<dyn Stream>,
+    buf: BytesMut,
+    resp3: bool,
+}
+
+impl RawClient {
+    pub fn tcp(addr: &str) -> Result<Self> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self::new(Box::new(s)))
+    }
+
+    pub fn unix(path: &Path) -> Result<Self> {
+        let s = UnixStream::connect(path)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self::new(Box::new(s)))
+    }
+
+    fn new(stream: Box<dyn Stream>) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            resp3: false,
+        }
+    }
+
+    /// Sends raw bytes as they are (for malformed-input tests).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Sends one command without waiting for its reply (pipelining).
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            let a = a.as_ref();
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&out)?;
+        Ok(())
+    }
+
+    /// Reads one complete reply and returns its bytes.
+    pub fn read_reply(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if let Some(len) = self.frame_len()? {
+                return Ok(self.buf.split_to(len).to_vec());
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Whether the server closed the connection (reads until EOF or timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0))
+    }
+
+    fn frame_len(&self) -> Result<Option<usize>> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let r = if self.resp3 {
+            redis_protocol::resp3::decode::complete::decode(&self.buf).map(|o| o.map(|(_, n)| n))
+        } else {
+            redis_protocol::resp2::decode::decode(&self.buf).map(|o| o.map(|(_, n)| n))
+        };
+        r.map_err(|e| anyhow::anyhow!("undecodable reply: {e:?}"))
+    }
+
+    /// Sends a command and returns its reply's bytes. Tracks `HELLO 2|3` for decoding.
+    pub fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Vec<u8>> {
+        self.send(args)?;
+        let was_resp3 = self.resp3;
+        let hello = args.len() >= 2 && args[0].as_ref().eq_ignore_ascii_case(b"hello");
+        if hello {
+            // The HELLO reply itself already comes in the requested protocol.
+            self.resp3 = args[1].as_ref() == b"3";
+        }
+        let reply = self.read_reply()?;
+        if hello && reply.starts_with(b"-") {
+            self.resp3 = was_resp3;
+        }
+        Ok(reply)
+    }
+
+    /// `call` with the reply as text, for assertions.
+    pub fn call_str<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.call(args)?).into_owned())
+    }
+}
+
+/// Splits a command line into arguments (for readable scripted tests).
+pub fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+}

@@ -24,17 +24,16 @@ pub fn select(args: &[Bytes]) -> Reply {
 }
 
 fn check_password(ctx: &Ctx<'_>, user: Option<&[u8]>, password: &[u8]) -> Result<(), Reply> {
-    let Some(expected) = ctx.server.config.requirepass.as_deref() else {
-        return Err(Reply::error(
+    let user_ok = user.is_none_or(|u| u == b"default");
+    match ctx.server.config.requirepass.as_deref() {
+        // Like Redis's default user with `nopass`: any password works for "default".
+        None if user.is_some() && user_ok => Ok(()),
+        None if user.is_none() => Err(Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
-        ));
-    };
-    let user_ok = user.is_none_or(|u| u == b"default");
-    if user_ok && password == expected.as_bytes() {
-        Ok(())
-    } else {
-        Err(Reply::error(error::WRONGPASS))
+        )),
+        Some(expected) if user_ok && password == expected.as_bytes() => Ok(()),
+        _ => Err(Reply::error(error::WRONGPASS)),
     }
 }
 

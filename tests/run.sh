@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run): installs what it needs, builds everything in
+# release once, checks formatting and lints, then runs every test against the real binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v strace >/dev/null || missing+=(strace)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "== installing ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== build (release)"
+cargo build --release --workspace --locked
+
+echo "== clippy"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+# Test binaries are built in the same release profile, so nothing is compiled twice.
+cargo test --release --workspace --locked -- --test-threads 2
