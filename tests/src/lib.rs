@@ -23,7 +23,10 @@ pub fn bin_dir() -> PathBuf {
 fn binary(name: &str) -> Result<PathBuf> {
     let path = bin_dir().join(name);
     if !path.exists() {
-        bail!("{} is missing: build with `cargo build --release` (tests/run.sh does)", path.display());
+        bail!(
+            "{} is missing: build with `cargo build --release` (tests/run.sh does)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -80,14 +83,22 @@ impl Shard {
             }
             None => Command::new(&bin),
         };
-        cmd.args(["--listen", "127.0.0.1:0", "--fsync", opts.fsync, "--data-dir"])
-            .arg(&data_dir)
-            .args(["--io-threads", "2"])
-            .args(&opts.extra_args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--fsync",
+            opts.fsync,
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .args(["--io-threads", "2"])
+        .args(&opts.extra_args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
         let addr = read_listen_line(&mut child, "fjord-shard listening on ")?;
         Ok(Self {
             child,
@@ -175,7 +186,16 @@ impl RedisServer {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
             .arg("--unixsocket")
             .arg(&socket)
             .arg("--dir")
@@ -320,5 +340,7 @@ impl RawClient {
 
 /// Splits a command line into arguments (for readable scripted tests).
 pub fn words(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+    line.split_whitespace()
+        .map(|w| w.as_bytes().to_vec())
+        .collect()
 }

@@ -15,18 +15,30 @@ fn same(args: &[Vec<u8>], ours: &[u8], theirs: &[u8]) -> bool {
     }
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let int = |r: &[u8]| -> Option<i64> {
-        std::str::from_utf8(r).ok()?.strip_prefix(':')?.trim_end().parse().ok()
+        std::str::from_utf8(r)
+            .ok()?
+            .strip_prefix(':')?
+            .trim_end()
+            .parse()
+            .ok()
     };
     match name.as_str() {
-        "ttl" | "expiretime" => matches!((int(ours), int(theirs)), (Some(a), Some(b)) if (a - b).abs() <= 1),
-        "pttl" | "pexpiretime" => matches!((int(ours), int(theirs)), (Some(a), Some(b)) if a >= 0 && b >= 0 && (a - b).abs() <= 1000),
+        "ttl" | "expiretime" => {
+            matches!((int(ours), int(theirs)), (Some(a), Some(b)) if (a - b).abs() <= 1)
+        }
+        "pttl" | "pexpiretime" => {
+            matches!((int(ours), int(theirs)), (Some(a), Some(b)) if a >= 0 && b >= 0 && (a - b).abs() <= 1000)
+        }
         "keys" => sorted_lines(ours) == sorted_lines(theirs),
         _ => false,
     }
 }
 
 fn sorted_lines(r: &[u8]) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8_lossy(r).split("\r\n").map(String::from).collect();
+    let mut lines: Vec<String> = String::from_utf8_lossy(r)
+        .split("\r\n")
+        .map(String::from)
+        .collect();
     lines.sort();
     lines
 }
@@ -43,14 +55,20 @@ impl Pair {
         assert!(
             same(args, &a, &b),
             "replies differ for {:?}\n fjord: {:?}\n redis: {:?}",
-            args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>(),
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>(),
             String::from_utf8_lossy(&a),
             String::from_utf8_lossy(&b)
         );
     }
 
     fn run_script(&mut self, script: &str) {
-        for line in script.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in script
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             self.check(&words(line));
         }
     }
@@ -321,7 +339,11 @@ fn binary_keys_and_values_match_redis() {
     let (_s, mut p) = pair(false);
     let all_bytes: Vec<u8> = (0..=255u8).collect();
     let big = vec![b'x'; 1024 * 1024];
-    for (k, v) in [(&b"\x00\r\n\xff"[..], &all_bytes[..]), (b"", b""), (b"big", &big[..])] {
+    for (k, v) in [
+        (&b"\x00\r\n\xff"[..], &all_bytes[..]),
+        (b"", b""),
+        (b"big", &big[..]),
+    ] {
         p.check(&[b"SET".to_vec(), k.to_vec(), v.to_vec()]);
         p.check(&[b"GET".to_vec(), k.to_vec()]);
         p.check(&[b"STRLEN".to_vec(), k.to_vec()]);
@@ -349,11 +371,24 @@ fn protocol_errors_match_redis_and_close_the_connection() {
         theirs.send_raw(bad).unwrap();
         let a = ours.read_reply().unwrap();
         let b = theirs.read_reply().unwrap();
-        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "for {:?}", String::from_utf8_lossy(bad));
-        assert!(ours.is_closed(), "connection stays open after {:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "for {:?}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(
+            ours.is_closed(),
+            "connection stays open after {:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     // Inline commands with quotes and escapes are split as Redis splits them.
-    for good in [&b"SET \"a b\" 'c\\'d'\r\nGET \"a b\"\r\n"[..], b"ECHO \"\\x41\\n\"\r\n", b"\r\n\r\nPING\r\n"] {
+    for good in [
+        &b"SET \"a b\" 'c\\'d'\r\nGET \"a b\"\r\n"[..],
+        b"ECHO \"\\x41\\n\"\r\n",
+        b"\r\n\r\nPING\r\n",
+    ] {
         let mut ours = shard.client().unwrap();
         let mut theirs = redis.client().unwrap();
         ours.send_raw(good).unwrap();
@@ -373,7 +408,19 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let value = prop::sample::select(vec!["v", "", "10", "-3", "2.5", "abc", "123456789"]);
     let int = prop::sample::select(vec!["0", "1", "-1", "5", "100", "abc"]);
     let ttl = prop::sample::select(vec!["100", "1000", "-5", "0"]);
-    let set_opt = prop::sample::select(vec!["", "NX", "XX", "GET", "EX 100", "PX 200000", "KEEPTTL", "NX GET", "XX EX 50", "EXAT 1", "PXAT 99999999999999"]);
+    let set_opt = prop::sample::select(vec![
+        "",
+        "NX",
+        "XX",
+        "GET",
+        "EX 100",
+        "PX 200000",
+        "KEEPTTL",
+        "NX GET",
+        "XX EX 50",
+        "EXAT 1",
+        "PXAT 99999999999999",
+    ]);
     let exp_flag = prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]);
     let incr = prop::sample::select(vec!["1", "0.5", "-2.25", "3"]);
     prop_oneof![
@@ -383,11 +430,13 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), value.clone()).prop_map(|(k, v)| format!("GETSET {k} {v}")),
         key.clone().prop_map(|k| format!("GETDEL {k}")),
         (key.clone(), key.clone(), key.clone()).prop_map(|(a, b, c)| format!("MGET {a} {b} {c}")),
-        (key.clone(), value.clone(), key.clone()).prop_map(|(a, v, b)| format!("MSET {a} {v} {b} {v}")),
+        (key.clone(), value.clone(), key.clone())
+            .prop_map(|(a, v, b)| format!("MSET {a} {v} {b} {v}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("MSETNX {a} x {b} y")),
         (key.clone(), value.clone()).prop_map(|(k, v)| format!("APPEND {k} {v}")),
         key.clone().prop_map(|k| format!("STRLEN {k}")),
-        (key.clone(), int.clone(), int.clone()).prop_map(|(k, a, b)| format!("GETRANGE {k} {a} {b}")),
+        (key.clone(), int.clone(), int.clone())
+            .prop_map(|(k, a, b)| format!("GETRANGE {k} {a} {b}")),
         (key.clone(), int.clone()).prop_map(|(k, o)| format!("SETRANGE {k} {o} xy")),
         key.clone().prop_map(|k| format!("INCR {k}")),
         (key.clone(), int.clone()).prop_map(|(k, n)| format!("DECRBY {k} {n}")),

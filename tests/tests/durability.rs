@@ -1,0 +1,381 @@
+//! Nothing acknowledged is lost: kill -9 under concurrent writers, clean restarts, the order
+//! of fsync and reply, expiry across restarts, and a full disk.
+
+use fjord_tests::{words, RawClient, Shard, ShardOptions};
+use rand::Rng;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn int(reply: &str) -> i64 {
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer: {reply:?}"))
+}
+
+fn bulk(reply: &str) -> Option<String> {
+    if reply.starts_with("$-1") {
+        return None;
+    }
+    reply.split("\r\n").nth(1).map(String::from)
+}
+
+fn start_on(dir: &PathBuf, fsync: &'static str) -> Shard {
+    Shard::start_with(ShardOptions {
+        fsync,
+        data_dir: Some(dir.clone()),
+        ..ShardOptions::default()
+    })
+    .unwrap()
+}
+
+/// What a writer thread saw acknowledged.
+#[derive(Default)]
+struct Acked {
+    /// key → (value, pexpireat or 0)
+    sets: HashMap<String, (String, u64)>,
+    /// counter key → highest INCR result acknowledged
+    counters: HashMap<String, i64>,
+    /// key → the last SET sent for it, which may have landed without its reply
+    in_flight: HashMap<String, (String, u64)>,
+}
+
+#[test]
+fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut rng = rand::thread_rng();
+    let rounds = 20;
+    for round in 0..rounds {
+        let mut shard = start_on(&dir, "always");
+        // Everything acknowledged in earlier rounds is still there after this restart.
+        verify(&mut shard.client().unwrap(), &acked.lock().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let addr = shard.addr.clone();
+                let acked = Arc::clone(&acked);
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let Ok(mut c) = RawClient::tcp(&addr) else {
+                        return;
+                    };
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let key = format!("r{round}:t{t}:k{}", i % 50);
+                        let value = format!("v{round}.{t}.{i}");
+                        let at = if i % 3 == 0 {
+                            now_ms() + 3_600_000 + i
+                        } else {
+                            0
+                        };
+                        let args = if at > 0 {
+                            vec![
+                                "SET".to_string(),
+                                key.clone(),
+                                value.clone(),
+                                "PXAT".into(),
+                                at.to_string(),
+                            ]
+                        } else {
+                            vec!["SET".to_string(), key.clone(), value.clone()]
+                        };
+                        acked
+                            .lock()
+                            .unwrap()
+                            .in_flight
+                            .insert(key.clone(), (value.clone(), at));
+                        match c.call_str(&args) {
+                            Ok(r) if r == "+OK\r\n" => {
+                                acked.lock().unwrap().sets.insert(key, (value, at));
+                            }
+                            _ => return, // killed mid-request: not acknowledged
+                        }
+                        let counter = format!("counter:t{t}");
+                        match c.call_str(&["INCR", &counter]) {
+                            Ok(r) if r.starts_with(':') => {
+                                acked.lock().unwrap().counters.insert(counter, int(&r));
+                            }
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(30..300)));
+        shard.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+    }
+    let mut shard = start_on(&dir, "always");
+    let acked = acked.lock().unwrap();
+    assert!(
+        acked.sets.len() > 100,
+        "too few writes acknowledged to mean anything: {}",
+        acked.sets.len()
+    );
+    verify(&mut shard.client().unwrap(), &acked);
+    eprintln!(
+        "{} rounds, {} keys and {} counters verified",
+        rounds,
+        acked.sets.len(),
+        acked.counters.len()
+    );
+}
+
+fn verify(c: &mut RawClient, acked: &Acked) {
+    for (key, acked_write) in &acked.sets {
+        let got = bulk(&c.call_str(&["GET", key]).unwrap()).unwrap_or_default();
+        let expire = int(&c.call_str(&["PEXPIRETIME", key]).unwrap());
+        let found = |(value, at): &(String, u64)| {
+            got == *value && expire == if *at == 0 { -1 } else { *at as i64 }
+        };
+        // Either the acknowledged write, or a later one that was sent and landed unacknowledged.
+        assert!(
+            found(acked_write) || acked.in_flight.get(key).is_some_and(found),
+            "acknowledged SET of {key} lost: acknowledged {acked_write:?}, found {got:?} expiring at {expire}"
+        );
+    }
+    for (key, n) in &acked.counters {
+        let got: i64 = bulk(&c.call_str(&["GET", key]).unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The INCR after the last acknowledged one may have landed without its reply.
+        assert!(
+            got == *n || got == *n + 1,
+            "counter {key}: acknowledged {n}, found {got}"
+        );
+    }
+}
+
+#[test]
+fn clean_restart_keeps_data_and_ttls_and_expired_keys_stay_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    let mut shard = start_on(&dir, "everysec");
+    let mut c = shard.client().unwrap();
+    c.call(&words("SET plain v")).unwrap();
+    c.call(&words("SET withttl v EX 1000")).unwrap();
+    c.call(&words("SET short v PX 300")).unwrap();
+    c.call(&words("MSET a 1 b 2 c 3")).unwrap();
+    let expire_before = int(&c.call_str(&words("PEXPIRETIME withttl")).unwrap());
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(shard.terminate().unwrap(), Some(0), "SIGTERM must exit 0");
+    let shard = start_on(&dir, "everysec");
+    let mut c = shard.client().unwrap();
+    assert_eq!(c.call_str(&words("GET plain")).unwrap(), "$1\r\nv\r\n");
+    assert_eq!(
+        int(&c.call_str(&words("PEXPIRETIME withttl")).unwrap()),
+        expire_before
+    );
+    assert_eq!(c.call_str(&words("GET short")).unwrap(), "$-1\r\n");
+    assert_eq!(
+        c.call_str(&words("MGET a b c")).unwrap(),
+        "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+    );
+    // Active expiry removes the expired key without anyone reading it; DBSIZE is exact.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while int(&c.call_str(&words("DBSIZE")).unwrap()) != 5 {
+        assert!(Instant::now() < deadline, "expired key never reclaimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn active_expiry_deletes_due_keys_but_spares_keys_reset_without_ttl() {
+    let shard = Shard::start().unwrap();
+    let mut c = shard.client().unwrap();
+    for i in 0..200 {
+        c.call(&[
+            "SET".to_string(),
+            format!("gone{i}"),
+            "v".into(),
+            "PX".into(),
+            "100".into(),
+        ])
+        .unwrap();
+    }
+    c.call(&words("SET survivor v PX 100")).unwrap();
+    c.call(&words("SET survivor v2")).unwrap(); // no TTL any more; its old index entry is stale
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while int(&c.call_str(&words("DBSIZE")).unwrap()) != 1 {
+        assert!(Instant::now() < deadline, "expired keys not reclaimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.call_str(&words("GET survivor")).unwrap(), "$2\r\nv2\r\n");
+    let info = c.call_str(&words("INFO stats")).unwrap();
+    assert!(info.contains("expired_keys:200"), "{info}");
+}
+
+#[test]
+fn concurrent_writers_share_fsyncs_and_see_each_others_writes() {
+    let shard = Shard::start_with(ShardOptions {
+        fsync: "always",
+        ..ShardOptions::default()
+    })
+    .unwrap();
+    let clients = 8;
+    let per_client = 200;
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let mut c = shard.client().unwrap();
+            std::thread::spawn(move || {
+                // Pipelined: many INCRs of one key in flight from many clients at once.
+                for _ in 0..per_client {
+                    c.send(&words("INCR shared")).unwrap();
+                    c.send(&words("APPEND log x")).unwrap();
+                }
+                for _ in 0..per_client * 2 {
+                    c.read_reply().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = shard.client().unwrap();
+    let total = clients * per_client;
+    assert_eq!(
+        c.call_str(&words("GET shared")).unwrap(),
+        format!("${}\r\n{total}\r\n", total.to_string().len())
+    );
+    assert_eq!(
+        int(&c.call_str(&words("STRLEN log")).unwrap()),
+        total as i64
+    );
+    let info = c.call_str(&words("INFO persistence")).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let (fsyncs, writes) = (field("fsync_count:"), field("writes:"));
+    eprintln!("{writes} writes, {fsyncs} fsyncs");
+    assert!(
+        fsyncs < writes,
+        "no group commit: {fsyncs} fsyncs for {writes} writes"
+    );
+}
+
+/// kill -9 cannot show a missing fsync (the page cache survives a process), so the order of
+/// system calls is checked instead: the journal write, then its fdatasync, then the reply.
+#[test]
+fn in_fsync_always_the_reply_leaves_after_the_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("strace.txt");
+    let shard = Shard::start_with(ShardOptions {
+        fsync: "always",
+        wrapper: vec![
+            "strace".into(),
+            "-f".into(),
+            "-s".into(),
+            "128".into(),
+            "-e".into(),
+            "trace=write,writev,pwrite64,sendto,sendmsg,fsync,fdatasync".into(),
+            "-o".into(),
+            trace.display().to_string(),
+        ],
+        ..ShardOptions::default()
+    })
+    .unwrap();
+    let mut c = shard.client().unwrap();
+    assert_eq!(
+        c.call_str(&words("SET orderkey fjordmarker4242")).unwrap(),
+        "+OK\r\n"
+    );
+    drop(shard);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let journal = lines
+        .iter()
+        .position(|l| l.contains("fjordmarker4242"))
+        .expect("journal write of the value not traced");
+    let synced = lines[journal..]
+        .iter()
+        .position(|l| (l.contains("fdatasync") || l.contains("fsync")) && l.contains("= 0"))
+        .map(|i| i + journal)
+        .expect("no completed fsync after the journal write");
+    let reply = lines
+        .iter()
+        .position(|l| l.contains("\"+OK\\r\\n\""))
+        .expect("reply not traced");
+    assert!(
+        journal < synced && synced < reply,
+        "order wrong: journal write at line {journal}, fsync done at {synced}, reply at {reply}"
+    );
+}
+
+/// A full disk: writes get MISCONF, reads go on, nothing is acknowledged after the failure.
+#[test]
+fn a_full_disk_stops_writes_and_keeps_reads() {
+    let mount = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(mount.path())
+        .status()
+        .expect("running mount");
+    assert!(
+        status.success(),
+        "this test needs root to mount a small tmpfs"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount.path().to_path_buf());
+    let shard = start_on(&mount.path().join("data"), "always");
+    let mut c = shard.client().unwrap();
+    assert_eq!(c.call_str(&words("SET before ok")).unwrap(), "+OK\r\n");
+    // Random text: the journal compresses large values, so a repeated byte would never fill it.
+    let big: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(256 * 1024)
+        .map(char::from)
+        .collect();
+    let mut refused = None;
+    for i in 0..200 {
+        let r = c.call_str(&["SET", &format!("fill{i}"), &big]).unwrap();
+        if r.starts_with("-MISCONF") {
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(r, "+OK\r\n");
+    }
+    assert!(refused.is_some(), "an 8 MiB disk never filled up");
+    assert!(c
+        .call_str(&words("SET small v"))
+        .unwrap()
+        .starts_with("-MISCONF"));
+    assert!(c
+        .call_str(&words("DEL before"))
+        .unwrap()
+        .starts_with("-MISCONF"));
+    assert_eq!(c.call_str(&words("GET before")).unwrap(), "$2\r\nok\r\n");
+    assert!(c
+        .call_str(&words("INFO persistence"))
+        .unwrap()
+        .contains("aof_last_write_status:err"));
+}
