@@ -31,10 +31,10 @@ fn bulk(reply: &str) -> Option<String> {
     reply.split("\r\n").nth(1).map(String::from)
 }
 
-fn start_on(dir: &PathBuf, fsync: &'static str) -> Shard {
+fn start_on(dir: &std::path::Path, fsync: &'static str) -> Shard {
     Shard::start_with(ShardOptions {
         fsync,
-        data_dir: Some(dir.clone()),
+        data_dir: Some(dir.to_path_buf()),
         ..ShardOptions::default()
     })
     .unwrap()
@@ -77,7 +77,7 @@ fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
                         i += 1;
                         let key = format!("r{round}:t{t}:k{}", i % 50);
                         let value = format!("v{round}.{t}.{i}");
-                        let at = if i % 3 == 0 {
+                        let at = if i.is_multiple_of(3) {
                             now_ms() + 3_600_000 + i
                         } else {
                             0
@@ -122,7 +122,7 @@ fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
             w.join().unwrap();
         }
     }
-    let mut shard = start_on(&dir, "always");
+    let shard = start_on(&dir, "always");
     let acked = acked.lock().unwrap();
     assert!(
         acked.sets.len() > 100,

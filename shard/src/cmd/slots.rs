@@ -104,7 +104,7 @@ struct Restore {
 
 impl Restore {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        if args.len() % 3 != 0 {
+        if !args.len().is_multiple_of(3) {
             return Err(Reply::error(error::wrong_arity("fjord|restore")));
         }
         let entries = args
@@ -182,7 +182,7 @@ fn encode_hex(data: &[u8]) -> String {
 }
 
 fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks_exact(2)

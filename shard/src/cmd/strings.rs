@@ -340,7 +340,7 @@ pub struct MSet {
 
 impl Parse for MSet {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        if args.len() % 2 == 0 {
+        if args.len().is_multiple_of(2) {
             return Err(Reply::error(error::wrong_arity(&lower_name(args))));
         }
         Ok(Self {
