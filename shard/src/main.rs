@@ -4,14 +4,10 @@
 //! `--listen`, `--data-dir` and `--fsync` it opens nothing but that listener and that
 //! directory.
 
-mod cmd;
-mod config;
-mod server;
-mod store;
-
 use anyhow::Context;
 use clap::Parser;
-use config::{FsyncMode, ShardConfig};
+use fjord_shard::config::{FsyncMode, ShardConfig};
+use fjord_shard::{server, store};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

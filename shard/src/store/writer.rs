@@ -76,6 +76,13 @@ impl Writer {
         rx
     }
 
+    /// `flush` for threads outside the async runtime.
+    pub fn flush_blocking(&self, slots: SlotSet) -> Option<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.blocking_send(Request::Flush(slots, tx)).ok()?;
+        rx.blocking_recv().ok()
+    }
+
     /// `submit` for threads outside the async runtime (active expiry).
     pub fn submit_blocking(&self, op: Box<dyn WriteOp>) -> Option<Reply> {
         let (tx, rx) = oneshot::channel();
