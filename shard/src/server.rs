@@ -354,6 +354,10 @@ impl ClientRegistry {
         self.clients.lock().map(|m| m.len()).unwrap_or(0)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
         let mut v: Vec<_> = self
             .clients
