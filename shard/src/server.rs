@@ -11,7 +11,7 @@ use crate::config::ShardConfig;
 use crate::store::writer::{PendingReply, Writer};
 use crate::store::Store;
 use bytes::{Bytes, BytesMut};
-use fjord_common::command::resolve;
+use fjord_common::command::{resolve, Resolved};
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -242,7 +242,7 @@ struct ClientDetails {
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
     lib_ver: Option<Bytes>,
-    last_command: String,
+    last_command: Option<Resolved>,
 }
 
 impl ClientInfo {
@@ -271,14 +271,12 @@ impl ClientInfo {
         self.resp.store(proto.number() as u8, Ordering::Relaxed);
     }
 
-    fn touch(&self, command: &str) {
+    /// Records the command being run; its name is only formatted when CLIENT LIST asks.
+    fn touch(&self, command: Resolved) {
         let ms = self.created.elapsed().as_millis() as u64;
         self.last_active_ms.store(ms, Ordering::Relaxed);
         if let Ok(mut d) = self.details.lock() {
-            if d.last_command != command {
-                d.last_command.clear();
-                d.last_command.push_str(command);
-            }
+            d.last_command = Some(command);
         }
     }
 
@@ -290,12 +288,11 @@ impl ClientInfo {
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default()
             };
-            (
-                s(&d.name),
-                s(&d.lib_name),
-                s(&d.lib_ver),
-                d.last_command.clone(),
-            )
+            let cmd = d.last_command.map_or_else(
+                || "NULL".to_string(),
+                |r| r.effective().full_name(r.sub.map(|_| r.spec)),
+            );
+            (s(&d.name), s(&d.lib_name), s(&d.lib_ver), cmd)
         });
         let (name, lib_name, lib_ver, cmd) = d.unwrap_or_default();
         let age = self.created.elapsed();
@@ -313,7 +310,7 @@ impl ClientInfo {
             self.laddr,
             age.as_secs(),
             idle / 1000,
-            if cmd.is_empty() { "NULL".to_string() } else { cmd },
+            cmd,
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -412,7 +409,7 @@ impl CursorTable {
     }
 
     /// The position a cursor names, if still remembered. Kept, so a retried call works.
-    pub fn take(&self, cursor: u64) -> Option<Vec<u8>> {
+    pub fn position(&self, cursor: u64) -> Option<Vec<u8>> {
         let t = self.inner.lock().ok()?;
         t.positions.get(&(cursor & CURSOR_ID_MASK)).cloned()
     }
@@ -563,11 +560,7 @@ async fn serve_connection(
                     continue;
                 }
             };
-            conn.info.touch(
-                &resolved
-                    .effective()
-                    .full_name(resolved.sub.map(|_| resolved.spec)),
-            );
+            conn.info.touch(resolved);
             // A read must see this connection's earlier writes.
             if !resolved.effective().is_write() {
                 drain(&mut pending, out, conn.proto).await;

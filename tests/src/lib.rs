@@ -112,10 +112,6 @@ impl Shard {
         RawClient::tcp(&self.addr)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL, no chance to flush anything.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -138,11 +134,6 @@ impl Shard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Keeps the data directory alive after the shard handle is gone (for restarts).
-    pub fn take_data_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._temp.take()
     }
 }
 

@@ -346,7 +346,7 @@ pub fn scan(server: &Server, slots: &SlotSet, args: &[Bytes]) -> Reply {
         0 => (0u16, None),
         c => {
             let slot = ((c >> 48) & 0x3fff) as u16;
-            match server.cursors.take(c) {
+            match server.cursors.position(c) {
                 Some(key) if split_data_key(&key).0 == slot => (slot, Some(key)),
                 _ => (slot, None),
             }

@@ -31,14 +31,7 @@ fn command_entry(spec: &CommandSpec, parent: Option<&CommandSpec>) -> Reply {
         Some(_) => (0, 0, 0),
         None => (spec.first_key, spec.last_key, spec.step),
     };
-    let category = format!(
-        "@{}",
-        if parent.is_some() {
-            parent.map_or("", |p| p.group)
-        } else {
-            spec.group
-        }
-    );
+    let category = format!("@{}", parent.map_or(spec.group, |p| p.group));
     Reply::Array(vec![
         Reply::text(spec.full_name(parent)),
         Reply::Int(i64::from(spec.arity)),

@@ -171,7 +171,7 @@ impl Store {
         self.slot_counts[usize::from(slot)].load(Ordering::Relaxed)
     }
 
-    /// Total keys, and keys with an expiry (the latter from the index, approximately).
+    /// Total keys (exact, from the per-slot counts).
     pub fn total_keys(&self) -> u64 {
         self.slot_counts
             .iter()
