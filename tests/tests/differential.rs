@@ -408,6 +408,8 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let value = prop::sample::select(vec!["v", "", "10", "-3", "2.5", "abc", "123456789"]);
     let int = prop::sample::select(vec!["0", "1", "-1", "5", "100", "abc"]);
     let ttl = prop::sample::select(vec!["100", "1000", "-5", "0"]);
+    // No deadline in the past here: Redis 7.0 keeps such a key (DBSIZE counts it until its
+    // expiry cycle runs), fjord deletes it at once. The scripted tests cover it with GET/EXISTS.
     let set_opt = prop::sample::select(vec![
         "",
         "NX",
@@ -418,10 +420,10 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         "KEEPTTL",
         "NX GET",
         "XX EX 50",
-        "EXAT 1",
         "PXAT 99999999999999",
     ]);
     let exp_flag = prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]);
+    let deadline = prop::sample::select(vec!["99999999999000", "99999999999500", "1"]);
     let incr = prop::sample::select(vec!["1", "0.5", "-2.25", "3"]);
     prop_oneof![
         (key.clone(), value.clone(), set_opt).prop_map(|(k, v, o)| format!("SET {k} {v} {o}")),
@@ -433,7 +435,10 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), value.clone(), key.clone())
             .prop_map(|(a, v, b)| format!("MSET {a} {v} {b} {v}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("MSETNX {a} x {b} y")),
-        (key.clone(), value.clone()).prop_map(|(k, v)| format!("APPEND {k} {v}")),
+        // Appending digits to digits would grow numbers past f64's 15 significant digits, where
+        // INCRBYFLOAT differs from Redis by design; append text only.
+        (key.clone(), prop::sample::select(vec!["x", "", "abc"]))
+            .prop_map(|(k, v)| format!("APPEND {k} {v}")),
         key.clone().prop_map(|k| format!("STRLEN {k}")),
         (key.clone(), int.clone(), int.clone())
             .prop_map(|(k, a, b)| format!("GETRANGE {k} {a} {b}")),
@@ -444,7 +449,10 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("DEL {a} {b}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("EXISTS {a} {b} {a}")),
         key.clone().prop_map(|k| format!("TYPE {k}")),
-        (key.clone(), ttl, exp_flag).prop_map(|(k, t, f)| format!("EXPIRE {k} {t} {f}")),
+        (key.clone(), ttl).prop_map(|(k, t)| format!("EXPIRE {k} {t}")),
+        // GT/LT compare deadlines to the millisecond; relative times would make the result
+        // depend on how fast each server ran, so conditional expiries use fixed deadlines.
+        (key.clone(), deadline, exp_flag).prop_map(|(k, d, f)| format!("PEXPIREAT {k} {d} {f}")),
         key.clone().prop_map(|k| format!("TTL {k}")),
         key.clone().prop_map(|k| format!("PERSIST {k}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("RENAME {a} {b}")),
@@ -460,6 +468,7 @@ fn random_sequences_match_redis() {
     let servers = Servers::start();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 128,
+        failure_persistence: None,
         ..ProptestConfig::default()
     });
     let strategy = (any::<bool>(), prop::collection::vec(command(), 1..40));
