@@ -226,6 +226,11 @@ fn memchr_newline(buf: &[u8]) -> Option<usize> {
 /// `"..."` with `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` with only `\'`. A closing quote
 /// must be followed by a space or the end. Returns `None` on unbalanced quotes.
 pub fn split_inline_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    // sdssplitargs reads a C string: a NUL byte ends the line.
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
@@ -294,7 +299,7 @@ pub fn split_inline_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => current.push(c),
@@ -558,6 +563,21 @@ mod tests {
             ]
         );
         assert!(split_inline_args(br#""a"b"#).is_none());
+    }
+
+    /// Found by the resp_decoder fuzz target: a NUL byte made the splitter loop forever,
+    /// pushing empty arguments until memory ran out.
+    #[test]
+    fn inline_nul_ends_the_line_like_a_c_string() {
+        assert_eq!(
+            split_inline_args(b"\x04\0\0\0").unwrap(),
+            vec![Bytes::from_static(b"\x04")]
+        );
+        assert_eq!(
+            split_inline_args(b"PING\0junk").unwrap(),
+            vec![Bytes::from_static(b"PING")]
+        );
+        assert!(split_inline_args(b"\"a\0\"").is_none());
     }
 
     #[test]
