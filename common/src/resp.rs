@@ -202,14 +202,15 @@ fn take_line(
     too_big: &'static str,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     match memchr_newline(buf) {
+        // Measured as the bytes before the newline (`\r` included), the same measure as the
+        // no-newline-yet case below: whether a line is refused must not depend on how it was
+        // split across reads (the fuzzer found a 1024-byte line + CRLF that did).
+        Some(pos) if pos > max => Err(ProtocolError::new(too_big)),
         Some(pos) => {
             let mut line = buf.split_to(pos + 1);
             line.truncate(pos);
             if line.last() == Some(&b'\r') {
                 line.truncate(pos - 1);
-            }
-            if line.len() > max {
-                return Err(ProtocolError::new(too_big));
             }
             Ok(Some(line))
         }
@@ -563,6 +564,32 @@ mod tests {
             ]
         );
         assert!(split_inline_args(br#""a"b"#).is_none());
+    }
+
+    /// Found by the resp_decoder fuzz target: a line at the inline limit followed by CRLF was
+    /// accepted in one read and refused when it arrived byte by byte.
+    #[test]
+    fn the_inline_limit_does_not_depend_on_how_bytes_arrive() {
+        let limits = Limits {
+            max_inline_len: 8,
+            ..Limits::default()
+        };
+        for line in [&b"PING abc\r\n"[..], b"PING abcd\r\n"] {
+            let whole = RequestDecoder::new(limits)
+                .decode(&mut BytesMut::from(line))
+                .is_ok();
+            let mut d = RequestDecoder::new(limits);
+            let mut buf = BytesMut::new();
+            let mut bytewise = true;
+            for &b in line {
+                buf.extend_from_slice(&[b]);
+                if d.decode(&mut buf).is_err() {
+                    bytewise = false;
+                    break;
+                }
+            }
+            assert_eq!(whole, bytewise, "{:?}", String::from_utf8_lossy(line));
+        }
     }
 
     /// Found by the resp_decoder fuzz target: a NUL byte made the splitter loop forever,
