@@ -5,6 +5,7 @@
 //! in one crate is what makes "the proxy and the shard agree" a compile-time fact rather than a
 //! convention.
 
+pub mod client;
 pub mod command;
 pub mod error;
 pub mod glob;
@@ -12,6 +13,8 @@ pub mod number;
 pub mod resp;
 pub mod slot;
 pub mod slotset;
+pub mod topology;
+mod yaml_lines;
 
 pub use command::{CommandId, CommandSpec};
 pub use resp::{Limits, Proto, Reply, RequestDecoder};

@@ -91,6 +91,20 @@ impl SlotSet {
         self.ranges.iter().flat_map(|r| r.start..=r.end)
     }
 
+    /// The slots in both sets.
+    pub fn intersect(&self, other: &SlotSet) -> SlotSet {
+        let mut out = Vec::new();
+        for a in &self.ranges {
+            for b in &other.ranges {
+                let (start, end) = (a.start.max(b.start), a.end.min(b.end));
+                if start <= end {
+                    out.push(SlotRange { start, end });
+                }
+            }
+        }
+        Self::from_ranges(out)
+    }
+
     /// The smallest slot in the set that is >= `slot`.
     pub fn next_at_or_after(&self, slot: u16) -> Option<u16> {
         let idx = self.ranges.partition_point(|r| r.end < slot);
@@ -138,6 +152,14 @@ impl fmt::Display for SlotSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intersects() {
+        let a = SlotSet::parse("0-100,200-300").unwrap();
+        let b = SlotSet::parse("50-250").unwrap();
+        assert_eq!(a.intersect(&b).to_string(), "50-100,200-250");
+        assert!(a.intersect(&SlotSet::parse("101-199").unwrap()).is_empty());
+    }
 
     #[test]
     fn parses_merges_and_prints_ranges() {

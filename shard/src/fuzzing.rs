@@ -5,10 +5,11 @@
 
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
-use crate::server::{Conn, Server};
+use crate::server::Server;
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreOptions};
 use bytes::{Bytes, BytesMut};
+use fjord_common::client::ClientState;
 use fjord_common::command::resolve;
 use fjord_common::{Proto, Reply};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 /// A store in a temporary directory with one connection's state.
 pub struct Harness {
     server: Arc<Server>,
-    conn: Mutex<Conn>,
+    conn: Mutex<ClientState>,
     _dir: std::path::PathBuf,
 }
 
@@ -42,11 +43,7 @@ impl Harness {
         let addr = "127.0.0.1:0".parse().expect("address");
         let server = Arc::new(Server::new(store, writer, config, addr));
         let info = server.clients.register(addr, addr);
-        let conn = Conn {
-            proto: Proto::Resp2,
-            authenticated: true,
-            info,
-        };
+        let conn = ClientState::new(&*server, info, false);
         Self {
             server,
             conn: Mutex::new(conn),

@@ -10,20 +10,18 @@ use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
 use crate::store::writer::{PendingReply, Writer};
 use crate::store::Store;
-use bytes::{Bytes, BytesMut};
-use fjord_common::command::{resolve, Resolved};
+use bytes::BytesMut;
+use fjord_common::client::{ClientRegistry, ClientState, Host, REDIS_VERSION};
+use fjord_common::command::resolve;
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-/// The Redis version fjord reports: clients pick features by it.
-pub const REDIS_VERSION: &str = "7.0.15";
 
 /// Process-wide state shared by all connections.
 pub struct Server {
@@ -71,46 +69,6 @@ impl Server {
             local_addr,
             buffered: AtomicUsize::new(0),
         }
-    }
-
-    pub fn reset_stats(&self) {
-        for c in [
-            &self.stats.connections_received,
-            &self.stats.rejected_connections,
-            &self.stats.commands_processed,
-            &self.stats.net_input_bytes,
-            &self.stats.net_output_bytes,
-            &self.store.stats.expired_keys,
-            &self.store.stats.keyspace_hits,
-            &self.store.stats.keyspace_misses,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// Parameters CONFIG GET knows, with their current values.
-    pub fn config_params(&self) -> Vec<(&'static str, String)> {
-        let c = &self.config;
-        vec![
-            ("save", String::new()),
-            ("appendonly", "yes".into()),
-            ("appendfsync", c.fsync.name().into()),
-            ("databases", "1".into()),
-            ("maxmemory", "0".into()),
-            ("maxmemory-policy", "noeviction".into()),
-            ("maxclients", c.max_clients.to_string()),
-            ("port", self.local_addr.port().to_string()),
-            ("bind", self.local_addr.ip().to_string()),
-            ("dir", c.data_dir.display().to_string()),
-            ("timeout", "0".into()),
-            ("proto-max-bulk-len", c.max_bulk_len.to_string()),
-            (
-                "client-query-buffer-limit",
-                c.client_query_buffer_limit.to_string(),
-            ),
-            ("cluster-enabled", "no".into()),
-            ("requirepass", c.requirepass.clone().unwrap_or_default()),
-        ]
     }
 
     /// The INFO text for the requested sections (default sections when none).
@@ -214,6 +172,60 @@ impl Server {
     }
 }
 
+impl Host for Server {
+    fn requirepass(&self) -> Option<&str> {
+        self.config.requirepass.as_deref()
+    }
+
+    fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    fn cluster_support(&self) -> bool {
+        false
+    }
+
+    fn reset_stats(&self) {
+        for c in [
+            &self.stats.connections_received,
+            &self.stats.rejected_connections,
+            &self.stats.commands_processed,
+            &self.stats.net_input_bytes,
+            &self.stats.net_output_bytes,
+            &self.store.stats.expired_keys,
+            &self.store.stats.keyspace_hits,
+            &self.store.stats.keyspace_misses,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Parameters CONFIG GET knows, with their current values.
+    fn config_params(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("save", String::new()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", c.fsync.name().into()),
+            ("databases", "1".into()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("maxclients", c.max_clients.to_string()),
+            ("port", self.local_addr.port().to_string()),
+            ("bind", self.local_addr.ip().to_string()),
+            ("dir", c.data_dir.display().to_string()),
+            ("timeout", "0".into()),
+            ("proto-max-bulk-len", c.max_bulk_len.to_string()),
+            (
+                "client-query-buffer-limit",
+                c.client_query_buffer_limit.to_string(),
+            ),
+            ("cluster-enabled", "no".into()),
+            ("requirepass", c.requirepass.clone().unwrap_or_default()),
+        ]
+    }
+}
+
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -224,146 +236,6 @@ fn resident_bytes() -> u64 {
         })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
-}
-
-/// What CLIENT LIST shows about a connection.
-pub struct ClientInfo {
-    pub id: u64,
-    addr: SocketAddr,
-    laddr: SocketAddr,
-    created: Instant,
-    last_active_ms: AtomicU64,
-    resp: AtomicU8,
-    details: Mutex<ClientDetails>,
-}
-
-#[derive(Default)]
-struct ClientDetails {
-    name: Option<Bytes>,
-    lib_name: Option<Bytes>,
-    lib_ver: Option<Bytes>,
-    last_command: Option<Resolved>,
-}
-
-impl ClientInfo {
-    pub fn set_name(&self, name: Bytes) {
-        if let Ok(mut d) = self.details.lock() {
-            d.name = (!name.is_empty()).then_some(name);
-        }
-    }
-
-    pub fn name(&self) -> Option<Bytes> {
-        self.details.lock().ok().and_then(|d| d.name.clone())
-    }
-
-    pub fn set_lib(&self, name: Option<Bytes>, ver: Option<Bytes>) {
-        if let Ok(mut d) = self.details.lock() {
-            if name.is_some() {
-                d.lib_name = name;
-            }
-            if ver.is_some() {
-                d.lib_ver = ver;
-            }
-        }
-    }
-
-    pub fn set_resp(&self, proto: Proto) {
-        self.resp.store(proto.number() as u8, Ordering::Relaxed);
-    }
-
-    /// Records the command being run; its name is only formatted when CLIENT LIST asks.
-    fn touch(&self, command: Resolved) {
-        let ms = self.created.elapsed().as_millis() as u64;
-        self.last_active_ms.store(ms, Ordering::Relaxed);
-        if let Ok(mut d) = self.details.lock() {
-            d.last_command = Some(command);
-        }
-    }
-
-    /// One CLIENT LIST line.
-    pub fn describe(&self) -> String {
-        let d = self.details.lock().map(|d| {
-            let s = |b: &Option<Bytes>| {
-                b.as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default()
-            };
-            let cmd = d.last_command.map_or_else(
-                || "NULL".to_string(),
-                |r| r.effective().full_name(r.sub.map(|_| r.spec)),
-            );
-            (s(&d.name), s(&d.lib_name), s(&d.lib_ver), cmd)
-        });
-        let (name, lib_name, lib_ver, cmd) = d.unwrap_or_default();
-        let age = self.created.elapsed();
-        let idle = age.as_millis() as u64
-            - self
-                .last_active_ms
-                .load(Ordering::Relaxed)
-                .min(age.as_millis() as u64);
-        format!(
-            "id={} addr={} laddr={} fd=0 name={name} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
-             multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}",
-            self.id,
-            self.addr,
-            self.laddr,
-            age.as_secs(),
-            idle / 1000,
-            cmd,
-            self.resp.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// Open connections, for CLIENT LIST and INFO clients.
-#[derive(Default)]
-pub struct ClientRegistry {
-    next_id: AtomicU64,
-    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
-}
-
-impl ClientRegistry {
-    pub(crate) fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let info = Arc::new(ClientInfo {
-            id,
-            addr,
-            laddr,
-            created: Instant::now(),
-            last_active_ms: AtomicU64::new(0),
-            resp: AtomicU8::new(2),
-            details: Mutex::new(ClientDetails::default()),
-        });
-        if let Ok(mut map) = self.clients.lock() {
-            map.insert(id, Arc::clone(&info));
-        }
-        info
-    }
-
-    fn unregister(&self, id: u64) {
-        if let Ok(mut map) = self.clients.lock() {
-            map.remove(&id);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.clients.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
-        let mut v: Vec<_> = self
-            .clients
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        v.sort_by_key(|c| c.id);
-        v
-    }
 }
 
 /// Positions of SCAN cursors in flight, bounded in count and bytes (oldest forgotten first).
@@ -413,13 +285,6 @@ impl CursorTable {
         let t = self.inner.lock().ok()?;
         t.positions.get(&(cursor & CURSOR_ID_MASK)).cloned()
     }
-}
-
-/// State of one connection.
-pub struct Conn {
-    pub proto: Proto,
-    pub authenticated: bool,
-    pub info: Arc<ClientInfo>,
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -476,11 +341,7 @@ async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std
     }
     let info = server.clients.register(addr, stream.local_addr()?);
     let id = info.id;
-    let mut conn = Conn {
-        proto: Proto::Resp2,
-        authenticated: server.config.requirepass.is_none(),
-        info,
-    };
+    let mut conn = ClientState::new(server, info, false);
     let mut guard = BufferGuard { server, counted: 0 };
     let result = serve_connection(&mut stream, server, &mut conn, &mut out, &mut guard).await;
     server.clients.unregister(id);
@@ -519,7 +380,7 @@ impl Drop for BufferGuard<'_> {
 async fn serve_connection(
     stream: &mut TcpStream,
     server: &Server,
-    conn: &mut Conn,
+    conn: &mut ClientState,
     out: &mut BytesMut,
     guard: &mut BufferGuard<'_>,
 ) -> std::io::Result<()> {

@@ -5,17 +5,17 @@
 //! the writer's group). [`execute`] maps a resolved table entry to its type; the `match` over
 //! [`CommandId`] is exhaustive, so every entry of the shared table has a handler here.
 
-mod connection;
 mod keys;
 mod server;
 mod slots;
 mod strings;
 
-use crate::server::{Conn, Server};
+use crate::server::Server;
 use crate::store::writer::WriteOp;
 use crate::store::Store;
 use bytes::Bytes;
-use fjord_common::command::{flags, Resolved};
+use fjord_common::client::{self, ClientState, Handled};
+use fjord_common::command::Resolved;
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, CommandId, Reply};
 
@@ -51,7 +51,7 @@ pub trait Read {
 /// What a command may touch besides its arguments: the server and the connection.
 pub struct Ctx<'a> {
     pub server: &'a Server,
-    pub conn: &'a mut Conn,
+    pub conn: &'a mut ClientState,
 }
 
 fn read<T: Parse + Read>(args: &[Bytes], store: &Store) -> Outcome {
@@ -68,21 +68,13 @@ fn write<T: Parse + WriteOp>(args: &[Bytes]) -> Outcome {
     }
 }
 
-/// Checks that may refuse a resolved command before it runs: authentication, refused
-/// commands, a store that no longer takes writes, oversized keys.
+/// Checks that may refuse a resolved command before it runs: those every server makes
+/// (authentication, refused commands), a store that no longer takes writes, oversized keys.
 fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
-    let spec = r.effective();
-    if !ctx.conn.authenticated && !r.spec.has_flag(flags::NO_AUTH) {
-        return Some(Reply::error(error::NOAUTH));
+    if let Some(refusal) = client::refuse(ctx.conn, r) {
+        return Some(refusal);
     }
-    if r.spec.id == CommandId::Unsupported {
-        return Some(Reply::error(error::not_supported(
-            r.spec.name,
-            "transactions, pub/sub and blocking commands need a connection pinned to one \
-             client, which fjord does not offer yet",
-        )));
-    }
-    if spec.is_write() {
+    if r.effective().is_write() {
         if !ctx.server.store.is_writable() {
             return Some(Reply::error(error::MISCONF));
         }
@@ -101,21 +93,30 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
     if let Some(refusal) = refuse(ctx, &r, args) {
         return refusal.into();
     }
+    match client::execute(ctx.server, ctx.conn, r, args) {
+        Some(Handled::Reply(reply)) => return reply.into(),
+        Some(Handled::Close(reply)) => return Outcome::Close(reply),
+        None => {}
+    }
     let store = &*ctx.server.store;
     use CommandId as C;
     match r.spec.id {
-        C::Ping => connection::ping(args).into(),
-        C::Echo => Reply::Bulk(args[1].clone()).into(),
-        C::Quit => Outcome::Close(Reply::ok()),
-        C::Select => connection::select(args).into(),
-        C::Hello => connection::hello(ctx, args).into(),
-        C::Auth => connection::auth(ctx, args).into(),
-        C::Client => connection::client(ctx, r, args).into(),
-        C::Readonly | C::Readwrite | C::Asking => Reply::error(error::CLUSTER_DISABLED).into(),
+        C::Ping
+        | C::Echo
+        | C::Quit
+        | C::Select
+        | C::Hello
+        | C::Auth
+        | C::Client
+        | C::Command
+        | C::Config
+        | C::Time
+        | C::Readonly
+        | C::Readwrite
+        | C::Asking => {
+            unreachable!("answered by client::execute")
+        }
         C::Info => server::info(ctx, args).into(),
-        C::Command => server::command(r, args).into(),
-        C::Config => server::config(ctx, r, args).into(),
-        C::Time => server::time().into(),
         C::Lastsave => server::lastsave(store).into(),
         C::Dbsize => Reply::Int(store.count_in(&SlotSet::all()) as i64).into(),
         C::Flushdb | C::Flushall => server::flush(args),

@@ -1,0 +1,566 @@
+//! The cluster file: which shards own which slots, which proxy listeners are advertised, and
+//! the proxy's own settings.
+//!
+//! [`ClusterFile`] is the YAML as written (`config/cluster.yaml` documents every field);
+//! [`Topology`] is what it means once validated: every one of the 16384 slots owned by exactly
+//! one shard, unique shard ids and addresses, parseable addresses, the advertised listeners'
+//! slot ranges and stable node ids. Validation reports every problem at once, each naming the
+//! field's path and its line in the file, so an operator can fix a file in one go.
+
+use crate::slotset::{SlotRange, SlotSet};
+use crate::SLOT_COUNT;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The YAML file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub version: u64,
+    pub proxies: Vec<ProxyEntry>,
+    #[serde(default)]
+    pub standalone: Option<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub settings: ProxySettings,
+    pub shards: Vec<ShardEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyEntry {
+    pub listen: String,
+    #[serde(default)]
+    pub announce: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardEntry {
+    pub id: String,
+    pub addr: String,
+    pub slots: Vec<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The proxy process's settings. Read at start; a reload that changes them is logged and
+/// ignored until a restart.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    pub requirepass: Option<String>,
+    pub shard_password: Option<String>,
+    pub backend_connections: usize,
+    pub connect_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+    pub reconnect_max_backoff_ms: u64,
+    pub io_threads: usize,
+    pub max_clients: usize,
+    pub max_bulk_len: usize,
+    pub max_array_len: usize,
+    pub max_inline_len: usize,
+    pub client_query_buffer_limit: usize,
+    pub client_output_buffer_limit: usize,
+    pub client_memory_budget: usize,
+    pub max_pipeline: usize,
+    pub local_shard_fsync: String,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            requirepass: None,
+            shard_password: None,
+            backend_connections: 2,
+            connect_timeout_ms: 1000,
+            command_timeout_ms: 5000,
+            reconnect_max_backoff_ms: 2000,
+            io_threads: 2,
+            max_clients: 10_000,
+            max_bulk_len: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: 256 * 1024 * 1024,
+            client_memory_budget: 2 * 1024 * 1024 * 1024,
+            max_pipeline: 1024,
+            local_shard_fsync: "everysec".into(),
+        }
+    }
+}
+
+impl ProxySettings {
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
+            max_bulk_len: self.max_bulk_len,
+            max_array_len: self.max_array_len,
+            max_inline_len: self.max_inline_len,
+        }
+    }
+}
+
+/// An advertised proxy listener, as clients see it in CLUSTER SLOTS/NODES/SHARDS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub listen: SocketAddr,
+    pub host: String,
+    pub port: u16,
+    /// 40 hex characters derived from the announce address: stable across restarts.
+    pub id: String,
+    /// The slots this listener advertises, and covers for node-scoped commands.
+    pub slots: SlotSet,
+}
+
+/// A shard: where it listens and what it owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub id: String,
+    pub addr: String,
+    pub slots: SlotSet,
+    pub admin: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A validated topology: what the proxy routes by.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub version: u64,
+    pub nodes: Vec<Node>,
+    pub shards: Vec<Shard>,
+    pub standalone: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub settings: ProxySettings,
+    /// Index into `shards` of each slot's owner.
+    owner: Box<[u16]>,
+}
+
+impl Topology {
+    /// The shard owning `slot`.
+    pub fn owner(&self, slot: u16) -> usize {
+        usize::from(self.owner[usize::from(slot)])
+    }
+
+    /// For each shard (by index), the part of `slots` it owns, skipping shards with none.
+    pub fn split_by_shard(&self, slots: &SlotSet) -> Vec<(usize, SlotSet)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let part = s.slots.intersect(slots);
+                (!part.is_empty()).then_some((i, part))
+            })
+            .collect()
+    }
+
+    /// The longest run of slots from `slot` on, inside `within`, owned by one shard.
+    pub fn run_from(&self, slot: u16, within: &SlotSet) -> SlotRange {
+        let owner = self.owner[usize::from(slot)];
+        let mut end = slot;
+        while end + 1 < SLOT_COUNT
+            && self.owner[usize::from(end + 1)] == owner
+            && within.contains(end + 1)
+        {
+            end += 1;
+        }
+        SlotRange { start: slot, end }
+    }
+
+    /// Whether two topologies route and advertise the same way (reloading one onto the other
+    /// changes nothing a client can see but the version).
+    pub fn same_layout(&self, other: &Topology) -> bool {
+        self.nodes == other.nodes && self.shards == other.shards
+    }
+
+    /// Reads and validates a cluster file. Relative `data_dir`s resolve against its folder.
+    pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TopologyError {
+            file: path.display().to_string(),
+            problems: vec![Problem {
+                path: String::new(),
+                line: None,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Self::parse(&text, path.parent()).map_err(|problems| TopologyError {
+            file: path.display().to_string(),
+            problems,
+        })
+    }
+
+    /// Parses and validates YAML text; `base` is the folder relative paths resolve against.
+    pub fn parse(text: &str, base: Option<&Path>) -> Result<Topology, Vec<Problem>> {
+        let file: ClusterFile = serde_yaml::from_str(text).map_err(|e| {
+            vec![Problem {
+                path: String::new(),
+                line: e.location().map(|l| l.line()),
+                message: e.to_string(),
+            }]
+        })?;
+        let lines = crate::yaml_lines::index(text);
+        let mut v = Validator {
+            lines: &lines,
+            problems: Vec::new(),
+        };
+        let topology = v.validate(file, base);
+        match topology {
+            Some(t) if v.problems.is_empty() => Ok(t),
+            _ => Err(v.problems),
+        }
+    }
+}
+
+/// One thing wrong with a cluster file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `shards[1].slots[0]`; empty for the whole file.
+    pub path: String,
+    /// 1-based line of that field, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.path.is_empty(), self.line) {
+            (false, Some(line)) => write!(f, "line {line}: {}: {}", self.path, self.message),
+            (false, None) => write!(f, "{}: {}", self.path, self.message),
+            (true, Some(line)) => write!(f, "line {line}: {}", self.message),
+            (true, None) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// A cluster file that cannot be used, with everything wrong in it.
+#[derive(Clone, Debug)]
+pub struct TopologyError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not a valid cluster file:", self.file)?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TopologyError {}
+
+struct Validator<'a> {
+    lines: &'a HashMap<String, usize>,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, path: String, message: impl Into<String>) {
+        let line = self.lines.get(&path).copied();
+        self.problems.push(Problem {
+            path,
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn socket_addr(&mut self, path: String, text: &str) -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(path, format!("'{text}' is not an IP:port address"));
+                None
+            }
+        }
+    }
+
+    /// `host:port` with a non-empty host (ioredis skips nodes with an empty host).
+    fn host_port(&mut self, path: String, text: &str) -> Option<(String, u16)> {
+        let parsed = text
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .filter(|(h, p)| !h.is_empty() && *p != 0);
+        match parsed {
+            Some((h, p)) => Some((h.to_string(), p)),
+            None => {
+                self.problem(
+                    path,
+                    format!("'{text}' is not a host:port address with a non-empty host and a port"),
+                );
+                None
+            }
+        }
+    }
+
+    fn validate(&mut self, file: ClusterFile, base: Option<&Path>) -> Option<Topology> {
+        let standalone = file
+            .standalone
+            .as_deref()
+            .and_then(|s| self.socket_addr("standalone".into(), s));
+        let admin = file
+            .admin
+            .as_deref()
+            .and_then(|s| self.socket_addr("admin".into(), s));
+        if file.settings.backend_connections == 0 {
+            self.problem(
+                "settings.backend_connections".into(),
+                "must be at least 1",
+            );
+        }
+        if file.settings.io_threads == 0 {
+            self.problem("settings.io_threads".into(), "must be at least 1");
+        }
+        if !["always", "everysec", "no"].contains(&file.settings.local_shard_fsync.as_str()) {
+            self.problem(
+                "settings.local_shard_fsync".into(),
+                "must be always, everysec or no",
+            );
+        }
+
+        // Proxy listeners divide the slots among themselves the way redis-cli --cluster create
+        // divides them among masters, so clients see an ordinary cluster.
+        if file.proxies.is_empty() {
+            self.problem("proxies".into(), "at least one cluster listener is needed");
+        }
+        let ranges = even_split(file.proxies.len());
+        let mut nodes = Vec::new();
+        let mut seen_listen = HashSet::new();
+        let mut seen_announce = HashSet::new();
+        for (i, p) in file.proxies.iter().enumerate() {
+            let listen = self.socket_addr(format!("proxies[{i}].listen"), &p.listen);
+            let announce_text = p.announce.as_deref().unwrap_or(&p.listen);
+            let announce = self.host_port(format!("proxies[{i}].announce"), announce_text);
+            if let Some(l) = listen {
+                if !seen_listen.insert(l) {
+                    self.problem(format!("proxies[{i}].listen"), "listed twice");
+                }
+                if l.ip().is_unspecified() && p.announce.is_none() {
+                    self.problem(
+                        format!("proxies[{i}]"),
+                        "a listener on a wildcard address needs an announce address clients can reach",
+                    );
+                }
+            }
+            if let (Some(listen), Some((host, port))) = (listen, announce) {
+                if !seen_announce.insert((host.clone(), port)) {
+                    self.problem(format!("proxies[{i}].announce"), "announced twice");
+                }
+                nodes.push(Node {
+                    listen,
+                    id: node_id(&host, port),
+                    host,
+                    port,
+                    slots: SlotSet::from_ranges([ranges[i]]),
+                });
+            }
+        }
+
+        let mut shards = Vec::new();
+        let mut owner = vec![u16::MAX; usize::from(SLOT_COUNT)];
+        let mut first_owner_path: HashMap<usize, String> = HashMap::new();
+        let mut seen_ids = HashSet::new();
+        let mut seen_addrs = HashSet::new();
+        if file.shards.is_empty() {
+            self.problem("shards".into(), "at least one shard is needed");
+        }
+        if file.shards.len() > usize::from(u16::MAX) {
+            self.problem("shards".into(), "too many shards");
+            return None;
+        }
+        for (i, s) in file.shards.iter().enumerate() {
+            if s.id.is_empty() || s.id.contains(char::is_whitespace) {
+                self.problem(format!("shards[{i}].id"), "must be a non-empty word");
+            } else if !seen_ids.insert(s.id.clone()) {
+                self.problem(format!("shards[{i}].id"), format!("'{}' is used twice", s.id));
+            }
+            if self.host_port(format!("shards[{i}].addr"), &s.addr).is_some()
+                && !seen_addrs.insert(s.addr.clone())
+            {
+                self.problem(
+                    format!("shards[{i}].addr"),
+                    format!("'{}' is used by two shards", s.addr),
+                );
+            }
+            if let Some(a) = &s.admin {
+                self.host_port(format!("shards[{i}].admin"), a);
+            }
+            let mut set_ranges = Vec::new();
+            for (j, text) in s.slots.iter().enumerate() {
+                let path = format!("shards[{i}].slots[{j}]");
+                match SlotSet::parse(text) {
+                    Ok(set) => {
+                        for r in set.ranges() {
+                            for slot in r.start..=r.end {
+                                let o = &mut owner[usize::from(slot)];
+                                if *o != u16::MAX && usize::from(*o) != i {
+                                    let other = first_owner_path
+                                        .get(&usize::from(*o))
+                                        .cloned()
+                                        .unwrap_or_default();
+                                    self.problem(
+                                        path.clone(),
+                                        format!("slot {slot} is already owned by {other}"),
+                                    );
+                                    break;
+                                }
+                                *o = i as u16;
+                            }
+                            set_ranges.push(*r);
+                        }
+                        first_owner_path.entry(i).or_insert(format!("shards[{i}]"));
+                    }
+                    Err(e) => self.problem(path, e.to_string()),
+                }
+            }
+            shards.push(Shard {
+                id: s.id.clone(),
+                addr: s.addr.clone(),
+                slots: SlotSet::from_ranges(set_ranges),
+                admin: s.admin.clone(),
+                data_dir: s.data_dir.as_ref().map(|d| match base {
+                    Some(b) if d.is_relative() => b.join(d),
+                    _ => d.clone(),
+                }),
+            });
+        }
+        let unowned = SlotSet::from_ranges(
+            (0..SLOT_COUNT)
+                .filter(|&s| owner[usize::from(s)] == u16::MAX)
+                .map(|s| SlotRange { start: s, end: s }),
+        );
+        if !unowned.is_empty() && !file.shards.is_empty() {
+            self.problem(
+                "shards".into(),
+                format!("slots {unowned} are owned by no shard (each of the 16384 slots needs exactly one owner)"),
+            );
+        }
+        Some(Topology {
+            version: file.version,
+            nodes,
+            shards,
+            standalone,
+            admin,
+            settings: file.settings,
+            owner: owner.into_boxed_slice(),
+        })
+    }
+}
+
+/// Slot ranges for `n` masters, as `redis-cli --cluster create` assigns them.
+fn even_split(n: usize) -> Vec<SlotRange> {
+    let per_node = f64::from(SLOT_COUNT) / n.max(1) as f64;
+    let mut first = 0i64;
+    let mut cursor = 0f64;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut last = (cursor + per_node - 1.0).round() as i64;
+        if last > i64::from(SLOT_COUNT) - 1 || i == n - 1 {
+            last = i64::from(SLOT_COUNT) - 1;
+        }
+        if last < first {
+            last = first;
+        }
+        out.push(SlotRange {
+            start: first.min(i64::from(SLOT_COUNT) - 1) as u16,
+            end: last as u16,
+        });
+        first = last + 1;
+        cursor += per_node;
+    }
+    out
+}
+
+/// A node id: 40 hex characters, the same for the same announced address on every proxy.
+pub fn node_id(host: &str, port: u16) -> String {
+    let digest = sha1_smol::Sha1::from(format!("fjord-node {host}:{port}")).digest();
+    digest.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+version: 3
+proxies:
+  - listen: 127.0.0.1:7000
+  - { listen: 127.0.0.1:7001, announce: proxy.example:7001 }
+shards:
+  - id: a
+    addr: 127.0.0.1:7101
+    slots: [0-8191]
+  - id: b
+    addr: 127.0.0.1:7102
+    slots: [8192-16000, 16001-16383]
+";
+
+    #[test]
+    fn a_good_file_routes_every_slot() {
+        let t = Topology::parse(GOOD, None).unwrap();
+        assert_eq!(t.version, 3);
+        assert_eq!(t.owner(0), 0);
+        assert_eq!(t.owner(8191), 0);
+        assert_eq!(t.owner(8192), 1);
+        assert_eq!(t.owner(16383), 1);
+        assert_eq!(t.nodes[1].host, "proxy.example");
+        assert_eq!(t.nodes[0].id.len(), 40);
+        assert_eq!(t.nodes[0].id, node_id("127.0.0.1", 7000));
+        assert_eq!(t.nodes[0].slots.to_string(), "0-8191");
+        assert_eq!(t.nodes[1].slots.to_string(), "8192-16383");
+        assert_eq!(t.run_from(100, &SlotSet::all()).end, 8191);
+    }
+
+    #[test]
+    fn three_listeners_split_like_redis_cli() {
+        let r = even_split(3);
+        assert_eq!(
+            r.iter().map(|r| (r.start, r.end)).collect::<Vec<_>>(),
+            vec![(0, 5460), (5461, 10922), (10923, 16383)]
+        );
+    }
+
+    #[test]
+    fn problems_name_the_field_and_its_line() {
+        let bad = GOOD
+            .replace("slots: [0-8191]", "slots: [0-8192]")
+            .replace("id: b", "id: a");
+        let problems = Topology::parse(&bad, None).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.contains(&"line 11: shards[1].slots[0]: slot 8192 is already owned by shards[0]".to_string()),
+            "{text:?}"
+        );
+        assert!(text.contains(&"line 9: shards[1].id: 'a' is used twice".to_string()), "{text:?}");
+    }
+
+    #[test]
+    fn uncovered_slots_and_bad_addresses_are_refused() {
+        let bad = GOOD
+            .replace("16001-16383", "16001-16382")
+            .replace("addr: 127.0.0.1:7102", "addr: nowhere")
+            .replace("listen: 127.0.0.1:7000", "listen: :7000");
+        let text: Vec<String> = Topology::parse(&bad, None)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(text.iter().any(|t| t.contains("slots 16383 are owned by no shard")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 10: shards[1].addr")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 3: proxies[0].listen")), "{text:?}");
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_fields_carry_a_line() {
+        let problems = Topology::parse(&GOOD.replace("version: 3", "version: 3\nbogus: 1"), None)
+            .unwrap_err();
+        assert_eq!(problems[0].line, Some(2), "{problems:?}");
+        assert!(problems[0].message.contains("bogus"));
+    }
+}
