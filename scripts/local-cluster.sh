@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Starts fjord's default local cluster in the foreground: three shards on 127.0.0.1:7101-7103
-# with their data under data/ (kept between runs). Ctrl-C stops all of them.
-# The proxy (cluster listeners 7000-7002) is not built yet; until it is, talk to a shard:
-#   redis-cli -p 7101
+# Starts fjord's default local cluster in the foreground, as config/cluster.yaml describes it:
+# three shards on 127.0.0.1:7101-7103 (data under data/, kept between runs) started by the
+# proxy, whose cluster listeners 127.0.0.1:7000-7002 and standalone listener 127.0.0.1:6380
+# open once the shards answer. Then: redis-cli -c -p 7000. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,22 +11,7 @@ if ! command -v redis-cli >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-tools >/dev/null
 fi
-cargo build --release -p fjord-shard
+# Builds whatever changed, so the binaries below are never stale.
+cargo build --release -p fjord-shard -p fjord-proxy
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait || true
-  echo "stopped"
-}
-trap stop INT TERM EXIT
-
-for i in 1 2 3; do
-  mkdir -p "data/s$i"
-  ./target/release/fjord-shard --listen "127.0.0.1:710$i" --data-dir "data/s$i" \
-    --fsync everysec --io-threads 1 &
-  pids+=($!)
-done
-echo "shards up on 127.0.0.1:7101-7103 (data in data/s1..s3); Ctrl-C stops them"
-wait
+exec ./target/release/fjord-proxy --config config/cluster.yaml --launch-shards "$@"

@@ -258,6 +258,16 @@ pub fn resolve(args: &[Bytes]) -> Result<Resolved, String> {
     Ok(Resolved { spec, sub: None })
 }
 
+/// Whether FLUSHALL/FLUSHDB's arguments are valid: none, or one of ASYNC and SYNC (fjord
+/// flushes the same way for both).
+pub fn flush_options_ok(args: &[Bytes]) -> bool {
+    match args {
+        [_] => true,
+        [_, opt] => opt.eq_ignore_ascii_case(b"ASYNC") || opt.eq_ignore_ascii_case(b"SYNC"),
+        _ => false,
+    }
+}
+
 /// The command named `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();

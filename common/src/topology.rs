@@ -113,6 +113,7 @@ pub struct Node {
     pub host: String,
     pub port: u16,
     /// 40 hex characters derived from the announce address: stable across restarts.
+    /// `port` is 0 until the proxy binds a listener configured with port 0.
     pub id: String,
     /// The slots this listener advertises, and covers for node-scoped commands.
     pub slots: SlotSet,
@@ -309,10 +310,7 @@ impl Validator<'_> {
             .as_deref()
             .and_then(|s| self.socket_addr("admin".into(), s));
         if file.settings.backend_connections == 0 {
-            self.problem(
-                "settings.backend_connections".into(),
-                "must be at least 1",
-            );
+            self.problem("settings.backend_connections".into(), "must be at least 1");
         }
         if file.settings.io_threads == 0 {
             self.problem("settings.io_threads".into(), "must be at least 1");
@@ -335,10 +333,14 @@ impl Validator<'_> {
         let mut seen_announce = HashSet::new();
         for (i, p) in file.proxies.iter().enumerate() {
             let listen = self.socket_addr(format!("proxies[{i}].listen"), &p.listen);
-            let announce_text = p.announce.as_deref().unwrap_or(&p.listen);
-            let announce = self.host_port(format!("proxies[{i}].announce"), announce_text);
+            // Without an announce address a listener advertises what it binds; port 0 (tests)
+            // is replaced by the bound port once the proxy has it.
+            let announce = match &p.announce {
+                Some(text) => self.host_port(format!("proxies[{i}].announce"), text),
+                None => listen.map(|l| (l.ip().to_string(), l.port())),
+            };
             if let Some(l) = listen {
-                if !seen_listen.insert(l) {
+                if l.port() != 0 && !seen_listen.insert(l) {
                     self.problem(format!("proxies[{i}].listen"), "listed twice");
                 }
                 if l.ip().is_unspecified() && p.announce.is_none() {
@@ -349,7 +351,7 @@ impl Validator<'_> {
                 }
             }
             if let (Some(listen), Some((host, port))) = (listen, announce) {
-                if !seen_announce.insert((host.clone(), port)) {
+                if port != 0 && !seen_announce.insert((host.clone(), port)) {
                     self.problem(format!("proxies[{i}].announce"), "announced twice");
                 }
                 nodes.push(Node {
@@ -378,9 +380,14 @@ impl Validator<'_> {
             if s.id.is_empty() || s.id.contains(char::is_whitespace) {
                 self.problem(format!("shards[{i}].id"), "must be a non-empty word");
             } else if !seen_ids.insert(s.id.clone()) {
-                self.problem(format!("shards[{i}].id"), format!("'{}' is used twice", s.id));
+                self.problem(
+                    format!("shards[{i}].id"),
+                    format!("'{}' is used twice", s.id),
+                );
             }
-            if self.host_port(format!("shards[{i}].addr"), &s.addr).is_some()
+            if self
+                .host_port(format!("shards[{i}].addr"), &s.addr)
+                .is_some()
                 && !seen_addrs.insert(s.addr.clone())
             {
                 self.problem(
@@ -534,10 +541,15 @@ shards:
         let problems = Topology::parse(&bad, None).unwrap_err();
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert!(
-            text.contains(&"line 11: shards[1].slots[0]: slot 8192 is already owned by shards[0]".to_string()),
+            text.contains(
+                &"line 11: shards[1].slots[0]: slot 8192 is already owned by shards[0]".to_string()
+            ),
             "{text:?}"
         );
-        assert!(text.contains(&"line 9: shards[1].id: 'a' is used twice".to_string()), "{text:?}");
+        assert!(
+            text.contains(&"line 9: shards[1].id: 'a' is used twice".to_string()),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -551,15 +563,27 @@ shards:
             .iter()
             .map(|p| p.to_string())
             .collect();
-        assert!(text.iter().any(|t| t.contains("slots 16383 are owned by no shard")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("line 10: shards[1].addr")), "{text:?}");
-        assert!(text.iter().any(|t| t.starts_with("line 3: proxies[0].listen")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains("slots 16383 are owned by no shard")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("line 10: shards[1].addr")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("line 3: proxies[0].listen")),
+            "{text:?}"
+        );
     }
 
     #[test]
     fn syntax_errors_and_unknown_fields_carry_a_line() {
-        let problems = Topology::parse(&GOOD.replace("version: 3", "version: 3\nbogus: 1"), None)
-            .unwrap_err();
+        let problems =
+            Topology::parse(&GOOD.replace("version: 3", "version: 3\nbogus: 1"), None).unwrap_err();
         assert_eq!(problems[0].line, Some(2), "{problems:?}");
         assert!(problems[0].message.contains("bogus"));
     }

@@ -21,8 +21,14 @@ pub fn index(text: &str) -> HashMap<String, usize> {
 
 enum Frame {
     /// A mapping: the path of the key whose value comes next, if a key was read.
-    Map { base: String, key: Option<String> },
-    Seq { base: String, next: usize },
+    Map {
+        base: String,
+        key: Option<String>,
+    },
+    Seq {
+        base: String,
+        next: usize,
+    },
 }
 
 #[derive(Default)]

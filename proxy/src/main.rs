@@ -1,7 +1,155 @@
-//! `fjord-proxy`: not built yet (issue 3). It exits with an error so that nothing mistakes it
-//! for a working proxy.
+//! `fjord-proxy`: the cluster-mode front of fjord.
+//!
+//! Reads the cluster file, connects to the shards, opens the cluster listeners (advertised as
+//! the masters of a Redis cluster) and the optional standalone listener, and routes every
+//! command by its keys' slots. Prints `fjord-proxy listening on <kind> <addr>` per listener and
+//! `fjord-proxy ready` once it serves, so scripts and tests can use port 0.
+
+mod backend;
+mod cluster;
+mod launch;
+mod proxy;
+mod router;
+mod session;
+mod topology;
+
+use anyhow::Context;
+use backend::BackendOptions;
+use clap::Parser;
+use fjord_common::process;
+use fjord_common::topology::Topology;
+use proxy::{Listener, Proxy};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use topology::TopologyHandle;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "fjord's cluster-mode proxy")]
+struct Cli {
+    /// The cluster file: topology and proxy settings (see config/cluster.yaml).
+    #[arg(long, default_value = "config/cluster.yaml")]
+    config: PathBuf,
+    /// Development: start the topology's shards that have a data_dir, wait until they
+    /// answer, and stop them on exit.
+    #[arg(long)]
+    launch_shards: bool,
+    /// The fjord-shard binary for --launch-shards (default: next to this binary).
+    #[arg(long)]
+    shard_binary: Option<PathBuf>,
+}
 
 fn main() {
-    eprintln!("fjord-proxy is not implemented yet; run the shards directly (see README)");
-    std::process::exit(2);
+    process::init_logging();
+    if let Err(e) = run(Cli::parse()) {
+        tracing::error!("{e:#}");
+        eprintln!("fjord-proxy: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let topology = Topology::load(&cli.config)?;
+    process::raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(topology.settings.io_threads)
+        .thread_name("fjord-proxy")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(cli, topology))
+}
+
+async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
+    let _local_shards = match cli.launch_shards {
+        true => {
+            let binary = match cli.shard_binary {
+                Some(b) => b,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("locating fjord-shard")?
+                    .join("fjord-shard"),
+            };
+            Some(launch::LocalShards::start(&topology, &binary).await?)
+        }
+        false => None,
+    };
+
+    let mut cluster_listeners = Vec::new();
+    for node in &topology.nodes {
+        let l = TcpListener::bind(node.listen)
+            .await
+            .with_context(|| format!("binding cluster listener {}", node.listen))?;
+        cluster_listeners.push(l);
+    }
+    let standalone = match topology.standalone {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding standalone listener {addr}"))?,
+        ),
+        None => None,
+    };
+    let bound = cluster_listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let settings = topology.settings.clone();
+    let options = BackendOptions {
+        connections: settings.backend_connections,
+        connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+        command_timeout: Duration::from_millis(settings.command_timeout_ms),
+        max_backoff: Duration::from_millis(settings.reconnect_max_backoff_ms),
+        password: settings.shard_password.clone(),
+    };
+    let handle = Arc::new(TopologyHandle::new(
+        &cli.config,
+        topology,
+        bound.clone(),
+        options,
+    ));
+    if let Err(e) = handle.watch(Duration::from_millis(200)) {
+        tracing::warn!(error = %e, "cannot watch the cluster file; reload with SIGHUP instead");
+    }
+    let proxy = Arc::new(Proxy::new(Arc::clone(&handle), settings));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (i, l) in cluster_listeners.into_iter().enumerate() {
+        println!("fjord-proxy listening on cluster {}", bound[i]);
+        let task = session::serve(l, Listener::Cluster(i), Arc::clone(&proxy), stop_rx.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    if let Some(l) = standalone {
+        println!("fjord-proxy listening on standalone {}", l.local_addr()?);
+        let task = session::serve(l, Listener::Standalone, Arc::clone(&proxy), stop_rx.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    println!("fjord-proxy ready");
+    tracing::info!(
+        version = handle.load().topology.version,
+        "fjord-proxy ready"
+    );
+
+    let reloader = Arc::clone(&handle);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the cluster file");
+            let _ = reloader.reload();
+        }
+    });
+
+    process::shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use fjord_common::process;
 use fjord_shard::config::{FsyncMode, ShardConfig};
 use fjord_shard::{server, store};
 use std::path::PathBuf;
@@ -76,13 +77,7 @@ impl Cli {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    process::init_logging();
     if let Err(e) = run(Cli::parse()) {
         tracing::error!("{e:#}");
         eprintln!("fjord-shard: {e:#}");
@@ -92,7 +87,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.into_config()?;
-    raise_fd_limit();
+    process::raise_fd_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = Arc::new(
@@ -140,7 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!(%addr, "listening");
         let (tx, rx) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));
-        wait_for_signal().await;
+        process::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = tx.send(true);
         let _ = serving.await;
@@ -179,36 +174,4 @@ fn start_everysec(store: Arc<Store>, stop: Arc<AtomicBool>) -> std::thread::Join
             }
         })
         .expect("spawning the everysec thread")
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-}
-
-/// Many clients mean many sockets: lift the soft descriptor limit to the hard one.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                tracing::warn!("could not raise the open-file limit");
-            }
-        }
-    }
 }

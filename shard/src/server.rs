@@ -11,12 +11,14 @@ use crate::config::ShardConfig;
 use crate::store::writer::{PendingReply, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
+use fjord_common::budget::{Budget, Share};
 use fjord_common::client::{ClientRegistry, ClientState, Host, REDIS_VERSION};
 use fjord_common::command::resolve;
+use fjord_common::{info, process};
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +37,7 @@ pub struct Server {
     pub run_id: String,
     pub local_addr: SocketAddr,
     /// Bytes buffered by all clients in half-received requests.
-    buffered: AtomicUsize,
+    buffered: Budget,
 }
 
 #[derive(Default)]
@@ -54,28 +56,26 @@ impl Server {
         config: ShardConfig,
         local_addr: SocketAddr,
     ) -> Self {
-        let run_id = (0..40)
-            .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
-            .collect();
         Self {
             store,
             writer,
+            buffered: Budget::new(
+                config.client_query_buffer_limit,
+                config.client_memory_budget,
+            ),
             config,
             clients: ClientRegistry::default(),
             cursors: CursorTable::default(),
             stats: ServerStats::default(),
             started: Instant::now(),
-            run_id,
+            run_id: process::new_run_id(),
             local_addr,
-            buffered: AtomicUsize::new(0),
         }
     }
 
     /// The INFO text for the requested sections (default sections when none).
     pub fn info_text(&self, wanted: &[String]) -> String {
-        let all = wanted.iter().any(|w| w == "all" || w == "everything");
-        let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
-        let want = |s: &str| all || default || wanted.iter().any(|w| w == s);
+        let want = |s: &str| info::wants(wanted, s);
         let store = &self.store;
         let ss = &store.stats;
         let mut out = String::new();
@@ -100,11 +100,11 @@ impl Server {
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nblocked_clients:0\r\n\r\n",
                 self.clients.len(),
                 self.config.max_clients,
-                self.buffered.load(Ordering::Relaxed),
+                self.buffered.held(),
             ));
         }
         if want("memory") {
-            let rss = resident_bytes();
+            let rss = process::resident_bytes();
             out.push_str(&format!(
                 "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\n\
                  fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
@@ -165,10 +165,7 @@ impl Server {
             }
             out.push_str("\r\n");
         }
-        while out.ends_with("\r\n\r\n") {
-            out.truncate(out.len() - 2);
-        }
-        out
+        info::finish(out)
     }
 }
 
@@ -224,18 +221,6 @@ impl Host for Server {
             ("requirepass", c.requirepass.clone().unwrap_or_default()),
         ]
     }
-}
-
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
 }
 
 /// Positions of SCAN cursors in flight, bounded in count and bytes (oldest forgotten first).
@@ -342,39 +327,10 @@ async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std
     let info = server.clients.register(addr, stream.local_addr()?);
     let id = info.id;
     let mut conn = ClientState::new(server, info, false);
-    let mut guard = BufferGuard { server, counted: 0 };
+    let mut guard = server.buffered.share();
     let result = serve_connection(&mut stream, server, &mut conn, &mut out, &mut guard).await;
     server.clients.unregister(id);
     result
-}
-
-/// Keeps the global count of buffered request bytes in step with this connection's.
-struct BufferGuard<'a> {
-    server: &'a Server,
-    counted: usize,
-}
-
-impl BufferGuard<'_> {
-    /// Records that this connection now holds `now` bytes; false if over a budget.
-    fn update(&mut self, now: usize) -> bool {
-        let total = &self.server.buffered;
-        if now > self.counted {
-            total.fetch_add(now - self.counted, Ordering::Relaxed);
-        } else {
-            total.fetch_sub(self.counted - now, Ordering::Relaxed);
-        }
-        self.counted = now;
-        now <= self.server.config.client_query_buffer_limit
-            && total.load(Ordering::Relaxed) <= self.server.config.client_memory_budget
-    }
-}
-
-impl Drop for BufferGuard<'_> {
-    fn drop(&mut self) {
-        self.server
-            .buffered
-            .fetch_sub(self.counted, Ordering::Relaxed);
-    }
 }
 
 async fn serve_connection(
@@ -382,7 +338,7 @@ async fn serve_connection(
     server: &Server,
     conn: &mut ClientState,
     out: &mut BytesMut,
-    guard: &mut BufferGuard<'_>,
+    guard: &mut Share<'_>,
 ) -> std::io::Result<()> {
     let mut decoder = RequestDecoder::new(server.config.limits());
     let mut buf = BytesMut::with_capacity(16 * 1024);

@@ -4,7 +4,7 @@ use super::{slots, Ctx, Outcome};
 use crate::server::Server;
 use crate::store::Store;
 use bytes::Bytes;
-use fjord_common::command::Resolved;
+use fjord_common::command::{self, Resolved};
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, Reply};
 use std::sync::atomic::Ordering;
@@ -26,10 +26,8 @@ pub fn lastsave(store: &Store) -> Reply {
 
 /// `FLUSHALL|FLUSHDB [ASYNC|SYNC]`
 pub fn flush(args: &[Bytes]) -> Outcome {
-    match args.get(1).map(|a| a.to_ascii_uppercase()) {
-        None => {}
-        Some(opt) if args.len() == 2 && (opt == b"ASYNC" || opt == b"SYNC") => {}
-        Some(_) => return Reply::error(error::SYNTAX).into(),
+    if !command::flush_options_ok(args) {
+        return Reply::error(error::SYNTAX).into();
     }
     Outcome::Flush(SlotSet::all())
 }

@@ -1,0 +1,352 @@
+//! Pipelined connections to one shard, shared by every client of the proxy.
+//!
+//! A shard gets a few long-lived connections. Each is one task that owns a channel of requests:
+//! a writer half takes everything queued and sends it in one write, a reader half decodes
+//! replies and hands each to the request that is oldest in flight (a shard answers in order).
+//! A client always uses the same connection of a shard, so its requests to that shard stay in
+//! order. Nothing is retried: a request that may have reached the shard and got no reply fails
+//! with a CLUSTERDOWN error naming the shard, and the connection is rebuilt with backoff while
+//! new requests for it fail at once.
+
+use bytes::{Bytes, BytesMut};
+use fjord_common::Reply;
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// What one request to a shard yields: its reply, or why there is none.
+pub type BackendResult = Result<Reply, String>;
+
+/// A request on its way to a shard: the encoded command and where its reply goes.
+struct Request {
+    payload: Bytes,
+    reply: oneshot::Sender<BackendResult>,
+}
+
+/// How connections to shards behave.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    pub connections: usize,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub max_backoff: Duration,
+    pub password: Option<String>,
+}
+
+/// Requests queued per connection before senders wait.
+const QUEUE: usize = 4096;
+/// Most bytes gathered into one write to a shard.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The proxy's connections to one shard.
+pub struct ShardBackend {
+    pub id: String,
+    pub addr: String,
+    conns: Vec<mpsc::Sender<Request>>,
+    status: Arc<Status>,
+}
+
+/// What the connections report about the shard.
+#[derive(Default)]
+pub struct Status {
+    /// Connections currently established.
+    connected: AtomicU64,
+    /// Whether the last attempt on any connection succeeded.
+    up: AtomicBool,
+}
+
+impl ShardBackend {
+    /// Starts the connection tasks; they connect in the background and live as long as this.
+    pub fn start(id: &str, addr: &str, options: &BackendOptions) -> Arc<Self> {
+        let status = Arc::new(Status::default());
+        let conns = (0..options.connections.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let conn = Connection {
+                    shard: id.to_string(),
+                    addr: addr.to_string(),
+                    options: options.clone(),
+                    status: Arc::clone(&status),
+                };
+                tokio::spawn(conn.run(rx));
+                tx
+            })
+            .collect();
+        Arc::new(Self {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            conns,
+            status,
+        })
+    }
+
+    /// Whether the shard answered on its last connection attempt.
+    pub fn is_up(&self) -> bool {
+        self.status.up.load(Ordering::Relaxed)
+    }
+
+    /// Queues `payload` (one encoded command) on the connection `lane` picks; the receiver
+    /// yields the reply. Waits only while that connection's queue is full.
+    pub async fn send(&self, lane: u64, payload: Bytes) -> oneshot::Receiver<BackendResult> {
+        let (reply, rx) = oneshot::channel();
+        let conn = &self.conns[(lane % self.conns.len() as u64) as usize];
+        if let Err(mpsc::error::SendError(req)) = conn.send(Request { payload, reply }).await {
+            let _ = req.reply.send(Err(down(
+                &self.id,
+                &self.addr,
+                "the proxy is shutting down",
+            )));
+        }
+        rx
+    }
+}
+
+/// The CLUSTERDOWN text for a shard that cannot answer.
+pub fn down(shard: &str, addr: &str, why: &str) -> String {
+    format!("CLUSTERDOWN shard {shard} ({addr}) is unavailable: {why}")
+}
+
+/// Waits for a reply, turning a dropped request into the shard's CLUSTERDOWN error.
+pub async fn receive(rx: oneshot::Receiver<BackendResult>, shard: &ShardBackend) -> BackendResult {
+    rx.await.unwrap_or_else(|_| {
+        Err(down(
+            &shard.id,
+            &shard.addr,
+            "the connection was lost before the reply arrived",
+        ))
+    })
+}
+
+/// One connection to a shard, rebuilt whenever it breaks.
+struct Connection {
+    shard: String,
+    addr: String,
+    options: BackendOptions,
+    status: Arc<Status>,
+}
+
+impl Connection {
+    async fn run(self, mut rx: mpsc::Receiver<Request>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let why = match self.connect().await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(50);
+                    self.status.up.store(true, Ordering::Relaxed);
+                    self.status.connected.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(shard = %self.shard, addr = %self.addr, "connected to shard");
+                    let why = self.serve(stream, &mut rx).await;
+                    self.status.connected.fetch_sub(1, Ordering::Relaxed);
+                    match why {
+                        Some(why) => why,
+                        None => return,
+                    }
+                }
+                Err(why) => why,
+            };
+            self.status.up.store(false, Ordering::Relaxed);
+            tracing::warn!(shard = %self.shard, addr = %self.addr, error = %why, retry_in_ms = backoff.as_millis() as u64, "shard connection down");
+            // While down, requests fail at once rather than wait for a shard that is not there.
+            let retry_at = Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    req = rx.recv() => match req {
+                        Some(req) => {
+                            let _ = req.reply.send(Err(down(&self.shard, &self.addr, &why)));
+                        }
+                        None => return,
+                    },
+                    _ = tokio::time::sleep_until(retry_at) => break,
+                }
+            }
+            backoff = (backoff * 2).min(self.options.max_backoff);
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, String> {
+        let attempt = async {
+            let mut stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            if let Some(password) = &self.options.password {
+                let mut out = BytesMut::new();
+                fjord_common::resp::encode_request(&["AUTH", password.as_str()], &mut out);
+                stream.write_all(&out).await.map_err(|e| e.to_string())?;
+                let mut buf = BytesMut::with_capacity(256);
+                loop {
+                    if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+                        return Err("the shard closed the connection during AUTH".to_string());
+                    }
+                    match decode_bytes_mut(&mut buf) {
+                        Ok(Some((BytesFrame::Error(e), ..))) => {
+                            return Err(format!("AUTH refused: {}", &*e))
+                        }
+                        Ok(Some(_)) => break,
+                        Ok(None) => continue,
+                        Err(e) => return Err(format!("undecodable AUTH reply: {e:?}")),
+                    }
+                }
+            }
+            Ok(stream)
+        };
+        tokio::time::timeout(self.options.connect_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "connect timed out after {} ms",
+                    self.options.connect_timeout.as_millis()
+                ))
+            })
+    }
+
+    /// Runs the connection until it breaks (`Some(why)`) or the backend is dropped (`None`).
+    async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<Request>) -> Option<String> {
+        let (read, write) = stream.into_split();
+        let (inflight_tx, inflight_rx) = mpsc::unbounded_channel();
+        tokio::select! {
+            why = write_loop(write, rx, inflight_tx) => why,
+            why = self.read_loop(read, inflight_rx) => Some(why),
+        }
+    }
+
+    async fn read_loop(
+        &self,
+        mut read: OwnedReadHalf,
+        mut inflight_rx: mpsc::UnboundedReceiver<InFlight>,
+    ) -> String {
+        let mut queue: VecDeque<InFlight> = VecDeque::new();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let timeout = self.options.command_timeout;
+        let why = loop {
+            let oldest = queue.front().map(|f| f.sent + timeout);
+            tokio::select! {
+                entry = inflight_rx.recv() => match entry {
+                    Some(entry) => queue.push_back(entry),
+                    // The writer ended; it reports why.
+                    None => std::future::pending::<()>().await,
+                },
+                read = read.read_buf(&mut buf) => match read {
+                    Ok(0) => break "the shard closed the connection".to_string(),
+                    Ok(_) => {
+                        if let Err(why) = self.deliver(&mut buf, &mut queue, &mut inflight_rx) {
+                            break why;
+                        }
+                        if buf.capacity() - buf.len() < 4096 {
+                            buf.reserve(64 * 1024);
+                        }
+                    }
+                    Err(e) => break e.to_string(),
+                },
+                _ = sleep_until_opt(oldest) => {
+                    break format!("no reply within {} ms", timeout.as_millis());
+                }
+            }
+        };
+        for entry in queue.drain(..) {
+            let _ = entry.reply.send(Err(down(&self.shard, &self.addr, &why)));
+        }
+        while let Ok(entry) = inflight_rx.try_recv() {
+            let _ = entry.reply.send(Err(down(&self.shard, &self.addr, &why)));
+        }
+        why
+    }
+
+    /// Hands every complete reply in `buf` to the request it answers.
+    fn deliver(
+        &self,
+        buf: &mut BytesMut,
+        queue: &mut VecDeque<InFlight>,
+        inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+    ) -> Result<(), String> {
+        loop {
+            let frame = match decode_bytes_mut(buf) {
+                Ok(Some((frame, ..))) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("undecodable reply from the shard: {e:?}")),
+            };
+            if queue.is_empty() {
+                while let Ok(entry) = inflight_rx.try_recv() {
+                    queue.push_back(entry);
+                }
+            }
+            let Some(entry) = queue.pop_front() else {
+                return Err("the shard sent a reply nobody asked for".to_string());
+            };
+            let _ = entry.reply.send(Ok(to_reply(frame)));
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A request written to the shard, waiting for its reply.
+struct InFlight {
+    reply: oneshot::Sender<BackendResult>,
+    sent: Instant,
+}
+
+/// Sends queued requests in batches; returns why it stopped, `None` when the backend is gone.
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    rx: &mut mpsc::Receiver<Request>,
+    inflight: mpsc::UnboundedSender<InFlight>,
+) -> Option<String> {
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let first = rx.recv().await?;
+        let now = Instant::now();
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            out.extend_from_slice(&req.payload);
+            // Registered before the bytes leave, so the reader always finds the reply's owner.
+            if inflight
+                .send(InFlight {
+                    reply: req.reply,
+                    sent: now,
+                })
+                .is_err()
+            {
+                return Some("the reply reader stopped".to_string());
+            }
+            if out.len() < MAX_BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = write.write_all(&out).await {
+            return Some(e.to_string());
+        }
+        out.clear();
+        if out.capacity() > 4 * MAX_BATCH_BYTES {
+            out = BytesMut::with_capacity(64 * 1024);
+        }
+    }
+}
+
+/// A shard's RESP2 reply as a [`Reply`], re-encoded later in the client's protocol.
+pub fn to_reply(frame: BytesFrame) -> Reply {
+    match frame {
+        BytesFrame::SimpleString(s) => match std::str::from_utf8(&s) {
+            Ok("OK") => Reply::ok(),
+            _ => Reply::status(String::from_utf8_lossy(&s).into_owned()),
+        },
+        BytesFrame::Error(e) => Reply::error(e.to_string()),
+        BytesFrame::Integer(i) => Reply::Int(i),
+        BytesFrame::BulkString(b) => Reply::Bulk(b),
+        BytesFrame::Array(items) => Reply::Array(items.into_iter().map(to_reply).collect()),
+        BytesFrame::Null => Reply::Nil,
+    }
+}

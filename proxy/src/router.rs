@@ -1,0 +1,420 @@
+//! Routing a command to shards, and merging what they answer.
+//!
+//! The command table says how ([`Route`]): single-slot commands go to their slot's shard as
+//! they are; MGET, MSET, DEL, UNLINK, EXISTS and TOUCH are split per shard (not per key) and
+//! merged; node-scoped keyless commands (DBSIZE, SCAN, KEYS, RANDOMKEY, FLUSHALL/FLUSHDB) cover
+//! the slots of the listener the client came through, shard by shard, with the `FJORD`
+//! commands that take a slot set. Requests are queued to the backends when the command is
+//! routed, so a pipeline reaches the shards at once; the returned [`Pending`] only waits.
+
+use crate::backend::{self, BackendResult, ShardBackend};
+use crate::topology::Routing;
+use bytes::{Bytes, BytesMut};
+use fjord_common::command::{CommandSpec, Merge, Resolved};
+use fjord_common::resp::encode_request;
+use fjord_common::slotset::SlotSet;
+use fjord_common::{error, slot_of, CommandId, Reply};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A reply that is ready, or still to come from shards.
+pub enum Pending {
+    Ready(Reply),
+    Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
+impl From<Reply> for Pending {
+    fn from(r: Reply) -> Self {
+        Pending::Ready(r)
+    }
+}
+
+impl Pending {
+    pub async fn resolve(self) -> Reply {
+        match self {
+            Pending::Ready(r) => r,
+            Pending::Later(f) => f.await,
+        }
+    }
+}
+
+/// Where a command goes: the routing in force when it arrived, and the client's lane (which
+/// of a shard's connections carries its requests, so they stay in order).
+#[derive(Clone)]
+pub struct Target {
+    pub routing: Arc<Routing>,
+    pub lane: u64,
+}
+
+impl Target {
+    fn backend(&self, shard: usize) -> Arc<ShardBackend> {
+        Arc::clone(&self.routing.backends[shard])
+    }
+
+    /// Queues `args` on `shard` and returns the reply to come.
+    pub async fn send(&self, shard: usize, args: &[impl AsRef<[u8]>]) -> Pending {
+        let backend = self.backend(shard);
+        let rx = backend.send(self.lane, encode(args)).await;
+        Pending::Later(Box::pin(async move {
+            into_reply(backend::receive(rx, &backend).await)
+        }))
+    }
+
+    /// Queues `args` on `shard`; the returned future yields the shard's reply or error.
+    async fn send_raw(
+        &self,
+        shard: usize,
+        args: &[impl AsRef<[u8]>],
+    ) -> impl Future<Output = BackendResult> + Send + 'static {
+        let backend = self.backend(shard);
+        let rx = backend.send(self.lane, encode(args)).await;
+        async move { backend::receive(rx, &backend).await }
+    }
+}
+
+fn encode(args: &[impl AsRef<[u8]>]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_request(args, &mut out);
+    out.freeze()
+}
+
+fn into_reply(result: BackendResult) -> Reply {
+    result.unwrap_or_else(Reply::error)
+}
+
+/// The one slot all of a command's keys hash to; CROSSSLOT when they differ.
+pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Reply> {
+    let mut slot = None;
+    for i in spec.key_indexes(args.len()) {
+        let s = slot_of(&args[i]);
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return Err(Reply::error(error::CROSSSLOT)),
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+/// Sends a single-slot command to its shard.
+pub async fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Pending {
+    match common_slot(r.spec, args) {
+        Ok(Some(slot)) => target.send(target.routing.topology.owner(slot), args).await,
+        Ok(None) => Reply::error(error::wrong_arity(r.spec.name)).into(),
+        Err(e) => e.into(),
+    }
+}
+
+/// Splits a multi-key command per shard and merges the parts.
+pub async fn split(target: &Target, r: Resolved, merge: Merge, args: &[Bytes]) -> Pending {
+    let spec = r.spec;
+    let topology = &target.routing.topology;
+    let step = spec.step.max(1) as usize;
+    // Per shard, in order of first appearance: the ordinals of its keys.
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    let key_positions: Vec<usize> = spec.key_indexes(args.len()).collect();
+    for (ordinal, &pos) in key_positions.iter().enumerate() {
+        let shard = topology.owner(slot_of(&args[pos]));
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, ordinals)) => ordinals.push(ordinal),
+            None => groups.push((shard, vec![ordinal])),
+        }
+    }
+    if groups.len() <= 1 {
+        let shard = groups.first().map_or(0, |g| g.0);
+        return target.send(shard, args).await;
+    }
+    let mut parts = Vec::with_capacity(groups.len());
+    for (shard, ordinals) in &groups {
+        let mut part: Vec<&[u8]> = Vec::with_capacity(1 + ordinals.len() * step);
+        part.push(&args[0]);
+        for &o in ordinals {
+            let pos = key_positions[o];
+            part.extend(args[pos..pos + step].iter().map(|a| &a[..]));
+        }
+        parts.push(target.send_raw(*shard, &part).await);
+    }
+    let total_keys = key_positions.len();
+    Pending::Later(Box::pin(async move {
+        let mut replies = Vec::with_capacity(parts.len());
+        for part in parts {
+            replies.push(part.await);
+        }
+        merge_parts(merge, &groups, replies, total_keys)
+    }))
+}
+
+/// Merges per-shard replies. Any failed part fails the whole command: a nil must never stand
+/// in for a key whose shard did not answer.
+fn merge_parts(
+    merge: Merge,
+    groups: &[(usize, Vec<usize>)],
+    replies: Vec<BackendResult>,
+    total_keys: usize,
+) -> Reply {
+    let mut values = match merge {
+        Merge::Values => vec![Reply::Nil; total_keys],
+        _ => Vec::new(),
+    };
+    let mut sum = 0i64;
+    for ((_, ordinals), reply) in groups.iter().zip(replies) {
+        match (merge, reply) {
+            (_, Err(e)) => return Reply::error(e),
+            (_, Ok(e @ Reply::Error(_))) => return e,
+            (Merge::Values, Ok(Reply::Array(items))) if items.len() == ordinals.len() => {
+                for (&o, item) in ordinals.iter().zip(items) {
+                    values[o] = item;
+                }
+            }
+            (Merge::Ok, Ok(_)) => {}
+            (Merge::SumInts, Ok(Reply::Int(n))) => sum += n,
+            (_, Ok(other)) => {
+                return Reply::error(format!(
+                    "ERR unexpected reply from a shard while merging: {other:?}"
+                ))
+            }
+        }
+    }
+    match merge {
+        Merge::Values => Reply::Array(values),
+        Merge::Ok => Reply::ok(),
+        Merge::SumInts => Reply::Int(sum),
+    }
+}
+
+/// Runs a node-scoped command over `scope` (a listener's slots, or all of them).
+pub async fn node_scoped(target: &Target, r: Resolved, args: &[Bytes], scope: SlotSet) -> Pending {
+    use CommandId as C;
+    match r.spec.id {
+        C::Dbsize => {
+            let parts = fan_out(target, &scope, fjord("DBSIZE", None)).await;
+            later(async move { gather(parts).await.map_or_else(|e| e, sum_ints) })
+        }
+        C::Flushdb | C::Flushall => {
+            if !fjord_common::command::flush_options_ok(args) {
+                return Reply::error(error::SYNTAX).into();
+            }
+            let parts = fan_out(target, &scope, fjord("FLUSH", None)).await;
+            later(async move { gather(parts).await.map_or_else(|e| e, |_| Reply::ok()) })
+        }
+        C::Keys => {
+            let parts = fan_out(target, &scope, fjord("KEYS", Some(args[1].clone()))).await;
+            later(async move {
+                let mut keys = Vec::new();
+                for part in gather(parts).await? {
+                    match part {
+                        Reply::Array(items) => keys.extend(items),
+                        other => return Err(unexpected(other)),
+                    }
+                }
+                Ok(Reply::Array(keys))
+            })
+        }
+        C::Randomkey => {
+            let parts = fan_out(target, &scope, fjord("RANDOMKEY", None)).await;
+            later(async move {
+                let mut found: Vec<Reply> = gather(parts)
+                    .await?
+                    .into_iter()
+                    .filter(|r| matches!(r, Reply::Bulk(_)))
+                    .collect();
+                if found.is_empty() {
+                    return Ok(Reply::Nil);
+                }
+                let pick = rand::random::<usize>() % found.len();
+                Ok(found.swap_remove(pick))
+            })
+        }
+        C::Scan => scan(target.clone(), args.to_vec(), scope),
+        other => Reply::error(format!("ERR {other:?} is not node-scoped")).into(),
+    }
+}
+
+/// `FJORD <sub> <slots> [extra]`, for each shard's part of the slots.
+fn fjord(sub: &'static str, extra: Option<Bytes>) -> impl Fn(String) -> Vec<Bytes> {
+    move |slots: String| {
+        let mut request = vec![
+            Bytes::from_static(b"FJORD"),
+            Bytes::from_static(sub.as_bytes()),
+            Bytes::from(slots),
+        ];
+        request.extend(extra.clone());
+        request
+    }
+}
+
+/// A reply still to come, from a future that may fail with an error reply.
+fn later<F>(f: F) -> Pending
+where
+    F: Future + Send + 'static,
+    F::Output: IntoReply,
+{
+    Pending::Later(Box::pin(async move { f.await.into_reply() }))
+}
+
+/// What a merging future ends with: a reply, or a reply-or-error.
+trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Reply {
+        self
+    }
+}
+
+impl IntoReply for Result<Reply, Reply> {
+    fn into_reply(self) -> Reply {
+        self.unwrap_or_else(|e| e)
+    }
+}
+
+fn unexpected(other: Reply) -> Reply {
+    Reply::error(format!("ERR unexpected reply from a shard: {other:?}"))
+}
+
+/// Awaits every part in order; the first error (a shard's, or a shard being down) wins.
+async fn gather(parts: Vec<impl Future<Output = BackendResult>>) -> Result<Vec<Reply>, Reply> {
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part.await {
+            Ok(e @ Reply::Error(_)) => return Err(e),
+            Ok(r) => out.push(r),
+            Err(e) => return Err(Reply::error(e)),
+        }
+    }
+    Ok(out)
+}
+
+fn sum_ints(replies: Vec<Reply>) -> Reply {
+    let mut sum = 0;
+    for r in replies {
+        match r {
+            Reply::Int(n) => sum += n,
+            other => return unexpected(other),
+        }
+    }
+    Reply::Int(sum)
+}
+
+/// Sends `make(slots)` to every shard owning part of `scope`, `slots` being that part.
+async fn fan_out(
+    target: &Target,
+    scope: &SlotSet,
+    make: impl Fn(String) -> Vec<Bytes>,
+) -> Vec<impl Future<Output = BackendResult> + Send + 'static> {
+    let mut parts = Vec::new();
+    for (shard, slots) in target.routing.topology.split_by_shard(scope) {
+        parts.push(target.send_raw(shard, &make(slots.to_string())).await);
+    }
+    parts
+}
+
+/// SCAN over `scope`. The cursor is a shard's cursor, whose top bits hold the slot it stopped
+/// in (see the shard's SCAN): the proxy asks that slot's owner to go on within the run of
+/// slots it owns, and moves to the next run when a shard says it is done.
+fn scan(target: Target, args: Vec<Bytes>, scope: SlotSet) -> Pending {
+    later(async move {
+        let Some(mut cursor) = std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            return Reply::error(error::INVALID_CURSOR);
+        };
+        let topology = &target.routing.topology;
+        let start = if cursor == 0 {
+            0
+        } else {
+            ((cursor >> 48) & 0x3fff) as u16
+        };
+        let Some(mut slot) = scope.next_at_or_after(start) else {
+            return scan_reply(0, Vec::new());
+        };
+        if slot != start {
+            cursor = u64::from(slot) << 48;
+        }
+        let mut keys = Vec::new();
+        loop {
+            let run = topology.run_from(slot, &scope);
+            let run_set = SlotSet::from_ranges([run]);
+            let mut request: Vec<Vec<u8>> = vec![
+                b"FJORD".to_vec(),
+                b"SCAN".to_vec(),
+                run_set.to_string().into_bytes(),
+                cursor.to_string().into_bytes(),
+            ];
+            request.extend(args[2..].iter().map(|a| a.to_vec()));
+            let reply = target.send_raw(topology.owner(slot), &request).await.await;
+            let next = match reply {
+                Ok(Reply::Array(mut parts)) if parts.len() == 2 => {
+                    if let Some(Reply::Array(found)) = parts.pop() {
+                        keys.extend(found);
+                    }
+                    match parts.pop() {
+                        Some(Reply::Bulk(c)) => std::str::from_utf8(&c)
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .unwrap_or(0),
+                        _ => 0,
+                    }
+                }
+                Ok(e @ Reply::Error(_)) => return e,
+                Ok(other) => return unexpected(other),
+                Err(e) => return Reply::error(e),
+            };
+            if next != 0 {
+                return scan_reply(next, keys);
+            }
+            // This run is done: go on with the next one, now or in the client's next call.
+            let Some(after) = run
+                .end
+                .checked_add(1)
+                .and_then(|s| scope.next_at_or_after(s))
+            else {
+                return scan_reply(0, keys);
+            };
+            slot = after;
+            cursor = u64::from(slot) << 48;
+            if !keys.is_empty() {
+                return scan_reply(cursor, keys);
+            }
+        }
+    })
+}
+
+fn scan_reply(cursor: u64, keys: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::text(cursor.to_string()), Reply::Array(keys)])
+}
+
+/// LASTSAVE over every shard: the oldest of their last syncs.
+pub async fn lastsave(target: &Target) -> Pending {
+    let mut parts = Vec::new();
+    for shard in 0..target.routing.backends.len() {
+        parts.push(target.send_raw(shard, &["LASTSAVE"]).await);
+    }
+    later(async move {
+        let mut oldest = i64::MAX;
+        for r in gather(parts).await? {
+            match r {
+                Reply::Int(t) => oldest = oldest.min(t),
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(Reply::Int(if oldest == i64::MAX { 0 } else { oldest }))
+    })
+}
+
+/// The number of keys in `scope`, for INFO keyspace.
+pub async fn count_keys(
+    target: &Target,
+    scope: &SlotSet,
+) -> impl Future<Output = Result<u64, Reply>> + Send + 'static {
+    let parts = fan_out(target, scope, fjord("DBSIZE", None)).await;
+    async move {
+        match gather(parts).await.map(sum_ints)? {
+            Reply::Int(n) => Ok(n.max(0) as u64),
+            other => Err(other),
+        }
+    }
+}

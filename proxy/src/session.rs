@@ -1,0 +1,267 @@
+//! One client connection: decode requests, route them, write replies in request order.
+//!
+//! Everything the client sent in one read is decoded and routed at once (requests go out to
+//! the shards' queues immediately, so a pipeline fans out in parallel), then the replies are
+//! awaited in order and written in one go. At most `max_pipeline` requests are in flight per
+//! client, and replies waiting to be written are bounded by `client_output_buffer_limit`.
+
+use crate::cluster;
+use crate::proxy::{Listener, Proxy};
+use crate::router::{self, Pending, Target};
+use bytes::{Bytes, BytesMut};
+use fjord_common::client::{self, ClientState, Handled};
+use fjord_common::command::{resolve, Resolved, Route};
+use fjord_common::slotset::SlotSet;
+use fjord_common::{error, info, CommandId, Reply, RequestDecoder};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Accepts clients on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    kind: Listener,
+    proxy: Arc<Proxy>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                proxy
+                    .stats
+                    .connections_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_nodelay(true);
+                let laddr = stream.local_addr().unwrap_or(addr);
+                let proxy = Arc::clone(&proxy);
+                // The stream is generic so a TLS stream can take its place later.
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, addr, laddr, kind, &proxy).await {
+                        tracing::debug!(error = %e, %addr, "client connection ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning, keep accepting later.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    kind: Listener,
+    proxy: &Arc<Proxy>,
+) -> std::io::Result<()> {
+    if proxy.clients.len() >= proxy.settings.max_clients {
+        proxy
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let mut out = BytesMut::new();
+        Reply::error("ERR max number of clients reached").encode(Default::default(), &mut out);
+        stream.write_all(&out).await?;
+        return Ok(());
+    }
+    let info = proxy.clients.register(addr, laddr);
+    let id = info.id;
+    let state = ClientState::new(&**proxy, info, kind != Listener::Standalone);
+    let mut session = Session {
+        proxy: Arc::clone(proxy),
+        kind,
+        state,
+    };
+    let result = session.run(&mut stream).await;
+    proxy.clients.unregister(id);
+    result
+}
+
+struct Session {
+    proxy: Arc<Proxy>,
+    kind: Listener,
+    state: ClientState,
+}
+
+impl Session {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> std::io::Result<()> {
+        let proxy = Arc::clone(&self.proxy);
+        let mut decoder = RequestDecoder::new(proxy.settings.limits());
+        let mut share = proxy.budget.share();
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let stats = &proxy.stats;
+        loop {
+            let expected = decoder.bulk_bytes_expected(&buf).min(4 * 1024 * 1024);
+            buf.reserve(expected.max(16 * 1024));
+            let n = stream.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            // One snapshot per batch: every request of the batch routes by the same topology.
+            let target = Target {
+                routing: self.proxy.topology.load(),
+                lane: self.state.info.id,
+            };
+            let mut close = false;
+            loop {
+                let args = match decoder.decode(&mut buf) {
+                    Ok(Some(args)) => args,
+                    Ok(None) => break,
+                    Err(e) => {
+                        pending.push_back(e.to_reply().into());
+                        close = true;
+                        break;
+                    }
+                };
+                stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+                let (reply, closing) = self.dispatch(&target, args).await;
+                pending.push_back(reply);
+                if closing {
+                    close = true;
+                    break;
+                }
+                if pending.len() >= proxy.settings.max_pipeline {
+                    // Enough in flight: answer these before taking more from this client.
+                    if !self.flush(stream, &mut pending, &mut out).await? {
+                        return Ok(());
+                    }
+                }
+            }
+            if !share.update(buf.len() + decoder.held_bytes()) {
+                pending.push_back(
+                    Reply::error(
+                        "ERR client buffers exceed the proxy's limit (client_query_buffer_limit \
+                         or client_memory_budget); closing",
+                    )
+                    .into(),
+                );
+                close = true;
+            }
+            if !self.flush(stream, &mut pending, &mut out).await? || close {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Awaits every pending reply in order and writes them; false if the client must go
+    /// (its replies outgrew the output buffer limit).
+    async fn flush<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        pending: &mut VecDeque<Pending>,
+        out: &mut BytesMut,
+    ) -> std::io::Result<bool> {
+        let limit = self.proxy.settings.client_output_buffer_limit;
+        while let Some(p) = pending.pop_front() {
+            p.resolve().await.encode(self.state.proto, out);
+            if out.len() > limit {
+                tracing::warn!(
+                    client = self.state.info.id,
+                    bytes = out.len(),
+                    "closing a client whose replies exceed client_output_buffer_limit"
+                );
+                pending.clear();
+                return Ok(false);
+            }
+        }
+        if !out.is_empty() {
+            self.proxy
+                .stats
+                .net_output_bytes
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            stream.write_all(out).await?;
+            out.clear();
+            if out.capacity() > 1024 * 1024 {
+                *out = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Routes one request; the flag is true when the connection closes after it (QUIT).
+    async fn dispatch(&mut self, target: &Target, args: Vec<Bytes>) -> (Pending, bool) {
+        let r = match resolve(&args) {
+            // Shard-internal commands do not exist for clients.
+            Ok(r) if r.spec.route == Route::Internal => {
+                return (
+                    Reply::error(error::unknown_command(&args[0], &args[1..])).into(),
+                    false,
+                )
+            }
+            Ok(r) => r,
+            Err(e) => return (Reply::error(e).into(), false),
+        };
+        self.state.info.touch(r);
+        if let Some(refusal) = client::refuse(&self.state, &r) {
+            return (refusal.into(), false);
+        }
+        match client::execute(&*self.proxy, &mut self.state, r, &args) {
+            Some(Handled::Reply(reply)) => return (reply.into(), false),
+            Some(Handled::Close(reply)) => return (reply.into(), true),
+            None => {}
+        }
+        let pending = match r.spec.route {
+            Route::SingleSlot => router::single_slot(target, r, &args).await,
+            Route::Split(merge) => router::split(target, r, merge, &args).await,
+            Route::NodeScoped => router::node_scoped(target, r, &args, self.scope(target)).await,
+            Route::Local => self.local(target, r, &args).await,
+            Route::Unsupported | Route::Internal => {
+                Reply::error(error::unknown_command(&args[0], &args[1..])).into()
+            }
+        };
+        (pending, false)
+    }
+
+    /// The slots node-scoped commands cover for this client.
+    fn scope(&self, target: &Target) -> SlotSet {
+        match self.kind {
+            Listener::Cluster(i) => target.routing.topology.nodes[i].slots.clone(),
+            Listener::Standalone => SlotSet::all(),
+        }
+    }
+
+    /// Keyless commands the proxy answers itself (some with figures from the shards).
+    async fn local(&self, target: &Target, r: Resolved, args: &[Bytes]) -> Pending {
+        match r.spec.id {
+            CommandId::Cluster => cluster::cluster(target, self.kind, r, args).await,
+            CommandId::Lastsave => router::lastsave(target).await,
+            CommandId::Info => {
+                let wanted: Vec<String> = args[1..]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                    .collect();
+                let proxy = Arc::clone(&self.proxy);
+                let kind = self.kind;
+                if !info::wants(&wanted, "keyspace") {
+                    return Reply::Verbatim(proxy.info_text(&wanted, kind, None).into()).into();
+                }
+                let keys = router::count_keys(target, &self.scope(target)).await;
+                Pending::Later(Box::pin(async move {
+                    match keys.await {
+                        Ok(n) => Reply::Verbatim(proxy.info_text(&wanted, kind, Some(n)).into()),
+                        Err(e) => e,
+                    }
+                }))
+            }
+            other => Reply::error(format!("ERR {other:?} has no handler in the proxy")).into(),
+        }
+    }
+}
