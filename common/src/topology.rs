@@ -404,18 +404,23 @@ impl Validator<'_> {
                 match SlotSet::parse(text) {
                     Ok(set) => {
                         for r in set.ranges() {
+                            let mut reported = false;
                             for slot in r.start..=r.end {
                                 let o = &mut owner[usize::from(slot)];
                                 if *o != u16::MAX && usize::from(*o) != i {
-                                    let other = first_owner_path
-                                        .get(&usize::from(*o))
-                                        .cloned()
-                                        .unwrap_or_default();
-                                    self.problem(
-                                        path.clone(),
-                                        format!("slot {slot} is already owned by {other}"),
-                                    );
-                                    break;
+                                    // One problem per range, naming its first contested slot.
+                                    if !reported {
+                                        let other = first_owner_path
+                                            .get(&usize::from(*o))
+                                            .cloned()
+                                            .unwrap_or_default();
+                                        self.problem(
+                                            path.clone(),
+                                            format!("slot {slot} is already owned by {other}"),
+                                        );
+                                        reported = true;
+                                    }
+                                    continue;
                                 }
                                 *o = i as u16;
                             }

@@ -44,6 +44,8 @@ pub struct Shard {
 pub struct ShardOptions {
     pub fsync: &'static str,
     pub data_dir: Option<PathBuf>,
+    /// Listen here instead of a free port (to restart a shard where the proxy expects it).
+    pub listen: Option<String>,
     pub extra_args: Vec<String>,
     /// Run the shard under this wrapper (e.g. `strace -f -o FILE`).
     pub wrapper: Vec<String>,
@@ -54,6 +56,7 @@ impl Default for ShardOptions {
         Self {
             fsync: "everysec",
             data_dir: None,
+            listen: None,
             extra_args: vec![],
             wrapper: vec![],
         }
@@ -83,13 +86,9 @@ impl Shard {
             }
             None => Command::new(&bin),
         };
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--fsync",
-            opts.fsync,
-            "--data-dir",
-        ])
+        cmd.arg("--listen")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
+            .args(["--fsync", opts.fsync, "--data-dir"])
         .arg(&data_dir)
         .args(["--io-threads", "2"])
         .args(&opts.extra_args)
@@ -145,23 +144,189 @@ impl Drop for Shard {
 }
 
 fn read_listen_line(child: &mut Child, prefix: &str) -> Result<String> {
+    let lines = read_lines_until(child, |l| l.starts_with(prefix))?;
+    let last = lines.last().context("no output")?;
+    Ok(last[prefix.len()..].to_string())
+}
+
+/// Reads the child's stdout lines up to and including the first that satisfies `done`, then
+/// keeps draining stdout in the background so the child never blocks on a full pipe.
+fn read_lines_until(child: &mut Child, done: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     let stdout = child.stdout.take().context("no stdout")?;
     let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
+    let mut lines = Vec::new();
     loop {
-        line.clear();
+        let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            bail!("process exited before printing '{prefix}…'");
+            bail!("process exited before it was ready; it printed {lines:?}");
         }
-        if let Some(addr) = line.trim().strip_prefix(prefix) {
-            let addr = addr.to_string();
-            // Keep draining stdout so the child never blocks on a full pipe.
+        let line = line.trim().to_string();
+        let finished = done(&line);
+        lines.push(line);
+        if finished {
             std::thread::spawn(move || {
                 let mut sink = Vec::new();
                 let _ = reader.read_to_end(&mut sink);
             });
-            return Ok(addr);
+            return Ok(lines);
         }
+    }
+}
+
+/// A running `fjord-proxy` in front of its own shards, all on free ports: shaped like the
+/// default local cluster (three shards, three cluster listeners, a standalone listener).
+pub struct Cluster {
+    proxy: Child,
+    pub shards: Vec<Shard>,
+    /// Cluster listeners, as `host:port`.
+    pub nodes: Vec<String>,
+    pub standalone: String,
+    /// The cluster file the proxy reads (rewrite it to test reloads).
+    pub config: PathBuf,
+    settings: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// How to start a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub shards: usize,
+    /// Extra lines for the `settings:` section, e.g. `"  requirepass: secret"`.
+    pub settings: Vec<String>,
+    pub shard: ShardOptions,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            shards: 3,
+            settings: vec![],
+            shard: ShardOptions::default(),
+        }
+    }
+}
+
+impl Cluster {
+    pub fn start() -> Result<Self> {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    pub fn start_with(opts: ClusterOptions) -> Result<Self> {
+        let shards = (0..opts.shards)
+            .map(|_| Shard::start_with(opts.shard.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("cluster.yaml");
+        let per = 16384 / opts.shards;
+        let ranges: Vec<(usize, usize)> = (0..opts.shards)
+            .map(|i| {
+                let end = if i + 1 == opts.shards { 16383 } else { (i + 1) * per - 1 };
+                (i * per, end)
+            })
+            .collect();
+        let addrs: Vec<&str> = shards.iter().map(|s| s.addr.as_str()).collect();
+        let ranges: Vec<Vec<(usize, usize)>> = ranges.into_iter().map(|r| vec![r]).collect();
+        std::fs::write(&config, cluster_yaml(1, &addrs, &ranges, &opts.settings))?;
+        let mut proxy = Command::new(binary("fjord-proxy")?)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting fjord-proxy")?;
+        let lines = read_lines_until(&mut proxy, |l| l == "fjord-proxy ready")?;
+        let nodes = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("fjord-proxy listening on cluster "))
+            .map(String::from)
+            .collect();
+        let standalone = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
+            .context("no standalone listener")?
+            .to_string();
+        Ok(Self {
+            proxy,
+            shards,
+            nodes,
+            standalone,
+            config,
+            settings: opts.settings,
+            _dir: dir,
+        })
+    }
+
+    /// A client of the first cluster listener.
+    pub fn client(&self) -> Result<RawClient> {
+        RawClient::tcp(&self.nodes[0])
+    }
+
+    /// A client of the standalone listener.
+    pub fn standalone_client(&self) -> Result<RawClient> {
+        RawClient::tcp(&self.standalone)
+    }
+
+    /// Rewrites the cluster file with these shard slot ranges (same shards, same order).
+    pub fn write_topology(&self, version: u64, ranges: &[Vec<(usize, usize)>]) -> Result<()> {
+        let addrs: Vec<&str> = self.shards.iter().map(|s| s.addr.as_str()).collect();
+        write_atomically(
+            &self.config,
+            &cluster_yaml(version, &addrs, ranges, &self.settings),
+        )
+    }
+
+    /// Sends SIGHUP to the proxy (reload the cluster file).
+    pub fn sighup(&self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.proxy.id() as i32, libc::SIGHUP);
+        }
+    }
+}
+
+/// Replaces a file's content in one step (as a careful operator or a config tool would).
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn cluster_yaml(
+    version: u64,
+    shard_addrs: &[&str],
+    ranges: &[Vec<(usize, usize)>],
+    settings: &[String],
+) -> String {
+    let mut text = format!("version: {version}\nproxies:\n");
+    for _ in 0..3 {
+        text.push_str("  - listen: 127.0.0.1:0\n");
+    }
+    text.push_str("standalone: 127.0.0.1:0\n");
+    if !settings.is_empty() {
+        text.push_str("settings:\n");
+        for s in settings {
+            text.push_str(s);
+            text.push('\n');
+        }
+    }
+    text.push_str("shards:\n");
+    for (i, (addr, r)) in shard_addrs.iter().zip(ranges).enumerate() {
+        let slots: Vec<String> = r.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+        text.push_str(&format!(
+            "  - {{ id: s{}, addr: \"{addr}\", slots: [{}] }}\n",
+            i + 1,
+            slots.join(", ")
+        ));
+    }
+    text
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
     }
 }
 
