@@ -111,6 +111,10 @@ pub async fn split(target: &Target, r: Resolved, merge: Merge, args: &[Bytes]) -
     let spec = r.spec;
     let topology = &target.routing.topology;
     let step = spec.step.max(1) as usize;
+    // MSET's key-value pairs must come complete (the arity alone allows `MSET a 1 b`).
+    if (args.len() - 1) % step != 0 {
+        return Reply::error(error::wrong_arity(spec.name)).into();
+    }
     // Per shard, in order of first appearance: the ordinals of its keys.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let key_positions: Vec<usize> = spec.key_indexes(args.len()).collect();
