@@ -9,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v strace >/dev/null || missing+=(strace)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "== installing ${missing[*]}"
@@ -28,3 +29,23 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 # Test binaries are built in the same release profile, so nothing is compiled twice.
 cargo test --release --workspace --locked -- --test-threads 2
+
+# Python clients, each in its own pinned venv inside the repo (ignored by git), rebuilt only
+# when its requirements file changes.
+venv() {
+  local dir="tests/.venv-$1" req="tests/python/requirements-$1.txt"
+  local pins; pins=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ "$(cat "$dir/.pins" 2>/dev/null)" != "$pins" ]; then
+    echo "== venv $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+    echo "$pins" > "$dir/.pins"
+  fi
+}
+echo "== redis-py (RedisCluster and Redis)"
+venv redispy
+tests/.venv-redispy/bin/python -m pytest -q -p no:cacheprovider tests/python/redispy
+echo "== redis-py-cluster 2.1.3"
+venv rediscluster
+tests/.venv-rediscluster/bin/python -m pytest -q -p no:cacheprovider tests/python/rediscluster

@@ -1,0 +1,24 @@
+"""redis-py-cluster 2.1.3 (the pre-4.0 cluster client) with default options."""
+
+from rediscluster import RedisCluster
+
+
+def test_starts_and_serves_with_default_options(cluster):
+    rc = RedisCluster(startup_nodes=[{"host": cluster.host, "port": str(cluster.port)}])
+    rc.flushall()
+    assert rc.set("foo", "bar")
+    assert rc.get("foo") == b"bar"
+    mapping = {f"k{i}": str(i) for i in range(100)}
+    assert rc.mset(mapping)
+    assert rc.mget(list(mapping)) == [v.encode() for v in mapping.values()]
+    assert sum(rc.dbsize().values()) == 101
+    assert sorted(rc.keys()) == sorted([k.encode() for k in mapping] + [b"foo"])
+    assert rc.delete(*mapping) == 100
+    pipe = rc.pipeline()
+    for i in range(50):
+        pipe.set(f"p{i}", i)
+    assert pipe.execute() == [True] * 50
+    assert rc.get("p49") == b"49"
+    assert rc.set("t", "v", ex=60) and 58 <= rc.ttl("t") <= 60
+    rc.set(b"\x00\xff", b"\x01\xfe")
+    assert rc.get(b"\x00\xff") == b"\x01\xfe"
