@@ -89,12 +89,12 @@ impl Shard {
         cmd.arg("--listen")
             .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .args(["--fsync", opts.fsync, "--data-dir"])
-        .arg(&data_dir)
-        .args(["--io-threads", "2"])
-        .args(&opts.extra_args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+            .arg(&data_dir)
+            .args(["--io-threads", "2"])
+            .args(&opts.extra_args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -220,7 +220,11 @@ impl Cluster {
         let per = 16384 / opts.shards;
         let ranges: Vec<(usize, usize)> = (0..opts.shards)
             .map(|i| {
-                let end = if i + 1 == opts.shards { 16383 } else { (i + 1) * per - 1 };
+                let end = if i + 1 == opts.shards {
+                    16383
+                } else {
+                    (i + 1) * per - 1
+                };
                 (i * per, end)
             })
             .collect();

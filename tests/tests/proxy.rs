@@ -33,56 +33,124 @@ fn cluster_replies_have_redis_shapes_in_resp2_and_resp3() {
     let port = |i: usize| c.nodes[i].rsplit_once(':').unwrap().1.to_string();
 
     let slots = text(cl.call(&words("CLUSTER SLOTS")).unwrap());
-    assert!(slots.starts_with("*3\r\n*3\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n"), "{slots}");
+    assert!(
+        slots.starts_with("*3\r\n*3\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n"),
+        "{slots}"
+    );
     assert!(slots.contains(&format!(":{}\r\n$40\r\n", port(0))));
     assert!(slots.contains(":5461\r\n:10922\r\n") && slots.contains(":10923\r\n:16383\r\n"));
-    assert_eq!(slots.matches("*0\r\n").count(), 3, "empty metadata per node: {slots}");
+    assert_eq!(
+        slots.matches("*0\r\n").count(),
+        3,
+        "empty metadata per node: {slots}"
+    );
 
     let nodes = text(cl.call(&words("CLUSTER NODES")).unwrap());
-    let myself: Vec<&str> = nodes.lines().filter(|l| l.contains("myself,master")).collect();
+    let myself: Vec<&str> = nodes
+        .lines()
+        .filter(|l| l.contains("myself,master"))
+        .collect();
     assert_eq!(myself.len(), 1, "{nodes}");
-    assert!(myself[0].contains(&format!("127.0.0.1:{}@", port(1))), "myself is the listener reached: {nodes}");
+    assert!(
+        myself[0].contains(&format!("127.0.0.1:{}@", port(1))),
+        "myself is the listener reached: {nodes}"
+    );
     assert!(myself[0].ends_with("connected 5461-10922"), "{nodes}");
     let myid = text(cl.call(&words("CLUSTER MYID")).unwrap());
-    assert!(myid.starts_with("$40\r\n") && myself[0].starts_with(&myid[5..45]), "{myid}");
+    assert!(
+        myid.starts_with("$40\r\n") && myself[0].starts_with(&myid[5..45]),
+        "{myid}"
+    );
 
     let info = text(cl.call(&words("CLUSTER INFO")).unwrap());
-    for field in ["cluster_state:ok", "cluster_slots_assigned:16384", "cluster_known_nodes:3", "cluster_size:3", "cluster_current_epoch:1"] {
+    for field in [
+        "cluster_state:ok",
+        "cluster_slots_assigned:16384",
+        "cluster_known_nodes:3",
+        "cluster_size:3",
+        "cluster_current_epoch:1",
+    ] {
         assert!(info.contains(field), "{field} missing from {info}");
     }
     let shards = text(cl.call(&words("CLUSTER SHARDS")).unwrap());
     assert!(shards.starts_with("*3\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n"), "{shards}");
 
-    for (key, slot) in [("foo", 12182), ("bar", 5061), ("{user1}:a", 8106), ("123456789", 12739), ("{}foo", 9500), ("foo{}{bar}", 8363), ("foo{{bar}}zap", 4015), ("foo{bar}{zap}", 5061)] {
-        assert_eq!(text(cl.call(&["CLUSTER", "KEYSLOT", key]).unwrap()), format!(":{slot}\r\n"));
+    for (key, slot) in [
+        ("foo", 12182),
+        ("bar", 5061),
+        ("{user1}:a", 8106),
+        ("123456789", 12739),
+        ("{}foo", 9500),
+        ("foo{}{bar}", 8363),
+        ("foo{{bar}}zap", 4015),
+        ("foo{bar}{zap}", 5061),
+    ] {
+        assert_eq!(
+            text(cl.call(&["CLUSTER", "KEYSLOT", key]).unwrap()),
+            format!(":{slot}\r\n")
+        );
     }
-    assert_eq!(text(cl.call(&["CLUSTER", "KEYSLOT", ""]).unwrap()), ":0\r\n");
+    assert_eq!(
+        text(cl.call(&["CLUSTER", "KEYSLOT", ""]).unwrap()),
+        ":0\r\n"
+    );
     for cmd in ["READONLY", "READWRITE", "ASKING"] {
         assert_eq!(text(cl.call(&[cmd]).unwrap()), "+OK\r\n");
     }
-    assert_eq!(text(cl.call(&words("SELECT 1")).unwrap()), "-ERR SELECT is not allowed in cluster mode\r\n");
-    assert_eq!(text(cl.call(&words("CLUSTER foo")).unwrap()), "-ERR unknown subcommand 'foo'. Try CLUSTER HELP.\r\n");
+    assert_eq!(
+        text(cl.call(&words("SELECT 1")).unwrap()),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
+    assert_eq!(
+        text(cl.call(&words("CLUSTER foo")).unwrap()),
+        "-ERR unknown subcommand 'foo'. Try CLUSTER HELP.\r\n"
+    );
     let meet = text(cl.call(&words("CLUSTER MEET 127.0.0.1 7009")).unwrap());
     assert!(meet.starts_with("-ERR CLUSTER MEET is not supported by fjord: the topology is owned by the cluster file"), "{meet}");
     let info = text(cl.call(&words("INFO")).unwrap());
-    assert!(info.contains("redis_mode:cluster") && info.contains("loading:0") && info.contains("cluster_enabled:1"), "{info}");
-    let cfg = text(cl.call(&words("CONFIG GET cluster-require-full-coverage")).unwrap());
-    assert_eq!(cfg, "*2\r\n$29\r\ncluster-require-full-coverage\r\n$3\r\nyes\r\n");
+    assert!(
+        info.contains("redis_mode:cluster")
+            && info.contains("loading:0")
+            && info.contains("cluster_enabled:1"),
+        "{info}"
+    );
+    let cfg = text(
+        cl.call(&words("CONFIG GET cluster-require-full-coverage"))
+            .unwrap(),
+    );
+    assert_eq!(
+        cfg,
+        "*2\r\n$29\r\ncluster-require-full-coverage\r\n$3\r\nyes\r\n"
+    );
     // COMMAND lists what clients may send, not the shard-internal FJORD commands.
     let listed = text(cl.call(&words("COMMAND LIST")).unwrap());
-    assert!(listed.contains("\r\ncluster\r\n") && !listed.contains("\r\nfjord\r\n"), "{listed}");
-    assert!(text(cl.call(&words("FJORD DBSIZE 0-16383")).unwrap()).starts_with("-ERR unknown command 'FJORD'"));
-    assert_eq!(text(cl.call(&words("CLIENT SETINFO LIB-NAME redis-py")).unwrap()), "+OK\r\n");
+    assert!(
+        listed.contains("\r\ncluster\r\n") && !listed.contains("\r\nfjord\r\n"),
+        "{listed}"
+    );
+    assert!(text(cl.call(&words("FJORD DBSIZE 0-16383")).unwrap())
+        .starts_with("-ERR unknown command 'FJORD'"));
+    assert_eq!(
+        text(cl.call(&words("CLIENT SETINFO LIB-NAME redis-py")).unwrap()),
+        "+OK\r\n"
+    );
     assert!(text(cl.call(&words("CLIENT NOSUCH")).unwrap()).starts_with("-ERR unknown subcommand"));
 
     // RESP3: HELLO says cluster mode; SLOTS metadata is an empty map; NODES/INFO verbatim.
     let hello = text(cl.call(&words("HELLO 3")).unwrap());
-    assert!(hello.starts_with("%7\r\n") && hello.contains("$4\r\nmode\r\n$7\r\ncluster\r\n") && hello.contains("$5\r\nproto\r\n:3\r\n"), "{hello}");
+    assert!(
+        hello.starts_with("%7\r\n")
+            && hello.contains("$4\r\nmode\r\n$7\r\ncluster\r\n")
+            && hello.contains("$5\r\nproto\r\n:3\r\n"),
+        "{hello}"
+    );
     let slots3 = text(cl.call(&words("CLUSTER SLOTS")).unwrap());
     assert_eq!(slots3.matches("%0\r\n").count(), 3, "{slots3}");
     assert!(text(cl.call(&words("CLUSTER NODES")).unwrap()).starts_with("="));
     assert!(text(cl.call(&words("CLUSTER INFO")).unwrap()).starts_with("="));
-    assert!(text(cl.call(&words("CLUSTER SHARDS")).unwrap()).starts_with("*3\r\n%2\r\n$5\r\nslots\r\n"));
+    assert!(
+        text(cl.call(&words("CLUSTER SHARDS")).unwrap()).starts_with("*3\r\n%2\r\n$5\r\nslots\r\n")
+    );
     assert_eq!(text(cl.call(&words("GET nothing")).unwrap()), "_\r\n");
 
     // The standalone listener is not in cluster mode but still answers CLUSTER.
@@ -121,7 +189,11 @@ fn multi_key_commands_across_slots_answer_like_one_redis() {
     }
     for cmd in ["DEL", "UNLINK"] {
         let mut c = vec![cmd.to_string()];
-        c.extend(keys[(if cmd == "DEL" { 0 } else { 10 })..(if cmd == "DEL" { 10 } else { 20 })].iter().cloned());
+        c.extend(
+            keys[(if cmd == "DEL" { 0 } else { 10 })..(if cmd == "DEL" { 10 } else { 20 })]
+                .iter()
+                .cloned(),
+        );
         c.push("nope".into());
         script.push(c);
     }
@@ -131,19 +203,36 @@ fn multi_key_commands_across_slots_answer_like_one_redis() {
         let b = theirs.call(args).unwrap();
         assert_eq!(text(a), text(b), "for {:?}", &args[..2]);
     }
-    for line in ["RENAME key:30 key:31", "MSETNX a 1 b 2", "RENAMENX key:30 x"] {
-        assert_eq!(text(ours.call(&words(line)).unwrap()), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    for line in [
+        "RENAME key:30 key:31",
+        "MSETNX a 1 b 2",
+        "RENAMENX key:30 x",
+    ] {
+        assert_eq!(
+            text(ours.call(&words(line)).unwrap()),
+            "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+        );
     }
-    assert_eq!(text(ours.call(&words("RENAME {t}a {t}b")).unwrap()), "-ERR no such key\r\n");
-    assert_eq!(text(ours.call(&words("MSETNX {t}a 1 {t}b 2")).unwrap()), ":1\r\n");
+    assert_eq!(
+        text(ours.call(&words("RENAME {t}a {t}b")).unwrap()),
+        "-ERR no such key\r\n"
+    );
+    assert_eq!(
+        text(ours.call(&words("MSETNX {t}a 1 {t}b 2")).unwrap()),
+        ":1\r\n"
+    );
     // A pipeline over all shards comes back in request order.
     for i in 0..200 {
-        ours.send(&["SET".to_string(), format!("p{i}"), i.to_string()]).unwrap();
+        ours.send(&["SET".to_string(), format!("p{i}"), i.to_string()])
+            .unwrap();
         ours.send(&["GET".to_string(), format!("p{i}")]).unwrap();
     }
     for i in 0..200 {
         assert_eq!(ours.read_reply().unwrap(), b"+OK\r\n");
-        assert_eq!(text(ours.read_reply().unwrap()), format!("${}\r\n{i}\r\n", i.to_string().len()));
+        assert_eq!(
+            text(ours.read_reply().unwrap()),
+            format!("${}\r\n{i}\r\n", i.to_string().len())
+        );
     }
 }
 
@@ -161,7 +250,10 @@ fn node_scoped_commands_cover_the_listeners_slots() {
     let mut scanned = Vec::new();
     for node in &c.nodes {
         let mut cl = RawClient::tcp(node).unwrap();
-        let n: i64 = text(cl.call(&words("DBSIZE")).unwrap())[1..].trim().parse().unwrap();
+        let n: i64 = text(cl.call(&words("DBSIZE")).unwrap())[1..]
+            .trim()
+            .parse()
+            .unwrap();
         assert!(n > 0 && n < 300);
         sum += n;
         let keys = bulks(&cl.call(&words("KEYS *")).unwrap());
@@ -188,14 +280,23 @@ fn node_scoped_commands_cover_the_listeners_slots() {
     assert_eq!(scanned.len(), 300, "and none twice");
     // FLUSHALL on one listener empties only the slots it advertises.
     let mut first = c.client().unwrap();
-    let n0: i64 = text(first.call(&words("DBSIZE")).unwrap())[1..].trim().parse().unwrap();
+    let n0: i64 = text(first.call(&words("DBSIZE")).unwrap())[1..]
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(first.call(&words("FLUSHALL")).unwrap(), b"+OK\r\n");
     assert_eq!(first.call(&words("DBSIZE")).unwrap(), b":0\r\n");
-    assert_eq!(text(sa.call(&words("DBSIZE")).unwrap()), format!(":{}\r\n", 300 - n0));
+    assert_eq!(
+        text(sa.call(&words("DBSIZE")).unwrap()),
+        format!(":{}\r\n", 300 - n0)
+    );
     assert_eq!(sa.call(&words("FLUSHALL SYNC")).unwrap(), b"+OK\r\n");
     assert_eq!(sa.call(&words("DBSIZE")).unwrap(), b":0\r\n");
     assert_eq!(sa.call(&words("RANDOMKEY")).unwrap(), b"$-1\r\n");
-    assert_eq!(text(sa.call(&words("SCAN 0")).unwrap()), "*2\r\n$1\r\n0\r\n*0\r\n");
+    assert_eq!(
+        text(sa.call(&words("SCAN 0")).unwrap()),
+        "*2\r\n$1\r\n0\r\n*0\r\n"
+    );
 }
 
 /// What Jedis 5 sends when it connects (Connection.initializeFromClientConfig: CLIENT SETINFO
@@ -215,7 +316,11 @@ fn jedis_start_up_and_refresh_sequence_succeeds() {
     assert!(slots.starts_with("*3\r\n"));
     // foo is slot 12182: the third listener advertises it.
     let mut owner = RawClient::tcp(&c.nodes[2]).unwrap();
-    for line in ["CLIENT SETINFO LIB-NAME jedis", "CLIENT SETINFO LIB-VER 5.1.0", "SET foo bar"] {
+    for line in [
+        "CLIENT SETINFO LIB-NAME jedis",
+        "CLIENT SETINFO LIB-VER 5.1.0",
+        "SET foo bar",
+    ] {
         assert_eq!(owner.call(&words(line)).unwrap(), b"+OK\r\n");
     }
     assert_eq!(owner.call(&words("GET foo")).unwrap(), b"$3\r\nbar\r\n");
@@ -229,7 +334,10 @@ fn jedis_start_up_and_refresh_sequence_succeeds() {
 #[test]
 fn passwords_are_checked_before_anything_and_given_to_shards() {
     let c = Cluster::start_with(fjord_tests::ClusterOptions {
-        settings: vec!["  requirepass: s3cret".into(), "  shard_password: inner".into()],
+        settings: vec![
+            "  requirepass: s3cret".into(),
+            "  shard_password: inner".into(),
+        ],
         shard: fjord_tests::ShardOptions {
             extra_args: vec!["--requirepass".into(), "inner".into()],
             ..Default::default()
@@ -238,14 +346,23 @@ fn passwords_are_checked_before_anything_and_given_to_shards() {
     })
     .unwrap();
     let mut cl = c.client().unwrap();
-    assert_eq!(text(cl.call(&words("GET a")).unwrap()), "-NOAUTH Authentication required.\r\n");
-    assert_eq!(text(cl.call(&words("CLUSTER SLOTS")).unwrap()), "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        text(cl.call(&words("GET a")).unwrap()),
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        text(cl.call(&words("CLUSTER SLOTS")).unwrap()),
+        "-NOAUTH Authentication required.\r\n"
+    );
     assert!(text(cl.call(&words("AUTH wrong")).unwrap()).starts_with("-WRONGPASS"));
     assert_eq!(cl.call(&words("AUTH s3cret")).unwrap(), b"+OK\r\n");
     assert_eq!(cl.call(&words("MSET a 1 b 2 c 3")).unwrap(), b"+OK\r\n");
     let mut r3 = c.client().unwrap();
     assert!(text(r3.call(&words("HELLO 3 AUTH default s3cret")).unwrap()).starts_with("%7"));
-    assert_eq!(text(r3.call(&words("MGET a b c")).unwrap()), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+    assert_eq!(
+        text(r3.call(&words("MGET a b c")).unwrap()),
+        "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+    );
 }
 
 /// Kill one shard under load: only its slots fail, with CLUSTERDOWN; restart it on the same
@@ -271,7 +388,10 @@ fn a_dead_shard_fails_only_its_slots_and_recovers() {
     }
     assert_eq!(sa.call(&words("GET foo")).unwrap(), b"$1\r\n1\r\n");
     assert_eq!(sa.call(&words("SET foo 3")).unwrap(), b"+OK\r\n");
-    assert!(text(sa.call(&words("MGET foo bar")).unwrap()).starts_with("-CLUSTERDOWN"), "a merged reply never hides a dead shard behind a nil");
+    assert!(
+        text(sa.call(&words("MGET foo bar")).unwrap()).starts_with("-CLUSTERDOWN"),
+        "a merged reply never hides a dead shard behind a nil"
+    );
     assert!(text(sa.call(&words("DBSIZE")).unwrap()).starts_with("-CLUSTERDOWN"));
     let info = text(sa.call(&words("CLUSTER INFO")).unwrap());
     assert!(info.contains("cluster_slots_pfail:5461"), "{info}");
@@ -287,11 +407,20 @@ fn a_dead_shard_fails_only_its_slots_and_recovers() {
         if sa.call(&words("GET bar")).unwrap() == b"$1\r\n2\r\n" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "shard s1 did not come back");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "shard s1 did not come back"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("slots of the restarted shard answered again after {:?}", started.elapsed());
-    assert_eq!(text(sa.call(&words("MGET foo bar")).unwrap()), "*2\r\n$1\r\n3\r\n$1\r\n2\r\n");
+    println!(
+        "slots of the restarted shard answered again after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        text(sa.call(&words("MGET foo bar")).unwrap()),
+        "*2\r\n$1\r\n3\r\n$1\r\n2\r\n"
+    );
     c.shards[0] = restarted;
 }
 
@@ -303,11 +432,15 @@ fn bad_clients_affect_no_one_else() {
     assert_eq!(good.call(&words("SET k v")).unwrap(), b"+OK\r\n");
     let mut bad = c.client().unwrap();
     bad.send_raw(b"*1\r\n$4294967296\r\n").unwrap();
-    assert_eq!(text(bad.read_reply().unwrap()), "-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        text(bad.read_reply().unwrap()),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
     assert!(bad.is_closed());
     let mut gone = c.client().unwrap();
     for i in 0..500 {
-        gone.send(&["SET".to_string(), format!("g{i}"), "x".repeat(1000)]).unwrap();
+        gone.send(&["SET".to_string(), format!("g{i}"), "x".repeat(1000)])
+            .unwrap();
     }
     drop(gone);
     assert_eq!(good.call(&words("GET k")).unwrap(), b"$1\r\nv\r\n");
@@ -328,7 +461,14 @@ fn topology_reloads_take_effect_without_a_restart() {
             let mut errors = Vec::new();
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = text(cl.call(&["SET".to_string(), format!("load{}", n % 1000), n.to_string()]).unwrap());
+                let r = text(
+                    cl.call(&[
+                        "SET".to_string(),
+                        format!("load{}", n % 1000),
+                        n.to_string(),
+                    ])
+                    .unwrap(),
+                );
                 if r != "+OK\r\n" {
                     errors.push(r);
                 }
@@ -339,12 +479,20 @@ fn topology_reloads_take_effect_without_a_restart() {
     };
     let epoch = |cl: &mut RawClient| {
         let info = text(cl.call(&words("CLUSTER INFO")).unwrap());
-        info.lines().find_map(|l| l.strip_prefix("cluster_current_epoch:").map(|v| v.trim().to_string())).unwrap()
+        info.lines()
+            .find_map(|l| {
+                l.strip_prefix("cluster_current_epoch:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap()
     };
     let wait_for_epoch = |cl: &mut RawClient, want: &str| {
         let started = Instant::now();
         while epoch(cl) != want {
-            assert!(started.elapsed() < Duration::from_secs(30), "epoch never became {want}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "epoch never became {want}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         started.elapsed()
@@ -352,20 +500,38 @@ fn topology_reloads_take_effect_without_a_restart() {
     let same = vec![vec![(0, 5460)], vec![(5461, 10921)], vec![(10922, 16383)]];
     // 1. Equivalent file with a new version: picked up by the watcher, no client error.
     c.write_topology(2, &same).unwrap();
-    println!("equivalent file took effect after {:?}", wait_for_epoch(&mut sa, "2"));
+    println!(
+        "equivalent file took effect after {:?}",
+        wait_for_epoch(&mut sa, "2")
+    );
 
     // 2. Move slot 12182 ("foo") from the third shard to the first.
-    let moved = vec![vec![(0, 5460), (12182, 12182)], vec![(5461, 10921)], vec![(10922, 12181), (12183, 16383)]];
+    let moved = vec![
+        vec![(0, 5460), (12182, 12182)],
+        vec![(5461, 10921)],
+        vec![(10922, 12181), (12183, 16383)],
+    ];
     c.write_topology(3, &moved).unwrap();
-    println!("moved slot took effect after {:?}", wait_for_epoch(&mut sa, "3"));
+    println!(
+        "moved slot took effect after {:?}",
+        wait_for_epoch(&mut sa, "3")
+    );
     assert_eq!(sa.call(&words("SET foo moved")).unwrap(), b"+OK\r\n");
     let mut first = c.shards[0].client().unwrap();
-    assert_eq!(first.call(&words("GET foo")).unwrap(), b"$5\r\nmoved\r\n", "new writes land on the new owner");
+    assert_eq!(
+        first.call(&words("GET foo")).unwrap(),
+        b"$5\r\nmoved\r\n",
+        "new writes land on the new owner"
+    );
     let mut third = c.shards[2].client().unwrap();
     assert_eq!(third.call(&words("GET foo")).unwrap(), b"$-1\r\n");
 
     // 3. A broken file (slot 0 owned twice) changes nothing, also on SIGHUP.
-    let broken = vec![vec![(0, 5460), (12182, 12182)], vec![(0, 10921)], vec![(10922, 12181), (12183, 16383)]];
+    let broken = vec![
+        vec![(0, 5460), (12182, 12182)],
+        vec![(0, 10921)],
+        vec![(10922, 12181), (12183, 16383)],
+    ];
     c.write_topology(4, &broken).unwrap();
     c.sighup();
     std::thread::sleep(Duration::from_millis(800));
@@ -375,7 +541,10 @@ fn topology_reloads_take_effect_without_a_restart() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (n, errors) = load.join().unwrap();
     assert!(n > 0);
-    assert!(errors.is_empty(), "clients saw errors during reloads: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "clients saw errors during reloads: {errors:?}"
+    );
 }
 
 #[test]
@@ -395,12 +564,40 @@ fn redis_cli_and_redis_benchmark_in_cluster_mode_work() {
     assert_eq!(cli(&["MSET", "a", "1", "b", "2"]), "OK");
     assert_eq!(cli(&["MGET", "a", "b", "foo"]), "1\n2\nbar");
     let out = std::process::Command::new("redis-benchmark")
-        .args(["--cluster", "-h", host, "-p", port, "-t", "set,get", "-n", "2000", "-r", "1000", "-q"])
+        .args([
+            "--cluster",
+            "-h",
+            host,
+            "-p",
+            port,
+            "-t",
+            "set,get",
+            "-n",
+            "2000",
+            "-r",
+            "1000",
+            "-q",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("SET:") && stdout.contains("GET:"), "{stdout}");
-    let dbsize: i64 = text(RawClient::tcp(&c.standalone).unwrap().call(&words("DBSIZE")).unwrap())[1..].trim().parse().unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("SET:") && stdout.contains("GET:"),
+        "{stdout}"
+    );
+    let dbsize: i64 = text(
+        RawClient::tcp(&c.standalone)
+            .unwrap()
+            .call(&words("DBSIZE"))
+            .unwrap(),
+    )[1..]
+        .trim()
+        .parse()
+        .unwrap();
     assert!(dbsize > 3, "benchmark keys are in the cluster: {dbsize}");
 }
