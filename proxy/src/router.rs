@@ -112,7 +112,7 @@ pub async fn split(target: &Target, r: Resolved, merge: Merge, args: &[Bytes]) -
     let topology = &target.routing.topology;
     let step = spec.step.max(1) as usize;
     // MSET's key-value pairs must come complete (the arity alone allows `MSET a 1 b`).
-    if (args.len() - 1) % step != 0 {
+    if !(args.len() - 1).is_multiple_of(step) {
         return Reply::error(error::wrong_arity(spec.name)).into();
     }
     // Per shard, in order of first appearance: the ordinals of its keys.
