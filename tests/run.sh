@@ -30,19 +30,8 @@ echo "== tests"
 # Test binaries are built in the same release profile, so nothing is compiled twice.
 cargo test --release --workspace --locked -- --test-threads 2
 
-# Python clients, each in its own pinned venv inside the repo (ignored by git), rebuilt only
-# when its requirements file changes.
-venv() {
-  local dir="tests/.venv-$1" req="tests/python/requirements-$1.txt"
-  local pins; pins=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ "$(cat "$dir/.pins" 2>/dev/null)" != "$pins" ]; then
-    echo "== venv $dir"
-    rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
-    echo "$pins" > "$dir/.pins"
-  fi
-}
+# Python clients, each in its own pinned venv inside the repo (ignored by git).
+source tests/venv.sh
 echo "== redis-py (RedisCluster and Redis)"
 venv redispy
 tests/.venv-redispy/bin/python -m pytest -q -p no:cacheprovider tests/python/redispy

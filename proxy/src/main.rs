@@ -5,6 +5,7 @@
 //! command by its keys' slots. Prints `fjord-proxy listening on <kind> <addr>` per listener and
 //! `fjord-proxy ready` once it serves, so scripts and tests can use port 0.
 
+mod admin;
 mod backend;
 mod cluster;
 mod launch;
@@ -91,6 +92,14 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let admin = match topology.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding admin listener {addr}"))?,
+        ),
+        None => None,
+    };
     let bound = cluster_listeners
         .iter()
         .map(|l| l.local_addr())
@@ -125,6 +134,11 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     if let Some(l) = standalone {
         println!("fjord-proxy listening on standalone {}", l.local_addr()?);
         let task = session::serve(l, Listener::Standalone, Arc::clone(&proxy), stop_rx.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    if let Some(l) = admin {
+        println!("fjord-proxy listening on admin {}", l.local_addr()?);
+        let task = admin::serve(l, Arc::clone(&handle), stop_rx.clone());
         tasks.push(tokio::spawn(task));
     }
     println!("fjord-proxy ready");

@@ -34,6 +34,8 @@ fn binary(name: &str) -> Result<PathBuf> {
 /// A running `fjord-shard` on a free port.
 pub struct Shard {
     child: Child,
+    /// The shard's own pid when it runs under a wrapper (killing strace leaves its tracee).
+    wrapped_pid: Option<i32>,
     pub addr: String,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -99,8 +101,18 @@ impl Shard {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let addr = read_listen_line(&mut child, "fjord-shard listening on ")?;
+        let wrapped_pid = match opts.wrapper.is_empty() {
+            true => None,
+            false => {
+                let info = RawClient::tcp(&addr)?.call_str(&["INFO", "server"])?;
+                info.lines()
+                    .find_map(|l| l.strip_prefix("process_id:"))
+                    .and_then(|p| p.trim().parse().ok())
+            }
+        };
         Ok(Self {
             child,
+            wrapped_pid,
             addr,
             data_dir,
             _temp: temp,
@@ -113,6 +125,12 @@ impl Shard {
 
     /// SIGKILL, no chance to flush anything.
     pub fn kill9(&mut self) {
+        if let Some(pid) = self.wrapped_pid.take() {
+            // SAFETY: sending a signal to the shard this handle started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -138,8 +156,7 @@ impl Shard {
 
 impl Drop for Shard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
     }
 }
 
@@ -181,6 +198,8 @@ pub struct Cluster {
     /// Cluster listeners, as `host:port`.
     pub nodes: Vec<String>,
     pub standalone: String,
+    /// The admin HTTP listener.
+    pub admin: String,
     /// The cluster file the proxy reads (rewrite it to test reloads).
     pub config: PathBuf,
     settings: Vec<String>,
@@ -250,7 +269,13 @@ impl Cluster {
             .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
             .context("no standalone listener")?
             .to_string();
+        let admin = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fjord-proxy listening on admin "))
+            .context("no admin listener")?
+            .to_string();
         Ok(Self {
+            admin,
             proxy,
             shards,
             nodes,
@@ -289,6 +314,28 @@ impl Cluster {
     }
 }
 
+/// One HTTP/1.1 request without a body; returns the status code and the body.
+pub fn http(addr: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// Replaces a file's content in one step (as a careful operator or a config tool would).
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
@@ -307,7 +354,7 @@ fn cluster_yaml(
     for _ in 0..3 {
         text.push_str("  - listen: 127.0.0.1:0\n");
     }
-    text.push_str("standalone: 127.0.0.1:0\n");
+    text.push_str("standalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\n");
     if !settings.is_empty() {
         text.push_str("settings:\n");
         for s in settings {

@@ -601,3 +601,42 @@ fn redis_cli_and_redis_benchmark_in_cluster_mode_work() {
         .unwrap();
     assert!(dbsize > 3, "benchmark keys are in the cluster: {dbsize}");
 }
+
+#[test]
+fn admin_endpoints_show_and_reload_the_topology() {
+    let c = Cluster::start().unwrap();
+    let (status, body) = fjord_tests::http(&c.admin, "GET", "/healthz").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(
+        fjord_tests::http(&c.admin, "GET", "/readyz").unwrap().0,
+        200
+    );
+    let (status, body) = fjord_tests::http(&c.admin, "GET", "/topology").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"version\":1")
+            && body.contains("\"slots\":\"0-5460\"")
+            && body.contains("\"up\":true"),
+        "{body}"
+    );
+
+    let ranges = vec![vec![(0, 5460)], vec![(5461, 10921)], vec![(10922, 16383)]];
+    c.write_topology(7, &ranges).unwrap();
+    let (status, body) = fjord_tests::http(&c.admin, "POST", "/topology/reload").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"version\":7"), "{body}");
+
+    let broken = vec![vec![(0, 5460)], vec![(5000, 10921)], vec![(10922, 16383)]];
+    c.write_topology(8, &broken).unwrap();
+    let (status, body) = fjord_tests::http(&c.admin, "POST", "/topology/reload").unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("\"result\":\"refused\"")
+            && body.contains("shards[1].slots[0]: slot 5000 is already owned by shards[0]"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"version\":7"),
+        "the old topology stays: {body}"
+    );
+}

@@ -1,0 +1,128 @@
+//! The admin HTTP server: health, readiness, and the topology (show, reload).
+//!
+//! `GET /healthz` answers while the process runs; `GET /readyz` once the proxy holds a valid
+//! topology and serves its listeners (a shard being down does not make the proxy unready: a
+//! load balancer would otherwise drop every proxy at once). `GET /topology` shows the routing
+//! in force with each shard's reachability; `POST /topology/reload` re-reads the cluster file
+//! and answers what happened, or why the file was refused. Metrics join them here later.
+
+use crate::topology::{Reloaded, TopologyHandle};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Serialize)]
+struct TopologyView {
+    version: u64,
+    nodes: Vec<NodeView>,
+    shards: Vec<ShardView>,
+}
+
+#[derive(Serialize)]
+struct NodeView {
+    id: String,
+    announce: String,
+    listen: String,
+    slots: String,
+}
+
+#[derive(Serialize)]
+struct ShardView {
+    id: String,
+    addr: String,
+    slots: String,
+    up: bool,
+}
+
+#[derive(Serialize)]
+struct ReloadView {
+    result: &'static str,
+    version: u64,
+    problems: Vec<String>,
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    topology: Arc<TopologyHandle>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/topology", get(show))
+        .route("/topology/reload", post(reload))
+        .with_state(topology);
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "admin server failed");
+    }
+}
+
+async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView> {
+    let routing = topology.load();
+    let t = &routing.topology;
+    Json(TopologyView {
+        version: t.version,
+        nodes: t
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                id: n.id.clone(),
+                announce: format!("{}:{}", n.host, n.port),
+                listen: n.listen.to_string(),
+                slots: n.slots.to_string(),
+            })
+            .collect(),
+        shards: t
+            .shards
+            .iter()
+            .zip(&routing.backends)
+            .map(|(s, b)| ShardView {
+                id: s.id.clone(),
+                addr: s.addr.clone(),
+                slots: s.slots.to_string(),
+                up: b.is_up(),
+            })
+            .collect(),
+    })
+}
+
+async fn reload(State(topology): State<Arc<TopologyHandle>>) -> (StatusCode, Json<ReloadView>) {
+    match topology.reload() {
+        Ok(Reloaded::Unchanged { version }) => (
+            StatusCode::OK,
+            Json(ReloadView {
+                result: "unchanged",
+                version,
+                problems: vec![],
+            }),
+        ),
+        Ok(Reloaded::Changed { to, .. }) => (
+            StatusCode::OK,
+            Json(ReloadView {
+                result: "changed",
+                version: to,
+                problems: vec![],
+            }),
+        ),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(ReloadView {
+                result: "refused",
+                version: topology.load().topology.version,
+                problems: e.problems.iter().map(|p| p.to_string()).collect(),
+            }),
+        ),
+    }
+}
