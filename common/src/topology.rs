@@ -529,6 +529,26 @@ shards:
         assert_eq!(t.run_from(100, &SlotSet::all()).end, 8191);
     }
 
+    /// The documented default must parse, and say what the defaults are.
+    #[test]
+    fn the_default_cluster_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/cluster.yaml");
+        let t = Topology::load(&path).unwrap();
+        assert_eq!(t.nodes.len(), 3);
+        assert_eq!(t.nodes[0].listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(t.nodes[2].slots.to_string(), "10923-16383");
+        assert_eq!(t.standalone, Some("127.0.0.1:6380".parse().unwrap()));
+        assert_eq!(t.admin, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(t.settings, ProxySettings::default());
+        let addrs: Vec<&str> = t.shards.iter().map(|s| s.addr.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]);
+        assert_eq!(t.shards[1].admin.as_deref(), Some("127.0.0.1:9102"));
+        assert!(t.shards[0].data_dir.as_ref().unwrap().ends_with("data/s1"));
+        for (i, s) in t.shards.iter().enumerate() {
+            assert_eq!(s.slots, t.nodes[i].slots);
+        }
+    }
+
     #[test]
     fn three_listeners_split_like_redis_cli() {
         let r = even_split(3);

@@ -14,6 +14,11 @@ mod router;
 mod session;
 mod topology;
 
+/// Many small allocations per request (arguments, replies, futures): mimalloc handles them
+/// markedly faster than the system allocator under several threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use backend::BackendOptions;
 use clap::Parser;

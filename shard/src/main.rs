@@ -4,6 +4,11 @@
 //! `--listen`, `--data-dir` and `--fsync` it opens nothing but that listener and that
 //! directory.
 
+/// Many small allocations per request (arguments, replies, futures): mimalloc handles them
+/// markedly faster than the system allocator under several threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use fjord_common::process;

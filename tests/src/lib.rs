@@ -135,6 +135,11 @@ impl Shard {
         let _ = self.child.wait();
     }
 
+    /// The shard's process id.
+    pub fn pid(&self) -> i32 {
+        self.wrapped_pid.unwrap_or(self.child.id() as i32)
+    }
+
     /// SIGTERM and wait; returns the exit status code.
     pub fn terminate(&mut self) -> Result<Option<i32>> {
         // SAFETY: sending a signal to our own child process.

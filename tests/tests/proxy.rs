@@ -640,3 +640,31 @@ fn admin_endpoints_show_and_reload_the_topology() {
         "the old topology stays: {body}"
     );
 }
+
+/// A shard that stops answering (SIGSTOP) fails its slots after command_timeout_ms instead of
+/// hanging clients, and serves again once it continues.
+#[test]
+fn a_frozen_shard_times_out_and_recovers() {
+    let c = Cluster::start_with(fjord_tests::ClusterOptions {
+        settings: vec!["  command_timeout_ms: 500".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let mut sa = c.standalone_client().unwrap();
+    assert_eq!(sa.call(&words("MSET foo 1 bar 2")).unwrap(), b"+OK\r\n");
+    let pid = c.shards[0].pid();
+    // SAFETY: pausing and resuming a child process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let started = Instant::now();
+    let r = text(sa.call(&words("GET bar")).unwrap());
+    let waited = started.elapsed();
+    assert!(r.starts_with("-CLUSTERDOWN shard s1") && r.contains("no reply within 500 ms"), "{r}");
+    println!("a frozen shard's request failed after {waited:?}");
+    assert_eq!(sa.call(&words("GET foo")).unwrap(), b"$1\r\n1\r\n");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sa.call(&words("GET bar")).unwrap() != b"$1\r\n2\r\n" {
+        assert!(Instant::now() < deadline, "the shard did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
