@@ -541,7 +541,10 @@ shards:
         assert_eq!(t.admin, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(t.settings, ProxySettings::default());
         let addrs: Vec<&str> = t.shards.iter().map(|s| s.addr.as_str()).collect();
-        assert_eq!(addrs, ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]);
+        assert_eq!(
+            addrs,
+            ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
+        );
         assert_eq!(t.shards[1].admin.as_deref(), Some("127.0.0.1:9102"));
         assert!(t.shards[0].data_dir.as_ref().unwrap().ends_with("data/s1"));
         for (i, s) in t.shards.iter().enumerate() {

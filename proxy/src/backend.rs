@@ -25,9 +25,10 @@ use tokio::time::Instant;
 /// What one request to a shard yields: its reply, or why there is none.
 pub type BackendResult = Result<Reply, String>;
 
-/// A request on its way to a shard: the encoded command and where its reply goes.
+/// A request on its way to a shard: the command's arguments (encoded straight into the
+/// connection's write buffer) and where its reply goes.
 struct Request {
-    payload: Bytes,
+    args: Vec<Bytes>,
     reply: oneshot::Sender<BackendResult>,
 }
 
@@ -93,12 +94,12 @@ impl ShardBackend {
         self.status.up.load(Ordering::Relaxed)
     }
 
-    /// Queues `payload` (one encoded command) on the connection `lane` picks; the receiver
-    /// yields the reply. Waits only while that connection's queue is full.
-    pub async fn send(&self, lane: u64, payload: Bytes) -> oneshot::Receiver<BackendResult> {
+    /// Queues a command on the connection `lane` picks; the receiver yields the reply. Waits
+    /// only while that connection's queue is full.
+    pub async fn send(&self, lane: u64, args: Vec<Bytes>) -> oneshot::Receiver<BackendResult> {
         let (reply, rx) = oneshot::channel();
         let conn = &self.conns[(lane % self.conns.len() as u64) as usize];
-        if let Err(mpsc::error::SendError(req)) = conn.send(Request { payload, reply }).await {
+        if let Err(mpsc::error::SendError(req)) = conn.send(Request { args, reply }).await {
             let _ = req.reply.send(Err(down(
                 &self.id,
                 &self.addr,
@@ -311,7 +312,7 @@ async fn write_loop(
         let now = Instant::now();
         let mut next = Some(first);
         while let Some(req) = next.take() {
-            out.extend_from_slice(&req.payload);
+            fjord_common::resp::encode_request(&req.args, &mut out);
             // Registered before the bytes leave, so the reader always finds the reply's owner.
             if inflight
                 .send(InFlight {

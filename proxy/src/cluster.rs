@@ -41,7 +41,7 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
             let shard = parse_usize(&args[2])
                 .filter(|&s| s < usize::from(SLOT_COUNT))
                 .map_or(0, |s| t.owner(s as u16));
-            return target.send(shard, args).await;
+            return target.send(shard, args.to_vec()).await;
         }
         "links" => Reply::Array(vec![]),
         "replicas" | "slaves" | "count-failure-reports" => {

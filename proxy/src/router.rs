@@ -9,18 +9,20 @@
 
 use crate::backend::{self, BackendResult, ShardBackend};
 use crate::topology::Routing;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fjord_common::command::{CommandSpec, Merge, Resolved};
-use fjord_common::resp::encode_request;
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, slot_of, CommandId, Reply};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// A reply that is ready, or still to come from shards.
 pub enum Pending {
     Ready(Reply),
+    /// One shard's reply, passed on as it is (the common case, without a boxed future).
+    One(oneshot::Receiver<BackendResult>, Arc<ShardBackend>),
     Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
 }
 
@@ -34,6 +36,7 @@ impl Pending {
     pub async fn resolve(self) -> Reply {
         match self {
             Pending::Ready(r) => r,
+            Pending::One(rx, backend) => into_reply(backend::receive(rx, &backend).await),
             Pending::Later(f) => f.await,
         }
     }
@@ -53,30 +56,22 @@ impl Target {
     }
 
     /// Queues `args` on `shard` and returns the reply to come.
-    pub async fn send(&self, shard: usize, args: &[impl AsRef<[u8]>]) -> Pending {
+    pub async fn send(&self, shard: usize, args: Vec<Bytes>) -> Pending {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, encode(args)).await;
-        Pending::Later(Box::pin(async move {
-            into_reply(backend::receive(rx, &backend).await)
-        }))
+        let rx = backend.send(self.lane, args).await;
+        Pending::One(rx, backend)
     }
 
     /// Queues `args` on `shard`; the returned future yields the shard's reply or error.
     async fn send_raw(
         &self,
         shard: usize,
-        args: &[impl AsRef<[u8]>],
+        args: Vec<Bytes>,
     ) -> impl Future<Output = BackendResult> + Send + 'static {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, encode(args)).await;
+        let rx = backend.send(self.lane, args).await;
         async move { backend::receive(rx, &backend).await }
     }
-}
-
-fn encode(args: &[impl AsRef<[u8]>]) -> Bytes {
-    let mut out = BytesMut::new();
-    encode_request(args, &mut out);
-    out.freeze()
 }
 
 fn into_reply(result: BackendResult) -> Reply {
@@ -98,8 +93,8 @@ pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Re
 }
 
 /// Sends a single-slot command to its shard.
-pub async fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Pending {
-    match common_slot(r.spec, args) {
+pub async fn single_slot(target: &Target, r: Resolved, args: Vec<Bytes>) -> Pending {
+    match common_slot(r.spec, &args) {
         Ok(Some(slot)) => target.send(target.routing.topology.owner(slot), args).await,
         Ok(None) => Reply::error(error::wrong_arity(r.spec.name)).into(),
         Err(e) => e.into(),
@@ -107,7 +102,7 @@ pub async fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Pendin
 }
 
 /// Splits a multi-key command per shard and merges the parts.
-pub async fn split(target: &Target, r: Resolved, merge: Merge, args: &[Bytes]) -> Pending {
+pub async fn split(target: &Target, r: Resolved, merge: Merge, args: Vec<Bytes>) -> Pending {
     let spec = r.spec;
     let topology = &target.routing.topology;
     let step = spec.step.max(1) as usize;
@@ -131,13 +126,13 @@ pub async fn split(target: &Target, r: Resolved, merge: Merge, args: &[Bytes]) -
     }
     let mut parts = Vec::with_capacity(groups.len());
     for (shard, ordinals) in &groups {
-        let mut part: Vec<&[u8]> = Vec::with_capacity(1 + ordinals.len() * step);
-        part.push(&args[0]);
+        let mut part = Vec::with_capacity(1 + ordinals.len() * step);
+        part.push(args[0].clone());
         for &o in ordinals {
             let pos = key_positions[o];
-            part.extend(args[pos..pos + step].iter().map(|a| &a[..]));
+            part.extend(args[pos..pos + step].iter().cloned());
         }
-        parts.push(target.send_raw(*shard, &part).await);
+        parts.push(target.send_raw(*shard, part).await);
     }
     let total_keys = key_positions.len();
     Pending::Later(Box::pin(async move {
@@ -310,7 +305,7 @@ async fn fan_out(
 ) -> Vec<impl Future<Output = BackendResult> + Send + 'static> {
     let mut parts = Vec::new();
     for (shard, slots) in target.routing.topology.split_by_shard(scope) {
-        parts.push(target.send_raw(shard, &make(slots.to_string())).await);
+        parts.push(target.send_raw(shard, make(slots.to_string())).await);
     }
     parts
 }
@@ -342,14 +337,14 @@ fn scan(target: Target, args: Vec<Bytes>, scope: SlotSet) -> Pending {
         loop {
             let run = topology.run_from(slot, &scope);
             let run_set = SlotSet::from_ranges([run]);
-            let mut request: Vec<Vec<u8>> = vec![
-                b"FJORD".to_vec(),
-                b"SCAN".to_vec(),
-                run_set.to_string().into_bytes(),
-                cursor.to_string().into_bytes(),
+            let mut request = vec![
+                Bytes::from_static(b"FJORD"),
+                Bytes::from_static(b"SCAN"),
+                Bytes::from(run_set.to_string()),
+                Bytes::from(cursor.to_string()),
             ];
-            request.extend(args[2..].iter().map(|a| a.to_vec()));
-            let reply = target.send_raw(topology.owner(slot), &request).await.await;
+            request.extend(args[2..].iter().cloned());
+            let reply = target.send_raw(topology.owner(slot), request).await.await;
             let next = match reply {
                 Ok(Reply::Array(mut parts)) if parts.len() == 2 => {
                     if let Some(Reply::Array(found)) = parts.pop() {
@@ -395,7 +390,11 @@ fn scan_reply(cursor: u64, keys: Vec<Reply>) -> Reply {
 pub async fn lastsave(target: &Target) -> Pending {
     let mut parts = Vec::new();
     for shard in 0..target.routing.backends.len() {
-        parts.push(target.send_raw(shard, &["LASTSAVE"]).await);
+        parts.push(
+            target
+                .send_raw(shard, vec![Bytes::from_static(b"LASTSAVE")])
+                .await,
+        );
     }
     later(async move {
         let mut oldest = i64::MAX;

@@ -219,8 +219,8 @@ impl Session {
             None => {}
         }
         let pending = match r.spec.route {
-            Route::SingleSlot => router::single_slot(target, r, &args).await,
-            Route::Split(merge) => router::split(target, r, merge, &args).await,
+            Route::SingleSlot => router::single_slot(target, r, args).await,
+            Route::Split(merge) => router::split(target, r, merge, args).await,
             Route::NodeScoped => router::node_scoped(target, r, &args, self.scope(target)).await,
             Route::Local => self.local(target, r, &args).await,
             Route::Unsupported | Route::Internal => {

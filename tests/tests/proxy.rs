@@ -658,7 +658,10 @@ fn a_frozen_shard_times_out_and_recovers() {
     let started = Instant::now();
     let r = text(sa.call(&words("GET bar")).unwrap());
     let waited = started.elapsed();
-    assert!(r.starts_with("-CLUSTERDOWN shard s1") && r.contains("no reply within 500 ms"), "{r}");
+    assert!(
+        r.starts_with("-CLUSTERDOWN shard s1") && r.contains("no reply within 500 ms"),
+        "{r}"
+    );
     println!("a frozen shard's request failed after {waited:?}");
     assert_eq!(sa.call(&words("GET foo")).unwrap(), b"$1\r\n1\r\n");
     unsafe { libc::kill(pid, libc::SIGCONT) };
