@@ -29,6 +29,28 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Accepts connections until `shutdown` turns true, handing each to `on_accept`. Accept
+/// errors (EMFILE when out of descriptors, …) back off briefly instead of spinning.
+pub async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut on_accept: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr),
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => on_accept(stream, addr),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -12,12 +12,11 @@ use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
 use fjord_common::command::{resolve, Resolved, Route};
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, info, CommandId, Reply, RequestDecoder};
+use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,36 +26,24 @@ pub async fn serve(
     listener: TcpListener,
     kind: Listener,
     proxy: Arc<Proxy>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                proxy
-                    .stats
-                    .connections_received
-                    .fetch_add(1, Ordering::Relaxed);
-                let _ = stream.set_nodelay(true);
-                let laddr = stream.local_addr().unwrap_or(addr);
-                let proxy = Arc::clone(&proxy);
-                // The stream is generic so a TLS stream can take its place later.
-                tokio::spawn(async move {
-                    if let Err(e) = handle(stream, addr, laddr, kind, &proxy).await {
-                        tracing::debug!(error = %e, %addr, "client connection ended with an error");
-                    }
-                });
+    process::accept_loop(listener, shutdown, |stream, addr| {
+        proxy
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let laddr = stream.local_addr().unwrap_or(addr);
+        let proxy = Arc::clone(&proxy);
+        // The stream is generic below, so a TLS stream can take its place later.
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, addr, laddr, kind, &proxy).await {
+                tracing::debug!(error = %e, %addr, "client connection ended with an error");
             }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning, keep accepting later.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+        });
+    })
+    .await
 }
 
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(

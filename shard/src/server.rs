@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -273,36 +273,20 @@ impl CursorTable {
 }
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    server: Arc<Server>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                server
-                    .stats
-                    .connections_received
-                    .fetch_add(1, Ordering::Relaxed);
-                let server = Arc::clone(&server);
-                tokio::spawn(async move {
-                    if let Err(e) = handle(stream, addr, &server).await {
-                        tracing::debug!(error = %e, %addr, "connection ended with an error");
-                    }
-                });
+pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::Receiver<bool>) {
+    process::accept_loop(listener, shutdown, |stream, addr| {
+        server
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, addr, &server).await {
+                tracing::debug!(error = %e, %addr, "connection ended with an error");
             }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning, keep accepting later.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+        });
+    })
+    .await
 }
 
 /// One reply waiting its turn: ready, or pending on the writer.

@@ -12,40 +12,15 @@ Everything runs on free loopback ports (each Redis Cluster node also needs port+
 stopped at the end, also on Ctrl-C or failure. Run it with tests/bench/run-proxy.sh, which
 builds in release and provides redis-py.
 """
-import argparse, csv, io, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, statistics, subprocess, sys, tempfile, time
+
+from benchlib import free_port, redis_benchmark, stop_all, wait_port
 
 import redis
 from redis.cluster import RedisCluster
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release")
-
-
-def free_port(also_bus=False):
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not also_bus:
-            return port
-        if port + 10000 < 65536:
-            try:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + 10000))
-                return port
-            except OSError:
-                pass
-
-
-def wait_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def read_until(proc, done):
@@ -105,28 +80,12 @@ class Targets:
             time.sleep(0.2)
 
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_all(self.procs, self.dir)
 
 
 def bench(port, pipeline, n):
-    out = subprocess.run(
-        ["redis-benchmark", "--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
-         "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline), "--csv"],
-        check=True, capture_output=True, text=True).stdout
-    # In cluster mode the masters are listed before the CSV.
-    out = out[out.index('"test"'):]
-    rows = {}
-    for row in csv.DictReader(io.StringIO(out)):
-        rows[row["test"].split(" ")[0]] = (float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"]))
-    return rows
+    return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
+                            "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
 
 
 def mget_run(call, seconds, keyspace=100000, per_op=100):

@@ -9,27 +9,12 @@ and are stopped at the end, also on Ctrl-C or failure.
 Usage: python3 tests/bench/shard_vs_redis.py [--modes always,everysec,no] [-n 500000] [--reps 3]
 (build first: cargo build --release; tests/bench/run.sh does both).
 """
-import argparse, csv, io, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile
+
+from benchlib import free_port, redis_benchmark, stop_all, wait_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARD = os.path.join(ROOT, "target", "release", "fjord-shard")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 class Servers:
@@ -52,26 +37,12 @@ class Servers:
         wait_port(self.redis_port)
 
     def stop(self):
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_all(self.procs, self.dir)
 
 
 def bench(port, pipeline, n):
-    out = subprocess.run(
-        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100", "-r", "100000",
-         "-n", str(n), "-t", "set,get,mset", "-P", str(pipeline), "--csv"],
-        check=True, capture_output=True, text=True).stdout
-    rows = {}
-    for row in csv.DictReader(io.StringIO(out)):
-        name = row["test"].split(" ")[0]
-        rows[name] = (float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"]))
-    return rows
+    return redis_benchmark(["-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100", "-r", "100000",
+                            "-n", str(n), "-t", "set,get,mset", "-P", str(pipeline)])
 
 
 def main():
