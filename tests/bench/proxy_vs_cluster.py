@@ -107,12 +107,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=500000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--mget-seconds", type=float, default=10)
+    ap.add_argument("--mget-seconds", type=float, default=10, help="0 skips the MGET comparison")
+    ap.add_argument("--pipelines", default="1,16", help="redis-benchmark -P values to run")
     args = ap.parse_args()
     t = Targets()
     try:
         results = []
-        for pipeline in (1, 16):
+        for pipeline in [int(p) for p in args.pipelines.split(",")]:
             runs = {"fjord": [], "redis": []}
             for rep in range(args.reps):
                 order = [("fjord", t.fjord_port), ("redis", t.redis_ports[0])]
@@ -124,6 +125,8 @@ def main():
             for test in ("SET", "GET"):
                 med = {name: tuple(statistics.median(r[test][i] for r in runs[name]) for i in range(3)) for name in runs}
                 results.append((f"{test} -P {pipeline}", med["fjord"], med["redis"]))
+        if args.mget_seconds <= 0:
+            return print_results(args, results)
         plain = redis.Redis(port=t.fjord_standalone)
         rc = RedisCluster(host="127.0.0.1", port=t.redis_ports[0])
         mget = {"fjord": [], "redis": []}
@@ -138,6 +141,10 @@ def main():
         results.append(("MGET 100 keys (redis-py)", med["fjord"], med["redis"]))
     finally:
         t.stop()
+    print_results(args, results)
+
+
+def print_results(args, results):
     print(f"\nredis-benchmark --cluster -c 50 -d 100 -r 100000 -n {args.n}, median of {args.reps}; fjord proxy + 3 shards "
           f"(everysec) vs Redis Cluster 3 masters (appendonly yes, everysec). MGET: redis-py Redis.mget on fjord's "
           f"standalone listener vs RedisCluster.mget_nonatomic, one client, sequential.\n")
