@@ -13,7 +13,7 @@ use fjord_common::Reply;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,9 +58,7 @@ pub struct ShardBackend {
 /// What the connections report about the shard.
 #[derive(Default)]
 pub struct Status {
-    /// Connections currently established.
-    connected: AtomicU64,
-    /// Whether the last attempt on any connection succeeded.
+    /// Whether the last connection attempt succeeded and the connection still stands.
     up: AtomicBool,
 }
 
@@ -142,11 +140,8 @@ impl Connection {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
                     self.status.up.store(true, Ordering::Relaxed);
-                    self.status.connected.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(shard = %self.shard, addr = %self.addr, "connected to shard");
-                    let why = self.serve(stream, &mut rx).await;
-                    self.status.connected.fetch_sub(1, Ordering::Relaxed);
-                    match why {
+                    match self.serve(stream, &mut rx).await {
                         Some(why) => why,
                         None => return,
                     }
