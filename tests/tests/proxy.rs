@@ -671,3 +671,33 @@ fn a_frozen_shard_times_out_and_recovers() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Thousands of clients at once, each served; the proxy's memory for them is printed.
+#[test]
+fn thousands_of_client_connections_are_cheap() {
+    fjord_common::process::raise_fd_limit();
+    let c = Cluster::start().unwrap();
+    let mut clients: Vec<RawClient> = (0..2000)
+        .map(|i| RawClient::tcp(&c.nodes[i % 3]).unwrap())
+        .collect();
+    for (i, cl) in clients.iter_mut().enumerate() {
+        cl.send(&["SET".to_string(), format!("conn{i}"), i.to_string()]).unwrap();
+    }
+    for cl in clients.iter_mut() {
+        assert_eq!(cl.read_reply().unwrap(), b"+OK\r\n");
+    }
+    let mut probe = c.standalone_client().unwrap();
+    let info = text(probe.call(&words("INFO")).unwrap());
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    assert!(field("connected_clients:") >= 2001, "{info}");
+    println!(
+        "proxy resident memory with 2001 clients: {} MiB",
+        field("used_memory_rss:") / (1024 * 1024)
+    );
+    assert_eq!(text(probe.call(&words("DBSIZE")).unwrap()), ":2000\r\n");
+}
