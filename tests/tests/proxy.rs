@@ -681,7 +681,8 @@ fn thousands_of_client_connections_are_cheap() {
         .map(|i| RawClient::tcp(&c.nodes[i % 3]).unwrap())
         .collect();
     for (i, cl) in clients.iter_mut().enumerate() {
-        cl.send(&["SET".to_string(), format!("conn{i}"), i.to_string()]).unwrap();
+        cl.send(&["SET".to_string(), format!("conn{i}"), i.to_string()])
+            .unwrap();
     }
     for cl in clients.iter_mut() {
         assert_eq!(cl.read_reply().unwrap(), b"+OK\r\n");
