@@ -655,6 +655,15 @@ fn a_frozen_shard_times_out_and_recovers() {
     let pid = c.shards[0].pid();
     // SAFETY: pausing and resuming a child process this test started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // kill() returns before every thread has stopped: wait until all of them have.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !all_threads_stopped(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the shard's threads did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     let r = text(sa.call(&words("GET bar")).unwrap());
     let waited = started.elapsed();
@@ -670,6 +679,21 @@ fn a_frozen_shard_times_out_and_recovers() {
         assert!(Instant::now() < deadline, "the shard did not come back");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Thousands of clients at once, each served; the proxy's memory for them is printed.
