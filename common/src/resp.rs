@@ -105,11 +105,18 @@ impl RequestDecoder {
 
     /// Bytes the next complete request still needs beyond what `buf` holds, when known:
     /// lets the reader reserve a large bulk string in one step.
-    pub fn bulk_bytes_expected(&self, buf: &BytesMut) -> usize {
+    fn bulk_bytes_expected(&self, buf: &BytesMut) -> usize {
         match self.bulk_len {
             Some(len) => (len + 2).saturating_sub(buf.len()),
             None => 0,
         }
+    }
+
+    /// Makes room in `buf` for the next read: at least `min` bytes, more when a large bulk
+    /// string is arriving (in steps of at most 4 MiB, never more than it announced).
+    pub fn reserve_for_read(&self, buf: &mut BytesMut, min: usize) {
+        let expected = self.bulk_bytes_expected(buf).min(4 * 1024 * 1024);
+        buf.reserve(expected.max(min));
     }
 
     /// Takes the next complete request out of `buf`. `Ok(None)` means more bytes are needed.

@@ -366,7 +366,6 @@ impl Validator<'_> {
 
         let mut shards = Vec::new();
         let mut owner = vec![u16::MAX; usize::from(SLOT_COUNT)];
-        let mut first_owner_path: HashMap<usize, String> = HashMap::new();
         let mut seen_ids = HashSet::new();
         let mut seen_addrs = HashSet::new();
         if file.shards.is_empty() {
@@ -410,13 +409,9 @@ impl Validator<'_> {
                                 if *o != u16::MAX && usize::from(*o) != i {
                                     // One problem per range, naming its first contested slot.
                                     if !reported {
-                                        let other = first_owner_path
-                                            .get(&usize::from(*o))
-                                            .cloned()
-                                            .unwrap_or_default();
                                         self.problem(
                                             path.clone(),
-                                            format!("slot {slot} is already owned by {other}"),
+                                            format!("slot {slot} is already owned by shards[{o}]"),
                                         );
                                         reported = true;
                                     }
@@ -426,7 +421,6 @@ impl Validator<'_> {
                             }
                             set_ranges.push(*r);
                         }
-                        first_owner_path.entry(i).or_insert(format!("shards[{i}]"));
                     }
                     Err(e) => self.problem(path, e.to_string()),
                 }

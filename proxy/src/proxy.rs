@@ -2,7 +2,7 @@
 
 use crate::topology::TopologyHandle;
 use fjord_common::budget::Budget;
-use fjord_common::client::{ClientRegistry, Host, REDIS_VERSION};
+use fjord_common::client::{ClientRegistry, Host};
 use fjord_common::command::{CommandSpec, Route};
 use fjord_common::topology::ProxySettings;
 use fjord_common::{info, process};
@@ -63,31 +63,21 @@ impl Proxy {
         let routing = self.topology.load();
         let t = &routing.topology;
         let mut out = String::new();
-        let uptime = self.started.elapsed().as_secs();
         let (mode, port) = match listener {
             Listener::Cluster(i) => ("cluster", t.nodes.get(i).map_or(0, |n| n.port)),
             Listener::Standalone => ("standalone", t.standalone.map_or(0, |a| a.port())),
         };
         if want("server") {
-            out.push_str(&format!(
-                "# Server\r\nredis_version:{REDIS_VERSION}\r\nfjord_version:{}\r\nfjord_role:proxy\r\n\
-                 redis_mode:{mode}\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\n\
-                 tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
-                 executable:{}\r\nconfig_file:\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH,
-                std::process::id(),
-                self.run_id,
-                uptime / 86400,
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
+            out.push_str(&info::server_section(
+                "proxy",
+                mode,
+                port,
+                &self.run_id,
+                self.started,
             ));
         }
         if want("clients") {
-            out.push_str(&format!(
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nblocked_clients:0\r\n\r\n",
+            out.push_str(&info::clients_section(
                 self.clients.len(),
                 self.settings.max_clients,
                 self.budget.held(),

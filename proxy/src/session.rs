@@ -100,8 +100,7 @@ impl Session {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let stats = &proxy.stats;
         loop {
-            let expected = decoder.bulk_bytes_expected(&buf).min(4 * 1024 * 1024);
-            buf.reserve(expected.max(IDLE_BUFFER));
+            decoder.reserve_for_read(&mut buf, IDLE_BUFFER);
             let n = stream.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok(());

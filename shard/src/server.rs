@@ -12,7 +12,7 @@ use crate::store::writer::{PendingReply, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
 use fjord_common::budget::{Budget, Share};
-use fjord_common::client::{ClientRegistry, ClientState, Host, REDIS_VERSION};
+use fjord_common::client::{ClientRegistry, ClientState, Host};
 use fjord_common::command::resolve;
 use fjord_common::{info, process};
 use fjord_common::{Proto, Reply, RequestDecoder};
@@ -79,25 +79,18 @@ impl Server {
         let store = &self.store;
         let ss = &store.stats;
         let mut out = String::new();
-        let uptime = self.started.elapsed().as_secs();
         if want("server") {
-            out.push_str(&format!(
-                "# Server\r\nredis_version:{REDIS_VERSION}\r\nfjord_version:{}\r\nredis_mode:standalone\r\n\
-                 os:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\
-                 uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH,
-                std::process::id(),
-                self.run_id,
-                self.local_addr.port(),
-                uptime / 86400,
-                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            let port = self.local_addr.port();
+            out.push_str(&info::server_section(
+                "shard",
+                "standalone",
+                port,
+                &self.run_id,
+                self.started,
             ));
         }
         if want("clients") {
-            out.push_str(&format!(
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nblocked_clients:0\r\n\r\n",
+            out.push_str(&info::clients_section(
                 self.clients.len(),
                 self.config.max_clients,
                 self.buffered.held(),
@@ -328,9 +321,7 @@ async fn serve_connection(
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut pending: VecDeque<Slot> = VecDeque::new();
     loop {
-        // Room for a large bulk string that is arriving, in steps, never more than announced.
-        let expected = decoder.bulk_bytes_expected(&buf).min(4 * 1024 * 1024);
-        buf.reserve(expected.max(16 * 1024));
+        decoder.reserve_for_read(&mut buf, 16 * 1024);
         let n = stream.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(());

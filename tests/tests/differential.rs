@@ -439,7 +439,7 @@ fn through_the_proxy_protocol_errors_match_redis() {
 }
 
 fn protocol_errors(s: &Servers) {
-    let (shard, redis) = (&s.fjord, &s.redis);
+    let (fjord, redis) = (&s.fjord, &s.redis);
     for bad in [
         &b"*1\r\n$4294967296\r\n"[..],
         b"*2\r\n$3\r\nGET\r\nfoo\r\n",
@@ -449,7 +449,7 @@ fn protocol_errors(s: &Servers) {
         b"SET a \"b\r\n",
         b"SET a 'b'c\r\n",
     ] {
-        let mut ours = shard.client();
+        let mut ours = fjord.client();
         let mut theirs = redis.client().unwrap();
         ours.send_raw(bad).unwrap();
         theirs.send_raw(bad).unwrap();
@@ -473,7 +473,7 @@ fn protocol_errors(s: &Servers) {
         b"ECHO \"\\x41\\n\"\r\n",
         b"\r\n\r\nPING\r\n",
     ] {
-        let mut ours = shard.client();
+        let mut ours = fjord.client();
         let mut theirs = redis.client().unwrap();
         ours.send_raw(good).unwrap();
         theirs.send_raw(good).unwrap();
@@ -484,7 +484,7 @@ fn protocol_errors(s: &Servers) {
     }
     // A NUL ends an inline line, as in sdssplitargs. (Redis 7.0 itself never answers this:
     // its newline search stops at the NUL. fjord once looped forever on it; the fuzzer found it.)
-    let mut ours = shard.client();
+    let mut ours = fjord.client();
     ours.send_raw(b"PING\x00junk\r\nECHO a\x00b\r\n").unwrap();
     assert_eq!(ours.read_reply().unwrap(), b"+PONG\r\n");
     assert_eq!(ours.read_reply().unwrap(), b"$1\r\na\r\n");
