@@ -289,6 +289,17 @@ pub fn all() -> &'static [CommandSpec] {
     COMMANDS
 }
 
+/// Where a top-level command sits in [`all`], in constant time (per-command metrics are kept
+/// in a table indexed by it); `None` for a subcommand's entry.
+pub fn position(spec: &'static CommandSpec) -> Option<usize> {
+    let offset = (spec as *const CommandSpec as usize).wrapping_sub(COMMANDS.as_ptr() as usize);
+    let i = offset / std::mem::size_of::<CommandSpec>();
+    COMMANDS
+        .get(i)
+        .filter(|c| std::ptr::eq(*c, spec))
+        .map(|_| i)
+}
+
 #[allow(clippy::too_many_arguments)]
 const fn spec(
     name: &'static str,
@@ -880,6 +891,16 @@ mod tests {
 
     fn args(words: &[&str]) -> Vec<Bytes> {
         words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn position_finds_top_level_commands_only() {
+        for (i, c) in all().iter().enumerate() {
+            assert_eq!(position(c), Some(i), "{}", c.name);
+            for sub in c.subcommands {
+                assert_eq!(position(sub), None, "{} {}", c.name, sub.name);
+            }
+        }
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! in one crate is what makes "the proxy and the shard agree" a compile-time fact rather than a
 //! convention.
 
+pub mod admin;
 pub mod budget;
 pub mod client;
 pub mod command;
 pub mod error;
 pub mod glob;
 pub mod info;
+pub mod metrics;
 pub mod number;
 pub mod process;
 pub mod resp;

@@ -71,6 +71,7 @@ pub struct ProxySettings {
     pub client_memory_budget: usize,
     pub max_pipeline: usize,
     pub local_shard_fsync: String,
+    pub record_metrics: bool,
 }
 
 impl Default for ProxySettings {
@@ -92,6 +93,7 @@ impl Default for ProxySettings {
             client_memory_budget: 2 * 1024 * 1024 * 1024,
             max_pipeline: 1024,
             local_shard_fsync: "everysec".into(),
+            record_metrics: true,
         }
     }
 }

@@ -1,11 +1,11 @@
-//! The admin HTTP server: health, readiness, and the topology (show, reload).
+//! The proxy's admin HTTP server: the shared `/metrics`, `/healthz` and `/readyz`
+//! ([`fjord_common::admin`]) plus the topology.
 //!
-//! `GET /healthz` answers while the process runs; `GET /readyz` once the proxy holds a valid
-//! topology and serves its listeners (a shard being down does not make the proxy unready: a
-//! load balancer would otherwise drop every proxy at once). `GET /topology` shows the routing
-//! in force with each shard's reachability; `POST /topology/reload` re-reads the cluster file
-//! and answers what happened, or why the file was refused. Metrics join them here later.
+//! `GET /topology` shows the routing in force with each shard's reachability;
+//! `POST /topology/reload` re-reads the cluster file and answers what happened, or why the file
+//! was refused.
 
+use crate::proxy::Proxy;
 use crate::topology::{Reloaded, TopologyHandle};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -47,26 +47,13 @@ struct ReloadView {
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    topology: Arc<TopologyHandle>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: watch::Receiver<bool>) {
+    let topology = Router::new()
         .route("/topology", get(show))
         .route("/topology/reload", post(reload))
-        .with_state(topology);
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "admin server failed");
-    }
+        .with_state(Arc::clone(&proxy.topology));
+    let app = fjord_common::admin::router(proxy).merge(topology);
+    fjord_common::admin::serve(listener, app, shutdown).await
 }
 
 async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView> {

@@ -8,6 +8,7 @@
 //! with a CLUSTERDOWN error naming the shard, and the connection is rebuilt with backoff while
 //! new requests for it fail at once.
 
+use crate::metrics::BackendMetrics;
 use bytes::{Bytes, BytesMut};
 use fjord_common::Reply;
 use redis_protocol::resp2::decode::decode_bytes_mut;
@@ -56,16 +57,31 @@ pub struct ShardBackend {
 }
 
 /// What the connections report about the shard.
-#[derive(Default)]
 pub struct Status {
     /// Whether the last connection attempt succeeded and the connection still stands.
     up: AtomicBool,
+    metrics: BackendMetrics,
+}
+
+impl Status {
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        self.metrics.up.set(i64::from(up));
+    }
 }
 
 impl ShardBackend {
     /// Starts the connection tasks; they connect in the background and live as long as this.
-    pub fn start(id: &str, addr: &str, options: &BackendOptions) -> Arc<Self> {
-        let status = Arc::new(Status::default());
+    pub fn start(
+        id: &str,
+        addr: &str,
+        options: &BackendOptions,
+        metrics: BackendMetrics,
+    ) -> Arc<Self> {
+        let status = Arc::new(Status {
+            up: AtomicBool::new(false),
+            metrics,
+        });
         let conns = (0..options.connections.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -98,6 +114,7 @@ impl ShardBackend {
         let (reply, rx) = oneshot::channel();
         let conn = &self.conns[(lane % self.conns.len() as u64) as usize];
         if let Err(mpsc::error::SendError(req)) = conn.send(Request { args, reply }).await {
+            self.status.metrics.unavailable.inc();
             let _ = req.reply.send(Err(down(
                 &self.id,
                 &self.addr,
@@ -139,7 +156,7 @@ impl Connection {
             let why = match self.connect().await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
-                    self.status.up.store(true, Ordering::Relaxed);
+                    self.status.set_up(true);
                     tracing::info!(shard = %self.shard, addr = %self.addr, "connected to shard");
                     match self.serve(stream, &mut rx).await {
                         Some(why) => why,
@@ -148,7 +165,7 @@ impl Connection {
                 }
                 Err(why) => why,
             };
-            self.status.up.store(false, Ordering::Relaxed);
+            self.status.set_up(false);
             tracing::warn!(shard = %self.shard, addr = %self.addr, error = %why, retry_in_ms = backoff.as_millis() as u64, "shard connection down");
             // While down, requests fail at once rather than wait for a shard that is not there.
             let retry_at = Instant::now() + backoff;
@@ -156,6 +173,7 @@ impl Connection {
                 tokio::select! {
                     req = rx.recv() => match req {
                         Some(req) => {
+                            self.status.metrics.unavailable.inc();
                             let _ = req.reply.send(Err(down(&self.shard, &self.addr, &why)));
                         }
                         None => return,
@@ -209,7 +227,7 @@ impl Connection {
         let (read, write) = stream.into_split();
         let (inflight_tx, inflight_rx) = mpsc::unbounded_channel();
         tokio::select! {
-            why = write_loop(write, rx, inflight_tx) => why,
+            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => why,
             why = self.read_loop(read, inflight_rx) => Some(why),
         }
     }
@@ -222,7 +240,7 @@ impl Connection {
         let mut queue: VecDeque<InFlight> = VecDeque::new();
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let timeout = self.options.command_timeout;
-        let why = loop {
+        let (why, timed_out) = loop {
             let oldest = queue.front().map(|f| f.sent + timeout);
             tokio::select! {
                 entry = inflight_rx.recv() => match entry {
@@ -231,27 +249,34 @@ impl Connection {
                     None => std::future::pending::<()>().await,
                 },
                 read = read.read_buf(&mut buf) => match read {
-                    Ok(0) => break "the shard closed the connection".to_string(),
+                    Ok(0) => break ("the shard closed the connection".to_string(), false),
                     Ok(_) => {
                         if let Err(why) = self.deliver(&mut buf, &mut queue, &mut inflight_rx) {
-                            break why;
+                            break (why, false);
                         }
                         if buf.capacity() - buf.len() < 4096 {
                             buf.reserve(64 * 1024);
                         }
                     }
-                    Err(e) => break e.to_string(),
+                    Err(e) => break (e.to_string(), false),
                 },
                 _ = sleep_until_opt(oldest) => {
-                    break format!("no reply within {} ms", timeout.as_millis());
+                    break (format!("no reply within {} ms", timeout.as_millis()), true);
                 }
             }
         };
-        for entry in queue.drain(..) {
+        let metrics = &self.status.metrics;
+        let mut failed = 0;
+        while let Some(entry) = queue.pop_front().or_else(|| inflight_rx.try_recv().ok()) {
             let _ = entry.reply.send(Err(down(&self.shard, &self.addr, &why)));
+            failed += 1;
         }
-        while let Ok(entry) = inflight_rx.try_recv() {
-            let _ = entry.reply.send(Err(down(&self.shard, &self.addr, &why)));
+        if metrics.recording {
+            metrics.inflight.sub(failed);
+        }
+        match timed_out {
+            true => metrics.timeout.inc_by(failed as u64),
+            false => metrics.unavailable.inc_by(failed as u64),
         }
         why
     }
@@ -262,6 +287,37 @@ impl Connection {
         buf: &mut BytesMut,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+    ) -> Result<(), String> {
+        let metrics = &self.status.metrics;
+        if !metrics.recording {
+            return self.deliver_frames(buf, queue, inflight_rx, |_, _| {});
+        }
+        // One clock reading per read, and the latencies gathered locally: a read often
+        // holds the replies of a whole batch.
+        let now = Instant::now();
+        let latencies = metrics.duration.local();
+        let (mut ok, mut error) = (0, 0);
+        let result = self.deliver_frames(buf, queue, inflight_rx, |entry, reply| {
+            latencies.observe(now.duration_since(entry.sent).as_secs_f64());
+            match reply {
+                Reply::Error(_) => error += 1,
+                _ => ok += 1,
+            }
+        });
+        latencies.flush();
+        metrics.ok.inc_by(ok);
+        metrics.error.inc_by(error);
+        metrics.inflight.sub((ok + error) as i64);
+        result
+    }
+
+    /// Decodes every complete reply in `buf`, tells `seen` of it, and hands it on.
+    fn deliver_frames(
+        &self,
+        buf: &mut BytesMut,
+        queue: &mut VecDeque<InFlight>,
+        inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+        mut seen: impl FnMut(&InFlight, &Reply),
     ) -> Result<(), String> {
         loop {
             let frame = match decode_bytes_mut(buf) {
@@ -277,7 +333,9 @@ impl Connection {
             let Some(entry) = queue.pop_front() else {
                 return Err("the shard sent a reply nobody asked for".to_string());
             };
-            let _ = entry.reply.send(Ok(to_reply(frame)));
+            let reply = to_reply(frame);
+            seen(&entry, &reply);
+            let _ = entry.reply.send(Ok(reply));
         }
     }
 }
@@ -300,6 +358,7 @@ async fn write_loop(
     mut write: OwnedWriteHalf,
     rx: &mut mpsc::Receiver<Request>,
     inflight: mpsc::UnboundedSender<InFlight>,
+    metrics: &BackendMetrics,
 ) -> Option<String> {
     let mut out = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -307,6 +366,10 @@ async fn write_loop(
         let now = Instant::now();
         let mut next = Some(first);
         while let Some(req) = next.take() {
+            if metrics.recording {
+                // Counted before the reader can see it, so the gauge never dips below zero.
+                metrics.inflight.inc();
+            }
             fjord_common::resp::encode_request(&req.args, &mut out);
             // Registered before the bytes leave, so the reader always finds the reply's owner.
             if inflight

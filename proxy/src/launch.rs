@@ -41,6 +41,12 @@ impl LocalShards {
             if let Some(password) = &settings.shard_password {
                 cmd.arg("--requirepass").arg(password);
             }
+            if let Some(admin) = &s.admin {
+                cmd.arg("--admin").arg(admin);
+            }
+            if !settings.record_metrics {
+                cmd.args(["--record-metrics", "false"]);
+            }
             let child = cmd
                 .spawn()
                 .with_context(|| format!("starting {} for shard {}", binary.display(), s.id))?;

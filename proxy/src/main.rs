@@ -9,6 +9,7 @@ mod admin;
 mod backend;
 mod cluster;
 mod launch;
+mod metrics;
 mod proxy;
 mod router;
 mod session;
@@ -24,8 +25,10 @@ use backend::BackendOptions;
 use clap::Parser;
 use fjord_common::process;
 use fjord_common::topology::Topology;
+use metrics::ProxyMetrics;
 use proxy::{Listener, Proxy};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -118,16 +121,18 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
         max_backoff: Duration::from_millis(settings.reconnect_max_backoff_ms),
         password: settings.shard_password.clone(),
     };
+    let metrics = Arc::new(ProxyMetrics::new(settings.record_metrics));
     let handle = Arc::new(TopologyHandle::new(
         &cli.config,
         topology,
         bound.clone(),
         options,
+        Arc::clone(&metrics),
     ));
     if let Err(e) = handle.watch(Duration::from_millis(200)) {
         tracing::warn!(error = %e, "cannot watch the cluster file; reload with SIGHUP instead");
     }
-    let proxy = Arc::new(Proxy::new(Arc::clone(&handle), settings));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&handle), settings, metrics));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -143,9 +148,10 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     }
     if let Some(l) = admin {
         println!("fjord-proxy listening on admin {}", l.local_addr()?);
-        let task = admin::serve(l, Arc::clone(&handle), stop_rx.clone());
+        let task = admin::serve(l, Arc::clone(&proxy), stop_rx.clone());
         tasks.push(tokio::spawn(task));
     }
+    proxy.serving.store(true, Ordering::Relaxed);
     println!("fjord-proxy ready");
     tracing::info!(
         version = handle.load().topology.version,
@@ -166,6 +172,7 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
 
     process::shutdown_signal().await;
     tracing::info!("shutting down");
+    proxy.serving.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -1,12 +1,14 @@
 //! The proxy process's shared state, and the commands it answers from it (INFO, CONFIG).
 
+use crate::metrics::ProxyMetrics;
 use crate::topology::TopologyHandle;
+use fjord_common::admin::Observed;
 use fjord_common::budget::Budget;
 use fjord_common::client::{ClientRegistry, Host};
 use fjord_common::command::{CommandSpec, Route};
 use fjord_common::topology::ProxySettings;
 use fjord_common::{info, process};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,29 +21,25 @@ pub enum Listener {
     Standalone,
 }
 
-/// Counters INFO reports.
-#[derive(Default)]
-pub struct Stats {
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-}
-
 /// Everything the proxy's connections share.
 pub struct Proxy {
     pub topology: Arc<TopologyHandle>,
     pub settings: ProxySettings,
     pub clients: ClientRegistry,
-    pub stats: Stats,
+    pub metrics: Arc<ProxyMetrics>,
     pub budget: Budget,
     pub started: Instant,
     pub run_id: String,
+    /// Set once every listener serves, cleared when shutdown begins (`/readyz`).
+    pub serving: AtomicBool,
 }
 
 impl Proxy {
-    pub fn new(topology: Arc<TopologyHandle>, settings: ProxySettings) -> Self {
+    pub fn new(
+        topology: Arc<TopologyHandle>,
+        settings: ProxySettings,
+        metrics: Arc<ProxyMetrics>,
+    ) -> Self {
         Self {
             topology,
             budget: Budget::new(
@@ -50,9 +48,10 @@ impl Proxy {
             ),
             settings,
             clients: ClientRegistry::default(),
-            stats: Stats::default(),
+            metrics,
             started: Instant::now(),
             run_id: process::new_run_id(),
+            serving: AtomicBool::new(false),
         }
     }
 
@@ -94,21 +93,15 @@ impl Proxy {
             out.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n");
         }
         if want("stats") {
-            let st = &self.stats;
+            let m = &self.metrics;
             let up = routing.backends.iter().filter(|b| b.is_up()).count();
             out.push_str(&format!(
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-                 total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-                 topology_version:{}\r\ntopology_reloads_ok:{}\r\ntopology_reloads_failed:{}\r\n\
-                 shards:{}\r\nshards_up:{up}\r\n\r\n",
-                st.connections_received.load(Ordering::Relaxed),
-                st.commands_processed.load(Ordering::Relaxed),
-                st.net_input_bytes.load(Ordering::Relaxed),
-                st.net_output_bytes.load(Ordering::Relaxed),
-                st.rejected_connections.load(Ordering::Relaxed),
+                "# Stats\r\n{}topology_version:{}\r\ntopology_reloads_ok:{}\r\n\
+                 topology_reloads_failed:{}\r\nshards:{}\r\nshards_up:{up}\r\n\r\n",
+                m.traffic.info_lines(),
                 t.version,
-                self.topology.reloads_ok.load(Ordering::Relaxed),
-                self.topology.reloads_failed.load(Ordering::Relaxed),
+                m.reloads_ok.get(),
+                m.reloads_failed.get(),
                 t.shards.len(),
             ));
         }
@@ -166,19 +159,29 @@ impl Host for Proxy {
     }
 
     fn reset_stats(&self) {
-        let st = &self.stats;
-        for c in [
-            &st.connections_received,
-            &st.rejected_connections,
-            &st.commands_processed,
-            &st.net_input_bytes,
-            &st.net_output_bytes,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
+        self.metrics.traffic.reset();
     }
 
     fn lists_command(&self, spec: &CommandSpec) -> bool {
         spec.route != Route::Internal
+    }
+}
+
+impl Observed for Proxy {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.metrics.registry
+    }
+
+    fn sample(&self) {
+        self.metrics.traffic.clients.set(self.clients.len() as i64);
+    }
+
+    /// Ready while the listeners serve. A shard being down does not make the proxy unready
+    /// (a load balancer would drop every proxy at once); `fjord_proxy_backend_up` shows it.
+    fn ready(&self) -> Result<(), String> {
+        match self.serving.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => Err("the listeners are not serving (starting or shutting down)".into()),
+        }
     }
 }

@@ -101,8 +101,15 @@ pub async fn single_slot(target: &Target, r: Resolved, args: Vec<Bytes>) -> Pend
     }
 }
 
-/// Splits a multi-key command per shard and merges the parts.
-pub async fn split(target: &Target, r: Resolved, merge: Merge, args: Vec<Bytes>) -> Pending {
+/// Splits a multi-key command per shard and merges the parts; `sized(keys, shards)` learns
+/// how far it spread.
+pub async fn split(
+    target: &Target,
+    r: Resolved,
+    merge: Merge,
+    args: Vec<Bytes>,
+    sized: impl FnOnce(usize, usize),
+) -> Pending {
     let spec = r.spec;
     let topology = &target.routing.topology;
     let step = spec.step.max(1) as usize;
@@ -120,6 +127,7 @@ pub async fn split(target: &Target, r: Resolved, merge: Merge, args: Vec<Bytes>)
             None => groups.push((shard, vec![ordinal])),
         }
     }
+    sized(key_positions.len(), groups.len());
     if groups.len() <= 1 {
         let shard = groups.first().map_or(0, |g| g.0);
         return target.send(shard, args).await;

@@ -11,12 +11,13 @@ use crate::router::{self, Pending, Target};
 use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
 use fjord_common::command::{resolve, Resolved, Route};
+use fjord_common::metrics::{CommandLabel, ResultKind};
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,10 +34,6 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     process::accept_loop(listener, shutdown, |stream, addr| {
-        proxy
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let laddr = stream.local_addr().unwrap_or(addr);
         let proxy = Arc::clone(&proxy);
@@ -57,16 +54,15 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     kind: Listener,
     proxy: &Arc<Proxy>,
 ) -> std::io::Result<()> {
+    let traffic = &proxy.metrics.traffic;
     if proxy.clients.len() >= proxy.settings.max_clients {
-        proxy
-            .stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
+        traffic.rejected.inc();
         let mut out = BytesMut::new();
         Reply::error("ERR max number of clients reached").encode(Default::default(), &mut out);
         stream.write_all(&out).await?;
         return Ok(());
     }
+    traffic.accepted.inc();
     let info = proxy.clients.register(addr, laddr);
     let id = info.id;
     let state = ClientState::new(&**proxy, info, kind != Listener::Standalone);
@@ -86,6 +82,32 @@ struct Session {
     state: ClientState,
 }
 
+/// A reply to come, with what its metrics need.
+struct Queued {
+    reply: Pending,
+    label: CommandLabel,
+    /// When the request was read: its latency is counted from there to its reply.
+    read_at: Instant,
+}
+
+/// What routing one request gave.
+struct Routed {
+    reply: Pending,
+    label: CommandLabel,
+    /// The connection closes after this reply (QUIT).
+    close: bool,
+}
+
+impl Routed {
+    fn reply(reply: impl Into<Pending>, label: CommandLabel) -> Self {
+        Routed {
+            reply: reply.into(),
+            label,
+            close: false,
+        }
+    }
+}
+
 impl Session {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
@@ -97,15 +119,21 @@ impl Session {
         // Buffers grow with what a client sends and receives, and shrink back after a burst.
         let mut buf = BytesMut::with_capacity(IDLE_BUFFER);
         let mut out = BytesMut::with_capacity(IDLE_BUFFER);
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        let stats = &proxy.stats;
+        let mut pending: VecDeque<Queued> = VecDeque::new();
+        let traffic = &proxy.metrics.traffic;
         loop {
             decoder.reserve_for_read(&mut buf, IDLE_BUFFER);
             let n = stream.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok(());
             }
-            stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let read_at = Instant::now();
+            traffic.bytes_in.inc_by(n as u64);
+            let unknown = |reply: Reply| Queued {
+                reply: reply.into(),
+                label: CommandLabel::UNKNOWN,
+                read_at,
+            };
             // One snapshot per batch: every request of the batch routes by the same topology.
             let target = Target {
                 routing: self.proxy.topology.load(),
@@ -117,15 +145,19 @@ impl Session {
                     Ok(Some(args)) => args,
                     Ok(None) => break,
                     Err(e) => {
-                        pending.push_back(e.to_reply().into());
+                        pending.push_back(unknown(e.to_reply()));
                         close = true;
                         break;
                     }
                 };
-                stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-                let (reply, closing) = self.dispatch(&target, args).await;
-                pending.push_back(reply);
-                if closing {
+                traffic.commands.inc();
+                let routed = self.dispatch(&target, args).await;
+                pending.push_back(Queued {
+                    reply: routed.reply,
+                    label: routed.label,
+                    read_at,
+                });
+                if routed.close {
                     close = true;
                     break;
                 }
@@ -137,13 +169,10 @@ impl Session {
                 }
             }
             if !share.update(buf.len() + decoder.held_bytes()) {
-                pending.push_back(
-                    Reply::error(
-                        "ERR client buffers exceed the proxy's limit (client_query_buffer_limit \
-                         or client_memory_budget); closing",
-                    )
-                    .into(),
-                );
+                pending.push_back(unknown(Reply::error(
+                    "ERR client buffers exceed the proxy's limit (client_query_buffer_limit \
+                     or client_memory_budget); closing",
+                )));
                 close = true;
             }
             if !self.flush(stream, &mut pending, &mut out).await? || close {
@@ -157,12 +186,17 @@ impl Session {
     async fn flush<S: AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
-        pending: &mut VecDeque<Pending>,
+        pending: &mut VecDeque<Queued>,
         out: &mut BytesMut,
     ) -> std::io::Result<bool> {
         let limit = self.proxy.settings.client_output_buffer_limit;
-        while let Some(p) = pending.pop_front() {
-            p.resolve().await.encode(self.state.proto, out);
+        let metrics = &self.proxy.metrics;
+        while let Some(q) = pending.pop_front() {
+            let reply = q.reply.resolve().await;
+            if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
+                metrics.clusterdown_replies.inc();
+            }
+            reply.encode(self.state.proto, out);
             if out.len() > limit {
                 tracing::warn!(
                     client = self.state.info.id,
@@ -174,10 +208,7 @@ impl Session {
             }
         }
         if !out.is_empty() {
-            self.proxy
-                .stats
-                .net_output_bytes
-                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            metrics.traffic.bytes_out.inc_by(out.len() as u64);
             stream.write_all(out).await?;
             out.clear();
             if out.capacity() > 1024 * 1024 {
@@ -187,38 +218,49 @@ impl Session {
         Ok(true)
     }
 
-    /// Routes one request; the flag is true when the connection closes after it (QUIT).
-    async fn dispatch(&mut self, target: &Target, args: Vec<Bytes>) -> (Pending, bool) {
+    /// Routes one request.
+    async fn dispatch(&mut self, target: &Target, args: Vec<Bytes>) -> Routed {
+        let unknown = CommandLabel::UNKNOWN;
         let r = match resolve(&args) {
             // Shard-internal commands do not exist for clients.
             Ok(r) if r.spec.route == Route::Internal => {
-                return (
-                    Reply::error(error::unknown_command(&args[0], &args[1..])).into(),
-                    false,
-                )
+                let e = error::unknown_command(&args[0], &args[1..]);
+                return Routed::reply(Reply::error(e), unknown);
             }
             Ok(r) => r,
-            Err(e) => return (Reply::error(e).into(), false),
+            Err(e) => return Routed::reply(Reply::error(e), CommandLabel::of_request(&args)),
         };
+        let label = CommandLabel::of(r.spec);
         self.state.info.touch(r);
         if let Some(refusal) = client::refuse(&self.state, &r) {
-            return (refusal.into(), false);
+            return Routed::reply(refusal, label);
         }
         match client::execute(&*self.proxy, &mut self.state, r, &args) {
-            Some(Handled::Reply(reply)) => return (reply.into(), false),
-            Some(Handled::Close(reply)) => return (reply.into(), true),
+            Some(Handled::Reply(reply)) => return Routed::reply(reply, label),
+            Some(Handled::Close(reply)) => {
+                return Routed {
+                    close: true,
+                    ..Routed::reply(reply, label)
+                }
+            }
             None => {}
         }
         let pending = match r.spec.route {
             Route::SingleSlot => router::single_slot(target, r, args).await,
-            Route::Split(merge) => router::split(target, r, merge, args).await,
+            Route::Split(merge) => {
+                let metrics = &self.proxy.metrics;
+                router::split(target, r, merge, args, |keys, shards| {
+                    metrics.record_split(label, keys, shards)
+                })
+                .await
+            }
             Route::NodeScoped => router::node_scoped(target, r, &args, self.scope(target)).await,
             Route::Local => self.local(target, r, &args).await,
             Route::Unsupported | Route::Internal => {
                 Reply::error(error::unknown_command(&args[0], &args[1..])).into()
             }
         };
-        (pending, false)
+        Routed::reply(pending, label)
     }
 
     /// The slots node-scoped commands cover for this client.

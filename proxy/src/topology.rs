@@ -8,11 +8,11 @@
 //! changing (the folder is watched and events debounced), SIGHUP, and the admin endpoint.
 
 use crate::backend::{BackendOptions, ShardBackend};
+use crate::metrics::ProxyMetrics;
 use arc_swap::ArcSwap;
 use fjord_common::topology::{node_id, Topology, TopologyError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,8 +43,7 @@ pub struct TopologyHandle {
     bound: Vec<SocketAddr>,
     options: BackendOptions,
     reload_lock: Mutex<()>,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
+    metrics: Arc<ProxyMetrics>,
 }
 
 impl TopologyHandle {
@@ -54,12 +53,14 @@ impl TopologyHandle {
         mut topology: Topology,
         bound: Vec<SocketAddr>,
         options: BackendOptions,
+        metrics: Arc<ProxyMetrics>,
     ) -> Self {
         apply_bound(&mut topology, &bound);
+        metrics.topology_version.set(topology.version as i64);
         let backends = topology
             .shards
             .iter()
-            .map(|s| ShardBackend::start(&s.id, &s.addr, &options))
+            .map(|s| ShardBackend::start(&s.id, &s.addr, &options, metrics.backend(&s.id)))
             .collect();
         Self {
             path: path.to_path_buf(),
@@ -67,8 +68,7 @@ impl TopologyHandle {
             bound,
             options,
             reload_lock: Mutex::new(()),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -84,7 +84,7 @@ impl TopologyHandle {
         let mut next = match Topology::load(&self.path) {
             Ok(t) => t,
             Err(e) => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloads_failed.inc();
                 tracing::error!("topology reload refused, the old topology stays in force: {e}");
                 return Err(e);
             }
@@ -129,14 +129,25 @@ impl TopologyHandle {
                     .iter()
                     .find(|b| b.addr == s.addr && b.id == s.id)
                     .cloned()
-                    .unwrap_or_else(|| ShardBackend::start(&s.id, &s.addr, &self.options))
+                    .unwrap_or_else(|| {
+                        let metrics = self.metrics.backend(&s.id);
+                        ShardBackend::start(&s.id, &s.addr, &self.options, metrics)
+                    })
             })
             .collect();
+        for gone in prev
+            .shards
+            .iter()
+            .filter(|p| next.shards.iter().all(|n| n.id != p.id))
+        {
+            self.metrics.forget_shard(&gone.id);
+        }
+        self.metrics.topology_version.set(next.version as i64);
         self.current.store(Arc::new(Routing {
             topology: next,
             backends,
         }));
-        self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reloads_ok.inc();
         tracing::info!(?outcome, "topology reloaded");
         Ok(outcome)
     }

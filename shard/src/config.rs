@@ -45,6 +45,8 @@ pub struct ShardConfig {
     pub client_query_buffer_limit: usize,
     pub client_memory_budget: usize,
     pub writer_queue: usize,
+    pub admin: Option<String>,
+    pub record_metrics: bool,
 }
 
 impl Default for ShardConfig {
@@ -64,6 +66,8 @@ impl Default for ShardConfig {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_memory_budget: 2 * 1024 * 1024 * 1024,
             writer_queue: 8192,
+            admin: None,
+            record_metrics: true,
         }
     }
 }
@@ -107,6 +111,8 @@ mod tests {
         assert_eq!(parsed.max_bulk_len, d.max_bulk_len);
         assert_eq!(parsed.client_memory_budget, d.client_memory_budget);
         assert_eq!(parsed.writer_queue, d.writer_queue);
+        assert_eq!(parsed.admin, d.admin);
+        assert_eq!(parsed.record_metrics, d.record_metrics);
     }
 
     #[test]

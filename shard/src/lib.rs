@@ -1,9 +1,10 @@
 //! fjord-shard's parts as a library, so that the binary, the fuzz targets and benchmarks share
-//! them: the store ([`store`]), the commands ([`cmd`]), connections ([`server`]) and settings
-//! ([`config`]).
+//! them: the store ([`store`]), the commands ([`cmd`]), connections ([`server`]), metrics ([`metrics`])
+//! and settings ([`config`]).
 
 pub mod cmd;
 pub mod config;
 pub mod fuzzing;
+pub mod metrics;
 pub mod server;
 pub mod store;

@@ -2,7 +2,7 @@
 //!
 //! It knows nothing of other shards: the proxy routes slots to it. Started with only
 //! `--listen`, `--data-dir` and `--fsync` it opens nothing but that listener and that
-//! directory.
+//! directory; `--admin` adds the metrics and health endpoints.
 
 /// Many small allocations per request (arguments, replies, futures): mimalloc handles them
 /// markedly faster than the system allocator under several threads.
@@ -54,6 +54,12 @@ struct Cli {
     /// Most connections at once.
     #[arg(long)]
     max_clients: Option<usize>,
+    /// Admin HTTP address (metrics, health); none unless given.
+    #[arg(long)]
+    admin: Option<String>,
+    /// Record per-command metrics (true/false).
+    #[arg(long)]
+    record_metrics: Option<bool>,
 }
 
 impl Cli {
@@ -72,10 +78,14 @@ impl Cli {
             cache_mb,
             io_threads,
             storage_threads,
-            max_clients
+            max_clients,
+            record_metrics
         );
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
+        }
+        if self.admin.is_some() {
+            c.admin = self.admin;
         }
         Ok(c)
     }
@@ -129,16 +139,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let admin = match &config.admin {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the admin address {a}"))?,
+            ),
+            None => None,
+        };
         let server = Arc::new(server::Server::new(
             Arc::clone(&store),
             writer,
             config,
             addr,
         ));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        if let Some(l) = admin {
+            let admin_addr = l.local_addr()?;
+            println!("fjord-shard admin on {admin_addr}");
+            tracing::info!(%admin_addr, "admin endpoints (metrics, health) listening");
+            let app = fjord_common::admin::router(Arc::clone(&server));
+            tokio::spawn(fjord_common::admin::serve(l, app, rx.clone()));
+        }
         // Scripts and tests wait for this exact line to learn the port.
         println!("fjord-shard listening on {addr}");
         tracing::info!(%addr, "listening");
-        let (tx, rx) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));
         process::shutdown_signal().await;
         tracing::info!("shutting down");
@@ -169,7 +194,7 @@ fn start_everysec(store: Arc<Store>, stop: Arc<AtomicBool>) -> std::thread::Join
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 let since = store.stats.last_fsync_unix.load(Ordering::Relaxed);
-                let writes = store.stats.writes.load(Ordering::Relaxed);
+                let writes = store.stats.writes.get();
                 if writes != last_writes && store::now_ms() / 1000 > since {
                     if let Err(e) = store.sync() {
                         tracing::error!(error = %e, "periodic fsync failed");

@@ -8,17 +8,20 @@
 
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
+use crate::metrics::ShardMetrics;
 use crate::store::writer::{PendingReply, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
+use fjord_common::admin::Observed;
 use fjord_common::budget::{Budget, Share};
 use fjord_common::client::{ClientRegistry, ClientState, Host};
 use fjord_common::command::resolve;
+use fjord_common::metrics::CommandLabel;
 use fjord_common::{info, process};
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,21 +35,12 @@ pub struct Server {
     pub config: ShardConfig,
     pub clients: ClientRegistry,
     pub cursors: CursorTable,
-    pub stats: ServerStats,
+    pub metrics: ShardMetrics,
     pub started: Instant,
     pub run_id: String,
     pub local_addr: SocketAddr,
     /// Bytes buffered by all clients in half-received requests.
     buffered: Budget,
-}
-
-#[derive(Default)]
-pub struct ServerStats {
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
 }
 
 impl Server {
@@ -57,6 +51,7 @@ impl Server {
         local_addr: SocketAddr,
     ) -> Self {
         Self {
+            metrics: ShardMetrics::new(&store, config.record_metrics),
             store,
             writer,
             buffered: Budget::new(
@@ -66,7 +61,6 @@ impl Server {
             config,
             clients: ClientRegistry::default(),
             cursors: CursorTable::default(),
-            stats: ServerStats::default(),
             started: Instant::now(),
             run_id: process::new_run_id(),
             local_addr,
@@ -107,37 +101,32 @@ impl Server {
             ));
         }
         if want("persistence") {
-            let fsyncs = ss.fsyncs.load(Ordering::Relaxed);
+            let fsyncs = ss.fsyncs.get();
+            let fsync_avg_micros = ss.fsync_seconds.get_sample_sum() * 1e6
+                / ss.fsync_seconds.get_sample_count().max(1) as f64;
             out.push_str(&format!(
                 "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
                  rdb_last_save_time:{}\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
-                 aof_last_write_status:{}\r\nfsync_mode:{}\r\nfsync_count:{fsyncs}\r\nfsync_avg_micros:{}\r\n\
+                 aof_last_write_status:{}\r\nfsync_mode:{}\r\nfsync_count:{fsyncs}\r\nfsync_avg_micros:{:.0}\r\n\
                  write_groups:{}\r\nwrites:{}\r\ndisk_bytes:{}\r\njournal_count:{}\r\n\r\n",
                 ss.last_fsync_unix.load(Ordering::Relaxed),
                 if store.is_writable() { "ok" } else { "err" },
                 self.config.fsync.name(),
-                ss.fsync_micros.load(Ordering::Relaxed) / fsyncs.max(1),
-                ss.write_groups.load(Ordering::Relaxed),
-                ss.writes.load(Ordering::Relaxed),
+                fsync_avg_micros,
+                ss.group_writes.get_sample_count(),
+                ss.writes.get(),
                 store.disk_bytes(),
                 store.database().journal_count(),
             ));
         }
         if want("stats") {
-            let st = &self.stats;
             out.push_str(&format!(
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-                 total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-                 expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
-                 compactions_completed:{}\r\n\r\n",
-                st.connections_received.load(Ordering::Relaxed),
-                st.commands_processed.load(Ordering::Relaxed),
-                st.net_input_bytes.load(Ordering::Relaxed),
-                st.net_output_bytes.load(Ordering::Relaxed),
-                st.rejected_connections.load(Ordering::Relaxed),
-                ss.expired_keys.load(Ordering::Relaxed),
-                ss.keyspace_hits.load(Ordering::Relaxed),
-                ss.keyspace_misses.load(Ordering::Relaxed),
+                "# Stats\r\n{}expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\n\
+                 keyspace_misses:{}\r\ncompactions_completed:{}\r\n\r\n",
+                self.metrics.traffic.info_lines(),
+                ss.expired_keys.get(),
+                ss.keyspace_hits.get(),
+                ss.keyspace_misses.get(),
                 store.database().compactions_completed(),
             ));
         }
@@ -176,17 +165,10 @@ impl Host for Server {
     }
 
     fn reset_stats(&self) {
-        for c in [
-            &self.stats.connections_received,
-            &self.stats.rejected_connections,
-            &self.stats.commands_processed,
-            &self.stats.net_input_bytes,
-            &self.stats.net_output_bytes,
-            &self.store.stats.expired_keys,
-            &self.store.stats.keyspace_hits,
-            &self.store.stats.keyspace_misses,
-        ] {
-            c.store(0, Ordering::Relaxed);
+        self.metrics.traffic.reset();
+        let ss = &self.store.stats;
+        for c in [&ss.expired_keys, &ss.keyspace_hits, &ss.keyspace_misses] {
+            c.reset();
         }
     }
 
@@ -268,10 +250,6 @@ impl CursorTable {
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::Receiver<bool>) {
     process::accept_loop(listener, shutdown, |stream, addr| {
-        server
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
         let server = Arc::clone(&server);
         tokio::spawn(async move {
             if let Err(e) = handle(stream, addr, &server).await {
@@ -282,25 +260,17 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::
     .await
 }
 
-/// One reply waiting its turn: ready, or pending on the writer.
-enum Slot {
-    Ready(Reply),
-    Write(PendingReply),
-    Blocking(tokio::task::JoinHandle<Reply>),
-}
-
 async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut out = BytesMut::with_capacity(16 * 1024);
+    let traffic = &server.metrics.traffic;
     if server.clients.len() >= server.config.max_clients {
-        server
-            .stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
+        traffic.rejected.inc();
         Reply::error("ERR max number of clients reached").encode(Proto::Resp2, &mut out);
         stream.write_all(&out).await?;
         return Ok(());
     }
+    traffic.accepted.inc();
     let info = server.clients.register(addr, stream.local_addr()?);
     let id = info.id;
     let mut conn = ClientState::new(server, info, false);
@@ -319,43 +289,45 @@ async fn serve_connection(
 ) -> std::io::Result<()> {
     let mut decoder = RequestDecoder::new(server.config.limits());
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut pending: VecDeque<Slot> = VecDeque::new();
+    let mut replies = Replies {
+        pending: VecDeque::new(),
+        metrics: &server.metrics,
+    };
+    let traffic = &server.metrics.traffic;
     loop {
         decoder.reserve_for_read(&mut buf, 16 * 1024);
         let n = stream.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
-        server
-            .stats
-            .net_input_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
+        let read_at = Instant::now();
+        traffic.bytes_in.inc_by(n as u64);
         let mut close = false;
         loop {
             let args = match decoder.decode(&mut buf) {
                 Ok(Some(args)) => args,
                 Ok(None) => break,
                 Err(e) => {
-                    push(&mut pending, out, conn.proto, Slot::Ready(e.to_reply()));
+                    let reply = Slot::Ready(e.to_reply());
+                    replies.push(out, conn.proto, reply, CommandLabel::UNKNOWN, read_at);
                     close = true;
                     break;
                 }
             };
-            server
-                .stats
-                .commands_processed
-                .fetch_add(1, Ordering::Relaxed);
+            traffic.commands.inc();
             let resolved = match resolve(&args) {
                 Ok(r) => r,
                 Err(e) => {
-                    push(&mut pending, out, conn.proto, Slot::Ready(Reply::error(e)));
+                    let reply = Slot::Ready(Reply::error(e));
+                    let label = CommandLabel::of_request(&args);
+                    replies.push(out, conn.proto, reply, label, read_at);
                     continue;
                 }
             };
             conn.info.touch(resolved);
             // A read must see this connection's earlier writes.
             if !resolved.effective().is_write() {
-                drain(&mut pending, out, conn.proto).await;
+                replies.drain(out, conn.proto).await;
             }
             let outcome = cmd::execute(&mut Ctx { server, conn }, resolved, &args);
             let slot = match outcome {
@@ -370,22 +342,20 @@ async fn serve_connection(
             };
             // Nothing is pending when HELLO runs (it reads), so switching protocol cannot
             // change how an earlier reply is encoded.
-            push(&mut pending, out, conn.proto, slot);
+            let label = CommandLabel::of(resolved.spec);
+            replies.push(out, conn.proto, slot, label, read_at);
             if close {
                 break;
             }
         }
-        drain(&mut pending, out, conn.proto).await;
+        replies.drain(out, conn.proto).await;
         if !guard.update(buf.len() + decoder.held_bytes()) {
             Reply::error("ERR client buffers exceed the shard's limit (client_query_buffer_limit or client_memory_budget); closing")
                 .encode(conn.proto, out);
             close = true;
         }
         if !out.is_empty() {
-            server
-                .stats
-                .net_output_bytes
-                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            traffic.bytes_out.inc_by(out.len() as u64);
             stream.write_all(out).await?;
             out.clear();
             if out.capacity() > 1024 * 1024 {
@@ -398,24 +368,72 @@ async fn serve_connection(
     }
 }
 
-fn push(pending: &mut VecDeque<Slot>, out: &mut BytesMut, proto: Proto, slot: Slot) {
-    match slot {
-        Slot::Ready(r) if pending.is_empty() => r.encode(proto, out),
-        other => pending.push_back(other),
+/// One reply waiting its turn: ready, or pending on the writer or a blocking scan.
+enum Slot {
+    Ready(Reply),
+    Write(PendingReply),
+    Blocking(tokio::task::JoinHandle<Reply>),
+}
+
+/// A connection's replies in request order, each counted in the metrics once it is known.
+struct Replies<'a> {
+    pending: VecDeque<(Slot, CommandLabel, Instant)>,
+    metrics: &'a ShardMetrics,
+}
+
+impl Replies<'_> {
+    /// Encodes `slot` at once if it is ready and nothing is ahead of it, else queues it.
+    fn push(
+        &mut self,
+        out: &mut BytesMut,
+        proto: Proto,
+        slot: Slot,
+        label: CommandLabel,
+        read_at: Instant,
+    ) {
+        match slot {
+            Slot::Ready(r) if self.pending.is_empty() => {
+                self.metrics.commands.record(label, &r, read_at);
+                r.encode(proto, out);
+            }
+            other => self.pending.push_back((other, label, read_at)),
+        }
+    }
+
+    /// Waits for every queued reply, in order, and encodes it.
+    async fn drain(&mut self, out: &mut BytesMut, proto: Proto) {
+        while let Some((slot, label, read_at)) = self.pending.pop_front() {
+            let reply = match slot {
+                Slot::Ready(r) => r,
+                Slot::Write(rx) => rx
+                    .await
+                    .unwrap_or_else(|_| Reply::error("ERR the shard is shutting down")),
+                Slot::Blocking(h) => h
+                    .await
+                    .unwrap_or_else(|_| Reply::error("ERR internal error while scanning")),
+            };
+            self.metrics.commands.record(label, &reply, read_at);
+            reply.encode(proto, out);
+        }
     }
 }
 
-async fn drain(pending: &mut VecDeque<Slot>, out: &mut BytesMut, proto: Proto) {
-    while let Some(slot) = pending.pop_front() {
-        let reply = match slot {
-            Slot::Ready(r) => r,
-            Slot::Write(rx) => rx
-                .await
-                .unwrap_or_else(|_| Reply::error("ERR the shard is shutting down")),
-            Slot::Blocking(h) => h
-                .await
-                .unwrap_or_else(|_| Reply::error("ERR internal error while scanning")),
-        };
-        reply.encode(proto, out);
+impl Observed for Server {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.metrics.registry
+    }
+
+    fn sample(&self) {
+        self.metrics.traffic.clients.set(self.clients.len() as i64);
+        self.metrics.sample(&self.store);
+    }
+
+    /// Ready while the store takes writes: after a failed write or fsync the shard refuses
+    /// them until restarted.
+    fn ready(&self) -> Result<(), String> {
+        match self.store.is_writable() {
+            true => Ok(()),
+            false => Err("the store refuses writes after a failed write or fsync".into()),
+        }
     }
 }

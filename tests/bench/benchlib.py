@@ -1,6 +1,10 @@
-"""What the benchmark scripts share: free ports, waiting for servers, stopping everything a
-run started, and running redis-benchmark with its CSV parsed."""
-import csv, io, shutil, signal, socket, subprocess, time
+"""What the benchmark scripts share: free ports, waiting for servers, starting fjord and a real
+Redis Cluster, stopping everything a run started, and running redis-benchmark with its CSV
+parsed."""
+import csv, io, os, shutil, signal, socket, subprocess, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "target", "release")
 
 
 def free_port(also_bus=False):
@@ -53,3 +57,76 @@ def redis_benchmark(args):
     for row in csv.DictReader(io.StringIO(out)):
         rows[row["test"].split(" ")[0]] = (float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"]))
     return rows
+
+
+def read_until(proc, done):
+    """The process's stdout lines up to and including the first for which `done` holds."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.strip())
+        if done(lines[-1]):
+            return lines
+    raise RuntimeError(f"process exited early: {lines}")
+
+
+def start_fjord(folder, procs, settings=(), shard_args=()):
+    """fjord-proxy in front of 3 fjord-shards (fsync everysec), all on free ports, data under
+    `folder`; every process is appended to `procs`. `settings` are extra lines for the cluster
+    file's settings section. Returns (first cluster listener port, standalone port)."""
+    os.makedirs(folder, exist_ok=True)
+    env = {**os.environ, "RUST_LOG": "warn"}
+    shard_addrs = []
+    for i in range(3):
+        p = subprocess.Popen(
+            [os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0", "--data-dir",
+             os.path.join(folder, f"s{i}"), "--fsync", "everysec", "--io-threads", "1", *shard_args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        procs.append(p)
+        shard_addrs.append(read_until(p, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1])
+    config = os.path.join(folder, "cluster.yaml")
+    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
+    with open(config, "w") as f:
+        f.write("version: 1\nproxies:\n" + "  - listen: 127.0.0.1:0\n" * 3 + "standalone: 127.0.0.1:0\n")
+        if settings:
+            f.write("settings:\n" + "".join(f"  {line}\n" for line in settings))
+        f.write("shards:\n")
+        for i, (addr, (a, b)) in enumerate(zip(shard_addrs, ranges)):
+            f.write(f"  - {{ id: s{i + 1}, addr: \"{addr}\", slots: [{a}-{b}] }}\n")
+    proxy = subprocess.Popen([os.path.join(BIN, "fjord-proxy"), "--config", config],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    procs.append(proxy)
+    lines = read_until(proxy, lambda l: l == "fjord-proxy ready")
+    port = lambda kind: int(next(l for l in lines if f" {kind} " in l).rsplit(":", 1)[1])
+    return port("cluster"), port("standalone")
+
+
+def start_redis_cluster(folder, procs):
+    """A Redis Cluster of 3 masters without replicas (appendonly yes, appendfsync everysec) on
+    free ports (each with its bus port free too); returns the masters' ports."""
+    ports = []
+    for i in range(3):
+        port = free_port(also_bus=True)
+        d = os.path.join(folder, f"r{i}")
+        os.makedirs(d)
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "yes",
+             "--appendfsync", "everysec", "--dir", d],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_port(port)
+        ports.append(port)
+    subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                    "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
+    deadline = time.time() + 30
+    while b"cluster_state:ok" not in subprocess.run(
+            ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True).stdout:
+        if time.time() > deadline:
+            raise RuntimeError("Redis Cluster did not become ok")
+        time.sleep(0.2)
+    return ports
+
+
+def cluster_benchmark(port, pipeline, n):
+    """redis-benchmark --cluster SET/GET as the proxy issue specifies it."""
+    return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
+                            "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline)])

@@ -12,80 +12,27 @@ Everything runs on free loopback ports (each Redis Cluster node also needs port+
 stopped at the end, also on Ctrl-C or failure. Run it with tests/bench/run-proxy.sh, which
 builds in release and provides redis-py.
 """
-import argparse, os, random, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, statistics, sys, tempfile, time
 
-from benchlib import free_port, redis_benchmark, stop_all, wait_port
+from benchlib import cluster_benchmark, start_fjord, start_redis_cluster, stop_all
 
 import redis
 from redis.cluster import RedisCluster
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "target", "release")
-
-
-def read_until(proc, done):
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.strip())
-        if done(lines[-1]):
-            return lines
-    raise RuntimeError(f"process exited early: {lines}")
 
 
 class Targets:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="fjord-bench-")
         self.procs = []
-        env = {**os.environ, "RUST_LOG": "warn"}
-        shard_addrs = []
-        for i in range(3):
-            p = subprocess.Popen(
-                [os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0", "--data-dir",
-                 os.path.join(self.dir, f"s{i}"), "--fsync", "everysec", "--io-threads", "1"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-            self.procs.append(p)
-            shard_addrs.append(read_until(p, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1])
-        config = os.path.join(self.dir, "cluster.yaml")
-        ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
-        with open(config, "w") as f:
-            f.write("version: 1\nproxies:\n" + "  - listen: 127.0.0.1:0\n" * 3 + "standalone: 127.0.0.1:0\nshards:\n")
-            for i, (addr, (a, b)) in enumerate(zip(shard_addrs, ranges)):
-                f.write(f"  - {{ id: s{i + 1}, addr: \"{addr}\", slots: [{a}-{b}] }}\n")
-        proxy = subprocess.Popen([os.path.join(BIN, "fjord-proxy"), "--config", config],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        self.procs.append(proxy)
-        lines = read_until(proxy, lambda l: l == "fjord-proxy ready")
-        self.fjord_port = int(next(l for l in lines if " cluster " in l).rsplit(":", 1)[1])
-        self.fjord_standalone = int(next(l for l in lines if " standalone " in l).rsplit(":", 1)[1])
-
-        self.redis_ports = []
-        for i in range(3):
-            port = free_port(also_bus=True)
-            d = os.path.join(self.dir, f"r{i}")
-            os.makedirs(d)
-            self.procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "yes",
-                 "--appendfsync", "everysec", "--dir", d],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_port(port)
-            self.redis_ports.append(port)
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.redis_ports],
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
-        deadline = time.time() + 30
-        while b"cluster_state:ok" not in subprocess.run(
-                ["redis-cli", "-p", str(self.redis_ports[0]), "cluster", "info"], capture_output=True).stdout:
-            if time.time() > deadline:
-                raise RuntimeError("Redis Cluster did not become ok")
-            time.sleep(0.2)
+        try:
+            self.fjord_port, self.fjord_standalone = start_fjord(os.path.join(self.dir, "fjord"), self.procs)
+            self.redis_ports = start_redis_cluster(self.dir, self.procs)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
         stop_all(self.procs, self.dir)
-
-
-def bench(port, pipeline, n):
-    return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
-                            "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
 
 
 def mget_run(call, seconds, keyspace=100000, per_op=100):
@@ -120,7 +67,7 @@ def main():
                 if rep % 2:
                     order.reverse()
                 for name, port in order:
-                    runs[name].append(bench(port, pipeline, args.n))
+                    runs[name].append(cluster_benchmark(port, pipeline, args.n))
                     print(f"  -P {pipeline} rep {rep + 1} {name} done", file=sys.stderr, flush=True)
             for test in ("SET", "GET"):
                 med = {name: tuple(statistics.median(r[test][i] for r in runs[name]) for i in range(3)) for name in runs}

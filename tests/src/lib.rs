@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod metrics;
+
 /// Folder with the release binaries (`tests/run.sh` builds them before the tests run).
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("FJORD_BIN_DIR") {
@@ -37,6 +39,8 @@ pub struct Shard {
     /// The shard's own pid when it runs under a wrapper (killing strace leaves its tracee).
     wrapped_pid: Option<i32>,
     pub addr: String,
+    /// The admin HTTP address (metrics, health), when started with one.
+    pub admin: Option<String>,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -51,6 +55,8 @@ pub struct ShardOptions {
     pub extra_args: Vec<String>,
     /// Run the shard under this wrapper (e.g. `strace -f -o FILE`).
     pub wrapper: Vec<String>,
+    /// Open the admin HTTP port (metrics, health) on a free port.
+    pub admin: bool,
 }
 
 impl Default for ShardOptions {
@@ -61,6 +67,7 @@ impl Default for ShardOptions {
             listen: None,
             extra_args: vec![],
             wrapper: vec![],
+            admin: false,
         }
     }
 }
@@ -93,6 +100,12 @@ impl Shard {
             .args(["--fsync", opts.fsync, "--data-dir"])
             .arg(&data_dir)
             .args(["--io-threads", "2"])
+            .args(
+                opts.admin
+                    .then_some(["--admin", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&opts.extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -100,7 +113,15 @@ impl Shard {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let addr = read_listen_line(&mut child, "fjord-shard listening on ")?;
+        let lines = read_lines_until(&mut child, |l| l.starts_with("fjord-shard listening on "))?;
+        let after = |prefix: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(String::from)
+        };
+        let addr = after("fjord-shard listening on ").context("no listen line")?;
+        let admin = after("fjord-shard admin on ");
         let wrapped_pid = match opts.wrapper.is_empty() {
             true => None,
             false => {
@@ -114,6 +135,7 @@ impl Shard {
             child,
             wrapped_pid,
             addr,
+            admin,
             data_dir,
             _temp: temp,
         })
@@ -163,12 +185,6 @@ impl Drop for Shard {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn read_listen_line(child: &mut Child, prefix: &str) -> Result<String> {
-    let lines = read_lines_until(child, |l| l.starts_with(prefix))?;
-    let last = lines.last().context("no output")?;
-    Ok(last[prefix.len()..].to_string())
 }
 
 /// Reads the child's stdout lines up to and including the first that satisfies `done`, then
@@ -334,11 +350,40 @@ pub fn http(addr: &str, method: &str, path: &str) -> Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .context("no status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = match chunked {
+        true => dechunk(body)?,
+        false => body.to_string(),
+    };
     Ok((status, body))
+}
+
+/// The body of a `Transfer-Encoding: chunked` response (Prometheus's API answers so).
+fn dechunk(mut body: &str) -> Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").context("chunk size line")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).context("short chunk")?);
+        body = rest[size..]
+            .strip_prefix("\r\n")
+            .context("chunk not terminated")?;
+    }
+}
+
+/// A loopback port that was free a moment ago, for servers that cannot bind port 0 and say
+/// which port they got (Prometheus). Another process could take it in between; tests that use
+/// it fail loudly at start-up if so.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Replaces a file's content in one step (as a careful operator or a config tool would).

@@ -40,8 +40,10 @@ pub mod writer;
 use crate::config::FsyncMode;
 use encoding::{data_key, slot_count_key, Entry};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjord_common::metrics;
 use fjord_common::slotset::SlotSet;
 use fjord_common::SLOT_COUNT;
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -67,17 +69,67 @@ pub struct StoreOptions {
     pub worker_threads: usize,
 }
 
-/// Counters shown by INFO and metrics.
-#[derive(Default)]
+/// Figures INFO shows, kept as Prometheus series ([`StoreStats::register`] exports them).
 pub struct StoreStats {
-    pub expired_keys: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub fsyncs: AtomicU64,
-    pub fsync_micros: AtomicU64,
-    pub write_groups: AtomicU64,
-    pub writes: AtomicU64,
+    pub expired_keys: IntCounter,
+    pub keyspace_hits: IntCounter,
+    pub keyspace_misses: IntCounter,
+    pub fsyncs: IntCounter,
+    pub fsync_seconds: Histogram,
+    /// Writes per group commit: its count is the number of groups, its sum the writes.
+    pub group_writes: Histogram,
+    pub writes: IntCounter,
     pub last_fsync_unix: AtomicU64,
+}
+
+impl Default for StoreStats {
+    fn default() -> Self {
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            Histogram::with_opts(opts).expect("valid metric")
+        };
+        Self {
+            expired_keys: counter(
+                "fjord_shard_expired_keys_total",
+                "Keys deleted because their TTL passed",
+            ),
+            keyspace_hits: counter("fjord_shard_keyspace_hits_total", "Reads that found a key"),
+            keyspace_misses: counter(
+                "fjord_shard_keyspace_misses_total",
+                "Reads that found no key",
+            ),
+            fsyncs: counter("fjord_shard_fsync_total", "fsyncs of the journal"),
+            fsync_seconds: histogram(
+                "fjord_shard_fsync_duration_seconds",
+                "Time one fsync of the journal took",
+                metrics::LATENCY_BUCKETS,
+            ),
+            group_writes: histogram(
+                "fjord_shard_group_commit_writes",
+                "Writes committed together in one group (one journal write, one fsync in always)",
+                metrics::COUNT_BUCKETS,
+            ),
+            writes: counter("fjord_shard_writes_total", "Write commands committed"),
+            last_fsync_unix: AtomicU64::new(0),
+        }
+    }
+}
+
+impl StoreStats {
+    pub fn register(&self, registry: &Registry) {
+        for c in [
+            &self.expired_keys,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.fsyncs,
+            &self.writes,
+        ] {
+            metrics::register(registry, c.clone());
+        }
+        metrics::register(registry, self.fsync_seconds.clone());
+        metrics::register(registry, self.group_writes.clone());
+    }
 }
 
 /// The open store. Shared by connection tasks (reads) and the writer thread (writes).
@@ -152,7 +204,7 @@ impl Store {
         } else {
             &self.stats.keyspace_misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         Ok(entry)
     }
 
@@ -256,6 +308,14 @@ impl Store {
         self.db.disk_space().unwrap_or(0)
     }
 
+    /// Tables (SST files) of all keyspaces.
+    pub fn table_count(&self) -> usize {
+        [&self.data, &self.expiry, &self.meta]
+            .iter()
+            .map(|k| k.table_count())
+            .sum()
+    }
+
     /// The fjall database, for figures INFO and metrics report.
     pub fn database(&self) -> &Database {
         &self.db
@@ -297,10 +357,10 @@ impl Store {
     }
 
     fn record_fsync(&self, started: std::time::Instant) {
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.fsyncs.inc();
         self.stats
-            .fsync_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.stats
             .last_fsync_unix
             .store(now_ms() / 1000, Ordering::Relaxed);

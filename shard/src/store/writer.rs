@@ -120,11 +120,8 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 let result = txn.commit();
-                store.stats.write_groups.fetch_add(1, Ordering::Relaxed);
-                store
-                    .stats
-                    .writes
-                    .fetch_add(replies.len() as u64, Ordering::Relaxed);
+                store.stats.group_writes.observe(replies.len() as f64);
+                store.stats.writes.inc_by(replies.len() as u64);
                 match result {
                     Ok(()) => {
                         for (r, tx) in replies {
@@ -365,10 +362,7 @@ impl<'a> Txn<'a> {
         for (slot, n) in new_counts {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
         }
-        store
-            .stats
-            .expired_keys
-            .fetch_add(self.expired, Ordering::Relaxed);
+        store.stats.expired_keys.inc_by(self.expired);
         Ok(())
     }
 }

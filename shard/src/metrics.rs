@@ -1,0 +1,91 @@
+//! The shard's Prometheus series (all `fjord_shard_*`): commands and connections, the store's
+//! counters ([`crate::store::StoreStats`]), and gauges read off the store at scrape time.
+
+use crate::store::Store;
+use fjord_common::metrics::{self, CommandMetrics, TrafficStats};
+use prometheus::{IntGauge, Registry};
+
+pub struct ShardMetrics {
+    pub registry: Registry,
+    pub commands: CommandMetrics,
+    pub traffic: TrafficStats,
+    keys: IntGauge,
+    disk_bytes: IntGauge,
+    writable: IntGauge,
+    journal_count: IntGauge,
+    journal_bytes: IntGauge,
+    tables: IntGauge,
+    cache_bytes: IntGauge,
+    cache_capacity_bytes: IntGauge,
+    write_buffer_bytes: IntGauge,
+    compactions_completed: IntGauge,
+    compactions_active: IntGauge,
+    flushes_pending: IntGauge,
+}
+
+impl ShardMetrics {
+    /// The shard's series, with `store`'s counters registered too.
+    pub fn new(store: &Store, recording: bool) -> Self {
+        let registry = metrics::new_registry();
+        store.stats.register(&registry);
+        let r = &registry;
+        let g = |name: &str, help: &str| metrics::gauge(r, name, help);
+        Self {
+            commands: CommandMetrics::new(r, "fjord_shard", recording),
+            traffic: TrafficStats::new(r, "fjord_shard"),
+            keys: g(
+                "fjord_shard_keys",
+                "Keys stored (exact, from the per-slot counts; expired keys not yet reclaimed included, as in Redis)",
+            ),
+            disk_bytes: g(
+                "fjord_shard_disk_bytes",
+                "Bytes the store takes on disk (tables and journals)",
+            ),
+            writable: g(
+                "fjord_shard_writable",
+                "1 while the store accepts writes; 0 after a failed write or fsync (restart needed)",
+            ),
+            journal_count: g("fjord_shard_journal_count", "fjall journal files"),
+            journal_bytes: g("fjord_shard_journal_bytes", "Bytes of fjall's journal files on disk"),
+            tables: g("fjord_shard_tables", "fjall tables (SST files) of all keyspaces"),
+            cache_bytes: g("fjord_shard_cache_bytes", "Bytes in fjall's block cache"),
+            cache_capacity_bytes: g(
+                "fjord_shard_cache_capacity_bytes",
+                "Capacity of fjall's block cache (cache_mb)",
+            ),
+            write_buffer_bytes: g(
+                "fjord_shard_write_buffer_bytes",
+                "Bytes in fjall's memtables",
+            ),
+            compactions_completed: g(
+                "fjord_shard_compactions_completed",
+                "Compactions fjall finished since the shard started",
+            ),
+            compactions_active: g("fjord_shard_compactions_active", "Compactions running"),
+            flushes_pending: g(
+                "fjord_shard_flushes_pending",
+                "Memtables waiting to be flushed to tables",
+            ),
+            registry,
+        }
+    }
+
+    /// Reads the gauges off the store.
+    pub fn sample(&self, store: &Store) {
+        let db = store.database();
+        self.keys.set(store.total_keys() as i64);
+        self.disk_bytes.set(store.disk_bytes() as i64);
+        self.writable.set(i64::from(store.is_writable()));
+        self.journal_count.set(db.journal_count() as i64);
+        self.journal_bytes
+            .set(db.journal_disk_space().unwrap_or(0) as i64);
+        self.tables.set(store.table_count() as i64);
+        self.cache_bytes.set(db.cache_size() as i64);
+        self.cache_capacity_bytes.set(db.cache_capacity() as i64);
+        self.write_buffer_bytes.set(db.write_buffer_size() as i64);
+        self.compactions_completed
+            .set(db.compactions_completed() as i64);
+        self.compactions_active.set(db.active_compactions() as i64);
+        self.flushes_pending.set(db.outstanding_flushes() as i64);
+    }
+}
