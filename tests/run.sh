@@ -9,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v strace >/dev/null || missing+=(strace)
+command -v node >/dev/null || missing+=(nodejs npm)  # ioredis 6 needs node >= 20
 command -v prometheus >/dev/null || missing+=(prometheus)  # the dashboard test runs a real one
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,6 +27,12 @@ cargo build --release --workspace --locked
 
 echo "== clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+echo "== ioredis (npm ci in tests/node, pinned by its package-lock.json)"
+if [ ! -d tests/node/node_modules/ioredis ] ||
+   [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== tests"
 # Test binaries are built in the same release profile, so nothing is compiled twice.

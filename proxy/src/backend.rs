@@ -225,46 +225,13 @@ impl Connection {
     /// Runs the connection until it breaks (`Some(why)`) or the backend is dropped (`None`).
     async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<Request>) -> Option<String> {
         let (read, write) = stream.into_split();
-        let (inflight_tx, inflight_rx) = mpsc::unbounded_channel();
-        tokio::select! {
-            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => why,
-            why = self.read_loop(read, inflight_rx) => Some(why),
-        }
-    }
-
-    async fn read_loop(
-        &self,
-        mut read: OwnedReadHalf,
-        mut inflight_rx: mpsc::UnboundedReceiver<InFlight>,
-    ) -> String {
-        let mut queue: VecDeque<InFlight> = VecDeque::new();
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        let timeout = self.options.command_timeout;
-        let (why, timed_out) = loop {
-            let oldest = queue.front().map(|f| f.sent + timeout);
-            tokio::select! {
-                entry = inflight_rx.recv() => match entry {
-                    Some(entry) => queue.push_back(entry),
-                    // The writer ended; it reports why.
-                    None => std::future::pending::<()>().await,
-                },
-                read = read.read_buf(&mut buf) => match read {
-                    Ok(0) => break ("the shard closed the connection".to_string(), false),
-                    Ok(_) => {
-                        if let Err(why) = self.deliver(&mut buf, &mut queue, &mut inflight_rx) {
-                            break (why, false);
-                        }
-                        if buf.capacity() - buf.len() < 4096 {
-                            buf.reserve(64 * 1024);
-                        }
-                    }
-                    Err(e) => break (e.to_string(), false),
-                },
-                _ = sleep_until_opt(oldest) => {
-                    break (format!("no reply within {} ms", timeout.as_millis()), true);
-                }
-            }
+        let (inflight_tx, mut inflight_rx) = mpsc::unbounded_channel();
+        let mut queue = VecDeque::new();
+        let (why, timed_out) = tokio::select! {
+            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => (why?, false),
+            broken = self.read_loop(read, &mut queue, &mut inflight_rx) => broken,
         };
+        // Whichever half broke, every request written and unanswered fails now.
         let metrics = &self.status.metrics;
         let mut failed = 0;
         while let Some(entry) = queue.pop_front().or_else(|| inflight_rx.try_recv().ok()) {
@@ -278,7 +245,43 @@ impl Connection {
             true => metrics.timeout.inc_by(failed as u64),
             false => metrics.unavailable.inc_by(failed as u64),
         }
-        why
+        Some(why)
+    }
+
+    /// Reads replies until the connection breaks; returns why, and whether it was a timeout.
+    async fn read_loop(
+        &self,
+        mut read: OwnedReadHalf,
+        queue: &mut VecDeque<InFlight>,
+        inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+    ) -> (String, bool) {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let timeout = self.options.command_timeout;
+        loop {
+            let oldest = queue.front().map(|f| f.sent + timeout);
+            tokio::select! {
+                entry = inflight_rx.recv() => match entry {
+                    Some(entry) => queue.push_back(entry),
+                    // The writer ended; it reports why.
+                    None => std::future::pending::<()>().await,
+                },
+                read = read.read_buf(&mut buf) => match read {
+                    Ok(0) => return ("the shard closed the connection".to_string(), false),
+                    Ok(_) => {
+                        if let Err(why) = self.deliver(&mut buf, queue, inflight_rx) {
+                            return (why, false);
+                        }
+                        if buf.capacity() - buf.len() < 4096 {
+                            buf.reserve(64 * 1024);
+                        }
+                    }
+                    Err(e) => return (e.to_string(), false),
+                },
+                _ = sleep_until_opt(oldest) => {
+                    return (format!("no reply within {} ms", timeout.as_millis()), true);
+                }
+            }
+        }
     }
 
     /// Hands every complete reply in `buf` to the request it answers.

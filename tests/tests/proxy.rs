@@ -672,6 +672,15 @@ fn a_frozen_shard_times_out_and_recovers() {
         "{r}"
     );
     println!("a frozen shard's request failed after {waited:?}");
+    // The metrics say which shard was slow, and how.
+    let m = fjord_tests::metrics::Scrape::of(&c.admin).unwrap();
+    let timeouts = [("shard", "s1"), ("result", "timeout")];
+    assert_eq!(m.sum("fjord_proxy_backend_requests_total", &timeouts), 1.0);
+    assert_eq!(
+        m.sum("fjord_proxy_backend_inflight", &[("shard", "s1")]),
+        0.0
+    );
+    assert_eq!(m.sum("fjord_proxy_clusterdown_replies_total", &[]), 1.0);
     assert_eq!(sa.call(&words("GET foo")).unwrap(), b"$1\r\n1\r\n");
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let deadline = Instant::now() + Duration::from_secs(20);
