@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod load;
 pub mod metrics;
 
 /// Folder with the release binaries (`tests/run.sh` builds them before the tests run).
@@ -485,6 +486,90 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Redis Cluster of three masters without replicas (`appendonly yes`, `appendfsync
+/// everysec`) on free loopback ports, each with its bus port (+10000) free too.
+pub struct RedisCluster {
+    children: Vec<Child>,
+    /// The masters, as `host:port`.
+    pub nodes: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start() -> Result<Self> {
+        // Built first, so whatever started is stopped if a later step fails.
+        let mut cluster = Self {
+            children: Vec::new(),
+            nodes: Vec::new(),
+            dir: tempfile::tempdir()?,
+        };
+        for i in 0..3 {
+            let port = loop {
+                let p = free_port()?;
+                if p < 55536 && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+                    break p;
+                }
+            };
+            let node_dir = cluster.dir.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--save", ""])
+                .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server (apt-get install redis-server)")?;
+            cluster.children.push(child);
+            let addr = format!("127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(&addr).is_err() {
+                if Instant::now() > deadline {
+                    bail!("redis-server on {addr} did not come up");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            cluster.nodes.push(addr);
+        }
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&cluster.nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .context("running redis-cli --cluster create")?;
+        if !created.status.success() {
+            bail!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&created.stdout)
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &cluster.nodes {
+            while !RawClient::tcp(node)?
+                .call_str(&["CLUSTER", "INFO"])?
+                .contains("cluster_state:ok")
+            {
+                if Instant::now() > deadline {
+                    bail!("Redis Cluster did not reach cluster_state:ok");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(cluster)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
