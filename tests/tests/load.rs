@@ -86,3 +86,56 @@ fn fjord_load_against_a_real_redis_cluster() {
     ]);
     assert!(report["reads"]["count"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn the_benchmark_report_has_ratios_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = |ops: f64, p99: f64| {
+        serde_json::json!({"mode": "proxy", "ops_per_sec": ops, "keys_per_sec": ops * 10.0,
+            "p50_us": p99 / 2.0, "p99_us": p99, "mget_p99_us": p99, "mset_p99_us": p99,
+            "errors": 0, "violations": 0})
+    };
+    let load: Vec<serde_json::Value> = [1, 10, 100]
+        .iter()
+        .map(|&keys| {
+            let k = f64::from(keys);
+            serde_json::json!({"keys": keys, "connections": 8, "inflight": 4,
+                "fjord": target(9000.0 / k, 300.0 * k), "redis_cluster": target(6000.0 / k, 400.0 * k),
+                "twemproxy": target(3000.0 / k, 500.0 * k)})
+        })
+        .collect();
+    let results = serde_json::json!({
+        "command": "compare.py --test", "args": {"reps": 3, "n": 1000},
+        "redis_benchmark": [{"test": "GET -P 1", "fjord": [50.0, 1.0, 2.0],
+            "redis_cluster": [100.0, 0.5, 1.0], "twemproxy": [25.0, 2.0, 4.0]}],
+        "load": load,
+    });
+    let json = dir.path().join("results.json");
+    std::fs::write(&json, results.to_string()).unwrap();
+    let status = Command::new(bin_dir().join("fjord-bench-report"))
+        .arg(&json)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "| GET -P 1 | 50 (1.000/2.000) | 100 (0.500/1.000) | 25 (2.000/4.000) | 0.50 | 2.00 |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 10 | 8x4 | 900 (9000 keys/s, 3.00) |"),
+        "{md}"
+    );
+    assert!(md.contains("| 1.50 | 3.00 | 0 |"), "{md}");
+    for svg in ["keys-per-sec-8x4.svg", "p99-8x4.svg"] {
+        let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("twemproxy") && text.contains("<polyline"),
+            "{svg}"
+        );
+        assert!(md.contains(svg));
+    }
+}
