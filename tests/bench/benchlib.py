@@ -69,20 +69,24 @@ def read_until(proc, done):
     raise RuntimeError(f"process exited early: {lines}")
 
 
-def start_fjord(folder, procs, settings=(), shard_args=()):
+def start_fjord(folder, procs, settings=(), shard_args=(), shards=None):
     """fjord-proxy in front of 3 fjord-shards (fsync everysec), all on free ports, data under
     `folder`; every process is appended to `procs`. `settings` are extra lines for the cluster
-    file's settings section. Returns (first cluster listener port, standalone port)."""
+    file's settings section. Each shard's {"addr", "args", "dir", "proc"} is appended to
+    `shards` if given (to restart one). Returns (first cluster listener port, standalone port)."""
     os.makedirs(folder, exist_ok=True)
     env = {**os.environ, "RUST_LOG": "warn"}
     shard_addrs = []
     for i in range(3):
-        p = subprocess.Popen(
-            [os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0", "--data-dir",
-             os.path.join(folder, f"s{i}"), "--fsync", "everysec", "--io-threads", "1", *shard_args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        data = os.path.join(folder, f"s{i}")
+        args = ["--data-dir", data, "--fsync", "everysec", "--io-threads", "1", *shard_args]
+        p = subprocess.Popen([os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0", *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         procs.append(p)
-        shard_addrs.append(read_until(p, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1])
+        addr = read_until(p, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1]
+        shard_addrs.append(addr)
+        if shards is not None:
+            shards.append({"addr": addr, "args": ["--listen", addr, *args], "dir": data, "proc": p})
     config = os.path.join(folder, "cluster.yaml")
     ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
     with open(config, "w") as f:
@@ -100,21 +104,24 @@ def start_fjord(folder, procs, settings=(), shard_args=()):
     return port("cluster"), port("standalone")
 
 
-def start_redis_cluster(folder, procs):
+def start_redis_cluster(folder, procs, nodes=None):
     """A Redis Cluster of 3 masters without replicas (appendonly yes, appendfsync everysec) on
-    free ports (each with its bus port free too); returns the masters' ports."""
+    free ports (each with its bus port free too); returns the masters' ports. Each node's
+    {"addr", "args", "dir", "proc"} is appended to `nodes` if given (to restart one)."""
     ports = []
     for i in range(3):
         port = free_port(also_bus=True)
         d = os.path.join(folder, f"r{i}")
         os.makedirs(d)
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--dir", d],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "yes",
+                "--appendfsync", "everysec", "--dir", d]
+        p = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
         wait_port(port)
         ports.append(port)
+        if nodes is not None:
+            nodes.append({"addr": f"127.0.0.1:{port}", "args": args, "dir": d, "proc": p})
     subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
                     "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
     deadline = time.time() + 30
@@ -130,3 +137,35 @@ def cluster_benchmark(port, pipeline, n):
     """redis-benchmark --cluster SET/GET as the proxy issue specifies it."""
     return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
                             "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
+
+
+def crc16(data):
+    """Redis Cluster's key hash (CRC16/XMODEM); keys here have no hash tags."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def rss_bytes(pid):
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def dir_bytes(path):
+    """Bytes in the files under `path` (apparent size)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total

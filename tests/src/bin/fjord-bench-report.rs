@@ -52,6 +52,22 @@ fn run(results: &Path, out: &Path) -> Result<()> {
          redis-servers with the same AOF settings. Medians of {} alternating runs.\n",
         r["args"]["reps"]
     )?;
+    let benchmark = r["redis_benchmark"].as_array().cloned().unwrap_or_default();
+    let load = r["load"].as_array().cloned().unwrap_or_default();
+    if !benchmark.is_empty() {
+        get_set_table(&mut md, &r, &benchmark)?;
+    }
+    if !load.is_empty() {
+        load_tables(&mut md, &load, out)?;
+    }
+    if r["large"].is_object() {
+        large_tables(&mut md, &r["large"])?;
+    }
+    std::fs::write(out.join("report.md"), md)?;
+    Ok(())
+}
+
+fn get_set_table(md: &mut String, r: &Value, rows: &[Value]) -> Result<()> {
     writeln!(
         md,
         "## GET/SET (redis-benchmark -c 50 -d 100 -r 100000 -n {})\n",
@@ -62,7 +78,7 @@ fn run(results: &Path, out: &Path) -> Result<()> {
         "| test | fjord ops/s (p50/p99 ms) | Redis Cluster | twemproxy | fjord/Redis Cluster | fjord/twemproxy |"
     )?;
     writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
-    for row in r["redis_benchmark"].as_array().context("redis_benchmark")? {
+    for row in rows {
         let cell = |t: &str| {
             let v = &row[t];
             format!("{:.0} ({:.3}/{:.3})", num(&v[0]), num(&v[1]), num(&v[2]))
@@ -79,7 +95,10 @@ fn run(results: &Path, out: &Path) -> Result<()> {
             ops("fjord") / ops("twemproxy")
         )?;
     }
-    let load = r["load"].as_array().context("load")?;
+    Ok(())
+}
+
+fn load_tables(md: &mut String, load: &[Value], out: &Path) -> Result<()> {
     writeln!(
         md,
         "\n## MGET/MSET (fjord-load, 90% MGET, 10% MSET, every reply checked)\n\n\
@@ -161,7 +180,79 @@ fn run(results: &Path, out: &Path) -> Result<()> {
             writeln!(md, "![{label}, {c}x{i}]({file})")?;
         }
     }
-    std::fs::write(out.join("report.md"), md)?;
+    Ok(())
+}
+
+/// The large-dataset run: fjord and Redis Cluster on a key space beyond the block caches.
+fn large_tables(md: &mut String, l: &Value) -> Result<()> {
+    let gib = |v: &Value| num(v) / (1u64 << 30) as f64;
+    let keys = num(&l["keys"]);
+    let fjord_disk = num(&l["disk_bytes"]["fjord"]);
+    writeln!(
+        md,
+        "## Large data set: {keys:.0} keys of {} B\n",
+        l["value_size"]
+    )?;
+    writeln!(
+        md,
+        "fjord's data is {:.2} GiB on disk against {:.2} GiB of block cache in all (64 MiB per \
+         shard): {:.1}x the cache. It {} the page cache ({:.1} GiB available of {:.1} GiB), so \
+         block-cache misses are served from memory, not the disk.\n",
+        gib(&l["disk_bytes"]["fjord"]),
+        gib(&l["block_cache_bytes"]),
+        fjord_disk / num(&l["block_cache_bytes"]),
+        if fjord_disk < num(&l["memory_available_bytes"]) {
+            "fits in"
+        } else {
+            "does not fit in"
+        },
+        gib(&l["memory_available_bytes"]),
+        gib(&l["memory_total_bytes"]),
+    )?;
+    writeln!(md, "| | fjord | Redis Cluster |\n| --- | ---: | ---: |")?;
+    writeln!(
+        md,
+        "| load (keys/s, MSET of 100) | {:.0} | {:.0} |",
+        num(&l["load"]["fjord"]),
+        num(&l["load"]["redis_cluster"])
+    )?;
+    writeln!(
+        md,
+        "| bytes on disk per key | {:.0} | {:.0} |",
+        fjord_disk / keys,
+        num(&l["disk_bytes"]["redis_cluster"]) / keys
+    )?;
+    for row in l["reads"].as_array().context("reads")? {
+        let cell = |t: &str| {
+            format!(
+                "{:.0} ops/s, p99 {:.2} ms",
+                num(&row[t]["ops_per_sec"]),
+                num(&row[t]["p99_us"]) / 1000.0
+            )
+        };
+        writeln!(
+            md,
+            "| MGET {} keys, {} | {} | {} |",
+            row["keys"],
+            row["distribution"].as_str().unwrap_or("?"),
+            cell("fjord"),
+            cell("redis_cluster")
+        )?;
+    }
+    writeln!(md, "\n| process | RSS (MiB) |\n| --- | ---: |")?;
+    for (name, bytes) in l["rss_bytes"].as_object().context("rss_bytes")? {
+        writeln!(md, "| {name} | {:.0} |", num(bytes) / (1u64 << 20) as f64)?;
+    }
+    writeln!(
+        md,
+        "\n| restart (kill -9 to the first correct GET) | seconds |\n| --- | ---: |"
+    )?;
+    for (name, seconds) in l["restart_seconds"]
+        .as_object()
+        .context("restart_seconds")?
+    {
+        writeln!(md, "| {name} | {:.2} |", num(seconds))?;
+    }
     Ok(())
 }
 

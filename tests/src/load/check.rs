@@ -44,11 +44,12 @@ pub struct Versions {
 }
 
 impl Versions {
-    pub fn new(keys: usize) -> Self {
-        let zeros = || (0..keys).map(|_| AtomicU64::new(0)).collect();
+    /// `keys` keys, each with `version` sent and acknowledged (0: never written).
+    pub fn new(keys: usize, version: u64) -> Self {
+        let all = || (0..keys).map(|_| AtomicU64::new(version)).collect();
         Self {
-            sent: zeros(),
-            acked: zeros(),
+            sent: all(),
+            acked: all(),
         }
     }
 

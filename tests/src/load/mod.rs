@@ -85,6 +85,13 @@ pub struct Options {
     pub allow_errors: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Load the key space, report how fast, and stop.
+    #[arg(long)]
+    pub load_only: bool,
+    /// Skip loading: every key holds version 1 from an earlier `--load-only` run with the
+    /// same key space and value size. Reads only (`--read-ratio 1`), so that stays true.
+    #[arg(long)]
+    pub assume_loaded: bool,
 }
 
 /// Latency percentiles in microseconds.
@@ -232,6 +239,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     if !(0.0..=1.0).contains(&options.read_ratio) {
         bail!("--read-ratio must be between 0 and 1");
     }
+    if options.assume_loaded && (options.read_ratio < 1.0 || options.load_only) {
+        bail!("--assume-loaded needs --read-ratio 1 and no --load-only");
+    }
     let map = match options.mode {
         Mode::Cluster => Some(Arc::new(SlotMap::fetch(&options.target).await?)),
         Mode::Proxy => None,
@@ -251,7 +261,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         Spread::Zipfian => Some(rand_distr::Zipf::new(options.keyspace as u64, 0.99)?),
     };
     let shared = Arc::new(Shared {
-        versions: Versions::new(options.keyspace),
+        versions: Versions::new(options.keyspace, u64::from(options.assume_loaded)),
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         ops_left: options.ops.map(AtomicU64::new),
@@ -262,7 +272,26 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         zipf,
         options: options.clone(),
     });
-    load(&shared, &clients).await?;
+    if !options.assume_loaded {
+        let started = Instant::now();
+        let batches = load(&shared, &clients).await?;
+        if options.load_only {
+            let seconds = started.elapsed().as_secs_f64();
+            return Ok(Report {
+                seconds,
+                ops: batches.len(),
+                ops_per_sec: batches.len() as f64 / seconds,
+                keys_per_sec: options.keyspace as f64 / seconds,
+                errors: 0,
+                violations: 0,
+                examples: Vec::new(),
+                latency_us: Latency::of(&batches),
+                reads: Latency::of(&new_histogram()),
+                writes: Latency::of(&batches),
+                options,
+            });
+        }
+    }
 
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -311,8 +340,9 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Writes version 1 of every key, in MSETs of up to 100 keys over all connections.
-async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<()> {
+/// Writes version 1 of every key, in MSETs of up to 100 keys over all connections; returns
+/// the MSETs' latencies (µs).
+async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<Histogram<u64>> {
     let n = shared.options.keyspace;
     let bar = indicatif::ProgressBar::new(n as u64).with_message("loading the key space");
     bar.set_style(
@@ -322,7 +352,7 @@ async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<(
         .expect("valid template"),
     );
     let next = Arc::new(AtomicU64::new(0));
-    let mut tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let mut tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Histogram<u64>>>> = Vec::new();
     for client in clients {
         for _ in 0..shared.options.inflight {
             let (client, next, shared, bar) = (
@@ -332,10 +362,11 @@ async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<(
                 bar.clone(),
             );
             tasks.push(tokio::spawn(async move {
+                let mut latencies = new_histogram();
                 loop {
                     let start = next.fetch_add(100, Ordering::SeqCst) as usize;
                     if start >= n {
-                        return Ok(());
+                        return Ok(latencies);
                     }
                     let keys: Vec<usize> = (start..(start + 100).min(n)).collect();
                     let pairs: Vec<(Bytes, Bytes)> = keys
@@ -348,10 +379,12 @@ async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<(
                             )
                         })
                         .collect();
+                    let sent = Instant::now();
                     client
                         .mset(&pairs)
                         .await
                         .map_err(|e| anyhow::anyhow!("loading: {e}"))?;
+                    let _ = latencies.record((sent.elapsed().as_micros() as u64).max(1));
                     for &k in &keys {
                         shared.versions.ack(k, 1);
                     }
@@ -360,12 +393,13 @@ async fn load(shared: &Arc<Shared>, clients: &[Arc<Client>]) -> anyhow::Result<(
             }));
         }
     }
+    let mut latencies = new_histogram();
     for t in tasks {
-        t.await??;
+        latencies.add(t.await??)?;
     }
     bar.finish_and_clear();
     eprintln!("fjord-load: loaded {n} keys");
-    Ok(())
+    Ok(latencies)
 }
 
 /// One worker: one operation at a time, until told to stop. Returns its read and write
