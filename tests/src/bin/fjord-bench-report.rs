@@ -34,12 +34,17 @@ fn main() {
 }
 
 fn run(results: &Path, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let r: Value = serde_json::from_str(
         &std::fs::read_to_string(results)
             .with_context(|| format!("reading {}", results.display()))?,
     )?;
     let mut md = String::new();
-    writeln!(md, "# fjord vs Redis Cluster vs twemproxy\n")?;
+    let large = r["large"].is_object();
+    match large {
+        true => writeln!(md, "# fjord vs Redis Cluster on a large data set\n")?,
+        false => writeln!(md, "# fjord vs Redis Cluster vs twemproxy\n")?,
+    }
     writeln!(
         md,
         "Produced by `{}`.\n",
@@ -48,8 +53,13 @@ fn run(results: &Path, out: &Path) -> Result<()> {
     writeln!(
         md,
         "fjord: proxy + 3 shards (fsync everysec). Redis Cluster: 3 masters, no replicas, \
-         appendonly yes, appendfsync everysec. twemproxy: nutcracker (ketama) in front of 3 \
-         redis-servers with the same AOF settings. Medians of {} alternating runs.\n",
+         appendonly yes, appendfsync everysec.{} Medians of {} alternating runs.\n",
+        match large {
+            true => "",
+            false =>
+                " twemproxy: nutcracker (ketama) in front of 3 redis-servers with the same \
+                      AOF settings.",
+        },
         r["args"]["reps"]
     )?;
     let benchmark = r["redis_benchmark"].as_array().cloned().unwrap_or_default();
@@ -256,6 +266,20 @@ fn large_tables(md: &mut String, l: &Value) -> Result<()> {
     Ok(())
 }
 
+/// 1250000 → "1.25M", 0.5 → "0.5": axis labels that stay short.
+fn short(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{}M", trim(v / 1e6)),
+        v if v >= 1e3 => format!("{}k", trim(v / 1e3)),
+        v => trim(v),
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
@@ -303,6 +327,9 @@ fn plot(path: &Path, rows: &[&Value], metric: &str, label: &str, caption: &str) 
         .configure_mesh()
         .x_desc("keys per operation")
         .y_desc(label)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| short(*v))
+        .y_labels(8)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for ((name, points), color) in series.into_iter().zip(COLORS) {
