@@ -203,10 +203,11 @@ impl Shared {
         }
     }
 
-    /// A key number from the distribution.
-    fn pick(&self, rng: &mut StdRng) -> usize {
+    /// A key number from the distribution (or uniformly).
+    fn pick(&self, rng: &mut StdRng, uniform: bool) -> usize {
         let n = self.options.keyspace;
         match &self.zipf {
+            _ if uniform => rng.gen_range(0..n),
             None => rng.gen_range(0..n),
             // Ranks scattered over the key space so hot keys fall in many slots.
             Some(z) => {
@@ -216,8 +217,8 @@ impl Shared {
     }
 
     /// A key this worker owns (writes to a key come from one worker only).
-    fn pick_owned(&self, rng: &mut StdRng, worker: usize) -> usize {
-        let k = self.pick(rng);
+    fn pick_owned(&self, rng: &mut StdRng, worker: usize, uniform: bool) -> usize {
+        let k = self.pick(rng, uniform);
         let owned = k - k % self.workers + worker;
         if owned < self.options.keyspace {
             owned
@@ -235,6 +236,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let workers = options.connections * options.inflight;
     if options.keyspace < workers.max(options.keys) * 2 {
         bail!("--keyspace must be at least twice connections x inflight and twice --keys");
+    }
+    // Each worker writes only its own keys (keyspace / workers of them), distinct per MSET.
+    if options.read_ratio < 1.0 && options.keyspace / workers < options.keys * 2 {
+        bail!(
+            "with writes, --keyspace must be at least 2 x --keys x connections x inflight \
+             ({} here): each worker writes only its own share of the keys",
+            options.keys * 2 * workers
+        );
     }
     if !(0.0..=1.0).contains(&options.read_ratio) {
         bail!("--read-ratio must be between 0 and 1");
@@ -427,11 +436,16 @@ async fn worker(
         }
         let read = rng.gen_bool(o.read_ratio);
         keys.clear();
+        let mut attempts = 0;
         while keys.len() < o.keys {
+            attempts += 1;
+            // A skewed distribution can take long to give many distinct keys: after a while
+            // the rest are drawn uniformly.
+            let uniform = attempts > 4 * o.keys;
             let k = if read {
-                shared.pick(&mut rng)
+                shared.pick(&mut rng, false)
             } else {
-                shared.pick_owned(&mut rng, id)
+                shared.pick_owned(&mut rng, id, uniform)
             };
             // Distinct keys, so one MSET never holds two versions of a key.
             if read || !keys.contains(&k) {
