@@ -39,6 +39,24 @@ pub fn clients_section(connected: usize, max_clients: usize, buffered: usize) ->
     )
 }
 
+/// The Replication section: every fjord process is a master without replicas.
+pub fn replication_section() -> String {
+    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n".into()
+}
+
+/// The Cluster section: `cluster_enabled` is 1 where clients see a cluster (the proxy).
+pub fn cluster_section(enabled: bool) -> String {
+    format!("# Cluster\r\ncluster_enabled:{}\r\n\r\n", u8::from(enabled))
+}
+
+/// The Keyspace section: one `db0` line, left out when there are no keys (as in Redis).
+pub fn keyspace_section(keys: u64, expires: usize) -> String {
+    match keys {
+        0 => "# Keyspace\r\n\r\n".into(),
+        _ => format!("# Keyspace\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n\r\n"),
+    }
+}
+
 /// Drops the blank line after the last section.
 pub fn finish(mut text: String) -> String {
     while text.ends_with("\r\n\r\n") {

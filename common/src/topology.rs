@@ -76,6 +76,7 @@ pub struct ProxySettings {
 
 impl Default for ProxySettings {
     fn default() -> Self {
+        let limits = crate::Limits::default();
         Self {
             requirepass: None,
             shard_password: None,
@@ -85,9 +86,9 @@ impl Default for ProxySettings {
             reconnect_max_backoff_ms: 2000,
             io_threads: 2,
             max_clients: 10_000,
-            max_bulk_len: 512 * 1024 * 1024,
-            max_array_len: 1024 * 1024,
-            max_inline_len: 64 * 1024,
+            max_bulk_len: limits.max_bulk_len,
+            max_array_len: limits.max_array_len,
+            max_inline_len: limits.max_inline_len,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: 256 * 1024 * 1024,
             client_memory_budget: 2 * 1024 * 1024 * 1024,

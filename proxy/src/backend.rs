@@ -11,6 +11,7 @@
 use crate::metrics::BackendMetrics;
 use bytes::{Bytes, BytesMut};
 use fjord_common::Reply;
+use prometheus::local::LocalHistogram;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use std::collections::VecDeque;
@@ -256,6 +257,8 @@ impl Connection {
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
     ) -> (String, bool) {
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        // Kept for the connection's life: a local histogram allocates its buckets.
+        let latencies = self.status.metrics.duration.local();
         let timeout = self.options.command_timeout;
         loop {
             let oldest = queue.front().map(|f| f.sent + timeout);
@@ -268,7 +271,7 @@ impl Connection {
                 read = read.read_buf(&mut buf) => match read {
                     Ok(0) => return ("the shard closed the connection".to_string(), false),
                     Ok(_) => {
-                        if let Err(why) = self.deliver(&mut buf, queue, inflight_rx) {
+                        if let Err(why) = self.deliver(&mut buf, queue, inflight_rx, &latencies) {
                             return (why, false);
                         }
                         if buf.capacity() - buf.len() < 4096 {
@@ -290,6 +293,7 @@ impl Connection {
         buf: &mut BytesMut,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+        latencies: &LocalHistogram,
     ) -> Result<(), String> {
         let metrics = &self.status.metrics;
         if !metrics.recording {
@@ -298,7 +302,6 @@ impl Connection {
         // One clock reading per read, and the latencies gathered locally: a read often
         // holds the replies of a whole batch.
         let now = Instant::now();
-        let latencies = metrics.duration.local();
         let (mut ok, mut error) = (0, 0);
         let result = self.deliver_frames(buf, queue, inflight_rx, |entry, reply| {
             latencies.observe(now.duration_since(entry.sent).as_secs_f64());

@@ -106,17 +106,13 @@ impl Proxy {
             ));
         }
         if want("replication") {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+            out.push_str(&info::replication_section());
         }
         if want("cluster") {
-            out.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
+            out.push_str(&info::cluster_section(true));
         }
         if want("keyspace") {
-            out.push_str("# Keyspace\r\n");
-            if let Some(keys) = keys.filter(|&k| k > 0) {
-                out.push_str(&format!("db0:keys={keys},expires=0,avg_ttl=0\r\n"));
-            }
-            out.push_str("\r\n");
+            out.push_str(&info::keyspace_section(keys.unwrap_or(0), 0));
         }
         info::finish(out)
     }

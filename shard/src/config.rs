@@ -51,6 +51,7 @@ pub struct ShardConfig {
 
 impl Default for ShardConfig {
     fn default() -> Self {
+        let limits = fjord_common::Limits::default();
         Self {
             listen: "127.0.0.1:7101".into(),
             data_dir: PathBuf::from("data/shard"),
@@ -60,9 +61,9 @@ impl Default for ShardConfig {
             io_threads: 2,
             storage_threads: 1,
             max_clients: 10_000,
-            max_bulk_len: 512 * 1024 * 1024,
-            max_array_len: 1024 * 1024,
-            max_inline_len: 64 * 1024,
+            max_bulk_len: limits.max_bulk_len,
+            max_array_len: limits.max_array_len,
+            max_inline_len: limits.max_inline_len,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_memory_budget: 2 * 1024 * 1024 * 1024,
             writer_queue: 8192,

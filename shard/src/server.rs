@@ -131,21 +131,14 @@ impl Server {
             ));
         }
         if want("replication") {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+            out.push_str(&info::replication_section());
         }
         if want("cluster") {
-            out.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
+            out.push_str(&info::cluster_section(false));
         }
         if want("keyspace") {
-            out.push_str("# Keyspace\r\n");
-            let keys = store.total_keys();
-            if keys > 0 {
-                out.push_str(&format!(
-                    "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                    store.approximate_expiring_keys()
-                ));
-            }
-            out.push_str("\r\n");
+            let expires = store.approximate_expiring_keys();
+            out.push_str(&info::keyspace_section(store.total_keys(), expires));
         }
         info::finish(out)
     }
