@@ -36,6 +36,8 @@ pub struct ShardConfig {
     pub fsync: FsyncMode,
     pub requirepass: Option<String>,
     pub cache_mb: u64,
+    pub row_cache_mb: u64,
+    pub memtable_mb: u64,
     pub io_threads: usize,
     pub storage_threads: usize,
     pub max_clients: usize,
@@ -58,6 +60,8 @@ impl Default for ShardConfig {
             fsync: FsyncMode::Everysec,
             requirepass: None,
             cache_mb: 64,
+            row_cache_mb: 64,
+            memtable_mb: 16,
             io_threads: 2,
             storage_threads: 1,
             max_clients: 10_000,
@@ -109,6 +113,8 @@ mod tests {
         let d = ShardConfig::default();
         assert_eq!(parsed.fsync, d.fsync);
         assert_eq!(parsed.cache_mb, d.cache_mb);
+        assert_eq!(parsed.row_cache_mb, d.row_cache_mb);
+        assert_eq!(parsed.memtable_mb, d.memtable_mb);
         assert_eq!(parsed.max_bulk_len, d.max_bulk_len);
         assert_eq!(parsed.client_memory_budget, d.client_memory_budget);
         assert_eq!(parsed.writer_queue, d.writer_queue);

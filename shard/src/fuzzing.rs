@@ -34,6 +34,8 @@ impl Harness {
                 StoreOptions {
                     fsync: config.fsync,
                     cache_bytes: 8 << 20,
+                    row_cache_bytes: 8 << 20,
+                    memtable_bytes: 8 << 20,
                     worker_threads: 1,
                 },
             )

@@ -45,6 +45,12 @@ struct Cli {
     /// Block cache size in MiB.
     #[arg(long)]
     cache_mb: Option<u64>,
+    /// Row cache size in MiB (decoded hot keys); 0 disables it.
+    #[arg(long)]
+    row_cache_mb: Option<u64>,
+    /// Memtable size in MiB before it is flushed to a table.
+    #[arg(long)]
+    memtable_mb: Option<u64>,
     /// Threads serving connections.
     #[arg(long)]
     io_threads: Option<usize>,
@@ -76,6 +82,8 @@ impl Cli {
             data_dir,
             fsync,
             cache_mb,
+            row_cache_mb,
+            memtable_mb,
             io_threads,
             storage_threads,
             max_clients,
@@ -111,6 +119,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             StoreOptions {
                 fsync: config.fsync,
                 cache_bytes: config.cache_mb * 1024 * 1024,
+                row_cache_bytes: config.row_cache_mb * 1024 * 1024,
+                memtable_bytes: config.memtable_mb.max(1) * 1024 * 1024,
                 worker_threads: config.storage_threads,
             },
         )

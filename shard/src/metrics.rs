@@ -3,7 +3,7 @@
 
 use crate::store::Store;
 use fjord_common::metrics::{self, CommandMetrics, TrafficStats};
-use prometheus::{IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge, Registry};
 
 pub struct ShardMetrics {
     pub registry: Registry,
@@ -17,6 +17,10 @@ pub struct ShardMetrics {
     tables: IntGauge,
     cache_bytes: IntGauge,
     cache_capacity_bytes: IntGauge,
+    row_cache_bytes: IntGauge,
+    row_cache_capacity_bytes: IntGauge,
+    row_cache_hits: IntCounter,
+    row_cache_misses: IntCounter,
     write_buffer_bytes: IntGauge,
     compactions_completed: IntGauge,
     compactions_active: IntGauge,
@@ -53,6 +57,24 @@ impl ShardMetrics {
                 "fjord_shard_cache_capacity_bytes",
                 "Capacity of fjall's block cache (cache_mb)",
             ),
+            row_cache_bytes: g(
+                "fjord_shard_row_cache_bytes",
+                "Bytes in the row cache (decoded hot keys), as weighed against its capacity",
+            ),
+            row_cache_capacity_bytes: g(
+                "fjord_shard_row_cache_capacity_bytes",
+                "Capacity of the row cache (row_cache_mb)",
+            ),
+            row_cache_hits: metrics::counter(
+                r,
+                "fjord_shard_row_cache_hits_total",
+                "Key lookups the row cache answered",
+            ),
+            row_cache_misses: metrics::counter(
+                r,
+                "fjord_shard_row_cache_misses_total",
+                "Key lookups the row cache passed on to fjall",
+            ),
             write_buffer_bytes: g(
                 "fjord_shard_write_buffer_bytes",
                 "Bytes in fjall's memtables",
@@ -83,6 +105,16 @@ impl ShardMetrics {
         self.cache_bytes.set(db.cache_size() as i64);
         self.cache_capacity_bytes.set(db.cache_capacity() as i64);
         self.write_buffer_bytes.set(db.write_buffer_size() as i64);
+        let rows = store.row_cache();
+        let (held, capacity) = rows.usage();
+        self.row_cache_bytes.set(held as i64);
+        self.row_cache_capacity_bytes.set(capacity as i64);
+        // The cache keeps its own monotonic counts; the counters follow them at scrape time.
+        let (hits, misses) = rows.hits_and_misses();
+        self.row_cache_hits
+            .inc_by(hits.saturating_sub(self.row_cache_hits.get()));
+        self.row_cache_misses
+            .inc_by(misses.saturating_sub(self.row_cache_misses.get()));
         self.compactions_completed
             .set(db.compactions_completed() as i64);
         self.compactions_active.set(db.active_compactions() as i64);

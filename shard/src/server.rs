@@ -92,9 +92,12 @@ impl Server {
         }
         if want("memory") {
             let rss = process::resident_bytes();
+            let (rows_held, rows_capacity) = store.row_cache().usage();
             out.push_str(&format!(
                 "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\n\
-                 fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                 fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\n\
+                 row_cache_bytes:{rows_held}\r\nrow_cache_capacity:{rows_capacity}\r\n\
+                 maxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                 store.database().cache_size(),
                 store.database().cache_capacity(),
                 store.database().write_buffer_size(),

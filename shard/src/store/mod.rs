@@ -33,11 +33,13 @@
 //!   fsync that covers it in `fsync: always` (the batch is applied to the memtable only after
 //!   its journal write was synced).
 
+pub mod cache;
 pub mod encoding;
 pub mod expiry;
 pub mod writer;
 
 use crate::config::FsyncMode;
+use cache::RowCache;
 use encoding::{data_key, slot_count_key, Entry};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use fjord_common::metrics;
@@ -66,6 +68,10 @@ pub struct StoreError(#[from] pub fjall::Error);
 pub struct StoreOptions {
     pub fsync: FsyncMode,
     pub cache_bytes: u64,
+    /// The row cache's capacity ([`cache`]); 0 disables it.
+    pub row_cache_bytes: u64,
+    /// Size at which the data keyspace's memtable is sealed and flushed to a table.
+    pub memtable_bytes: u64,
     pub worker_threads: usize,
 }
 
@@ -138,6 +144,8 @@ pub struct Store {
     data: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
+    /// Decoded entries of hot keys; holds committed state only (see [`cache`]).
+    rows: RowCache,
     /// Keys per slot, updated by the writer after each committed group.
     slot_counts: Vec<AtomicU64>,
     /// Cleared for good after a failed write or fsync: the shard then refuses writes.
@@ -153,7 +161,11 @@ impl Store {
             .cache_size(options.cache_bytes)
             .worker_threads(options.worker_threads.max(1))
             .open()?;
-        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        // A memtable that fits the CPU caches: every write searches it (fjall's default of
+        // 64 MiB cost about 15% of SET throughput), and hot reads are the row cache's.
+        let data = db.keyspace("data", || {
+            KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes)
+        })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let store = Self {
@@ -161,6 +173,7 @@ impl Store {
             data,
             expiry,
             meta,
+            rows: RowCache::new(options.row_cache_bytes),
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
             writable: AtomicBool::new(true),
             options,
@@ -195,10 +208,10 @@ impl Store {
         if key.len() > encoding::MAX_KEY_LEN {
             return Ok(None);
         }
-        let raw = self.data.get(data_key(key))?;
-        let entry = raw
-            .and_then(|raw| Entry::decode(raw.into()))
-            .filter(|e| !e.is_expired(now));
+        let state = self
+            .rows
+            .get_or_load(key, || self.read_data(&data_key(key)))?;
+        let entry = state.filter(|e| !e.is_expired(now));
         let counter = if entry.is_some() {
             &self.stats.keyspace_hits
         } else {
@@ -206,6 +219,19 @@ impl Store {
         };
         counter.inc();
         Ok(entry)
+    }
+
+    /// The committed entry under a data key, from fjall (maybe expired).
+    fn read_data(&self, dkey: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .data
+            .get(dkey)?
+            .and_then(|raw| Entry::decode(raw.into())))
+    }
+
+    /// The row cache, for the figures INFO and metrics report.
+    pub fn row_cache(&self) -> &RowCache {
+        &self.rows
     }
 
     /// Exact number of keys (expired ones not yet reclaimed included, as in Redis).
@@ -327,6 +353,8 @@ impl Store {
         self.meta.insert(FLUSHING_MARKER, b"1")?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
         self.data.clear()?;
+        // After the data: a read that loaded a value before the clear cannot cache it.
+        self.rows.clear();
         self.expiry.clear()?;
         let mut batch = self.db.batch();
         for slot in 0..SLOT_COUNT {

@@ -222,11 +222,13 @@ impl<'a> Txn<'a> {
         if let Some(state) = self.overlay.get(dkey) {
             return state.clone();
         }
-        let state = match self.store.data.get(dkey) {
-            Ok(raw) => raw.and_then(|raw| Entry::decode(raw.into())),
+        let (_, key) = split_data_key(dkey);
+        let cached = self.store.rows.get(key);
+        let state = match cached.map_or_else(|| self.store.read_data(dkey), Ok) {
+            Ok(state) => state,
             Err(e) => {
                 // Remember the failure: the group will be answered with MISCONF.
-                self.error.get_or_insert(StoreError(e));
+                self.error.get_or_insert(e);
                 None
             }
         };
@@ -327,11 +329,15 @@ impl<'a> Txn<'a> {
         let mut batch = store.db.batch();
         self.dirty.sort_unstable();
         self.dirty.dedup();
+        // The final states, for the row cache once the batch is committed.
+        let mut states = Vec::with_capacity(self.dirty.len());
         for dkey in self.dirty.drain(..) {
-            match self.overlay.remove(&dkey).flatten() {
-                Some(entry) => batch.insert(&store.data, dkey, entry.encode()),
-                None => batch.remove(&store.data, dkey),
+            let state = self.overlay.remove(&dkey).flatten();
+            match &state {
+                Some(entry) => batch.insert(&store.data, dkey.as_slice(), entry.encode()),
+                None => batch.remove(&store.data, dkey.as_slice()),
             }
+            states.push((dkey, state));
         }
         for (ikey, add) in self.index.drain() {
             if add {
@@ -355,9 +361,18 @@ impl<'a> Txn<'a> {
             FsyncMode::Everysec | FsyncMode::No => fjall::PersistMode::Buffer,
         };
         let started = Instant::now();
-        batch.durability(Some(mode)).commit()?;
+        if let Err(e) = batch.durability(Some(mode)).commit() {
+            for (dkey, _) in &states {
+                store.rows.forget(split_data_key(dkey).1);
+            }
+            return Err(e.into());
+        }
         if store.options.fsync == FsyncMode::Always {
             store.record_fsync(started);
+        }
+        // Before any reply of the group leaves, so an acknowledged write is what reads see.
+        for (dkey, state) in states {
+            store.rows.set(split_data_key(&dkey).1, state);
         }
         for (slot, n) in new_counts {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);

@@ -1,0 +1,259 @@
+//! The row cache: decoded entries of recently read or written keys, in front of fjall.
+//!
+//! A point read in fjall searches the memtable's skiplist and then the tables (block cache,
+//! index and data block parsing); on a hot key that costs several times what the rest of a
+//! GET does. The row cache answers hot keys from one hash lookup, for the connection tasks
+//! (reads) and for the writer (which loads every key it writes, to keep the per-slot counts
+//! and the expiry index exact).
+//!
+//! # Why it never serves a stale value
+//!
+//! - Only committed state enters it. The writer updates every key of a group after the
+//!   group's batch is committed (and synced in `fsync: always`), before any reply of the
+//!   group leaves, so an acknowledged write is what every later read sees.
+//! - A reader that misses takes a placeholder for the key before it reads fjall, and inserts
+//!   what it read through that placeholder. The writer's update replaces the placeholder, so
+//!   a read that raced with a write (and may hold the older value) fails to insert; so does
+//!   one that raced with [`RowCache::clear`].
+//! - A state too large to cache is removed rather than inserted: removing also drops a
+//!   placeholder, which inserting an oversized value would not.
+//!
+//! Absent keys are cached too (as `None`), so a repeated miss skips fjall as well.
+
+use super::encoding::Entry;
+use quick_cache::sync::{Cache, GuardResult};
+use quick_cache::{OptionsBuilder, Weighter};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What the cache knows of a key: its entry (maybe expired), or that it is absent.
+pub type State = Option<Entry>;
+
+/// Bytes counted per cached key besides its key and payload (the entry and the cache's own
+/// bookkeeping), so that many small keys cannot exceed the budget.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// Largest key + payload cached: bigger values are read from fjall each time, so one large
+/// value cannot push out thousands of small hot ones.
+const MAX_CACHED_BYTES: u64 = 64 * 1024;
+
+/// Lock shards of the cache: enough that the connection threads and the writer rarely meet.
+const CACHE_SHARDS: usize = 16;
+
+#[derive(Clone)]
+struct Weigh;
+
+impl Weighter<Vec<u8>, State> for Weigh {
+    fn weight(&self, key: &Vec<u8>, state: &State) -> u64 {
+        weight(key, state)
+    }
+}
+
+fn weight(key: &[u8], state: &State) -> u64 {
+    let payload = state.as_ref().map_or(0, |e| e.payload.len());
+    key.len() as u64 + payload as u64 + ENTRY_OVERHEAD
+}
+
+/// Entries keyed by user key; disabled (every call a miss or a no-op) at capacity 0.
+pub struct RowCache {
+    cache: Option<Cache<Vec<u8>, State, Weigh>>,
+    /// Largest weight admitted; below what one lock shard of the cache can hold.
+    max_weight: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RowCache {
+    /// A cache holding up to `capacity_bytes` (0 disables it).
+    pub fn new(capacity_bytes: u64) -> Self {
+        if capacity_bytes == 0 {
+            return Self {
+                cache: None,
+                max_weight: 0,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            };
+        }
+        let max_weight = (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64);
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity((capacity_bytes / 256).max(1024) as usize)
+            .weight_capacity(capacity_bytes)
+            .shards(CACHE_SHARDS)
+            .build()
+            .expect("valid row cache options");
+        Self {
+            cache: Some(Cache::with_options(
+                options,
+                Weigh,
+                Default::default(),
+                Default::default(),
+            )),
+            max_weight,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// What the cache holds for `key`, or what `load` reads (then cached if nothing raced it).
+    pub fn get_or_load<E>(
+        &self,
+        key: &[u8],
+        load: impl FnOnce() -> Result<State, E>,
+    ) -> Result<State, E> {
+        let Some(cache) = &self.cache else {
+            return load();
+        };
+        // Zero timeout: if another reader is loading the same key, read fjall as well rather
+        // than block this thread until it is done.
+        match cache.get_value_or_guard(key, Some(Duration::ZERO)) {
+            GuardResult::Value(state) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(state)
+            }
+            GuardResult::Guard(guard) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                let state = load()?;
+                if weight(key, &state) <= self.max_weight {
+                    // Refused when a write or a clear came in between: the value may be old.
+                    let _ = guard.insert(state.clone());
+                }
+                Ok(state)
+            }
+            GuardResult::Timeout => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                load()
+            }
+        }
+    }
+
+    /// What the cache holds for `key`, without loading it.
+    pub fn get(&self, key: &[u8]) -> Option<State> {
+        let state = self.cache.as_ref()?.get(key);
+        let counter = if state.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        state
+    }
+
+    /// Records a key's committed state (called by the writer after each commit).
+    pub fn set(&self, key: &[u8], state: State) {
+        let Some(cache) = &self.cache else { return };
+        if weight(key, &state) <= self.max_weight {
+            cache.insert(key.to_vec(), state);
+        } else {
+            cache.remove(key);
+        }
+    }
+
+    /// Forgets a key (its committed state is unknown, e.g. after a failed commit).
+    pub fn forget(&self, key: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.remove(key);
+        }
+    }
+
+    /// Forgets everything (FLUSHALL), placeholders of reads in flight included.
+    pub fn clear(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
+    /// Bytes held (as weighed) and the capacity.
+    pub fn usage(&self) -> (u64, u64) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.weight(), c.capacity()))
+    }
+
+    /// Lookups answered by the cache and lookups that went to fjall.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::encoding::ValueType;
+    use bytes::Bytes;
+
+    fn entry(v: &'static [u8]) -> State {
+        Some(Entry {
+            kind: ValueType::String,
+            expire_at: None,
+            payload: Bytes::from_static(v),
+        })
+    }
+
+    #[test]
+    fn a_loaded_state_is_served_from_the_cache() {
+        let cache = RowCache::new(1 << 20);
+        let loaded = cache.get_or_load::<()>(b"k", || Ok(entry(b"v"))).unwrap();
+        assert_eq!(loaded, entry(b"v"));
+        let again = cache
+            .get_or_load::<()>(b"k", || panic!("must not read fjall again"))
+            .unwrap();
+        assert_eq!(again, entry(b"v"));
+    }
+
+    /// A read that loaded the old value while a write committed must not cache it.
+    #[test]
+    fn a_write_during_a_load_wins_over_the_loaded_value() {
+        let cache = RowCache::new(1 << 20);
+        let state = cache
+            .get_or_load::<()>(b"k", || {
+                cache.set(b"k", entry(b"new"));
+                Ok(entry(b"old"))
+            })
+            .unwrap();
+        assert_eq!(state, entry(b"old"), "the reader returns what it read");
+        assert_eq!(cache.get(b"k"), Some(entry(b"new")));
+    }
+
+    #[test]
+    fn a_clear_during_a_load_keeps_the_loaded_value_out() {
+        let cache = RowCache::new(1 << 20);
+        cache
+            .get_or_load::<()>(b"k", || {
+                cache.clear();
+                Ok(entry(b"old"))
+            })
+            .unwrap();
+        assert_eq!(cache.get(b"k"), None);
+    }
+
+    /// An oversized write must drop what was cached, and a racing reader's placeholder.
+    #[test]
+    fn an_oversized_write_removes_the_key() {
+        let cache = RowCache::new(1 << 20);
+        let big: &'static [u8] = Box::leak(vec![b'x'; 100 * 1024].into_boxed_slice());
+        cache.set(b"k", entry(b"small"));
+        cache.set(b"k", entry(big));
+        assert_eq!(cache.get(b"k"), None);
+        cache
+            .get_or_load::<()>(b"j", || {
+                cache.set(b"j", entry(big));
+                Ok(entry(b"old"))
+            })
+            .unwrap();
+        assert_eq!(cache.get(b"j"), None);
+    }
+
+    #[test]
+    fn absent_keys_are_cached_and_capacity_zero_disables() {
+        let cache = RowCache::new(1 << 20);
+        cache.get_or_load::<()>(b"missing", || Ok(None)).unwrap();
+        assert_eq!(cache.get(b"missing"), Some(None));
+        let off = RowCache::new(0);
+        off.set(b"k", entry(b"v"));
+        assert_eq!(off.get(b"k"), None);
+        assert_eq!(off.usage(), (0, 0));
+    }
+}
