@@ -4,7 +4,9 @@
 //! a writer half takes everything queued and sends it in one write, a reader half decodes
 //! replies and hands each to the request that is oldest in flight (a shard answers in order).
 //! A client always uses the same connection of a shard, so its requests to that shard stay in
-//! order. Nothing is retried: a request that may have reached the shard and got no reply fails
+//! order. A request is one command, or a batch: every single-shard command one client read
+//! sent to this shard, encoded once by the client's task and answered with one message, so a
+//! pipeline costs one channel hop per shard rather than one per command. Nothing is retried: a request that may have reached the shard and got no reply fails
 //! with a CLUSTERDOWN error naming the shard, and the connection is rebuilt with backoff while
 //! new requests for it fail at once.
 
@@ -27,11 +29,80 @@ use tokio::time::Instant;
 /// What one request to a shard yields: its reply, or why there is none.
 pub type BackendResult = Result<Reply, String>;
 
-/// A request on its way to a shard: the command's arguments (encoded straight into the
-/// connection's write buffer) and where its reply goes.
+/// The replies to a batch, in request order. Fewer than were sent only if the connection
+/// failed; `failed` then says why, and the rest of the batch gets that error.
+pub struct BatchReplies {
+    pub replies: Vec<Reply>,
+    pub failed: Option<String>,
+}
+
+/// A request on its way to a shard: commands encoded in RESP, and where their replies go.
 struct Request {
-    args: Vec<Bytes>,
-    reply: oneshot::Sender<BackendResult>,
+    commands: Bytes,
+    sink: Sink,
+}
+
+/// Where the replies to a request go.
+enum Sink {
+    One(oneshot::Sender<BackendResult>),
+    Batch {
+        count: usize,
+        replies: Vec<Reply>,
+        tx: oneshot::Sender<BatchReplies>,
+    },
+}
+
+impl Sink {
+    /// Commands still waiting for a reply.
+    fn outstanding(&self) -> usize {
+        match self {
+            Sink::One(_) => 1,
+            Sink::Batch { count, replies, .. } => count - replies.len(),
+        }
+    }
+
+    /// Takes one reply; true once the request is complete (its replies are sent on).
+    fn take(&mut self, reply: Reply) -> bool {
+        match self {
+            Sink::One(_) => true,
+            Sink::Batch { count, replies, .. } => {
+                replies.push(reply);
+                replies.len() == *count
+            }
+        }
+    }
+
+    /// Hands the replies on; `last` is the reply that completed the request (for `One`).
+    fn finish(self, last: Option<Reply>) {
+        match self {
+            Sink::One(tx) => {
+                if let Some(reply) = last {
+                    let _ = tx.send(Ok(reply));
+                }
+            }
+            Sink::Batch { replies, tx, .. } => {
+                let _ = tx.send(BatchReplies {
+                    replies,
+                    failed: None,
+                });
+            }
+        }
+    }
+
+    /// Fails every command not yet answered.
+    fn fail(self, why: String) {
+        match self {
+            Sink::One(tx) => {
+                let _ = tx.send(Err(why));
+            }
+            Sink::Batch { replies, tx, .. } => {
+                let _ = tx.send(BatchReplies {
+                    replies,
+                    failed: Some(why),
+                });
+            }
+        }
+    }
 }
 
 /// How connections to shards behave.
@@ -111,18 +182,46 @@ impl ShardBackend {
 
     /// Queues a command on the connection `lane` picks; the receiver yields the reply. Waits
     /// only while that connection's queue is full.
-    pub async fn send(&self, lane: u64, args: Vec<Bytes>) -> oneshot::Receiver<BackendResult> {
-        let (reply, rx) = oneshot::channel();
-        let conn = &self.conns[(lane % self.conns.len() as u64) as usize];
-        if let Err(mpsc::error::SendError(req)) = conn.send(Request { args, reply }).await {
-            self.status.metrics.unavailable.inc();
-            let _ = req.reply.send(Err(down(
-                &self.id,
-                &self.addr,
-                "the proxy is shutting down",
-            )));
-        }
+    pub async fn send(&self, lane: u64, args: &[Bytes]) -> oneshot::Receiver<BackendResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut commands = BytesMut::new();
+        fjord_common::resp::encode_request(args, &mut commands);
+        self.queue(lane, commands.freeze(), Sink::One(tx)).await;
         rx
+    }
+
+    /// Queues `count` commands already encoded in `commands`; the receiver yields their
+    /// replies in order.
+    pub async fn send_batch(
+        &self,
+        lane: u64,
+        commands: Bytes,
+        count: usize,
+    ) -> oneshot::Receiver<BatchReplies> {
+        let (tx, rx) = oneshot::channel();
+        let sink = Sink::Batch {
+            count,
+            replies: Vec::with_capacity(count),
+            tx,
+        };
+        self.queue(lane, commands, sink).await;
+        rx
+    }
+
+    async fn queue(&self, lane: u64, commands: Bytes, sink: Sink) {
+        let conn = &self.conns[(lane % self.conns.len() as u64) as usize];
+        if let Err(mpsc::error::SendError(req)) = conn.send(Request { commands, sink }).await {
+            self.status
+                .metrics
+                .unavailable
+                .inc_by(req.sink.outstanding() as u64);
+            req.sink.fail(self.down("the proxy is shutting down"));
+        }
+    }
+
+    /// The CLUSTERDOWN text for this shard.
+    pub fn down(&self, why: &str) -> String {
+        down(&self.id, &self.addr, why)
     }
 }
 
@@ -133,12 +232,18 @@ pub fn down(shard: &str, addr: &str, why: &str) -> String {
 
 /// Waits for a reply, turning a dropped request into the shard's CLUSTERDOWN error.
 pub async fn receive(rx: oneshot::Receiver<BackendResult>, shard: &ShardBackend) -> BackendResult {
-    rx.await.unwrap_or_else(|_| {
-        Err(down(
-            &shard.id,
-            &shard.addr,
-            "the connection was lost before the reply arrived",
-        ))
+    rx.await
+        .unwrap_or_else(|_| Err(shard.down("the connection was lost before the reply arrived")))
+}
+
+/// Waits for a batch's replies; a dropped batch fails as a whole, like a dropped request.
+pub async fn receive_batch(
+    rx: &mut oneshot::Receiver<BatchReplies>,
+    shard: &ShardBackend,
+) -> BatchReplies {
+    rx.await.unwrap_or_else(|_| BatchReplies {
+        replies: Vec::new(),
+        failed: Some(shard.down("the connection was lost before the reply arrived")),
     })
 }
 
@@ -174,8 +279,9 @@ impl Connection {
                 tokio::select! {
                     req = rx.recv() => match req {
                         Some(req) => {
-                            self.status.metrics.unavailable.inc();
-                            let _ = req.reply.send(Err(down(&self.shard, &self.addr, &why)));
+                            let metrics = &self.status.metrics;
+                            metrics.unavailable.inc_by(req.sink.outstanding() as u64);
+                            req.sink.fail(down(&self.shard, &self.addr, &why));
                         }
                         None => return,
                     },
@@ -236,11 +342,11 @@ impl Connection {
         let metrics = &self.status.metrics;
         let mut failed = 0;
         while let Some(entry) = queue.pop_front().or_else(|| inflight_rx.try_recv().ok()) {
-            let _ = entry.reply.send(Err(down(&self.shard, &self.addr, &why)));
-            failed += 1;
+            failed += entry.sink.outstanding();
+            entry.sink.fail(down(&self.shard, &self.addr, &why));
         }
         if metrics.recording {
-            metrics.inflight.sub(failed);
+            metrics.inflight.sub(failed as i64);
         }
         match timed_out {
             true => metrics.timeout.inc_by(failed as u64),
@@ -336,12 +442,20 @@ impl Connection {
                     queue.push_back(entry);
                 }
             }
-            let Some(entry) = queue.pop_front() else {
+            let Some(entry) = queue.front_mut() else {
                 return Err("the shard sent a reply nobody asked for".to_string());
             };
             let reply = to_reply(frame);
-            seen(&entry, &reply);
-            let _ = entry.reply.send(Ok(reply));
+            seen(&*entry, &reply);
+            if let Sink::One(_) = entry.sink {
+                if let Some(entry) = queue.pop_front() {
+                    entry.sink.finish(Some(reply));
+                }
+            } else if entry.sink.take(reply) {
+                if let Some(entry) = queue.pop_front() {
+                    entry.sink.finish(None);
+                }
+            }
         }
     }
 }
@@ -353,9 +467,9 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// A request written to the shard, waiting for its reply.
+/// A request written to the shard, waiting for its replies.
 struct InFlight {
-    reply: oneshot::Sender<BackendResult>,
+    sink: Sink,
     sent: Instant,
 }
 
@@ -374,13 +488,13 @@ async fn write_loop(
         while let Some(req) = next.take() {
             if metrics.recording {
                 // Counted before the reader can see it, so the gauge never dips below zero.
-                metrics.inflight.inc();
+                metrics.inflight.add(req.sink.outstanding() as i64);
             }
-            fjord_common::resp::encode_request(&req.args, &mut out);
+            out.extend_from_slice(&req.commands);
             // Registered before the bytes leave, so the reader always finds the reply's owner.
             if inflight
                 .send(InFlight {
-                    reply: req.reply,
+                    sink: req.sink,
                     sent: now,
                 })
                 .is_err()

@@ -7,6 +7,7 @@
 
 mod admin;
 mod backend;
+mod batch;
 mod cluster;
 mod launch;
 mod metrics;

@@ -21,8 +21,10 @@ use tokio::sync::oneshot;
 /// A reply that is ready, or still to come from shards.
 pub enum Pending {
     Ready(Reply),
-    /// One shard's reply, passed on as it is (the common case, without a boxed future).
+    /// One shard's reply, passed on as it is (without a boxed future).
     One(oneshot::Receiver<BackendResult>, Arc<ShardBackend>),
+    /// The next reply of one of the client's batches ([`crate::batch`]; the common case).
+    Batched(usize),
     Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
 }
 
@@ -38,6 +40,9 @@ impl Pending {
             Pending::Ready(r) => r,
             Pending::One(rx, backend) => into_reply(backend::receive(rx, &backend).await),
             Pending::Later(f) => f.await,
+            Pending::Batched(_) => {
+                Reply::error("ERR internal error: a batched reply resolved alone")
+            }
         }
     }
 }
@@ -58,7 +63,7 @@ impl Target {
     /// Queues `args` on `shard` and returns the reply to come.
     pub async fn send(&self, shard: usize, args: Vec<Bytes>) -> Pending {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, args).await;
+        let rx = backend.send(self.lane, &args).await;
         Pending::One(rx, backend)
     }
 
@@ -69,7 +74,7 @@ impl Target {
         args: Vec<Bytes>,
     ) -> impl Future<Output = BackendResult> + Send + 'static {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, args).await;
+        let rx = backend.send(self.lane, &args).await;
         async move { backend::receive(rx, &backend).await }
     }
 }
@@ -92,12 +97,11 @@ pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Re
     Ok(slot)
 }
 
-/// Sends a single-slot command to its shard.
-pub async fn single_slot(target: &Target, r: Resolved, args: Vec<Bytes>) -> Pending {
-    match common_slot(r.spec, &args) {
-        Ok(Some(slot)) => target.send(target.routing.topology.owner(slot), args).await,
-        Ok(None) => Reply::error(error::wrong_arity(r.spec.name)).into(),
-        Err(e) => e.into(),
+/// The shard a single-slot command goes to.
+pub fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Result<usize, Reply> {
+    match common_slot(r.spec, args)? {
+        Some(slot) => Ok(target.routing.topology.owner(slot)),
+        None => Err(Reply::error(error::wrong_arity(r.spec.name))),
     }
 }
 

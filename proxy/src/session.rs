@@ -1,10 +1,13 @@
 //! One client connection: decode requests, route them, write replies in request order.
 //!
-//! Everything the client sent in one read is decoded and routed at once (requests go out to
-//! the shards' queues immediately, so a pipeline fans out in parallel), then the replies are
-//! awaited in order and written in one go. At most `max_pipeline` requests are in flight per
+//! Everything the client sent in one read is decoded and routed at once, then the replies are
+//! awaited in order and written in one go. Single-shard commands are gathered into one batch
+//! per shard ([`crate::batch`]) and sent when the read is routed, so a pipeline fans out to
+//! the shards in parallel at one channel hop per shard; anything else that goes to shards
+//! sends the open batches first, so a client's requests to a shard keep their order. At most `max_pipeline` requests are in flight per
 //! client, and replies waiting to be written are bounded by `client_output_buffer_limit`.
 
+use crate::batch::Batches;
 use crate::cluster;
 use crate::proxy::{Listener, Proxy};
 use crate::router::{self, Pending, Target};
@@ -70,6 +73,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         proxy: Arc::clone(proxy),
         kind,
         state,
+        batches: Batches::default(),
     };
     let result = session.run(&mut stream).await;
     proxy.clients.unregister(id);
@@ -80,6 +84,7 @@ struct Session {
     proxy: Arc<Proxy>,
     kind: Listener,
     state: ClientState,
+    batches: Batches,
 }
 
 /// A reply to come, with what its metrics need.
@@ -163,7 +168,7 @@ impl Session {
                 }
                 if pending.len() >= proxy.settings.max_pipeline {
                     // Enough in flight: answer these before taking more from this client.
-                    if !self.flush(stream, &mut pending, &mut out).await? {
+                    if !self.flush(stream, &mut pending, &mut out, &target).await? {
                         return Ok(());
                     }
                 }
@@ -175,24 +180,29 @@ impl Session {
                 )));
                 close = true;
             }
-            if !self.flush(stream, &mut pending, &mut out).await? || close {
+            if !self.flush(stream, &mut pending, &mut out, &target).await? || close {
                 return Ok(());
             }
         }
     }
 
-    /// Awaits every pending reply in order and writes them; false if the client must go
-    /// (its replies outgrew the output buffer limit).
+    /// Sends the open batches, awaits every pending reply in order and writes them; false if
+    /// the client must go (its replies outgrew the output buffer limit).
     async fn flush<S: AsyncWrite + Unpin>(
-        &self,
+        &mut self,
         stream: &mut S,
         pending: &mut VecDeque<Queued>,
         out: &mut BytesMut,
+        target: &Target,
     ) -> std::io::Result<bool> {
+        self.batches.send(target.lane).await;
         let limit = self.proxy.settings.client_output_buffer_limit;
-        let metrics = &self.proxy.metrics;
+        let metrics = Arc::clone(&self.proxy.metrics);
         while let Some(q) = pending.pop_front() {
-            let reply = q.reply.resolve().await;
+            let reply = match q.reply {
+                Pending::Batched(id) => self.batches.next(id).await,
+                other => other.resolve().await,
+            };
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
                 metrics.clusterdown_replies.inc();
             }
@@ -204,9 +214,11 @@ impl Session {
                     "closing a client whose replies exceed client_output_buffer_limit"
                 );
                 pending.clear();
+                self.batches.clear();
                 return Ok(false);
             }
         }
+        self.batches.clear();
         if !out.is_empty() {
             metrics.traffic.bytes_out.inc_by(out.len() as u64);
             stream.write_all(out).await?;
@@ -245,17 +257,30 @@ impl Session {
             }
             None => {}
         }
+        // Whatever else reaches a shard sends the open batches first, so that it cannot
+        // overtake this client's batched commands.
+        let lane = target.lane;
         let pending = match r.spec.route {
-            Route::SingleSlot => router::single_slot(target, r, args).await,
+            Route::SingleSlot => match router::single_slot(target, r, &args) {
+                Ok(shard) => self.batches.push(target, shard, &args),
+                Err(e) => e.into(),
+            },
             Route::Split(merge) => {
+                self.batches.send(lane).await;
                 let metrics = &self.proxy.metrics;
                 router::split(target, r, merge, args, |keys, shards| {
                     metrics.record_split(label, keys, shards)
                 })
                 .await
             }
-            Route::NodeScoped => router::node_scoped(target, r, &args, self.scope(target)).await,
-            Route::Local => self.local(target, r, &args).await,
+            Route::NodeScoped => {
+                self.batches.send(lane).await;
+                router::node_scoped(target, r, &args, self.scope(target)).await
+            }
+            Route::Local => {
+                self.batches.send(lane).await;
+                self.local(target, r, &args).await
+            }
             Route::Unsupported | Route::Internal => {
                 Reply::error(error::unknown_command(&args[0], &args[1..])).into()
             }

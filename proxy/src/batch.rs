@@ -1,0 +1,108 @@
+//! One client's single-shard commands, gathered per shard while a read is routed.
+//!
+//! Sending each command of a pipeline to its shard's connection on its own costs a channel
+//! send, a reply channel and a wake-up per command. Instead the session encodes every
+//! single-shard command of one read into that shard's open batch, sends each batch as one
+//! request once the read is routed (or before anything else goes to a shard, so a client's
+//! requests to a shard keep their order), and takes the replies out of the batch's one answer
+//! in request order.
+
+use crate::backend::{self, BatchReplies, ShardBackend};
+use crate::router::{Pending, Target};
+use bytes::{Bytes, BytesMut};
+use fjord_common::Reply;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The batches of one client: those still open, and those sent whose replies are not all taken.
+#[derive(Default)]
+pub struct Batches {
+    /// Per shard (by index in the routing), the batch being filled: its id and contents.
+    open: Vec<Option<Open>>,
+    /// Every batch since the last [`Batches::clear`], by id.
+    batches: Vec<Batch>,
+}
+
+struct Open {
+    id: usize,
+    commands: BytesMut,
+    count: usize,
+}
+
+struct Batch {
+    backend: Arc<ShardBackend>,
+    state: State,
+}
+
+enum State {
+    Open,
+    Sent(oneshot::Receiver<BatchReplies>),
+    Received {
+        replies: std::vec::IntoIter<Reply>,
+        /// Why the replies ran out early, if they did.
+        failed: Option<String>,
+    },
+}
+
+impl Batches {
+    /// Adds a command for `shard` to its open batch; the reply comes from [`Batches::next`].
+    pub fn push(&mut self, target: &Target, shard: usize, args: &[Bytes]) -> Pending {
+        if self.open.len() <= shard {
+            self.open.resize_with(shard + 1, || None);
+        }
+        let open = self.open[shard].get_or_insert_with(|| {
+            self.batches.push(Batch {
+                backend: Arc::clone(&target.routing.backends[shard]),
+                state: State::Open,
+            });
+            Open {
+                id: self.batches.len() - 1,
+                commands: BytesMut::new(),
+                count: 0,
+            }
+        });
+        fjord_common::resp::encode_request(args, &mut open.commands);
+        open.count += 1;
+        Pending::Batched(open.id)
+    }
+
+    /// Sends every open batch to its shard.
+    pub async fn send(&mut self, lane: u64) {
+        for open in self.open.iter_mut() {
+            let Some(open) = open.take() else { continue };
+            let batch = &mut self.batches[open.id];
+            let rx = batch
+                .backend
+                .send_batch(lane, open.commands.freeze(), open.count)
+                .await;
+            batch.state = State::Sent(rx);
+        }
+    }
+
+    /// The next reply of batch `id` (replies are taken in the order the commands were pushed).
+    pub async fn next(&mut self, id: usize) -> Reply {
+        let batch = &mut self.batches[id];
+        if let State::Sent(rx) = &mut batch.state {
+            let BatchReplies { replies, failed } = backend::receive_batch(rx, &batch.backend).await;
+            batch.state = State::Received {
+                replies: replies.into_iter(),
+                failed,
+            };
+        }
+        match &mut batch.state {
+            State::Received { replies, failed } => replies.next().unwrap_or_else(|| {
+                Reply::error(failed.clone().unwrap_or_else(|| {
+                    batch
+                        .backend
+                        .down("the shard sent fewer replies than asked")
+                }))
+            }),
+            State::Open | State::Sent(_) => Reply::error("ERR internal error: batch not sent"),
+        }
+    }
+
+    /// Forgets every batch; called once all their replies are taken.
+    pub fn clear(&mut self) {
+        self.batches.clear();
+    }
+}
