@@ -1,15 +1,16 @@
 //! Connections: accept, decode requests, execute in order, write replies.
 //!
 //! A connection task reads what the socket has, decodes every complete request, and executes
-//! them in order. Writes go to the writer and are not awaited one by one: a pipeline of SETs
-//! lands in one group commit. Before a command that reads, the task waits for its own earlier
-//! writes, so a client always reads its own writes. Replies leave in request order, in one
+//! them in order. Writes are gathered and go to the writer together, and are not awaited one
+//! by one: a pipeline of SETs is one request to the writer and lands in one group commit.
+//! Before a command that reads, the task sends and waits for its own earlier writes, so a
+//! client always reads its own writes. Replies leave in request order, in one
 //! socket write per batch of requests.
 
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
 use crate::metrics::ShardMetrics;
-use crate::store::writer::{PendingReply, Writer};
+use crate::store::writer::{PendingReplies, PendingReply, WriteOp, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
 use fjord_common::admin::Observed;
@@ -287,6 +288,9 @@ async fn serve_connection(
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut replies = Replies {
         pending: VecDeque::new(),
+        writes: Vec::new(),
+        submitted: VecDeque::new(),
+        writer: &server.writer,
         metrics: &server.metrics,
     };
     let traffic = &server.metrics.traffic;
@@ -328,8 +332,12 @@ async fn serve_connection(
             let outcome = cmd::execute(&mut Ctx { server, conn }, resolved, &args);
             let slot = match outcome {
                 Outcome::Reply(r) => Slot::Ready(r),
-                Outcome::Write(op) => Slot::Write(server.writer.submit(op).await),
-                Outcome::Flush(slots) => Slot::Write(server.writer.flush(slots).await),
+                Outcome::Write(op) => replies.write(op).await,
+                Outcome::Flush(slots) => {
+                    // After this connection's earlier writes, as it was sent.
+                    replies.submit().await;
+                    Slot::Flush(server.writer.flush(slots).await)
+                }
                 Outcome::Blocking(f) => Slot::Blocking(tokio::task::spawn_blocking(f)),
                 Outcome::Close(r) => {
                     close = true;
@@ -367,17 +375,77 @@ async fn serve_connection(
 /// One reply waiting its turn: ready, or pending on the writer or a blocking scan.
 enum Slot {
     Ready(Reply),
-    Write(PendingReply),
+    /// The next reply of the oldest request of writes not yet used up.
+    Write,
+    Flush(PendingReply),
     Blocking(tokio::task::JoinHandle<Reply>),
 }
 
-/// A connection's replies in request order, each counted in the metrics once it is known.
+/// Most writes gathered before they go to the writer: bounds one request's size.
+const MAX_GATHERED_WRITES: usize = 1024;
+
+/// A connection's replies in request order, each counted in the metrics once it is known,
+/// and the writes whose replies are to come.
 struct Replies<'a> {
     pending: VecDeque<(Slot, CommandLabel, Instant)>,
+    /// Writes gathered and not yet sent to the writer.
+    writes: Vec<Box<dyn WriteOp>>,
+    /// Requests sent to the writer, oldest first, with the replies not yet used.
+    submitted: VecDeque<Submitted>,
+    writer: &'a Writer,
     metrics: &'a ShardMetrics,
 }
 
+enum Submitted {
+    /// The replies to come, and how many writes the request holds.
+    Waiting(PendingReplies, usize),
+    Answered(std::vec::IntoIter<Reply>),
+}
+
 impl Replies<'_> {
+    /// Gathers a write; its reply comes with the others of its request.
+    async fn write(&mut self, op: Box<dyn WriteOp>) -> Slot {
+        self.writes.push(op);
+        if self.writes.len() >= MAX_GATHERED_WRITES {
+            self.submit().await;
+        }
+        Slot::Write
+    }
+
+    /// Sends the gathered writes to the writer as one request.
+    async fn submit(&mut self) {
+        if !self.writes.is_empty() {
+            let ops = std::mem::take(&mut self.writes);
+            let count = ops.len();
+            let rx = self.writer.submit(ops).await;
+            self.submitted.push_back(Submitted::Waiting(rx, count));
+        }
+    }
+
+    /// The reply of the oldest write not yet answered.
+    async fn next_write(&mut self) -> Reply {
+        loop {
+            let Some(front) = self.submitted.front_mut() else {
+                return Reply::error("ERR internal error: no write pending");
+            };
+            match front {
+                Submitted::Waiting(rx, count) => {
+                    // Every write of a request the writer dropped gets the error.
+                    let replies = rx.await.unwrap_or_else(|_| {
+                        vec![Reply::error("ERR the shard is shutting down"); *count]
+                    });
+                    *front = Submitted::Answered(replies.into_iter());
+                }
+                Submitted::Answered(replies) => match replies.next() {
+                    Some(reply) => return reply,
+                    None => {
+                        self.submitted.pop_front();
+                    }
+                },
+            }
+        }
+    }
+
     /// Encodes `slot` at once if it is ready and nothing is ahead of it, else queues it.
     fn push(
         &mut self,
@@ -396,12 +464,14 @@ impl Replies<'_> {
         }
     }
 
-    /// Waits for every queued reply, in order, and encodes it.
+    /// Sends the gathered writes, waits for every queued reply, in order, and encodes it.
     async fn drain(&mut self, out: &mut BytesMut, proto: Proto) {
+        self.submit().await;
         while let Some((slot, label, read_at)) = self.pending.pop_front() {
             let reply = match slot {
                 Slot::Ready(r) => r,
-                Slot::Write(rx) => rx
+                Slot::Write => self.next_write().await,
+                Slot::Flush(rx) => rx
                     .await
                     .unwrap_or_else(|_| Reply::error("ERR the shard is shutting down")),
                 Slot::Blocking(h) => h

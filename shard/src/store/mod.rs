@@ -39,6 +39,7 @@ pub mod expiry;
 pub mod writer;
 
 use crate::config::FsyncMode;
+use bytes::Bytes;
 use cache::RowCache;
 use encoding::{data_key, slot_count_key, Entry};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -223,10 +224,12 @@ impl Store {
 
     /// The committed entry under a data key, from fjall (maybe expired).
     fn read_data(&self, dkey: &[u8]) -> Result<Option<Entry>, StoreError> {
+        // Copied out: fjall hands out a slice of a whole block, which a cached entry would
+        // keep alive.
         Ok(self
             .data
             .get(dkey)?
-            .and_then(|raw| Entry::decode(raw.into())))
+            .and_then(|raw| Entry::decode(Bytes::copy_from_slice(&raw))))
     }
 
     /// The row cache, for the figures INFO and metrics report.

@@ -1,7 +1,8 @@
 //! The single writer: every mutation of the store passes through one thread.
 //!
-//! Connection tasks send write commands here and await their replies. The thread takes the
-//! first queued command, then everything else already queued (up to a group limit), applies
+//! Connection tasks send write commands here, every write of one read of a connection in one
+//! request, and await their replies (one message per request). The thread takes the first
+//! queued request, then everything else already queued (up to a group limit), applies
 //! each in order to a [`Txn`] — committed state plus the group's own uncommitted changes, so
 //! `INCR`s in one group see each other — and commits the group as one fjall batch. In
 //! `fsync: always` the batch is synced before it becomes visible and before any reply of the
@@ -11,7 +12,7 @@
 //! One writer keeps the order of writes total, which is what a future operation log for
 //! replication and per-slot ownership checks need.
 
-use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry};
+use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry, HEADER_LEN};
 use super::{now_ms, Store, StoreError};
 use crate::config::FsyncMode;
 use bytes::Bytes;
@@ -36,7 +37,8 @@ const MAX_GROUP: usize = 1024;
 const FLUSH_CHUNK: usize = 10_000;
 
 enum Request {
-    Op(Box<dyn WriteOp>, oneshot::Sender<Reply>),
+    /// Writes in order; their replies come back together, in the same order.
+    Ops(Vec<Box<dyn WriteOp>>, oneshot::Sender<Vec<Reply>>),
     /// Delete every key in the slots (FLUSHALL, FJORD FLUSH); runs outside any group.
     Flush(SlotSet, oneshot::Sender<Reply>),
 }
@@ -47,8 +49,11 @@ pub struct Writer {
     tx: mpsc::Sender<Request>,
 }
 
-/// Waits for a write's reply.
+/// Waits for a flush's reply.
 pub type PendingReply = oneshot::Receiver<Reply>;
+
+/// Waits for the replies of a request of writes, in order.
+pub type PendingReplies = oneshot::Receiver<Vec<Reply>>;
 
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped and the queue
@@ -62,10 +67,11 @@ impl Writer {
         (Self { tx }, handle)
     }
 
-    /// Queues `op`; the reply arrives once its group is committed (and synced if required).
-    pub async fn submit(&self, op: Box<dyn WriteOp>) -> PendingReply {
+    /// Queues `ops`, applied in order; the replies arrive once the group they are in is
+    /// committed (and synced if required).
+    pub async fn submit(&self, ops: Vec<Box<dyn WriteOp>>) -> PendingReplies {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Op(op, tx)).await;
+        let _ = self.tx.send(Request::Ops(ops, tx)).await;
         rx
     }
 
@@ -86,8 +92,8 @@ impl Writer {
     /// `submit` for threads outside the async runtime (active expiry).
     pub fn submit_blocking(&self, op: Box<dyn WriteOp>) -> Option<Reply> {
         let (tx, rx) = oneshot::channel();
-        self.tx.blocking_send(Request::Op(op, tx)).ok()?;
-        rx.blocking_recv().ok()
+        self.tx.blocking_send(Request::Ops(vec![op], tx)).ok()?;
+        rx.blocking_recv().ok()?.pop()
     }
 }
 
@@ -105,13 +111,19 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
             Request::Flush(slots, reply) => {
                 let _ = reply.send(flush(store, &slots));
             }
-            Request::Op(op, reply) => {
+            Request::Ops(ops, reply) => {
                 let mut txn = Txn::new(store);
-                let mut replies = Vec::with_capacity(16);
-                replies.push((op.apply(&mut txn), reply));
-                while replies.len() < MAX_GROUP {
+                let mut writes = ops.len();
+                let apply = |ops: Vec<Box<dyn WriteOp>>, txn: &mut Txn<'_>| -> Vec<Reply> {
+                    ops.into_iter().map(|op| op.apply(txn)).collect()
+                };
+                let mut requests = vec![(apply(ops, &mut txn), reply)];
+                while writes < MAX_GROUP {
                     match rx.try_recv() {
-                        Ok(Request::Op(op, reply)) => replies.push((op.apply(&mut txn), reply)),
+                        Ok(Request::Ops(ops, reply)) => {
+                            writes += ops.len();
+                            requests.push((apply(ops, &mut txn), reply));
+                        }
                         Ok(flush) => {
                             deferred = Some(flush);
                             break;
@@ -120,20 +132,16 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 let result = txn.commit();
-                store.stats.group_writes.observe(replies.len() as f64);
-                store.stats.writes.inc_by(replies.len() as u64);
-                match result {
-                    Ok(()) => {
-                        for (r, tx) in replies {
-                            let _ = tx.send(r);
-                        }
+                store.stats.group_writes.observe(writes as f64);
+                store.stats.writes.inc_by(writes as u64);
+                if let Err(e) = result {
+                    store.mark_unwritable(&e);
+                    for (replies, _) in &mut requests {
+                        replies.fill(Reply::error(error::MISCONF));
                     }
-                    Err(e) => {
-                        store.mark_unwritable(&e);
-                        for (_, tx) in replies {
-                            let _ = tx.send(Reply::error(error::MISCONF));
-                        }
-                    }
+                }
+                for (replies, tx) in requests {
+                    let _ = tx.send(replies);
                 }
             }
         }
@@ -332,11 +340,20 @@ impl<'a> Txn<'a> {
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(self.dirty.len());
         for dkey in self.dirty.drain(..) {
-            let state = self.overlay.remove(&dkey).flatten();
-            match &state {
-                Some(entry) => batch.insert(&store.data, dkey.as_slice(), entry.encode()),
-                None => batch.remove(&store.data, dkey.as_slice()),
-            }
+            let state = match self.overlay.remove(&dkey).flatten() {
+                Some(entry) => {
+                    let encoded = entry.encode();
+                    // The cached entry shares the encoded value: the payload it came with is
+                    // a slice of a client's read buffer, which it must not keep alive.
+                    let payload = encoded.slice(HEADER_LEN..);
+                    batch.insert(&store.data, dkey.as_slice(), encoded);
+                    Some(Entry { payload, ..entry })
+                }
+                None => {
+                    batch.remove(&store.data, dkey.as_slice());
+                    None
+                }
+            };
             states.push((dkey, state));
         }
         for (ikey, add) in self.index.drain() {
