@@ -236,6 +236,62 @@ fn multi_key_commands_across_slots_answer_like_one_redis() {
     }
 }
 
+/// One client write holding single-shard commands (batched per shard by the proxy) mixed
+/// with split and whole-cluster commands on the same keys: every reply must be what one Redis
+/// gives for the same pipeline, so nothing overtook an earlier command of the client.
+#[test]
+fn one_write_mixing_batched_and_split_commands_keeps_the_clients_order() {
+    use rand::{Rng, SeedableRng};
+    let c = Cluster::start().unwrap();
+    let redis = RedisServer::start(&[]).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let key = |rng: &mut rand::rngs::StdRng| format!("k{}", rng.gen_range(0..12));
+    let mut script: Vec<Vec<String>> = Vec::new();
+    for i in 0..600 {
+        let k = key(&mut rng);
+        let cmd: Vec<String> = match rng.gen_range(0..9) {
+            0 | 1 => vec!["SET".into(), k, i.to_string()],
+            2 => vec!["INCR".into(), format!("n{}", rng.gen_range(0..4))],
+            3 | 4 => vec!["GET".into(), k],
+            5 => {
+                let mut m = vec!["MGET".to_string()];
+                m.extend((0..4).map(|_| key(&mut rng)));
+                m
+            }
+            6 => {
+                let mut m = vec!["MSET".to_string()];
+                for _ in 0..3 {
+                    m.push(key(&mut rng));
+                    m.push(format!("m{i}"));
+                }
+                m
+            }
+            7 => vec!["DEL".into(), k, key(&mut rng)],
+            _ => vec!["DBSIZE".into()],
+        };
+        script.push(cmd);
+    }
+    let mut pipeline = Vec::new();
+    for cmd in &script {
+        pipeline.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+        for a in cmd {
+            pipeline.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let run = |client: &mut RawClient| -> Vec<String> {
+        client.send_raw(&pipeline).unwrap();
+        (0..script.len())
+            .map(|_| text(client.read_reply().unwrap()))
+            .collect()
+    };
+    // The standalone listener: DBSIZE covers the whole cluster, as on the one Redis.
+    let ours = run(&mut c.standalone_client().unwrap());
+    let theirs = run(&mut redis.client().unwrap());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "reply {i} to {:?}", script[i]);
+    }
+}
+
 #[test]
 fn node_scoped_commands_cover_the_listeners_slots() {
     let c = Cluster::start().unwrap();
