@@ -412,10 +412,25 @@ impl Replies<'_> {
         Slot::Write
     }
 
-    /// Sends the gathered writes to the writer as one request.
+    /// Commits the gathered writes here if nothing of this connection is still queued and
+    /// the writer allows it, else sends them to the writer as one request.
     async fn submit(&mut self) {
         if !self.writes.is_empty() {
-            let ops = std::mem::take(&mut self.writes);
+            let mut ops = std::mem::take(&mut self.writes);
+            let queued = self
+                .submitted
+                .iter()
+                .any(|s| matches!(s, Submitted::Waiting(..)));
+            if !queued {
+                match self.writer.commit_inline(ops) {
+                    Ok(replies) => {
+                        self.submitted
+                            .push_back(Submitted::Answered(replies.into_iter()));
+                        return;
+                    }
+                    Err(back) => ops = back,
+                }
+            }
             let count = ops.len();
             let rx = self.writer.submit(ops).await;
             self.submitted.push_back(Submitted::Waiting(rx, count));

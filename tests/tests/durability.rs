@@ -275,6 +275,55 @@ fn concurrent_writers_share_fsyncs_and_see_each_others_writes() {
     );
 }
 
+/// In `everysec` a connection with nothing queued commits its writes itself while others go
+/// through the writer thread: both must take turns, or two INCRs would read the same value.
+#[test]
+fn writes_committed_inline_and_by_the_writer_take_turns() {
+    let shard = Shard::start().unwrap();
+    let clients = 8;
+    let per_client = 300;
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let mut c = shard.client().unwrap();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for round in 0..per_client / 10 {
+                    if (i + round) % 2 == 0 {
+                        // One at a time: likely committed on the connection's thread.
+                        for _ in 0..10 {
+                            seen.push(int(&c.call_str(&words("INCR shared")).unwrap()));
+                        }
+                    } else {
+                        // Pipelined: queued behind other writes, committed by the writer.
+                        for _ in 0..10 {
+                            c.send(&words("INCR shared")).unwrap();
+                        }
+                        for _ in 0..10 {
+                            let reply = String::from_utf8(c.read_reply().unwrap()).unwrap();
+                            seen.push(int(&reply));
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut all: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    let total = (clients * per_client) as i64;
+    assert_eq!(
+        all,
+        (1..=total).collect::<Vec<_>>(),
+        "every INCR saw its own value"
+    );
+    let mut c = shard.client().unwrap();
+    let stored = bulk(&c.call_str(&words("GET shared")).unwrap());
+    assert_eq!(stored, Some(total.to_string()));
+}
+
 /// kill -9 cannot show a missing fsync (the page cache survives a process), so the order of
 /// system calls is checked instead: the journal write, then its fdatasync, then the reply.
 #[test]

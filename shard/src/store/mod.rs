@@ -237,6 +237,14 @@ impl Store {
         &self.rows
     }
 
+    /// Whether a commit now might be held up by fjall (memtables waiting to be flushed, or
+    /// level 0 filling up), so it should run on the writer thread rather than a connection's.
+    pub fn writes_may_stall(&self) -> bool {
+        [&self.data, &self.expiry]
+            .iter()
+            .any(|k| k.sealed_memtable_count() >= 2 || k.l0_table_count() >= 16)
+    }
+
     /// Exact number of keys (expired ones not yet reclaimed included, as in Redis).
     pub fn count_in(&self, slots: &SlotSet) -> u64 {
         slots

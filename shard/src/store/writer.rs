@@ -9,8 +9,13 @@
 //! group is sent: one fsync covers the whole group (group commit). If the write or the fsync
 //! fails, the whole group is answered with MISCONF and the store stops taking writes.
 //!
-//! One writer keeps the order of writes total, which is what a future operation log for
-//! replication and per-slot ownership checks need.
+//! A connection with no writes in flight may instead apply and commit its writes itself, on
+//! its own thread, when that costs no wait: the writer is idle (its commit lock is free), the
+//! fsync mode is not `always` (the fsync would block the connection thread) and fjall is not
+//! about to stall writes. At one write per round trip this saves the two thread hand-offs
+//! that otherwise cost more than the write. Whichever thread commits, it holds the one commit
+//! lock and goes through the same [`Txn`], so the order of writes stays total, which is what a
+//! future operation log for replication and per-slot ownership checks need.
 
 use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry, HEADER_LEN};
 use super::{now_ms, Store, StoreError};
@@ -21,7 +26,7 @@ use fjord_common::slotset::SlotSet;
 use fjord_common::Reply;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,6 +52,21 @@ enum Request {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// What the writer thread and inline commits share.
+struct Shared {
+    store: Arc<Store>,
+    /// Held while a group is applied and committed, by whichever thread commits it.
+    commit: Mutex<()>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // Nothing is left half-done under the lock when a thread panics: the Txn is dropped.
+        self.commit.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Waits for a flush's reply.
@@ -60,11 +80,37 @@ impl Writer {
     /// is drained; the returned handle joins it.
     pub fn start(store: Arc<Store>, queue_len: usize) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_len);
+        let shared = Arc::new(Shared {
+            store,
+            commit: Mutex::new(()),
+        });
+        let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("fjord-writer".into())
-            .spawn(move || run(&store, rx))
+            .spawn(move || run(&thread_shared, rx))
             .expect("spawning the writer thread");
-        (Self { tx }, handle)
+        (Self { tx, shared }, handle)
+    }
+
+    /// Applies and commits `ops` on the calling thread if that costs no wait (see the module
+    /// doc); otherwise hands them back, to be submitted. The caller must have no earlier
+    /// writes still queued, or these would overtake them.
+    pub fn commit_inline(
+        &self,
+        ops: Vec<Box<dyn WriteOp>>,
+    ) -> Result<Vec<Reply>, Vec<Box<dyn WriteOp>>> {
+        let store = &*self.shared.store;
+        if store.options.fsync == FsyncMode::Always || store.writes_may_stall() {
+            return Err(ops);
+        }
+        let Ok(_guard) = self.shared.commit.try_lock() else {
+            return Err(ops);
+        };
+        let mut group = Group::new(store);
+        let mut replies = [group.apply(ops)];
+        group.commit(&mut replies);
+        let [replies] = replies;
+        Ok(replies)
     }
 
     /// Queues `ops`, applied in order; the replies arrive once the group they are in is
@@ -97,7 +143,8 @@ impl Writer {
     }
 }
 
-fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
+fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
+    let store = &*shared.store;
     let mut deferred: Option<Request> = None;
     loop {
         let first = match deferred.take() {
@@ -107,22 +154,22 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
                 None => break,
             },
         };
+        let guard = shared.lock();
         match first {
             Request::Flush(slots, reply) => {
-                let _ = reply.send(flush(store, &slots));
+                let result = flush(store, &slots);
+                drop(guard);
+                let _ = reply.send(result);
             }
             Request::Ops(ops, reply) => {
-                let mut txn = Txn::new(store);
-                let mut writes = ops.len();
-                let apply = |ops: Vec<Box<dyn WriteOp>>, txn: &mut Txn<'_>| -> Vec<Reply> {
-                    ops.into_iter().map(|op| op.apply(txn)).collect()
-                };
-                let mut requests = vec![(apply(ops, &mut txn), reply)];
-                while writes < MAX_GROUP {
+                let mut group = Group::new(store);
+                let mut replies = vec![group.apply(ops)];
+                let mut senders = vec![reply];
+                while group.writes < MAX_GROUP {
                     match rx.try_recv() {
                         Ok(Request::Ops(ops, reply)) => {
-                            writes += ops.len();
-                            requests.push((apply(ops, &mut txn), reply));
+                            replies.push(group.apply(ops));
+                            senders.push(reply);
                         }
                         Ok(flush) => {
                             deferred = Some(flush);
@@ -131,16 +178,9 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
                         Err(_) => break,
                     }
                 }
-                let result = txn.commit();
-                store.stats.group_writes.observe(writes as f64);
-                store.stats.writes.inc_by(writes as u64);
-                if let Err(e) = result {
-                    store.mark_unwritable(&e);
-                    for (replies, _) in &mut requests {
-                        replies.fill(Reply::error(error::MISCONF));
-                    }
-                }
-                for (replies, tx) in requests {
+                group.commit(&mut replies);
+                drop(guard);
+                for (replies, tx) in replies.into_iter().zip(senders) {
                     let _ = tx.send(replies);
                 }
             }
@@ -148,6 +188,42 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Request>) {
     }
     if let Err(e) = store.sync() {
         tracing::error!(error = %e, "final sync at shutdown failed");
+    }
+}
+
+/// Requests of writes applied to one transaction and committed together.
+struct Group<'a> {
+    txn: Txn<'a>,
+    writes: usize,
+}
+
+impl<'a> Group<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            txn: Txn::new(store),
+            writes: 0,
+        }
+    }
+
+    /// Applies one request's writes in order; their replies stand once the group commits.
+    fn apply(&mut self, ops: Vec<Box<dyn WriteOp>>) -> Vec<Reply> {
+        self.writes += ops.len();
+        ops.into_iter().map(|op| op.apply(&mut self.txn)).collect()
+    }
+
+    /// Commits the group; if that fails, every reply becomes MISCONF and the store stops
+    /// taking writes.
+    fn commit(self, replies: &mut [Vec<Reply>]) {
+        let store = self.txn.store;
+        let result = self.txn.commit();
+        store.stats.group_writes.observe(self.writes as f64);
+        store.stats.writes.inc_by(self.writes as u64);
+        if let Err(e) = result {
+            store.mark_unwritable(&e);
+            for r in replies {
+                r.fill(Reply::error(error::MISCONF));
+            }
+        }
     }
 }
 
