@@ -22,9 +22,10 @@
 //!
 //! # Invariants
 //!
-//! - Every write goes through the one writer thread ([`writer`]), which applies commands in
-//!   arrival order against the committed state plus its own uncommitted group, then commits
-//!   the group as one atomic fjall batch. Per-slot counts are written in the same batch, so
+//! - Every write goes through one commit path ([`writer`]): under one commit lock, commands
+//!   are applied in arrival order against the committed state plus the group's own
+//!   uncommitted changes, then the group is committed as one atomic fjall batch. The writer
+//!   thread commits most groups; a connection with nothing queued may commit its own. Per-slot counts are written in the same batch, so
 //!   `DBSIZE` is exact after any crash.
 //! - A key with an expiry has an index entry at its deadline. Entries can be stale (the key
 //!   was re-set); active expiry re-checks the key's current deadline before deleting, and
