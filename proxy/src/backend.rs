@@ -6,9 +6,10 @@
 //! A client always uses the same connection of a shard, so its requests to that shard stay in
 //! order. A request is one command, or a batch: every single-shard command one client read
 //! sent to this shard, encoded once by the client's task and answered with one message, so a
-//! pipeline costs one channel hop per shard rather than one per command. Nothing is retried: a request that may have reached the shard and got no reply fails
-//! with a CLUSTERDOWN error naming the shard, and the connection is rebuilt with backoff while
-//! new requests for it fail at once.
+//! pipeline costs one channel hop per shard rather than one per command. Nothing is retried:
+//! a request that may have reached the shard and got no reply fails with a CLUSTERDOWN error
+//! naming the shard, and the connection is rebuilt with backoff while new requests for it
+//! fail at once.
 
 use crate::metrics::BackendMetrics;
 use bytes::{Bytes, BytesMut};
@@ -61,26 +62,16 @@ impl Sink {
         }
     }
 
-    /// Takes one reply; true once the request is complete (its replies are sent on).
-    fn take(&mut self, reply: Reply) -> bool {
-        match self {
-            Sink::One(_) => true,
-            Sink::Batch { count, replies, .. } => {
-                replies.push(reply);
-                replies.len() == *count
-            }
-        }
-    }
-
-    /// Hands the replies on; `last` is the reply that completed the request (for `One`).
-    fn finish(self, last: Option<Reply>) {
+    /// Hands the replies on, `last` completing them.
+    fn finish(self, last: Reply) {
         match self {
             Sink::One(tx) => {
-                if let Some(reply) = last {
-                    let _ = tx.send(Ok(reply));
-                }
+                let _ = tx.send(Ok(last));
             }
-            Sink::Batch { replies, tx, .. } => {
+            Sink::Batch {
+                mut replies, tx, ..
+            } => {
+                replies.push(last);
                 let _ = tx.send(BatchReplies {
                     replies,
                     failed: None,
@@ -447,13 +438,15 @@ impl Connection {
             };
             let reply = to_reply(frame);
             seen(&*entry, &reply);
-            if let Sink::One(_) = entry.sink {
-                if let Some(entry) = queue.pop_front() {
-                    entry.sink.finish(Some(reply));
+            match &mut entry.sink {
+                // Not the batch's last reply: keep it with the others.
+                Sink::Batch { count, replies, .. } if replies.len() + 1 < *count => {
+                    replies.push(reply)
                 }
-            } else if entry.sink.take(reply) {
-                if let Some(entry) = queue.pop_front() {
-                    entry.sink.finish(None);
+                _ => {
+                    if let Some(done) = queue.pop_front() {
+                        done.sink.finish(reply);
+                    }
                 }
             }
         }
