@@ -1,4 +1,5 @@
-//! The single writer: every mutation of the store passes through one thread.
+//! The one commit path: every mutation of the store is applied and committed under one lock,
+//! by the writer thread or, when that costs no wait, by the connection that sent it.
 //!
 //! Connection tasks send write commands here, every write of one read of a connection in one
 //! request, and await their replies (one message per request). The thread takes the first
