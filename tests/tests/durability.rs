@@ -53,13 +53,25 @@ struct Acked {
 
 #[test]
 fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
+    kill_9_loses_no_acknowledged_write("always");
+}
+
+/// In `everysec` most writes are committed on the connection's own thread (see the shard's
+/// writer): a process crash must not lose those either (the journal is written before the
+/// reply).
+#[test]
+fn kill_9_loses_no_write_committed_by_a_connection_in_everysec() {
+    kill_9_loses_no_acknowledged_write("everysec");
+}
+
+fn kill_9_loses_no_acknowledged_write(fsync: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::thread_rng();
     let rounds = 20;
     for round in 0..rounds {
-        let mut shard = start_on(&dir, "always");
+        let mut shard = start_on(&dir, fsync);
         // Everything acknowledged in earlier rounds is still there after this restart.
         verify(&mut shard.client().unwrap(), &acked.lock().unwrap());
         let stop = Arc::new(AtomicBool::new(false));
@@ -122,7 +134,7 @@ fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
             w.join().unwrap();
         }
     }
-    let shard = start_on(&dir, "always");
+    let shard = start_on(&dir, fsync);
     let acked = acked.lock().unwrap();
     assert!(
         acked.sets.len() > 100,
@@ -131,7 +143,7 @@ fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
     );
     verify(&mut shard.client().unwrap(), &acked);
     eprintln!(
-        "{} rounds, {} keys and {} counters verified",
+        "{fsync}: {} rounds, {} keys and {} counters verified",
         rounds,
         acked.sets.len(),
         acked.counters.len()
@@ -269,6 +281,8 @@ fn concurrent_writers_share_fsyncs_and_see_each_others_writes() {
     };
     let (fsyncs, writes) = (field("fsync_count:"), field("writes:"));
     eprintln!("{writes} writes, {fsyncs} fsyncs");
+    // An fsync would block the connection's thread: in `always` the writer commits all.
+    assert_eq!(field("inline_write_groups:"), 0);
     assert!(
         fsyncs < writes,
         "no group commit: {fsyncs} fsyncs for {writes} writes"
@@ -322,6 +336,24 @@ fn writes_committed_inline_and_by_the_writer_take_turns() {
     let mut c = shard.client().unwrap();
     let stored = bulk(&c.call_str(&words("GET shared")).unwrap());
     assert_eq!(stored, Some(total.to_string()));
+    let (groups, inline) = write_groups(&mut c);
+    eprintln!("{groups} write groups, {inline} of them committed by a connection");
+    assert!(
+        inline > 0,
+        "no write was committed on a connection's thread"
+    );
+}
+
+/// INFO persistence's `write_groups` and `inline_write_groups`.
+fn write_groups(c: &mut RawClient) -> (u64, u64) {
+    let info = c.call_str(&words("INFO persistence")).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {info}"))
+    };
+    (field("write_groups:"), field("inline_write_groups:"))
 }
 
 /// kill -9 cannot show a missing fsync (the page cache survives a process), so the order of

@@ -87,6 +87,8 @@ pub struct StoreStats {
     /// Writes per group commit: its count is the number of groups, its sum the writes.
     pub group_writes: Histogram,
     pub writes: IntCounter,
+    /// Groups a connection committed on its own thread (the rest are the writer thread's).
+    pub inline_groups: IntCounter,
     pub last_fsync_unix: AtomicU64,
 }
 
@@ -119,6 +121,10 @@ impl Default for StoreStats {
                 metrics::COUNT_BUCKETS,
             ),
             writes: counter("fjord_shard_writes_total", "Write commands committed"),
+            inline_groups: counter(
+                "fjord_shard_inline_commits_total",
+                "Write groups a connection committed on its own thread while the writer was idle",
+            ),
             last_fsync_unix: AtomicU64::new(0),
         }
     }
@@ -132,6 +138,7 @@ impl StoreStats {
             &self.keyspace_misses,
             &self.fsyncs,
             &self.writes,
+            &self.inline_groups,
         ] {
             metrics::register(registry, c.clone());
         }

@@ -110,6 +110,7 @@ impl Writer {
         let mut group = Group::new(store);
         let mut replies = [group.apply(ops)];
         group.commit(&mut replies);
+        store.stats.inline_groups.inc();
         let [replies] = replies;
         Ok(replies)
     }
