@@ -271,11 +271,20 @@ fn flush_slots(store: &Store, slots: &SlotSet) -> Result<(), StoreError> {
     }
 }
 
+/// A data key as the group sees it.
+struct Loaded {
+    /// `Some` = present (maybe expired), `None` = absent.
+    state: Option<Entry>,
+    /// Whether the row cache held the key when the group first loaded it (which decides
+    /// whether the new state is cached: [`super::cache`]).
+    cached: bool,
+}
+
 /// The state one group of writes sees and changes.
 pub struct Txn<'a> {
     store: &'a Store,
-    /// Data keys read or written in this group: `Some` = present (maybe expired), `None` = absent.
-    overlay: HashMap<Vec<u8>, Option<Entry>>,
+    /// Data keys read or written in this group.
+    overlay: HashMap<Vec<u8>, Loaded>,
     /// Data keys changed in this group (the batch is built from their final state).
     dirty: Vec<Vec<u8>>,
     /// Expiry index entries to add (true) or remove (false); the last decision wins.
@@ -305,12 +314,13 @@ impl<'a> Txn<'a> {
 
     /// Physical state of a data key, loading it into the overlay on first use.
     fn load(&mut self, dkey: &[u8]) -> Option<Entry> {
-        if let Some(state) = self.overlay.get(dkey) {
-            return state.clone();
+        if let Some(loaded) = self.overlay.get(dkey) {
+            return loaded.state.clone();
         }
         let (_, key) = split_data_key(dkey);
-        let cached = self.store.rows.get(key);
-        let state = match cached.map_or_else(|| self.store.read_data(dkey), Ok) {
+        let from_cache = self.store.rows.get(key);
+        let cached = from_cache.is_some();
+        let state = match from_cache.map_or_else(|| self.store.read_data(dkey), Ok) {
             Ok(state) => state,
             Err(e) => {
                 // Remember the failure: the group will be answered with MISCONF.
@@ -318,7 +328,11 @@ impl<'a> Txn<'a> {
                 None
             }
         };
-        self.overlay.insert(dkey.to_vec(), state.clone());
+        let loaded = Loaded {
+            state: state.clone(),
+            cached,
+        };
+        self.overlay.insert(dkey.to_vec(), loaded);
         state
     }
 
@@ -390,10 +404,15 @@ impl<'a> Txn<'a> {
     }
 
     fn set_state(&mut self, dkey: Vec<u8>, state: Option<Entry>) {
-        if let Some(slot) = self.overlay.get_mut(&dkey) {
-            *slot = state;
-        } else {
-            self.overlay.insert(dkey.clone(), state);
+        match self.overlay.get_mut(&dkey) {
+            Some(loaded) => loaded.state = state,
+            None => {
+                let loaded = Loaded {
+                    state,
+                    cached: false,
+                };
+                self.overlay.insert(dkey.clone(), loaded);
+            }
         }
         self.dirty.push(dkey);
     }
@@ -418,7 +437,11 @@ impl<'a> Txn<'a> {
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(self.dirty.len());
         for dkey in self.dirty.drain(..) {
-            let state = match self.overlay.remove(&dkey).flatten() {
+            let (state, cached) = match self.overlay.remove(&dkey) {
+                Some(loaded) => (loaded.state, loaded.cached),
+                None => (None, false),
+            };
+            let state = match state {
                 Some(entry) => {
                     let encoded = entry.encode();
                     // The cached entry shares the encoded value: the payload it came with is
@@ -432,7 +455,7 @@ impl<'a> Txn<'a> {
                     None
                 }
             };
-            states.push((dkey, state));
+            states.push((dkey, state, cached));
         }
         for (ikey, add) in self.index.drain() {
             if add {
@@ -457,7 +480,7 @@ impl<'a> Txn<'a> {
         };
         let started = Instant::now();
         if let Err(e) = batch.durability(Some(mode)).commit() {
-            for (dkey, _) in &states {
+            for (dkey, ..) in &states {
                 store.rows.forget(split_data_key(dkey).1);
             }
             return Err(e.into());
@@ -466,8 +489,8 @@ impl<'a> Txn<'a> {
             store.record_fsync(started);
         }
         // Before any reply of the group leaves, so an acknowledged write is what reads see.
-        for (dkey, state) in states {
-            store.rows.set(split_data_key(&dkey).1, state);
+        for (dkey, state, cached) in states {
+            store.rows.record(split_data_key(&dkey).1, state, cached);
         }
         for (slot, n) in new_counts {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
