@@ -478,6 +478,7 @@ async fn write_loop(
         let first = rx.recv().await?;
         let now = Instant::now();
         let mut next = Some(first);
+        let mut yielded = false;
         while let Some(req) = next.take() {
             if metrics.recording {
                 // Counted before the reader can see it, so the gauge never dips below zero.
@@ -496,6 +497,13 @@ async fn write_loop(
             }
             if out.len() < MAX_BATCH_BYTES {
                 next = rx.try_recv().ok();
+                if next.is_none() && !yielded {
+                    // Let the clients that are ready queue theirs too: one write (and one
+                    // wake-up of the shard) then carries several clients' requests.
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    next = rx.try_recv().ok();
+                }
             }
         }
         if let Err(e) = write.write_all(&out).await {
