@@ -66,14 +66,14 @@ impl Batches {
         Pending::Batched(open.id)
     }
 
-    /// Sends every open batch to its shard.
-    pub async fn send(&mut self, lane: u64) {
-        for open in self.open.iter_mut() {
+    /// Sends every open batch to its shard, on the lane `target` uses for it.
+    pub async fn send(&mut self, target: &Target) {
+        for (shard, open) in self.open.iter_mut().enumerate() {
             let Some(open) = open.take() else { continue };
             let batch = &mut self.batches[open.id];
             let rx = batch
                 .backend
-                .send_batch(lane, open.commands.freeze(), open.count)
+                .send_batch(target.lane(shard), open.commands.freeze(), open.count)
                 .await;
             batch.state = State::Sent(rx);
         }

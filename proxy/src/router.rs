@@ -15,6 +15,7 @@ use fjord_common::slotset::SlotSet;
 use fjord_common::{error, slot_of, CommandId, Reply};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -47,15 +48,38 @@ impl Pending {
     }
 }
 
-/// Where a command goes: the routing in force when it arrived, and the client's lane (which
-/// of a shard's connections carries its requests, so they stay in order).
+/// Where the commands of one client read go: the routing in force when it arrived, and per
+/// shard the connection ("lane") that carries them, so they stay in order. A session answers
+/// every request of a read before it reads again, so each read may pick its lanes afresh
+/// (the least busy connection: [`ShardBackend::pick_lane`]); within a read they are fixed.
 #[derive(Clone)]
 pub struct Target {
     pub routing: Arc<Routing>,
-    pub lane: u64,
+    /// Per shard, the lane chosen on first use; `usize::MAX` until then.
+    lanes: Arc<[AtomicUsize]>,
 }
 
 impl Target {
+    pub fn new(routing: Arc<Routing>) -> Self {
+        let lanes = (0..routing.backends.len())
+            .map(|_| AtomicUsize::new(usize::MAX))
+            .collect();
+        Self { routing, lanes }
+    }
+
+    /// The connection of `shard` this read's requests use.
+    pub fn lane(&self, shard: usize) -> usize {
+        let chosen = &self.lanes[shard];
+        match chosen.load(Ordering::Relaxed) {
+            usize::MAX => {
+                let lane = self.routing.backends[shard].pick_lane();
+                chosen.store(lane, Ordering::Relaxed);
+                lane
+            }
+            lane => lane,
+        }
+    }
+
     fn backend(&self, shard: usize) -> Arc<ShardBackend> {
         Arc::clone(&self.routing.backends[shard])
     }
@@ -63,7 +87,7 @@ impl Target {
     /// Queues `args` on `shard` and returns the reply to come.
     pub async fn send(&self, shard: usize, args: Vec<Bytes>) -> Pending {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, &args).await;
+        let rx = backend.send(self.lane(shard), &args).await;
         Pending::One(rx, backend)
     }
 
@@ -74,7 +98,7 @@ impl Target {
         args: Vec<Bytes>,
     ) -> impl Future<Output = BackendResult> + Send + 'static {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane, &args).await;
+        let rx = backend.send(self.lane(shard), &args).await;
         async move { backend::receive(rx, &backend).await }
     }
 }

@@ -140,10 +140,7 @@ impl Session {
                 read_at,
             };
             // One snapshot per batch: every request of the batch routes by the same topology.
-            let target = Target {
-                routing: self.proxy.topology.load(),
-                lane: self.state.info.id,
-            };
+            let target = Target::new(self.proxy.topology.load());
             let mut close = false;
             loop {
                 let args = match decoder.decode(&mut buf) {
@@ -195,7 +192,7 @@ impl Session {
         out: &mut BytesMut,
         target: &Target,
     ) -> std::io::Result<bool> {
-        self.batches.send(target.lane).await;
+        self.batches.send(target).await;
         let limit = self.proxy.settings.client_output_buffer_limit;
         let metrics = Arc::clone(&self.proxy.metrics);
         while let Some(q) = pending.pop_front() {
@@ -259,14 +256,13 @@ impl Session {
         }
         // Whatever else reaches a shard sends the open batches first, so that it cannot
         // overtake this client's batched commands.
-        let lane = target.lane;
         let pending = match r.spec.route {
             Route::SingleSlot => match router::single_slot(target, r, &args) {
                 Ok(shard) => self.batches.push(target, shard, &args),
                 Err(e) => e.into(),
             },
             Route::Split(merge) => {
-                self.batches.send(lane).await;
+                self.batches.send(target).await;
                 let metrics = &self.proxy.metrics;
                 router::split(target, r, merge, args, |keys, shards| {
                     metrics.record_split(label, keys, shards)
@@ -274,11 +270,11 @@ impl Session {
                 .await
             }
             Route::NodeScoped => {
-                self.batches.send(lane).await;
+                self.batches.send(target).await;
                 router::node_scoped(target, r, &args, self.scope(target)).await
             }
             Route::Local => {
-                self.batches.send(lane).await;
+                self.batches.send(target).await;
                 self.local(target, r, &args).await
             }
             Route::Unsupported | Route::Internal => {
