@@ -273,12 +273,7 @@ fn concurrent_writers_share_fsyncs_and_see_each_others_writes() {
         total as i64
     );
     let info = c.call_str(&words("INFO persistence")).unwrap();
-    let field = |name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
+    let field = |name: &str| info_field(&info, name);
     let (fsyncs, writes) = (field("fsync_count:"), field("writes:"));
     eprintln!("{writes} writes, {fsyncs} fsyncs");
     // An fsync would block the connection's thread: in `always` the writer commits all.
@@ -347,13 +342,18 @@ fn writes_committed_inline_and_by_the_writer_take_turns() {
 /// INFO persistence's `write_groups` and `inline_write_groups`.
 fn write_groups(c: &mut RawClient) -> (u64, u64) {
     let info = c.call_str(&words("INFO persistence")).unwrap();
-    let field = |name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from {info}"))
-    };
-    (field("write_groups:"), field("inline_write_groups:"))
+    (
+        info_field(&info, "write_groups:"),
+        info_field(&info, "inline_write_groups:"),
+    )
+}
+
+/// The number after `name` (e.g. `"writes:"`) in an INFO reply.
+fn info_field(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {info}"))
 }
 
 /// kill -9 cannot show a missing fsync (the page cache survives a process), so the order of
