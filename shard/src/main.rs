@@ -118,9 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &config.data_dir,
             StoreOptions {
                 fsync: config.fsync,
-                cache_bytes: config.cache_mb * 1024 * 1024,
-                row_cache_bytes: config.row_cache_mb * 1024 * 1024,
-                memtable_bytes: config.memtable_mb.max(1) * 1024 * 1024,
+                cache_bytes: config.cache_mb.saturating_mul(1024 * 1024),
+                row_cache_bytes: config.row_cache_mb.saturating_mul(1024 * 1024),
+                memtable_bytes: config.memtable_mb.max(1).saturating_mul(1024 * 1024),
                 worker_threads: config.storage_threads,
             },
         )

@@ -105,7 +105,8 @@ impl RowCache {
         }
         let max_weight = (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64);
         let options = OptionsBuilder::new()
-            .estimated_items_capacity((capacity_bytes / 256).max(1024) as usize)
+            // Sizes the tables up front: bounded, so a huge setting does not allocate at start.
+            .estimated_items_capacity((capacity_bytes / 256).clamp(1024, 1 << 22) as usize)
             .weight_capacity(capacity_bytes)
             .shards(CACHE_SHARDS)
             .build()
