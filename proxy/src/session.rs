@@ -4,8 +4,9 @@
 //! awaited in order and written in one go. Single-shard commands are gathered into one batch
 //! per shard ([`crate::batch`]) and sent when the read is routed, so a pipeline fans out to
 //! the shards in parallel at one channel hop per shard; anything else that goes to shards
-//! sends the open batches first, so a client's requests to a shard keep their order. At most `max_pipeline` requests are in flight per
-//! client, and replies waiting to be written are bounded by `client_output_buffer_limit`.
+//! sends the open batches first, so a client's requests to a shard keep their order. At most
+//! `max_pipeline` requests are in flight per client, and replies waiting to be written are
+//! bounded by `client_output_buffer_limit`.
 
 use crate::batch::Batches;
 use crate::cluster;
