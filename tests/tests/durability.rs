@@ -209,6 +209,75 @@ fn clean_restart_keeps_data_and_ttls_and_expired_keys_stay_gone() {
     }
 }
 
+/// A shard that starts empty skips fjall when it writes a key its row cache does not know:
+/// the cache then holds every key. That must end when the cache evicts a present key or
+/// refuses a value too big for it, and
+/// must not hold after a restart with data. Each part fails if it does not: a write takes an
+/// existing key for a new one (SETNX succeeds, DBSIZE grows).
+#[test]
+fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    const KEYS: usize = 1_000;
+    let pipeline = |c: &mut RawClient, commands: Vec<Vec<Vec<u8>>>| -> Vec<Vec<u8>> {
+        let n = commands.len();
+        for command in commands {
+            c.send(&command).unwrap();
+        }
+        (0..n).map(|_| c.read_reply().unwrap()).collect()
+    };
+    let key = |i: usize| format!("k{i}").into_bytes();
+    let setnx_all = |c: &mut RawClient| -> usize {
+        let commands = (0..KEYS).map(|i| vec![b"SETNX".to_vec(), key(i), b"again".to_vec()]);
+        let replies = pipeline(c, commands.collect());
+        replies.iter().filter(|r| &r[..] == b":1\r\n").count()
+    };
+    let dbsize = |c: &mut RawClient| int(&c.call_str(&words("DBSIZE")).unwrap());
+    let mut shard = Shard::start_with(ShardOptions {
+        data_dir: Some(dir.clone()),
+        extra_args: vec!["--row-cache-mb".into(), "1".into()],
+        ..ShardOptions::default()
+    })
+    .unwrap();
+    let mut c = shard.client().unwrap();
+    let sets = (0..KEYS).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10]]);
+    assert!(pipeline(&mut c, sets.collect())
+        .iter()
+        .all(|r| r == b"+OK\r\n"));
+    // Growing cached keys (no write of an uncached key, which would also end it) to twice
+    // the cache's capacity makes it evict.
+    let grow = (0..200).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10_000]]);
+    assert!(pipeline(&mut c, grow.collect())
+        .iter()
+        .all(|r| r == b"+OK\r\n"));
+    assert_eq!(
+        setnx_all(&mut c),
+        0,
+        "keys the cache evicted were taken as new"
+    );
+    assert_eq!(dbsize(&mut c), KEYS as i64);
+
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+    let mut shard = start_on(&dir, "everysec");
+    let mut c = shard.client().unwrap();
+    assert_eq!(
+        setnx_all(&mut c),
+        0,
+        "after a restart the cache starts cold"
+    );
+    assert_eq!(dbsize(&mut c), KEYS as i64);
+
+    // Emptied, the store is known complete again: new keys are new, and counted once.
+    assert_eq!(c.call_str(&words("FLUSHALL")).unwrap(), "+OK\r\n");
+    assert_eq!(setnx_all(&mut c), KEYS);
+    assert_eq!(setnx_all(&mut c), 0);
+    let big = vec![b'x'; 200 * 1024];
+    assert_eq!(c.call_str(&[&b"SET"[..], b"big", &big]).unwrap(), "+OK\r\n");
+    assert_eq!(c.call_str(&words("SETNX big again")).unwrap(), ":0\r\n");
+    assert_eq!(dbsize(&mut c), KEYS as i64 + 1);
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+}
+
 #[test]
 fn active_expiry_deletes_due_keys_but_spares_keys_reset_without_ttl() {
     let shard = Shard::start().unwrap();

@@ -21,6 +21,16 @@
 //!
 //! Absent keys are cached too (as `None`), so a repeated miss skips fjall as well.
 //!
+//! # Holding every key
+//!
+//! A store that opened empty (or was emptied by FLUSHALL) and whose cache has since neither
+//! evicted nor dropped a present key holds every key in the cache: then a key the cache does
+//! not know is absent, and the writer, which loads every key it writes, need not search fjall
+//! for it (the first write of each key used to cost a memtable search and a look at every
+//! table's filter, as much as the rest of the SET). Only the writer relies on it: it loads
+//! under the commit lock, after every earlier commit recorded its keys. A reader racing a
+//! commit could miss a key that fjall already shows, so readers still load what they miss.
+//!
 //! # What gets in
 //!
 //! Reads that miss fill the cache (its S3-FIFO policy keeps what is read again). Writes update
@@ -59,9 +69,12 @@ impl Weighter<Vec<u8>, State> for Weigh {
     }
 }
 
-/// Notes that the cache has evicted something: it is full.
+/// Notes that the cache has evicted something: it is full, and no longer holds every key.
 #[derive(Clone, Default)]
-struct Evictions(Arc<AtomicBool>);
+struct Evictions {
+    full: Arc<AtomicBool>,
+    every_key: Arc<AtomicBool>,
+}
 
 impl Lifecycle<Vec<u8>, State> for Evictions {
     type RequestState = ();
@@ -71,7 +84,10 @@ impl Lifecycle<Vec<u8>, State> for Evictions {
     // Not `on_evict`: quick_cache calls that for replaced values too. `before_evict` runs
     // only when room is made (and for oversized values, which are never offered).
     fn before_evict(&self, _: &mut (), _: &Vec<u8>, _: &mut State) {
-        self.0.store(true, Ordering::Relaxed);
+        // Before the entry goes: whoever then misses the key (under the same shard lock)
+        // sees the flags.
+        self.every_key.store(false, Ordering::Release);
+        self.full.store(true, Ordering::Release);
     }
 }
 
@@ -83,8 +99,9 @@ fn weight(key: &[u8], state: &State) -> u64 {
 /// Entries keyed by user key; disabled (every call a miss or a no-op) at capacity 0.
 pub struct RowCache {
     cache: Option<Cache<Vec<u8>, State, Weigh, quick_cache::DefaultHashBuilder, Evictions>>,
-    /// Set once the cache has evicted: from then on writes only update cached keys.
-    full: Evictions,
+    /// `full` is set once the cache has evicted: from then on writes only update cached keys.
+    /// `every_key`: see "Holding every key" above.
+    flags: Evictions,
     /// Largest weight admitted; below what one lock shard of the cache can hold.
     max_weight: u64,
     hits: AtomicU64,
@@ -97,7 +114,7 @@ impl RowCache {
         if capacity_bytes == 0 {
             return Self {
                 cache: None,
-                full: Evictions::default(),
+                flags: Evictions::default(),
                 max_weight: 0,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
@@ -111,15 +128,15 @@ impl RowCache {
             .shards(CACHE_SHARDS)
             .build()
             .expect("valid row cache options");
-        let full = Evictions::default();
+        let flags = Evictions::default();
         Self {
             cache: Some(Cache::with_options(
                 options,
                 Weigh,
                 Default::default(),
-                full.clone(),
+                flags.clone(),
             )),
-            full,
+            flags,
             max_weight,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -173,7 +190,7 @@ impl RowCache {
     /// Records a key's committed state after a commit. `was_cached`: whether the cache held
     /// the key when the writer loaded it (see "What gets in" above).
     pub fn record(&self, key: &[u8], state: State, was_cached: bool) {
-        match was_cached || !self.full.0.load(Ordering::Relaxed) {
+        match was_cached || !self.flags.full.load(Ordering::Acquire) {
             true => self.set(key, state),
             // Also drops what a read cached meanwhile: it may be the old value.
             false => self.forget(key),
@@ -186,6 +203,9 @@ impl RowCache {
         if weight(key, &state) <= self.max_weight {
             cache.insert(key.to_vec(), state);
         } else {
+            if state.is_some() {
+                self.flags.every_key.store(false, Ordering::Release);
+            }
             cache.remove(key);
         }
     }
@@ -193,16 +213,32 @@ impl RowCache {
     /// Forgets a key (its committed state is unknown, e.g. after a failed commit).
     pub fn forget(&self, key: &[u8]) {
         if let Some(cache) = &self.cache {
+            self.flags.every_key.store(false, Ordering::Release);
             cache.remove(key);
         }
     }
 
-    /// Forgets everything (FLUSHALL), placeholders of reads in flight included.
+    /// Forgets everything (FLUSHALL), placeholders of reads in flight included. The store
+    /// must be empty by then: the cache then holds every key (none).
     pub fn clear(&self) {
         if let Some(cache) = &self.cache {
             cache.clear();
-            self.full.0.store(false, Ordering::Relaxed);
+            self.flags.full.store(false, Ordering::Release);
+            self.flags.every_key.store(true, Ordering::Release);
         }
+    }
+
+    /// Declares that the store is empty, so the cache holds every key (none yet).
+    pub fn holds_every_key_of_an_empty_store(&self) {
+        if self.cache.is_some() {
+            self.flags.every_key.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether every present key is in the cache, so that a key it does not know is absent
+    /// (see "Holding every key" above: for the writer only).
+    pub fn holds_every_key(&self) -> bool {
+        self.cache.is_some() && self.flags.every_key.load(Ordering::Acquire)
     }
 
     /// Bytes held (as weighed) and the capacity.
@@ -336,6 +372,38 @@ mod tests {
             Some(entry(b"v")),
             "empty again after a clear"
         );
+    }
+
+    #[test]
+    fn it_holds_every_key_only_from_an_empty_store_until_a_present_key_is_lost() {
+        type Loss = (&'static str, fn(&RowCache));
+        let losses: [Loss; 3] = [
+            ("an eviction", |c| {
+                for i in 0..5000 {
+                    c.record(format!("k{i}").as_bytes(), entry(b"some value"), false);
+                }
+            }),
+            ("an oversized value", |c| {
+                let big: &'static [u8] = Box::leak(vec![b'x'; 100 * 1024].into_boxed_slice());
+                c.set(b"big", entry(big));
+            }),
+            ("a forgotten key", |c| c.forget(b"k")),
+        ];
+        for (loss, lose) in losses {
+            let cache = RowCache::new(64 * 1024);
+            assert!(!cache.holds_every_key(), "not known empty yet");
+            cache.holds_every_key_of_an_empty_store();
+            cache.record(b"k", entry(b"v"), false);
+            cache.set(b"gone", None);
+            assert!(cache.holds_every_key());
+            lose(&cache);
+            assert!(!cache.holds_every_key(), "after {loss}");
+            cache.clear();
+            assert!(cache.holds_every_key(), "emptied by a clear after {loss}");
+        }
+        let off = RowCache::new(0);
+        off.holds_every_key_of_an_empty_store();
+        assert!(!off.holds_every_key(), "a disabled cache holds nothing");
     }
 
     #[test]

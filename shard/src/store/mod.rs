@@ -192,6 +192,9 @@ impl Store {
             tracing::warn!("finishing a FLUSHALL interrupted by a crash");
             store.clear_all()?;
         }
+        if store.data.is_empty()? {
+            store.rows.holds_every_key_of_an_empty_store();
+        }
         for slot in 0..SLOT_COUNT {
             if let Some(v) = store.meta.get(slot_count_key(slot))? {
                 let n = u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8]));

@@ -318,9 +318,16 @@ impl<'a> Txn<'a> {
             return loaded.state.clone();
         }
         let (_, key) = split_data_key(dkey);
-        let from_cache = self.store.rows.get(key);
+        let rows = &self.store.rows;
+        let from_cache = rows.get(key);
         let cached = from_cache.is_some();
-        let state = match from_cache.map_or_else(|| self.store.read_data(dkey), Ok) {
+        let read = match from_cache {
+            Some(state) => Ok(state),
+            // Under the commit lock: every committed key has been recorded by now.
+            None if rows.holds_every_key() => Ok(None),
+            None => self.store.read_data(dkey),
+        };
+        let state = match read {
             Ok(state) => state,
             Err(e) => {
                 // Remember the failure: the group will be answered with MISCONF.
