@@ -211,9 +211,9 @@ fn clean_restart_keeps_data_and_ttls_and_expired_keys_stay_gone() {
 
 /// A shard that starts empty skips fjall when it writes a key its row cache does not know:
 /// the cache then holds every key. That must end when the cache evicts a present key or
-/// refuses a value too big for it, and
-/// must not hold after a restart with data. Each part fails if it does not: a write takes an
-/// existing key for a new one (SETNX succeeds, DBSIZE grows).
+/// refuses a value too big for it; after a restart it holds only if every entry was loaded
+/// into the cache at start. Each part fails if it does not: a write takes an existing key
+/// for a new one (SETNX succeeds, DBSIZE grows).
 #[test]
 fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,18 +257,33 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     );
     assert_eq!(dbsize(&mut c), KEYS as i64);
 
+    // Restarted with the same small cache, the shard tries to load every entry and must
+    // notice they do not fit.
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+    let mut shard = Shard::start_with(ShardOptions {
+        data_dir: Some(dir.clone()),
+        extra_args: vec!["--row-cache-mb".into(), "1".into()],
+        ..ShardOptions::default()
+    })
+    .unwrap();
+    let mut c = shard.client().unwrap();
+    let not_all_loaded = "entries that did not fit in the cache were taken as absent";
+    assert_eq!(setnx_all(&mut c), 0, "{not_all_loaded}");
+    assert_eq!(dbsize(&mut c), KEYS as i64);
+
+    // With room for them, every entry is in the cache before the first request.
     assert_eq!(shard.terminate().unwrap(), Some(0));
     let mut shard = start_on(&dir, "everysec");
     let mut c = shard.client().unwrap();
-    assert_eq!(
-        setnx_all(&mut c),
-        0,
-        "after a restart the cache starts cold"
-    );
-    assert_eq!(dbsize(&mut c), KEYS as i64);
+    let info = c.call_str(&words("INFO memory")).unwrap();
+    assert!(info_field(&info, "row_cache_bytes:") > 2_000_000, "{info}");
+    assert_eq!(setnx_all(&mut c), 0);
+    assert_eq!(c.call_str(&words("SETNX new v")).unwrap(), ":1\r\n");
+    assert_eq!(dbsize(&mut c), KEYS as i64 + 1);
 
     // Emptied, the store is known complete again: new keys are new, and counted once.
     assert_eq!(c.call_str(&words("FLUSHALL")).unwrap(), "+OK\r\n");
+    assert_eq!(dbsize(&mut c), 0);
     assert_eq!(setnx_all(&mut c), KEYS);
     assert_eq!(setnx_all(&mut c), 0);
     let big = vec![b'x'; 200 * 1024];

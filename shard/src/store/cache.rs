@@ -23,8 +23,9 @@
 //!
 //! # Holding every key
 //!
-//! A store that opened empty (or was emptied by FLUSHALL) and whose cache has since neither
-//! evicted nor dropped a present key holds every key in the cache: then a key the cache does
+//! A store that opened empty (or was emptied by FLUSHALL, or whose every entry was loaded into
+//! the cache at start: [`super::Store::open`]) and whose cache has since neither evicted nor
+//! dropped a present key holds every key in the cache: then a key the cache does
 //! not know is absent, and the writer, which loads every key it writes, need not search fjall
 //! for it (the first write of each key used to cost a memtable search and a look at every
 //! table's filter, as much as the rest of the SET). Only the writer relies on it: it loads
@@ -51,7 +52,7 @@ pub type State = Option<Entry>;
 
 /// Bytes counted per cached key besides its key and payload (the entry and the cache's own
 /// bookkeeping), so that many small keys cannot exceed the budget.
-const ENTRY_OVERHEAD: u64 = 160;
+pub const ENTRY_OVERHEAD: u64 = 160;
 
 /// Largest key + payload cached: bigger values are read from fjall each time, so one large
 /// value cannot push out thousands of small hot ones.
@@ -228,9 +229,20 @@ impl RowCache {
         }
     }
 
-    /// Declares that the store is empty, so the cache holds every key (none yet).
-    pub fn holds_every_key_of_an_empty_store(&self) {
-        if self.cache.is_some() {
+    /// Caches an entry of a store nobody uses yet (loaded at start); false once the cache
+    /// cannot hold every entry (this one is too big to cache, or room had to be made).
+    pub fn warm(&self, key: &[u8], state: State) -> bool {
+        if self.cache.is_none() || weight(key, &state) > self.max_weight {
+            return false;
+        }
+        self.set(key, state);
+        !self.flags.full.load(Ordering::Acquire)
+    }
+
+    /// Declares that the cache holds every key of the store: the store is empty, or every
+    /// entry was [`warm`](Self::warm)ed in. A no-op once the cache has evicted.
+    pub fn holds_every_key_from_now(&self) {
+        if self.cache.is_some() && !self.flags.full.load(Ordering::Acquire) {
             self.flags.every_key.store(true, Ordering::Release);
         }
     }
@@ -392,7 +404,7 @@ mod tests {
         for (loss, lose) in losses {
             let cache = RowCache::new(64 * 1024);
             assert!(!cache.holds_every_key(), "not known empty yet");
-            cache.holds_every_key_of_an_empty_store();
+            cache.holds_every_key_from_now();
             cache.record(b"k", entry(b"v"), false);
             cache.set(b"gone", None);
             assert!(cache.holds_every_key());
@@ -402,7 +414,7 @@ mod tests {
             assert!(cache.holds_every_key(), "emptied by a clear after {loss}");
         }
         let off = RowCache::new(0);
-        off.holds_every_key_of_an_empty_store();
+        off.holds_every_key_from_now();
         assert!(!off.holds_every_key(), "a disabled cache holds nothing");
     }
 
