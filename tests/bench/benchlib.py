@@ -133,10 +133,10 @@ def start_redis_cluster(folder, procs, nodes=None):
     return ports
 
 
-def cluster_benchmark(port, pipeline, n):
-    """redis-benchmark --cluster SET/GET as the proxy issue specifies it."""
+def cluster_benchmark(port, pipeline, n, keyspace=100000):
+    """redis-benchmark --cluster SET/GET as the proxy issue specifies it (`-r keyspace`)."""
     return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
-                            "-r", "100000", "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
+                            "-r", str(keyspace), "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
 
 
 def crc16(data):

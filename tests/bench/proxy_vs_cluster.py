@@ -3,7 +3,8 @@
 masters without replicas (appendonly yes, appendfsync everysec).
 
 1. `redis-benchmark --cluster -c 50 -d 100 -r 100000 -n N -t set,get -P {1,16} --csv` against
-   both, alternating targets, median of --reps runs: ops/s, p50/p99 and the ratio.
+   both, alternating targets, median of --reps runs: ops/s, p50/p99 and the ratio. `--keyspace`
+   changes `-r`; `--fresh` starts new, empty targets for every run (a first load of new keys).
 2. MGET of 100 random keys across slots with the same client library on both sides: redis-py
    `Redis.mget` on fjord's standalone listener against `RedisCluster.mget_nonatomic` (the
    client splits per slot) on Redis Cluster; one client, sequential calls.
@@ -27,6 +28,7 @@ class Targets:
         try:
             self.fjord_port, self.fjord_standalone = start_fjord(os.path.join(self.dir, "fjord"), self.procs)
             self.redis_ports = start_redis_cluster(self.dir, self.procs)
+            self.redis_port = self.redis_ports[0]
         except BaseException:
             self.stop()
             raise
@@ -56,6 +58,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--mget-seconds", type=float, default=10, help="0 skips the MGET comparison")
     ap.add_argument("--pipelines", default="1,16", help="redis-benchmark -P values to run")
+    ap.add_argument("--keyspace", type=int, default=100000, help="redis-benchmark -r: keys drawn from")
+    ap.add_argument("--fresh", action="store_true",
+                    help="new, empty targets for every run (with a large --keyspace: SETs of new keys)")
     args = ap.parse_args()
     t = Targets()
     try:
@@ -63,11 +68,14 @@ def main():
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             runs = {"fjord": [], "redis": []}
             for rep in range(args.reps):
-                order = [("fjord", t.fjord_port), ("redis", t.redis_ports[0])]
+                order = [("fjord", "fjord_port"), ("redis", "redis_port")]
                 if rep % 2:
                     order.reverse()
                 for name, port in order:
-                    runs[name].append(cluster_benchmark(port, pipeline, args.n))
+                    if args.fresh:
+                        t.stop()
+                        t = Targets()
+                    runs[name].append(cluster_benchmark(getattr(t, port), pipeline, args.n, args.keyspace))
                     print(f"  -P {pipeline} rep {rep + 1} {name} done", file=sys.stderr, flush=True)
             for test in ("SET", "GET"):
                 med = {name: tuple(statistics.median(r[test][i] for r in runs[name]) for i in range(3)) for name in runs}
@@ -92,7 +100,8 @@ def main():
 
 
 def print_results(args, results):
-    print(f"\nredis-benchmark --cluster -c 50 -d 100 -r 100000 -n {args.n}, median of {args.reps}; fjord proxy + 3 shards "
+    fresh = ", new empty targets per run" if args.fresh else ""
+    print(f"\nredis-benchmark --cluster -c 50 -d 100 -r {args.keyspace} -n {args.n}, median of {args.reps}{fresh}; fjord proxy + 3 shards "
           f"(everysec) vs Redis Cluster 3 masters (appendonly yes, everysec). MGET: redis-py Redis.mget on fjord's "
           f"standalone listener vs RedisCluster.mget_nonatomic, one client, sequential.\n")
     print("| test | fjord ops/s | fjord p50/p99 ms | Redis Cluster ops/s | Redis Cluster p50/p99 ms | fjord/Redis Cluster |")

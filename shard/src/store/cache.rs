@@ -28,9 +28,13 @@
 //! dropped a present key holds every key in the cache: then a key the cache does
 //! not know is absent, and the writer, which loads every key it writes, need not search fjall
 //! for it (the first write of each key used to cost a memtable search and a look at every
-//! table's filter, as much as the rest of the SET). Only the writer relies on it: it loads
-//! under the commit lock, after every earlier commit recorded its keys. A reader racing a
-//! commit could miss a key that fjall already shows, so readers still load what they miss.
+//! table's filter, as much as the rest of the SET), nor does a read of an absent key. The
+//! writer loads under the commit lock, after every earlier commit recorded its keys. A reader
+//! could race a commit that fjall already shows and the cache has not recorded yet (a SCAN
+//! could then list a key a GET right after calls absent), so each commit holds a
+//! [`CommitWindow`] open from before fjall shows it until its keys are recorded, and a reader
+//! takes a miss for absent only if no window was open from before its lookup to after it
+//! (a seqlock: an odd count means a window is open).
 //!
 //! # What gets in
 //!
@@ -43,6 +47,7 @@
 use super::encoding::Entry;
 use quick_cache::sync::{Cache, GuardResult};
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,16 +102,29 @@ fn weight(key: &[u8], state: &State) -> u64 {
     key.len() as u64 + payload as u64 + ENTRY_OVERHEAD
 }
 
+type RowCacheMap = Cache<Vec<u8>, State, Weigh, quick_cache::DefaultHashBuilder, Evictions>;
+
 /// Entries keyed by user key; disabled (every call a miss or a no-op) at capacity 0.
 pub struct RowCache {
-    cache: Option<Cache<Vec<u8>, State, Weigh, quick_cache::DefaultHashBuilder, Evictions>>,
+    cache: Option<RowCacheMap>,
     /// `full` is set once the cache has evicted: from then on writes only update cached keys.
     /// `every_key`: see "Holding every key" above.
     flags: Evictions,
     /// Largest weight admitted; below what one lock shard of the cache can hold.
     max_weight: u64,
+    /// Commit windows opened plus closed: odd while one is open ([`CommitWindow`]).
+    windows: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// Open while a commit's batch may be visible in fjall but not yet recorded in the cache.
+pub struct CommitWindow<'a>(&'a AtomicU64);
+
+impl Drop for CommitWindow<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
 }
 
 impl RowCache {
@@ -117,6 +135,7 @@ impl RowCache {
                 cache: None,
                 flags: Evictions::default(),
                 max_weight: 0,
+                windows: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
             };
@@ -139,6 +158,7 @@ impl RowCache {
             )),
             flags,
             max_weight,
+            windows: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -153,6 +173,10 @@ impl RowCache {
         let Some(cache) = &self.cache else {
             return load();
         };
+        if let Some(state) = self.known_without_loading(cache, key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(state);
+        }
         // Zero timeout: if another reader is loading the same key, read fjall as well rather
         // than block this thread until it is done.
         match cache.get_value_or_guard(key, Some(Duration::ZERO)) {
@@ -174,6 +198,31 @@ impl RowCache {
                 load()
             }
         }
+    }
+
+    /// A read's answer when the cache holds every key and no commit raced the lookup
+    /// (see "Holding every key" above): the cached state, or absent.
+    fn known_without_loading(&self, cache: &RowCacheMap, key: &[u8]) -> Option<State> {
+        if !self.holds_every_key() {
+            return None;
+        }
+        let before = self.windows.load(SeqCst);
+        if before % 2 == 1 {
+            return None;
+        }
+        match cache.get(key) {
+            Some(state) => Some(state),
+            // After the lookup: an eviction that hid the key cleared it before it did.
+            None if self.windows.load(SeqCst) == before && self.holds_every_key() => Some(None),
+            None => None,
+        }
+    }
+
+    /// Opens a [`CommitWindow`]; hold it from before a batch is committed until its keys are
+    /// recorded.
+    pub fn commit_window(&self) -> CommitWindow<'_> {
+        self.windows.fetch_add(1, SeqCst);
+        CommitWindow(&self.windows)
     }
 
     /// What the cache holds for `key`, without loading it.
@@ -248,7 +297,7 @@ impl RowCache {
     }
 
     /// Whether every present key is in the cache, so that a key it does not know is absent
-    /// (see "Holding every key" above: for the writer only).
+    /// (see "Holding every key" above; readers also need no commit window open).
     pub fn holds_every_key(&self) -> bool {
         self.cache.is_some() && self.flags.every_key.load(Ordering::Acquire)
     }
@@ -416,6 +465,30 @@ mod tests {
         let off = RowCache::new(0);
         off.holds_every_key_from_now();
         assert!(!off.holds_every_key(), "a disabled cache holds nothing");
+    }
+
+    #[test]
+    fn reads_take_unknown_keys_for_absent_only_while_no_commit_is_under_way() {
+        let cache = RowCache::new(1 << 20);
+        let no_fjall = || -> Result<State, ()> { panic!("must not read fjall") };
+        cache.holds_every_key_from_now();
+        cache.set(b"k", entry(b"v"));
+        assert_eq!(cache.get_or_load(b"k", no_fjall).unwrap(), entry(b"v"));
+        assert_eq!(cache.get_or_load(b"absent", no_fjall).unwrap(), None);
+        // A batch fjall may show already, not yet recorded: read it from fjall.
+        let window = cache.commit_window();
+        let loaded = cache.get_or_load::<()>(b"new", || Ok(entry(b"committed")));
+        assert_eq!(loaded.unwrap(), entry(b"committed"));
+        cache.record(b"new", entry(b"committed"), false);
+        drop(window);
+        assert_eq!(cache.get_or_load(b"other", no_fjall).unwrap(), None);
+        cache.forget(b"k");
+        let loaded = cache.get_or_load::<()>(b"k", || Ok(entry(b"v")));
+        assert_eq!(
+            loaded.unwrap(),
+            entry(b"v"),
+            "not every key held: read fjall"
+        );
     }
 
     #[test]

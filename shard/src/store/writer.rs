@@ -486,6 +486,8 @@ impl<'a> Txn<'a> {
             FsyncMode::Everysec | FsyncMode::No => fjall::PersistMode::Buffer,
         };
         let started = Instant::now();
+        // From before fjall shows the batch until the cache has recorded it.
+        let window = store.rows.commit_window();
         if let Err(e) = batch.durability(Some(mode)).commit() {
             for (dkey, ..) in &states {
                 store.rows.forget(split_data_key(dkey).1);
@@ -499,6 +501,7 @@ impl<'a> Txn<'a> {
         for (dkey, state, cached) in states {
             store.rows.record(split_data_key(&dkey).1, state, cached);
         }
+        drop(window);
         for (slot, n) in new_counts {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
         }
