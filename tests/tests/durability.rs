@@ -233,12 +233,15 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
         replies.iter().filter(|r| &r[..] == b":1\r\n").count()
     };
     let dbsize = |c: &mut RawClient| int(&c.call_str(&words("DBSIZE")).unwrap());
-    let mut shard = Shard::start_with(ShardOptions {
-        data_dir: Some(dir.clone()),
-        extra_args: vec!["--row-cache-mb".into(), "1".into()],
-        ..ShardOptions::default()
-    })
-    .unwrap();
+    let with_small_cache = || {
+        Shard::start_with(ShardOptions {
+            data_dir: Some(dir.clone()),
+            extra_args: vec!["--row-cache-mb".into(), "1".into()],
+            ..ShardOptions::default()
+        })
+        .unwrap()
+    };
+    let mut shard = with_small_cache();
     let mut c = shard.client().unwrap();
     let sets = (0..KEYS).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10]]);
     assert!(pipeline(&mut c, sets.collect())
@@ -260,12 +263,7 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     // Restarted with the same small cache, the shard tries to load every entry and must
     // notice they do not fit.
     assert_eq!(shard.terminate().unwrap(), Some(0));
-    let mut shard = Shard::start_with(ShardOptions {
-        data_dir: Some(dir.clone()),
-        extra_args: vec!["--row-cache-mb".into(), "1".into()],
-        ..ShardOptions::default()
-    })
-    .unwrap();
+    let mut shard = with_small_cache();
     let mut c = shard.client().unwrap();
     let not_all_loaded = "entries that did not fit in the cache were taken as absent";
     assert_eq!(setnx_all(&mut c), 0, "{not_all_loaded}");
