@@ -25,8 +25,8 @@
 //! - Every write goes through one commit path ([`writer`]): under one commit lock, commands
 //!   are applied in arrival order against the committed state plus the group's own
 //!   uncommitted changes, then the group is committed as one atomic fjall batch. The writer
-//!   thread commits most groups; a connection with nothing queued may commit its own. Per-slot counts are written in the same batch, so
-//!   `DBSIZE` is exact after any crash.
+//!   thread commits most groups; a connection with nothing queued may commit its own.
+//!   Per-slot counts are written in the same batch, so `DBSIZE` is exact after any crash.
 //! - A key with an expiry has an index entry at its deadline. Entries can be stale (the key
 //!   was re-set); active expiry re-checks the key's current deadline before deleting, and
 //!   deletes through the writer so that a future replica replays the delete.
@@ -258,27 +258,7 @@ impl Store {
         }
         let started = std::time::Instant::now();
         let mut loaded = 0u64;
-        let mut complete = true;
-        for guard in self.data.iter() {
-            if loaded.is_multiple_of(4096) && started.elapsed() > WARM_UP_BUDGET {
-                complete = false;
-                break;
-            }
-            let (dkey, raw) = guard.into_inner()?;
-            // An entry this version cannot read is present all the same, and cannot be cached.
-            let Some(entry) = Entry::decode(Bytes::copy_from_slice(&raw)) else {
-                complete = false;
-                break;
-            };
-            if !self
-                .rows
-                .warm(encoding::split_data_key(&dkey).1, Some(entry))
-            {
-                complete = false;
-                break;
-            }
-            loaded += 1;
-        }
+        let complete = self.warm_with_every_entry(started, &mut loaded)?;
         if complete {
             self.rows.holds_every_key_from_now();
         }
@@ -289,6 +269,32 @@ impl Store {
             "row cache loaded at start"
         );
         Ok(())
+    }
+
+    /// Caches entries until one does not fit or the budget is spent; whether all were cached.
+    fn warm_with_every_entry(
+        &self,
+        started: std::time::Instant,
+        loaded: &mut u64,
+    ) -> Result<bool, StoreError> {
+        for guard in self.data.iter() {
+            if loaded.is_multiple_of(4096) && started.elapsed() > WARM_UP_BUDGET {
+                return Ok(false);
+            }
+            let (dkey, raw) = guard.into_inner()?;
+            // An entry this version cannot read is present all the same, and cannot be cached.
+            let Some(entry) = Entry::decode(Bytes::copy_from_slice(&raw)) else {
+                return Ok(false);
+            };
+            if !self
+                .rows
+                .warm(encoding::split_data_key(&dkey).1, Some(entry))
+            {
+                return Ok(false);
+            }
+            *loaded += 1;
+        }
+        Ok(true)
     }
 
     /// The row cache, for the figures INFO and metrics report.
