@@ -239,24 +239,24 @@ impl RowCache {
 
     /// Records a key's committed state after a commit. `was_cached`: whether the cache held
     /// the key when the writer loaded it (see "What gets in" above).
-    pub fn record(&self, key: &[u8], state: State, was_cached: bool) {
+    pub fn record(&self, key: Vec<u8>, state: State, was_cached: bool) {
         match was_cached || !self.flags.full.load(Ordering::Acquire) {
             true => self.set(key, state),
             // Also drops what a read cached meanwhile: it may be the old value.
-            false => self.forget(key),
+            false => self.forget(&key),
         }
     }
 
     /// Caches a key's committed state.
-    fn set(&self, key: &[u8], state: State) {
+    fn set(&self, key: Vec<u8>, state: State) {
         let Some(cache) = &self.cache else { return };
-        if weight(key, &state) <= self.max_weight {
-            cache.insert(key.to_vec(), state);
+        if weight(&key, &state) <= self.max_weight {
+            cache.insert(key, state);
         } else {
             if state.is_some() {
                 self.flags.every_key.store(false, Ordering::Release);
             }
-            cache.remove(key);
+            cache.remove(&key);
         }
     }
 
@@ -284,7 +284,7 @@ impl RowCache {
         if self.cache.is_none() || weight(key, &state) > self.max_weight {
             return false;
         }
-        self.set(key, state);
+        self.set(key.to_vec(), state);
         !self.flags.full.load(Ordering::Acquire)
     }
 
@@ -349,7 +349,7 @@ mod tests {
         let cache = RowCache::new(1 << 20);
         let state = cache
             .get_or_load::<()>(b"k", || {
-                cache.set(b"k", entry(b"new"));
+                cache.set(b"k".to_vec(), entry(b"new"));
                 Ok(entry(b"old"))
             })
             .unwrap();
@@ -374,12 +374,12 @@ mod tests {
     fn an_oversized_write_removes_the_key() {
         let cache = RowCache::new(1 << 20);
         let big: &'static [u8] = Box::leak(vec![b'x'; 100 * 1024].into_boxed_slice());
-        cache.set(b"k", entry(b"small"));
-        cache.set(b"k", entry(big));
+        cache.set(b"k".to_vec(), entry(b"small"));
+        cache.set(b"k".to_vec(), entry(big));
         assert_eq!(cache.get(b"k"), None);
         cache
             .get_or_load::<()>(b"j", || {
-                cache.set(b"j", entry(big));
+                cache.set(b"j".to_vec(), entry(big));
                 Ok(entry(b"old"))
             })
             .unwrap();
@@ -395,39 +395,39 @@ mod tests {
                 let key = format!("k{i}");
                 let was_cached = cache.get(key.as_bytes()).is_some();
                 assert_eq!(was_cached, round > 0);
-                cache.record(key.as_bytes(), entry(b"value"), was_cached);
+                cache.record(key.into_bytes(), entry(b"value"), was_cached);
             }
         }
-        cache.record(b"new", entry(b"v"), false);
+        cache.record(b"new".to_vec(), entry(b"v"), false);
         assert_eq!(cache.get(b"new"), Some(entry(b"v")));
     }
 
     #[test]
     fn writes_fill_the_cache_only_until_it_first_evicts() {
         let cache = RowCache::new(64 * 1024);
-        cache.record(b"first", entry(b"v"), false);
+        cache.record(b"first".to_vec(), entry(b"v"), false);
         assert_eq!(
             cache.get(b"first"),
             Some(entry(b"v")),
             "room to spare: cached"
         );
         for i in 0..5000 {
-            cache.record(format!("k{i}").as_bytes(), entry(b"some value"), false);
+            cache.record(format!("k{i}").into_bytes(), entry(b"some value"), false);
         }
-        cache.record(b"cold", entry(b"v"), false);
+        cache.record(b"cold".to_vec(), entry(b"v"), false);
         assert_eq!(
             cache.get(b"cold"),
             None,
             "full: a write of an uncached key drops it"
         );
-        cache.record(b"hot", entry(b"v2"), true);
+        cache.record(b"hot".to_vec(), entry(b"v2"), true);
         assert_eq!(
             cache.get(b"hot"),
             Some(entry(b"v2")),
             "a cached key is updated"
         );
         cache.clear();
-        cache.record(b"again", entry(b"v"), false);
+        cache.record(b"again".to_vec(), entry(b"v"), false);
         assert_eq!(
             cache.get(b"again"),
             Some(entry(b"v")),
@@ -441,12 +441,12 @@ mod tests {
         let losses: [Loss; 3] = [
             ("an eviction", |c| {
                 for i in 0..5000 {
-                    c.record(format!("k{i}").as_bytes(), entry(b"some value"), false);
+                    c.record(format!("k{i}").into_bytes(), entry(b"some value"), false);
                 }
             }),
             ("an oversized value", |c| {
                 let big: &'static [u8] = Box::leak(vec![b'x'; 100 * 1024].into_boxed_slice());
-                c.set(b"big", entry(big));
+                c.set(b"big".to_vec(), entry(big));
             }),
             ("a forgotten key", |c| c.forget(b"k")),
         ];
@@ -454,8 +454,8 @@ mod tests {
             let cache = RowCache::new(64 * 1024);
             assert!(!cache.holds_every_key(), "not known empty yet");
             cache.holds_every_key_from_now();
-            cache.record(b"k", entry(b"v"), false);
-            cache.set(b"gone", None);
+            cache.record(b"k".to_vec(), entry(b"v"), false);
+            cache.set(b"gone".to_vec(), None);
             assert!(cache.holds_every_key());
             lose(&cache);
             assert!(!cache.holds_every_key(), "after {loss}");
@@ -472,14 +472,14 @@ mod tests {
         let cache = RowCache::new(1 << 20);
         let no_fjall = || -> Result<State, ()> { panic!("must not read fjall") };
         cache.holds_every_key_from_now();
-        cache.set(b"k", entry(b"v"));
+        cache.set(b"k".to_vec(), entry(b"v"));
         assert_eq!(cache.get_or_load(b"k", no_fjall).unwrap(), entry(b"v"));
         assert_eq!(cache.get_or_load(b"absent", no_fjall).unwrap(), None);
         // A batch fjall may show already, not yet recorded: read it from fjall.
         let window = cache.commit_window();
         let loaded = cache.get_or_load::<()>(b"new", || Ok(entry(b"committed")));
         assert_eq!(loaded.unwrap(), entry(b"committed"));
-        cache.record(b"new", entry(b"committed"), false);
+        cache.record(b"new".to_vec(), entry(b"committed"), false);
         drop(window);
         assert_eq!(cache.get_or_load(b"other", no_fjall).unwrap(), None);
         cache.forget(b"k");
@@ -497,7 +497,7 @@ mod tests {
         cache.get_or_load::<()>(b"missing", || Ok(None)).unwrap();
         assert_eq!(cache.get(b"missing"), Some(None));
         let off = RowCache::new(0);
-        off.set(b"k", entry(b"v"));
+        off.set(b"k".to_vec(), entry(b"v"));
         assert_eq!(off.get(b"k"), None);
         assert_eq!(off.usage(), (0, 0));
     }

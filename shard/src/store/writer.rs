@@ -25,7 +25,7 @@ use bytes::Bytes;
 use fjord_common::error;
 use fjord_common::slotset::SlotSet;
 use fjord_common::Reply;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -278,15 +278,18 @@ struct Loaded {
     /// Whether the row cache held the key when the group first loaded it (which decides
     /// whether the new state is cached: [`super::cache`]).
     cached: bool,
+    /// Changed in this group: the batch writes its final state.
+    dirty: bool,
 }
 
-/// The state one group of writes sees and changes.
+/// The state one group of writes sees and changes. (foldhash: these maps live for one group
+/// and hash every key a write touches; SipHash cost more than the lookups.)
 pub struct Txn<'a> {
     store: &'a Store,
     /// Data keys read or written in this group.
     overlay: HashMap<Vec<u8>, Loaded>,
-    /// Data keys changed in this group (the batch is built from their final state).
-    dirty: Vec<Vec<u8>>,
+    /// Whether some data key is `dirty`.
+    changed: bool,
     /// Expiry index entries to add (true) or remove (false); the last decision wins.
     index: HashMap<Vec<u8>, bool>,
     count_delta: HashMap<u16, i64>,
@@ -299,7 +302,7 @@ impl<'a> Txn<'a> {
         Self {
             store,
             overlay: HashMap::new(),
-            dirty: Vec::new(),
+            changed: false,
             index: HashMap::new(),
             count_delta: HashMap::new(),
             error: None,
@@ -338,6 +341,7 @@ impl<'a> Txn<'a> {
         let loaded = Loaded {
             state: state.clone(),
             cached,
+            dirty: false,
         };
         self.overlay.insert(dkey.to_vec(), loaded);
         state
@@ -411,17 +415,14 @@ impl<'a> Txn<'a> {
     }
 
     fn set_state(&mut self, dkey: Vec<u8>, state: Option<Entry>) {
-        match self.overlay.get_mut(&dkey) {
-            Some(loaded) => loaded.state = state,
-            None => {
-                let loaded = Loaded {
-                    state,
-                    cached: false,
-                };
-                self.overlay.insert(dkey.clone(), loaded);
-            }
-        }
-        self.dirty.push(dkey);
+        let loaded = self.overlay.entry(dkey).or_insert(Loaded {
+            state: None,
+            cached: false,
+            dirty: false,
+        });
+        loaded.state = state;
+        loaded.dirty = true;
+        self.changed = true;
     }
 
     fn count(&mut self, dkey: &[u8], delta: i64) {
@@ -434,35 +435,34 @@ impl<'a> Txn<'a> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if self.dirty.is_empty() && self.index.is_empty() {
+        if !self.changed && self.index.is_empty() {
             return Ok(());
         }
         let store = self.store;
         let mut batch = store.db.batch();
-        self.dirty.sort_unstable();
-        self.dirty.dedup();
+        let mut dirty: Vec<(Vec<u8>, Loaded)> =
+            self.overlay.drain().filter(|(_, l)| l.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // The final states, for the row cache once the batch is committed.
-        let mut states = Vec::with_capacity(self.dirty.len());
-        for dkey in self.dirty.drain(..) {
-            let (state, cached) = match self.overlay.remove(&dkey) {
-                Some(loaded) => (loaded.state, loaded.cached),
-                None => (None, false),
-            };
-            let state = match state {
+        let mut states = Vec::with_capacity(dirty.len());
+        for (dkey, loaded) in dirty {
+            let key = split_data_key(&dkey).1.to_vec();
+            // fjall keeps the data key itself (no copy): the cache has its own.
+            let state = match loaded.state {
                 Some(entry) => {
                     let encoded = entry.encode();
                     // The cached entry shares the encoded value: the payload it came with is
                     // a slice of a client's read buffer, which it must not keep alive.
                     let payload = encoded.slice(HEADER_LEN..);
-                    batch.insert(&store.data, dkey.as_slice(), encoded);
+                    batch.insert(&store.data, dkey, encoded);
                     Some(Entry { payload, ..entry })
                 }
                 None => {
-                    batch.remove(&store.data, dkey.as_slice());
+                    batch.remove(&store.data, dkey);
                     None
                 }
             };
-            states.push((dkey, state, cached));
+            states.push((key, state, loaded.cached));
         }
         for (ikey, add) in self.index.drain() {
             if add {
@@ -489,8 +489,8 @@ impl<'a> Txn<'a> {
         // From before fjall shows the batch until the cache has recorded it.
         let window = store.rows.commit_window();
         if let Err(e) = batch.durability(Some(mode)).commit() {
-            for (dkey, ..) in &states {
-                store.rows.forget(split_data_key(dkey).1);
+            for (key, ..) in &states {
+                store.rows.forget(key);
             }
             return Err(e.into());
         }
@@ -498,8 +498,8 @@ impl<'a> Txn<'a> {
             store.record_fsync(started);
         }
         // Before any reply of the group leaves, so an acknowledged write is what reads see.
-        for (dkey, state, cached) in states {
-            store.rows.record(split_data_key(&dkey).1, state, cached);
+        for (key, state, cached) in states {
+            store.rows.record(key, state, cached);
         }
         drop(window);
         for (slot, n) in new_counts {
