@@ -51,6 +51,9 @@ struct Cli {
     /// Memtable size in MiB before it is flushed to a table.
     #[arg(long)]
     memtable_mb: Option<u64>,
+    /// Most MiB the key filter (present keys, for lookups of absent ones) may take; 0 = off.
+    #[arg(long)]
+    key_filter_mb: Option<u64>,
     /// Threads serving connections.
     #[arg(long)]
     io_threads: Option<usize>,
@@ -84,6 +87,7 @@ impl Cli {
             cache_mb,
             row_cache_mb,
             memtable_mb,
+            key_filter_mb,
             io_threads,
             storage_threads,
             max_clients,
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 row_cache_bytes: config.row_cache_mb.saturating_mul(1024 * 1024),
                 memtable_bytes: config.memtable_mb.max(1).saturating_mul(1024 * 1024),
                 worker_threads: config.storage_threads,
+                key_filter_bytes: config.key_filter_mb.saturating_mul(1024 * 1024),
             },
         )
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,

@@ -94,10 +94,12 @@ impl Server {
         if want("memory") {
             let rss = process::resident_bytes();
             let (rows_held, rows_capacity) = store.row_cache().usage();
+            let (filter_bytes, filter_state) = store.key_filter_status();
             out.push_str(&format!(
                 "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\n\
                  fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\n\
                  row_cache_bytes:{rows_held}\r\nrow_cache_capacity:{rows_capacity}\r\n\
+                 key_filter_bytes:{filter_bytes}\r\nkey_filter_state:{filter_state}\r\n\
                  maxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                 store.database().cache_size(),
                 store.database().cache_capacity(),
@@ -127,11 +129,12 @@ impl Server {
         if want("stats") {
             out.push_str(&format!(
                 "# Stats\r\n{}expired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\n\
-                 keyspace_misses:{}\r\ncompactions_completed:{}\r\n\r\n",
+                 keyspace_misses:{}\r\nkey_filter_skips:{}\r\ncompactions_completed:{}\r\n\r\n",
                 self.metrics.traffic.info_lines(),
                 ss.expired_keys.get(),
                 ss.keyspace_hits.get(),
                 ss.keyspace_misses.get(),
+                ss.key_filter_skips.get(),
                 store.database().compactions_completed(),
             ));
         }
@@ -165,7 +168,12 @@ impl Host for Server {
     fn reset_stats(&self) {
         self.metrics.traffic.reset();
         let ss = &self.store.stats;
-        for c in [&ss.expired_keys, &ss.keyspace_hits, &ss.keyspace_misses] {
+        for c in [
+            &ss.expired_keys,
+            &ss.keyspace_hits,
+            &ss.keyspace_misses,
+            &ss.key_filter_skips,
+        ] {
             c.reset();
         }
     }

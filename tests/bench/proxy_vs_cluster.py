@@ -4,7 +4,9 @@ masters without replicas (appendonly yes, appendfsync everysec).
 
 1. `redis-benchmark --cluster -c 50 -d 100 -r 100000 -n N -t set,get -P {1,16} --csv` against
    both, alternating targets, median of --reps runs: ops/s, p50/p99 and the ratio. `--keyspace`
-   changes `-r`; `--fresh` starts new, empty targets for every run (a first load of new keys).
+   changes `-r`; `--fresh` starts new, empty targets for every run (a first load of new keys);
+   `--shard-args` passes flags to fjord's shards (`"--row-cache-mb 1"`: a store larger than
+   its row cache).
 2. MGET of 100 random keys across slots with the same client library on both sides: redis-py
    `Redis.mget` on fjord's standalone listener against `RedisCluster.mget_nonatomic` (the
    client splits per slot) on Redis Cluster; one client, sequential calls.
@@ -22,11 +24,12 @@ from redis.cluster import RedisCluster
 
 
 class Targets:
-    def __init__(self):
+    def __init__(self, shard_args=()):
         self.dir = tempfile.mkdtemp(prefix="fjord-bench-")
         self.procs = []
         try:
-            self.fjord_port, self.fjord_standalone = start_fjord(os.path.join(self.dir, "fjord"), self.procs)
+            self.fjord_port, self.fjord_standalone = start_fjord(
+                os.path.join(self.dir, "fjord"), self.procs, shard_args=shard_args)
             self.redis_ports = start_redis_cluster(self.dir, self.procs)
             self.redis_port = self.redis_ports[0]
         except BaseException:
@@ -61,8 +64,10 @@ def main():
     ap.add_argument("--keyspace", type=int, default=100000, help="redis-benchmark -r: keys drawn from")
     ap.add_argument("--fresh", action="store_true",
                     help="new, empty targets for every run (with a large --keyspace: SETs of new keys)")
+    ap.add_argument("--shard-args", default="", help="extra flags for fjord's shards")
     args = ap.parse_args()
-    t = Targets()
+    shard_args = args.shard_args.split()
+    t = Targets(shard_args)
     try:
         results = []
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
@@ -74,7 +79,7 @@ def main():
                 for name, port in order:
                     if args.fresh:
                         t.stop()
-                        t = Targets()
+                        t = Targets(shard_args)
                     runs[name].append(cluster_benchmark(getattr(t, port), pipeline, args.n, args.keyspace))
                     print(f"  -P {pipeline} rep {rep + 1} {name} done", file=sys.stderr, flush=True)
             for test in ("SET", "GET"):
@@ -101,6 +106,7 @@ def main():
 
 def print_results(args, results):
     fresh = ", new empty targets per run" if args.fresh else ""
+    fresh += f", shards with {args.shard_args}" if args.shard_args else ""
     print(f"\nredis-benchmark --cluster -c 50 -d 100 -r {args.keyspace} -n {args.n}, median of {args.reps}{fresh}; fjord proxy + 3 shards "
           f"(everysec) vs Redis Cluster 3 masters (appendonly yes, everysec). MGET: redis-py Redis.mget on fjord's "
           f"standalone listener vs RedisCluster.mget_nonatomic, one client, sequential.\n")

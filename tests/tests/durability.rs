@@ -31,6 +31,16 @@ fn bulk(reply: &str) -> Option<String> {
     reply.split("\r\n").nth(1).map(String::from)
 }
 
+/// Sends every command, then reads their replies.
+fn pipeline(c: &mut RawClient, commands: impl IntoIterator<Item = Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    let mut n = 0;
+    for command in commands {
+        c.send(&command).unwrap();
+        n += 1;
+    }
+    (0..n).map(|_| c.read_reply().unwrap()).collect()
+}
+
 fn start_on(dir: &std::path::Path, fsync: &'static str) -> Shard {
     Shard::start_with(ShardOptions {
         fsync,
@@ -219,17 +229,10 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
     const KEYS: usize = 1_000;
-    let pipeline = |c: &mut RawClient, commands: Vec<Vec<Vec<u8>>>| -> Vec<Vec<u8>> {
-        let n = commands.len();
-        for command in commands {
-            c.send(&command).unwrap();
-        }
-        (0..n).map(|_| c.read_reply().unwrap()).collect()
-    };
     let key = |i: usize| format!("k{i}").into_bytes();
     let setnx_all = |c: &mut RawClient| -> usize {
         let commands = (0..KEYS).map(|i| vec![b"SETNX".to_vec(), key(i), b"again".to_vec()]);
-        let replies = pipeline(c, commands.collect());
+        let replies = pipeline(c, commands);
         replies.iter().filter(|r| &r[..] == b":1\r\n").count()
     };
     let dbsize = |c: &mut RawClient| int(&c.call_str(&words("DBSIZE")).unwrap());
@@ -244,15 +247,11 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     let mut shard = with_small_cache();
     let mut c = shard.client().unwrap();
     let sets = (0..KEYS).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10]]);
-    assert!(pipeline(&mut c, sets.collect())
-        .iter()
-        .all(|r| r == b"+OK\r\n"));
+    assert!(pipeline(&mut c, sets).iter().all(|r| r == b"+OK\r\n"));
     // Growing cached keys (no write of an uncached key, which would also end it) to twice
     // the cache's capacity makes it evict.
     let grow = (0..200).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10_000]]);
-    assert!(pipeline(&mut c, grow.collect())
-        .iter()
-        .all(|r| r == b"+OK\r\n"));
+    assert!(pipeline(&mut c, grow).iter().all(|r| r == b"+OK\r\n"));
     assert_eq!(
         setnx_all(&mut c),
         0,
@@ -288,6 +287,104 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
     assert_eq!(c.call_str(&[&b"SET"[..], b"big", &big]).unwrap(), "+OK\r\n");
     assert_eq!(c.call_str(&words("SETNX big again")).unwrap(), ":0\r\n");
     assert_eq!(dbsize(&mut c), KEYS as i64 + 1);
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+}
+
+/// With the row cache off, only the key filter stands between a lookup and fjall, and a key
+/// it hid would read as absent: keys written before a restart (which the fill at start adds),
+/// keys written while it fills and after (which each commit adds) and keys written after a
+/// FLUSHALL must all be found, by reads and by the writer (SETNX), while absent keys are
+/// answered by the filter.
+#[test]
+fn the_key_filter_never_hides_a_present_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    const KEYS: usize = 100_000;
+    let start = || {
+        Shard::start_with(ShardOptions {
+            data_dir: Some(dir.clone()),
+            extra_args: vec!["--row-cache-mb".into(), "0".into()],
+            ..ShardOptions::default()
+        })
+        .unwrap()
+    };
+    let key = |prefix: &str, i: usize| format!("{prefix}:{i}").into_bytes();
+    let set_all = |c: &mut RawClient, prefix: &str, n: usize| {
+        let sets = (0..n).map(|i| vec![b"SET".to_vec(), key(prefix, i), b"v".to_vec()]);
+        assert!(pipeline(c, sets).iter().all(|r| r == b"+OK\r\n"));
+    };
+    let existing = |c: &mut RawClient, prefix: &str, n: usize| -> i64 {
+        let exists = (0..n).step_by(1000).map(|from| {
+            let mut command = vec![b"EXISTS".to_vec()];
+            command.extend((from..n.min(from + 1000)).map(|i| key(prefix, i)));
+            command
+        });
+        let replies = pipeline(c, exists);
+        replies
+            .iter()
+            .map(|r| int(&String::from_utf8_lossy(r)))
+            .sum()
+    };
+    let info = |c: &mut RawClient, field: &str| -> String {
+        let text = c.call_str(&words("INFO everything")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(field))
+            .unwrap_or_else(|| panic!("{field} missing from {text}"))
+            .trim()
+            .to_string()
+    };
+    let skips = |c: &mut RawClient| info(c, "key_filter_skips:").parse::<u64>().unwrap();
+    // Absent keys must be answered by the filter (a few false positives search fjall).
+    let absent_are_skipped = |c: &mut RawClient| {
+        let before = skips(c);
+        assert_eq!(existing(c, "absent", 1000), 0);
+        let skipped = skips(c) - before;
+        assert!(
+            skipped >= 950,
+            "only {skipped} of 1000 absent keys skipped fjall"
+        );
+    };
+
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    assert_eq!(
+        info(&mut c, "key_filter_state:"),
+        "complete",
+        "empty at start"
+    );
+    set_all(&mut c, "before", KEYS);
+    absent_are_skipped(&mut c);
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    // Right away, while the filter is filling (100k keys take it some 50 ms): it must not
+    // answer for keys it has not added yet.
+    assert_eq!(existing(&mut c, "before", KEYS), KEYS as i64);
+    set_all(&mut c, "during", 10_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info(&mut c, "key_filter_state:") != "complete" {
+        assert!(Instant::now() < deadline, "the key filter never filled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    set_all(&mut c, "after", 10_000);
+    assert_eq!(existing(&mut c, "before", KEYS), KEYS as i64);
+    assert_eq!(existing(&mut c, "during", 10_000), 10_000);
+    assert_eq!(existing(&mut c, "after", 10_000), 10_000);
+    let setnx = (0..KEYS).map(|i| vec![b"SETNX".to_vec(), key("before", i), b"x".to_vec()]);
+    assert!(pipeline(&mut c, setnx).iter().all(|r| r == b":0\r\n"));
+    assert_eq!(
+        int(&c.call_str(&words("DBSIZE")).unwrap()),
+        KEYS as i64 + 20_000
+    );
+    absent_are_skipped(&mut c);
+
+    assert_eq!(c.call_str(&words("FLUSHALL")).unwrap(), "+OK\r\n");
+    assert_eq!(info(&mut c, "key_filter_state:"), "complete");
+    assert_eq!(existing(&mut c, "before", 1000), 0);
+    set_all(&mut c, "new", 1000);
+    assert_eq!(existing(&mut c, "new", 1000), 1000);
+    absent_are_skipped(&mut c);
     assert_eq!(shard.terminate().unwrap(), Some(0));
 }
 

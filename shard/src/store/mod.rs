@@ -37,12 +37,14 @@
 pub mod cache;
 pub mod encoding;
 pub mod expiry;
+pub mod filter;
 pub mod writer;
 
 use crate::config::FsyncMode;
 use bytes::Bytes;
 use cache::RowCache;
 use encoding::{data_key, slot_count_key, Entry};
+use filter::KeyFilter;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use fjord_common::metrics;
 use fjord_common::slotset::SlotSet;
@@ -50,6 +52,7 @@ use fjord_common::SLOT_COUNT;
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Current Unix time in milliseconds.
@@ -75,6 +78,8 @@ pub struct StoreOptions {
     /// Size at which the data keyspace's memtable is sealed and flushed to a table.
     pub memtable_bytes: u64,
     pub worker_threads: usize,
+    /// Most bytes the key filter may take ([`filter`]); 0 disables it.
+    pub key_filter_bytes: u64,
 }
 
 /// Figures INFO shows, kept as Prometheus series ([`StoreStats::register`] exports them).
@@ -89,6 +94,8 @@ pub struct StoreStats {
     pub writes: IntCounter,
     /// Groups a connection committed on its own thread (the rest are the writer thread's).
     pub inline_groups: IntCounter,
+    /// Lookups the key filter answered "absent" without fjall.
+    pub key_filter_skips: IntCounter,
     pub last_fsync_unix: AtomicU64,
 }
 
@@ -125,6 +132,10 @@ impl Default for StoreStats {
                 "fjord_shard_inline_commits_total",
                 "Write groups a connection committed on its own thread while the writer was idle",
             ),
+            key_filter_skips: counter(
+                "fjord_shard_key_filter_skips_total",
+                "Lookups of absent keys the key filter answered without searching fjall",
+            ),
             last_fsync_unix: AtomicU64::new(0),
         }
     }
@@ -139,11 +150,20 @@ impl StoreStats {
             &self.fsyncs,
             &self.writes,
             &self.inline_groups,
+            &self.key_filter_skips,
         ] {
             metrics::register(registry, c.clone());
         }
         metrics::register(registry, self.fsync_seconds.clone());
         metrics::register(registry, self.group_writes.clone());
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(f) = &self.filter {
+            f.stop_flag().store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -155,6 +175,8 @@ pub struct Store {
     meta: Keyspace,
     /// Decoded entries of hot keys; holds committed state only (see [`cache`]).
     rows: RowCache,
+    /// The data keys present, for lookups of absent keys (see [`filter`]); `None` when off.
+    filter: Option<Arc<KeyFilter>>,
     /// Keys per slot, updated by the writer after each committed group.
     slot_counts: Vec<AtomicU64>,
     /// Cleared for good after a failed write or fsync: the shard then refuses writes.
@@ -177,12 +199,16 @@ impl Store {
         })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        // Sized for twice the keys there are, so that the store can grow.
+        let keys = data.approximate_len() as u64;
+        let filter = KeyFilter::new(keys.saturating_mul(2), options.key_filter_bytes);
         let store = Self {
             db,
             data,
             expiry,
             meta,
             rows: RowCache::new(options.row_cache_bytes),
+            filter: filter.map(Arc::new),
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
             writable: AtomicBool::new(true),
             options,
@@ -194,8 +220,12 @@ impl Store {
         }
         if store.data.is_empty()? {
             store.rows.holds_every_key_from_now();
+            if let Some(f) = &store.filter {
+                f.mark_complete();
+            }
         } else {
             store.warm_row_cache()?;
+            store.start_filling_the_key_filter();
         }
         for slot in 0..SLOT_COUNT {
             if let Some(v) = store.meta.get(slot_count_key(slot))? {
@@ -237,6 +267,10 @@ impl Store {
 
     /// The committed entry under a data key, from fjall (maybe expired).
     fn read_data(&self, dkey: &[u8]) -> Result<Option<Entry>, StoreError> {
+        if self.filter.as_ref().is_some_and(|f| f.excludes(dkey)) {
+            self.stats.key_filter_skips.inc();
+            return Ok(None);
+        }
         // Copied out: fjall hands out a slice of a whole block, which a cached entry would
         // keep alive.
         Ok(self
@@ -295,6 +329,70 @@ impl Store {
             *loaded += 1;
         }
         Ok(true)
+    }
+
+    /// Adds every data key to the key filter on a thread of its own, then marks it complete;
+    /// until then lookups pass through to fjall. Commits add their keys meanwhile, and the
+    /// scan's snapshot is taken after they started to, so no key is missed.
+    fn start_filling_the_key_filter(&self) {
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        let data = self.data.clone();
+        let stop = filter.stop_flag();
+        let spawned = std::thread::Builder::new()
+            .name("fjord-keyfilter".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let mut last_report = started;
+                let mut added = 0u64;
+                for guard in data.iter() {
+                    if added.is_multiple_of(4096) {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if last_report.elapsed() > FILTER_PROGRESS_EVERY {
+                            last_report = std::time::Instant::now();
+                            tracing::info!(keys = added, "filling the key filter");
+                        }
+                    }
+                    match guard.key() {
+                        Ok(dkey) => filter.insert(&dkey),
+                        Err(e) => {
+                            tracing::error!(error = %e, "filling the key filter failed; it stays unused");
+                            return;
+                        }
+                    }
+                    added += 1;
+                }
+                filter.mark_complete();
+                let (capacity, bytes) = filter.size();
+                tracing::info!(
+                    keys = added,
+                    capacity,
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "key filter filled"
+                );
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start filling the key filter; it stays unused");
+        }
+    }
+
+    /// Adds a data key that a commit is about to make present (before fjall shows it).
+    pub(crate) fn note_present(&self, dkey: &[u8]) {
+        if let Some(f) = &self.filter {
+            f.insert(dkey);
+        }
+    }
+
+    /// The key filter's bytes and state (`off`, `filling`, `complete`, `saturated`), for INFO.
+    pub fn key_filter_status(&self) -> (u64, &'static str) {
+        match &self.filter {
+            None => (0, "off"),
+            Some(f) => (f.size().1, f.state()),
+        }
     }
 
     /// The row cache, for the figures INFO and metrics report.
@@ -431,6 +529,9 @@ impl Store {
         self.data.clear()?;
         // After the data: a read that loaded a value before the clear cannot cache it.
         self.rows.clear();
+        if let Some(f) = &self.filter {
+            f.clear();
+        }
         self.expiry.clear()?;
         let mut batch = self.db.batch();
         for slot in 0..SLOT_COUNT {
@@ -484,3 +585,6 @@ const FLUSHING_MARKER: &[u8] = b"flushing";
 
 /// Longest a shard spends loading its row cache at start before it serves.
 const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often filling the key filter at start logs its progress.
+const FILTER_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);

@@ -280,6 +280,9 @@ struct Loaded {
     cached: bool,
     /// Changed in this group: the batch writes its final state.
     dirty: bool,
+    /// Present when the group first loaded it: then the key filter has it already (every
+    /// key was added by the commit that created it, or by the fill at start).
+    existed: bool,
 }
 
 /// The state one group of writes sees and changes. (foldhash: these maps live for one group
@@ -339,6 +342,7 @@ impl<'a> Txn<'a> {
             }
         };
         let loaded = Loaded {
+            existed: state.is_some(),
             state: state.clone(),
             cached,
             dirty: false,
@@ -419,6 +423,7 @@ impl<'a> Txn<'a> {
             state: None,
             cached: false,
             dirty: false,
+            existed: false,
         });
         loaded.state = state;
         loaded.dirty = true;
@@ -454,6 +459,9 @@ impl<'a> Txn<'a> {
                     // The cached entry shares the encoded value: the payload it came with is
                     // a slice of a client's read buffer, which it must not keep alive.
                     let payload = encoded.slice(HEADER_LEN..);
+                    if !loaded.existed {
+                        store.note_present(&dkey);
+                    }
                     batch.insert(&store.data, dkey, encoded);
                     Some(Entry { payload, ..entry })
                 }
