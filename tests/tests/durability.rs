@@ -388,6 +388,54 @@ fn the_key_filter_never_hides_a_present_key() {
     assert_eq!(shard.terminate().unwrap(), Some(0));
 }
 
+/// A store that fits in its row cache has every entry loaded at start, which also fills the
+/// key filter. Once the cache evicts, lookups rely on the filter: keys it lacked would be
+/// taken for new.
+#[test]
+fn the_start_up_load_of_the_row_cache_fills_the_key_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_path_buf();
+    const KEYS: usize = 1_000;
+    let start = || {
+        Shard::start_with(ShardOptions {
+            data_dir: Some(dir.clone()),
+            extra_args: vec!["--row-cache-mb".into(), "1".into()],
+            ..ShardOptions::default()
+        })
+        .unwrap()
+    };
+    let key = |i: usize| format!("k{i}").into_bytes();
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    let sets = (0..KEYS).map(|i| vec![b"SET".to_vec(), key(i), b"v".to_vec()]);
+    assert!(pipeline(&mut c, sets).iter().all(|r| r == b"+OK\r\n"));
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    let info = c.call_str(&words("INFO memory")).unwrap();
+    assert!(info.contains("key_filter_state:complete"), "{info}");
+    // Values of other keys, twice the cache's size, make it evict the loaded ones.
+    let grow = (0..200).map(|i| {
+        vec![
+            b"SET".to_vec(),
+            format!("big{i}").into_bytes(),
+            vec![b'v'; 10_000],
+        ]
+    });
+    assert!(pipeline(&mut c, grow).iter().all(|r| r == b"+OK\r\n"));
+    let setnx = (0..KEYS).map(|i| vec![b"SETNX".to_vec(), key(i), b"again".to_vec()]);
+    assert!(
+        pipeline(&mut c, setnx).iter().all(|r| r == b":0\r\n"),
+        "keys loaded at start were taken as new"
+    );
+    assert_eq!(
+        int(&c.call_str(&words("DBSIZE")).unwrap()),
+        KEYS as i64 + 200
+    );
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+}
+
 #[test]
 fn active_expiry_deletes_due_keys_but_spares_keys_reset_without_ttl() {
     let shard = Shard::start().unwrap();

@@ -17,6 +17,8 @@
 //! - At open the filter is empty and not yet *complete*: lookups pass through to fjall while a
 //!   background thread adds every key of a snapshot taken after the writer started adding.
 //!   Keys committed later are the writer's, so when the scan ends every present key is in.
+//!   When the row cache's load at start went through every entry (a store that fits in it),
+//!   that load added them, before anything was served, and no scan is needed.
 //! - A store found empty at open, or emptied by FLUSHALL, is complete at once.
 //!
 //! Deleted keys stay in (a Bloom filter cannot remove), which only costs false positives. Once

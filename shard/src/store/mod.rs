@@ -223,8 +223,12 @@ impl Store {
             if let Some(f) = &store.filter {
                 f.mark_complete();
             }
+        } else if store.warm_row_cache()? {
+            // The load went through every entry and added each to the key filter as well.
+            if let Some(f) = &store.filter {
+                f.mark_complete();
+            }
         } else {
-            store.warm_row_cache()?;
             store.start_filling_the_key_filter();
         }
         for slot in 0..SLOT_COUNT {
@@ -284,11 +288,12 @@ impl Store {
     /// first request. Skipped when the entries clearly do not fit (each weighs at least its
     /// overhead), so a large store opens as fast as before; given up after
     /// [`WARM_UP_BUDGET`] (a 64 MiB cache fills in about half a second).
-    fn warm_row_cache(&self) -> Result<(), StoreError> {
+    /// Returns whether every entry was loaded (each is also added to the key filter).
+    fn warm_row_cache(&self) -> Result<bool, StoreError> {
         let (_, capacity) = self.rows.usage();
         let entries = self.data.approximate_len() as u64;
         if entries.saturating_mul(cache::ENTRY_OVERHEAD) > capacity {
-            return Ok(());
+            return Ok(false);
         }
         let started = std::time::Instant::now();
         let mut loaded = 0u64;
@@ -302,7 +307,7 @@ impl Store {
             seconds = started.elapsed().as_secs_f64(),
             "row cache loaded at start"
         );
-        Ok(())
+        Ok(complete)
     }
 
     /// Caches entries until one does not fit or the budget is spent; whether all were cached.
@@ -316,6 +321,7 @@ impl Store {
                 return Ok(false);
             }
             let (dkey, raw) = guard.into_inner()?;
+            self.note_present(&dkey);
             // An entry this version cannot read is present all the same, and cannot be cached.
             let Some(entry) = Entry::decode(Bytes::copy_from_slice(&raw)) else {
                 return Ok(false);
