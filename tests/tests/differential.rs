@@ -8,7 +8,7 @@
 //! free. Commands whose replies are server-specific (INFO, CLIENT ID, SCAN cursors) are not
 //! in these sequences.
 
-use fjord_tests::{words, Cluster, RawClient, RedisServer, Shard};
+use fjord_tests::{words, Cluster, RawClient, RedisServer, Shard, ShardOptions};
 use proptest::prelude::*;
 
 /// Replies compared, with the tolerances above.
@@ -101,6 +101,15 @@ struct Servers {
 impl Servers {
     fn start() -> Self {
         Self::start_fjord(Fjord::Shard(Shard::start().unwrap()))
+    }
+
+    /// A shard without its row cache: every lookup goes to the key filter, then to fjall.
+    fn start_without_row_cache() -> Self {
+        let shard = Shard::start_with(ShardOptions {
+            extra_args: vec!["--row-cache-mb".into(), "0".into()],
+            ..ShardOptions::default()
+        });
+        Self::start_fjord(Fjord::Shard(shard.unwrap()))
     }
 
     fn start_cluster() -> Self {
@@ -558,6 +567,13 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
 #[test]
 fn random_sequences_match_redis() {
     random_sequences(&Servers::start(), 128);
+}
+
+/// The same without the shard's row cache, which answers most lookups in the run above: here
+/// reads and the writer's loads go to the key filter and fjall.
+#[test]
+fn random_sequences_match_redis_without_the_row_cache() {
+    random_sequences(&Servers::start_without_row_cache(), 128);
 }
 
 #[test]
