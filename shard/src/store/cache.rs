@@ -47,6 +47,7 @@
 use super::encoding::Entry;
 use quick_cache::sync::{Cache, GuardResult};
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
+use smallvec::SmallVec;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +55,10 @@ use std::time::Duration;
 
 /// What the cache knows of a key: its entry (maybe expired), or that it is absent.
 pub type State = Option<Entry>;
+
+/// A cached key: up to 24 bytes are kept inline, so that comparing it during a lookup does not
+/// cost another cache miss.
+pub type CacheKey = SmallVec<[u8; 24]>;
 
 /// Bytes counted per cached key besides its key and payload (the entry and the cache's own
 /// bookkeeping), so that many small keys cannot exceed the budget.
@@ -69,8 +74,8 @@ const CACHE_SHARDS: usize = 16;
 #[derive(Clone)]
 struct Weigh;
 
-impl Weighter<Vec<u8>, State> for Weigh {
-    fn weight(&self, key: &Vec<u8>, state: &State) -> u64 {
+impl Weighter<CacheKey, State> for Weigh {
+    fn weight(&self, key: &CacheKey, state: &State) -> u64 {
         weight(key, state)
     }
 }
@@ -82,14 +87,14 @@ struct Evictions {
     every_key: Arc<AtomicBool>,
 }
 
-impl Lifecycle<Vec<u8>, State> for Evictions {
+impl Lifecycle<CacheKey, State> for Evictions {
     type RequestState = ();
 
     fn begin_request(&self) {}
 
     // Not `on_evict`: quick_cache calls that for replaced values too. `before_evict` runs
     // only when room is made (and for oversized values, which are never offered).
-    fn before_evict(&self, _: &mut (), _: &Vec<u8>, _: &mut State) {
+    fn before_evict(&self, _: &mut (), _: &CacheKey, _: &mut State) {
         // Before the entry goes: whoever then misses the key (under the same shard lock)
         // sees the flags.
         self.every_key.store(false, Ordering::Release);
@@ -102,7 +107,7 @@ fn weight(key: &[u8], state: &State) -> u64 {
     key.len() as u64 + payload as u64 + ENTRY_OVERHEAD
 }
 
-type RowCacheMap = Cache<Vec<u8>, State, Weigh, quick_cache::DefaultHashBuilder, Evictions>;
+type RowCacheMap = Cache<CacheKey, State, Weigh, quick_cache::DefaultHashBuilder, Evictions>;
 
 /// Entries keyed by user key; disabled (every call a miss or a no-op) at capacity 0.
 pub struct RowCache {
@@ -179,7 +184,8 @@ impl RowCache {
         }
         // Zero timeout: if another reader is loading the same key, read fjall as well rather
         // than block this thread until it is done.
-        match cache.get_value_or_guard(key, Some(Duration::ZERO)) {
+        // As the cache's own key type: its placeholder keeps the key (inline when short).
+        match cache.get_value_or_guard(&CacheKey::from_slice(key), Some(Duration::ZERO)) {
             GuardResult::Value(state) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Ok(state)
@@ -239,7 +245,8 @@ impl RowCache {
 
     /// Records a key's committed state after a commit. `was_cached`: whether the cache held
     /// the key when the writer loaded it (see "What gets in" above).
-    pub fn record(&self, key: Vec<u8>, state: State, was_cached: bool) {
+    pub fn record(&self, key: impl Into<CacheKey>, state: State, was_cached: bool) {
+        let key = key.into();
         match was_cached || !self.flags.full.load(Ordering::Acquire) {
             true => self.set(key, state),
             // Also drops what a read cached meanwhile: it may be the old value.
@@ -248,7 +255,8 @@ impl RowCache {
     }
 
     /// Caches a key's committed state.
-    fn set(&self, key: Vec<u8>, state: State) {
+    fn set(&self, key: impl Into<CacheKey>, state: State) {
+        let key = key.into();
         let Some(cache) = &self.cache else { return };
         if weight(&key, &state) <= self.max_weight {
             cache.insert(key, state);
@@ -284,7 +292,7 @@ impl RowCache {
         if self.cache.is_none() || weight(key, &state) > self.max_weight {
             return false;
         }
-        self.set(key.to_vec(), state);
+        self.set(key, state);
         !self.flags.full.load(Ordering::Acquire)
     }
 

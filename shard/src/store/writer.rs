@@ -18,6 +18,7 @@
 //! lock and goes through the same [`Txn`], so the order of writes stays total, which is what a
 //! future operation log for replication and per-slot ownership checks need.
 
+use super::cache::CacheKey;
 use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry, HEADER_LEN};
 use super::{now_ms, Store, StoreError};
 use crate::config::FsyncMode;
@@ -451,7 +452,7 @@ impl<'a> Txn<'a> {
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(dirty.len());
         for (dkey, loaded) in dirty {
-            let key = split_data_key(&dkey).1.to_vec();
+            let key = CacheKey::from_slice(split_data_key(&dkey).1);
             // fjall keeps the data key itself (no copy): the cache has its own.
             let state = match loaded.state {
                 Some(entry) => {
