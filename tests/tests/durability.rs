@@ -41,6 +41,16 @@ fn pipeline(c: &mut RawClient, commands: impl IntoIterator<Item = Vec<Vec<u8>>>)
     (0..n).map(|_| c.read_reply().unwrap()).collect()
 }
 
+/// A shard on `dir` whose row cache holds `mb` MiB (0: none).
+fn start_with_row_cache(dir: &std::path::Path, mb: u32) -> Shard {
+    Shard::start_with(ShardOptions {
+        data_dir: Some(dir.to_path_buf()),
+        extra_args: vec!["--row-cache-mb".into(), mb.to_string()],
+        ..ShardOptions::default()
+    })
+    .unwrap()
+}
+
 fn start_on(dir: &std::path::Path, fsync: &'static str) -> Shard {
     Shard::start_with(ShardOptions {
         fsync,
@@ -236,14 +246,7 @@ fn writes_find_existing_keys_the_row_cache_no_longer_holds() {
         replies.iter().filter(|r| &r[..] == b":1\r\n").count()
     };
     let dbsize = |c: &mut RawClient| int(&c.call_str(&words("DBSIZE")).unwrap());
-    let with_small_cache = || {
-        Shard::start_with(ShardOptions {
-            data_dir: Some(dir.clone()),
-            extra_args: vec!["--row-cache-mb".into(), "1".into()],
-            ..ShardOptions::default()
-        })
-        .unwrap()
-    };
+    let with_small_cache = || start_with_row_cache(&dir, 1);
     let mut shard = with_small_cache();
     let mut c = shard.client().unwrap();
     let sets = (0..KEYS).map(|i| vec![b"SET".to_vec(), key(i), vec![b'v'; 10]]);
@@ -300,14 +303,7 @@ fn the_key_filter_never_hides_a_present_key() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
     const KEYS: usize = 100_000;
-    let start = || {
-        Shard::start_with(ShardOptions {
-            data_dir: Some(dir.clone()),
-            extra_args: vec!["--row-cache-mb".into(), "0".into()],
-            ..ShardOptions::default()
-        })
-        .unwrap()
-    };
+    let start = || start_with_row_cache(&dir, 0);
     let key = |prefix: &str, i: usize| format!("{prefix}:{i}").into_bytes();
     let set_all = |c: &mut RawClient, prefix: &str, n: usize| {
         let sets = (0..n).map(|i| vec![b"SET".to_vec(), key(prefix, i), b"v".to_vec()]);
@@ -396,14 +392,7 @@ fn the_start_up_load_of_the_row_cache_fills_the_key_filter() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_path_buf();
     const KEYS: usize = 1_000;
-    let start = || {
-        Shard::start_with(ShardOptions {
-            data_dir: Some(dir.clone()),
-            extra_args: vec!["--row-cache-mb".into(), "1".into()],
-            ..ShardOptions::default()
-        })
-        .unwrap()
-    };
+    let start = || start_with_row_cache(&dir, 1);
     let key = |i: usize| format!("k{i}").into_bytes();
     let mut shard = start();
     let mut c = shard.client().unwrap();
