@@ -218,18 +218,17 @@ impl Store {
             tracing::warn!("finishing a FLUSHALL interrupted by a crash");
             store.clear_all()?;
         }
-        if store.data.is_empty()? {
+        // Whether every entry has been seen (and added to the key filter) before serving.
+        let saw_every_entry = if store.data.is_empty()? {
             store.rows.holds_every_key_from_now();
-            if let Some(f) = &store.filter {
-                f.mark_complete();
-            }
-        } else if store.warm_row_cache()? {
-            // The load went through every entry and added each to the key filter as well.
-            if let Some(f) = &store.filter {
-                f.mark_complete();
-            }
+            true
         } else {
-            store.start_filling_the_key_filter();
+            store.warm_row_cache()?
+        };
+        match (&store.filter, saw_every_entry) {
+            (Some(f), true) => f.mark_complete(),
+            (Some(_), false) => store.start_filling_the_key_filter(),
+            (None, _) => {}
         }
         for slot in 0..SLOT_COUNT {
             if let Some(v) = store.meta.get(slot_count_key(slot))? {

@@ -286,14 +286,13 @@ struct Loaded {
     existed: bool,
 }
 
-/// The state one group of writes sees and changes. (foldhash: these maps live for one group
-/// and hash every key a write touches; SipHash cost more than the lookups.)
+/// The state one group of writes sees and changes. (foldhash, seeded per process: these maps
+/// hold at most one group's keys, so SipHash's stronger defence against chosen keys would
+/// only add to the cost of every key a write touches.)
 pub struct Txn<'a> {
     store: &'a Store,
     /// Data keys read or written in this group.
     overlay: HashMap<Vec<u8>, Loaded>,
-    /// Whether some data key is `dirty`.
-    changed: bool,
     /// Expiry index entries to add (true) or remove (false); the last decision wins.
     index: HashMap<Vec<u8>, bool>,
     count_delta: HashMap<u16, i64>,
@@ -306,7 +305,6 @@ impl<'a> Txn<'a> {
         Self {
             store,
             overlay: HashMap::new(),
-            changed: false,
             index: HashMap::new(),
             count_delta: HashMap::new(),
             error: None,
@@ -428,7 +426,6 @@ impl<'a> Txn<'a> {
         });
         loaded.state = state;
         loaded.dirty = true;
-        self.changed = true;
     }
 
     fn count(&mut self, dkey: &[u8], delta: i64) {
@@ -441,14 +438,14 @@ impl<'a> Txn<'a> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if !self.changed && self.index.is_empty() {
-            return Ok(());
-        }
-        let store = self.store;
-        let mut batch = store.db.batch();
         let mut dirty: Vec<(Vec<u8>, Loaded)> =
             self.overlay.drain().filter(|(_, l)| l.dirty).collect();
+        if dirty.is_empty() && self.index.is_empty() {
+            return Ok(());
+        }
         dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let store = self.store;
+        let mut batch = store.db.batch();
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(dirty.len());
         for (dkey, loaded) in dirty {
