@@ -12,6 +12,8 @@ command -v strace >/dev/null || missing+=(strace)
 command -v node >/dev/null || missing+=(nodejs npm)  # ioredis 6 needs node >= 20
 command -v prometheus >/dev/null || missing+=(prometheus)  # the dashboard test runs a real one
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v tclsh >/dev/null || missing+=(tcl)  # Redis's own test suite
+command -v dpkg-source >/dev/null || missing+=(dpkg-dev)  # unpacks that suite's source package
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "== installing ${missing[*]}"
@@ -46,3 +48,7 @@ tests/.venv-redispy/bin/python -m pytest -q -p no:cacheprovider tests/python/red
 echo "== redis-py-cluster 2.1.3"
 venv rediscluster
 tests/.venv-rediscluster/bin/python -m pytest -q -p no:cacheprovider tests/python/rediscluster
+
+# Last, so its closing `N passed, M failed` is the run's last line.
+echo "== Redis 7.0.15's own test suite (tests/redis-suite)"
+bash tests/redis-suite/run.sh

@@ -100,6 +100,11 @@ pub fn execute(
         C::Command => command(host, r, args),
         C::Config => config(host, r, args),
         C::Time => time(),
+        C::Function => function(r, args),
+        C::Debug => Reply::error(error::not_supported(
+            "debug",
+            "it inspects one Redis process's internals, and a fjord cluster is several processes",
+        )),
         C::Readonly | C::Readwrite | C::Asking if host.cluster_support() => Reply::ok(),
         C::Readonly | C::Readwrite | C::Asking => Reply::error(error::CLUSTER_DISABLED),
         _ => return None,
@@ -513,6 +518,54 @@ fn config(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
             "    Print this help.",
         ]),
         other => Reply::error(error::unknown_subcommand("config", other.as_bytes())),
+    }
+}
+
+/// `FUNCTION <sub>`: fjord has no scripting, so there are never any libraries. What reads
+/// or clears them answers as Redis does with none loaded (test suites and tools run `FUNCTION
+/// FLUSH` to reset a server); what would create one is refused.
+fn function(r: Resolved, args: &[Bytes]) -> Reply {
+    let Some(sub) = r.sub else {
+        return Reply::error(error::wrong_arity("function"));
+    };
+    match sub.name {
+        "flush" => match args.get(2) {
+            None => Reply::ok(),
+            Some(mode)
+                if args.len() == 3
+                    && (mode.eq_ignore_ascii_case(b"ASYNC")
+                        || mode.eq_ignore_ascii_case(b"SYNC")) =>
+            {
+                Reply::ok()
+            }
+            Some(_) => Reply::error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        },
+        "list" => Reply::Array(vec![]),
+        "delete" => Reply::error("ERR Library not found"),
+        "kill" => Reply::error("NOTBUSY No scripts in execution right now."),
+        "stats" => Reply::Map(vec![
+            (Reply::text("running_script"), Reply::Nil),
+            (Reply::text("engines"), Reply::Map(vec![])),
+        ]),
+        "help" => help(&[
+            "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "LIST [LIBRARYNAME <library_name_pattern>] [WITHCODE]",
+            "    Return general information on all the libraries (none in fjord).",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries (there are none in fjord).",
+            "STATS",
+            "    Return information about the current function running.",
+            "KILL",
+            "    Kill the current running function.",
+            "HELP",
+            "    Print this help.",
+        ]),
+        name => Reply::error(error::not_supported(
+            &format!("function|{name}"),
+            "scripting (functions and EVAL) is not implemented",
+        )),
     }
 }
 

@@ -35,6 +35,8 @@ pub enum CommandId {
     Readwrite,
     Asking,
     Cluster,
+    Function,
+    Debug,
     // strings
     Get,
     Set,
@@ -57,6 +59,7 @@ pub enum CommandId {
     Incrby,
     Decrby,
     Incrbyfloat,
+    Lcs,
     // generic keyspace
     Del,
     Unlink,
@@ -74,6 +77,7 @@ pub enum CommandId {
     Persist,
     Rename,
     Renamenx,
+    Copy,
     Scan,
     Keys,
     Randomkey,
@@ -97,6 +101,7 @@ pub mod flags {
     pub const FAST: u32 = 1 << 9;
     pub const NO_AUTH: u32 = 1 << 10;
     pub const MOVABLEKEYS: u32 = 1 << 11;
+    pub const ALLOW_BUSY: u32 = 1 << 12;
 
     /// Flag names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -112,6 +117,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 use flags::*;
@@ -788,6 +794,90 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+static FUNCTION_SUBS: &[CommandSpec] = &[
+    sub(
+        "flush",
+        C::Function,
+        -2,
+        WRITE | NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Deletes all libraries and functions.",
+    ),
+    sub(
+        "list",
+        C::Function,
+        -2,
+        NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Returns information about all libraries.",
+    ),
+    sub(
+        "delete",
+        C::Function,
+        3,
+        WRITE | NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Deletes a library and its functions.",
+    ),
+    sub(
+        "load",
+        C::Function,
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Creates a library.",
+    ),
+    sub(
+        "dump",
+        C::Function,
+        2,
+        NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Dumps all libraries into a serialized binary payload.",
+    ),
+    sub(
+        "restore",
+        C::Function,
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        Local,
+        "7.0.0",
+        "Restores all libraries from a payload.",
+    ),
+    sub(
+        "kill",
+        C::Function,
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        Local,
+        "7.0.0",
+        "Terminates a function during execution.",
+    ),
+    sub(
+        "stats",
+        C::Function,
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        Local,
+        "7.0.0",
+        "Returns information about a function during execution.",
+    ),
+    sub(
+        "help",
+        C::Function,
+        2,
+        LOADING | STALE,
+        Local,
+        "7.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
 /// Shard-internal commands behind `FJORD <sub>`: node-scoped keyspace commands limited to a
 /// set of slots, and the slot primitives that moving slots will use.
 static FJORD_SUBS: &[CommandSpec] = &[
@@ -820,6 +910,8 @@ static COMMANDS: &[CommandSpec] = &[
     spec("readonly", C::Readonly, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
     spec("readwrite", C::Readwrite, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node."),
     spec("asking", C::Asking, 1, FAST, NO_KEYS, Local, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),
+    container(spec("function", C::Function, -2, 0, NO_KEYS, Local, "scripting", "7.0.0", "A container for function commands."), FUNCTION_SUBS),
+    spec("debug", C::Debug, -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, Local, "server", "1.0.0", "A container for debugging commands."),
     container(spec("cluster", C::Cluster, -2, 0, NO_KEYS, Local, "cluster", "3.0.0", "A container for Redis Cluster commands."), CLUSTER_SUBS),
     // strings
     spec("get", C::Get, 2, RF, ONE_KEY, SingleSlot, "string", "1.0.0", "Returns the string value of a key."),
@@ -843,6 +935,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("incrby", C::Incrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec("decrby", C::Decrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec("incrbyfloat", C::Incrbyfloat, 3, WF, ONE_KEY, SingleSlot, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec("lcs", C::Lcs, -3, READONLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
@@ -860,6 +953,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("persist", C::Persist, 2, WF, ONE_KEY, SingleSlot, "generic", "2.2.0", "Removes the expiration time of a key."),
     spec("rename", C::Rename, 3, WRITE, TWO_KEYS, SingleSlot, "generic", "1.0.0", "Renames a key and overwrites the destination."),
     spec("renamenx", C::Renamenx, 3, WF, TWO_KEYS, SingleSlot, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    spec("copy", C::Copy, -3, W, TWO_KEYS, SingleSlot, "generic", "6.2.0", "Copies the value of a key to a new key."),
     spec("scan", C::Scan, -2, READONLY, NO_KEYS, NodeScoped, "generic", "2.8.0", "Iterates over the key names in the database."),
     spec("keys", C::Keys, 2, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns all key names that match a pattern."),
     spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),

@@ -3,8 +3,15 @@
 //! Supports `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes, byte-wise like Redis, so binary keys
 //! match the same way they would on a real server.
 
+/// Most `*` groups Redis follows before it gives up on a pattern (its matcher recurses once
+/// per group and stops at this depth, answering "no match").
+const MAX_STAR_GROUPS: usize = 1000;
+
 /// Whether `text` matches the glob `pattern`.
 pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    if star_groups_to_follow(pattern) > MAX_STAR_GROUPS {
+        return false;
+    }
     // Redis bounds recursion depth for `*`; an iterative matcher with one backtrack point
     // cannot recurse at all, and still finds a match whenever one exists.
     let (mut p, mut t) = (0usize, 0usize);
@@ -72,6 +79,34 @@ pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
         p += 1;
     }
     p == pattern.len()
+}
+
+/// The `*` groups a match has to pass: every run of stars except one that ends the pattern
+/// (which matches the rest at once), skipping escaped stars and classes.
+fn star_groups_to_follow(pattern: &[u8]) -> usize {
+    let (mut groups, mut p) = (0, 0);
+    while p < pattern.len() {
+        match pattern[p] {
+            b'\\' => p += 2,
+            b'[' => {
+                p += 1;
+                while p < pattern.len() && pattern[p] != b']' {
+                    p += if pattern[p] == b'\\' { 2 } else { 1 };
+                }
+                p += 1;
+            }
+            b'*' => {
+                while p < pattern.len() && pattern[p] == b'*' {
+                    p += 1;
+                }
+                if p < pattern.len() {
+                    groups += 1;
+                }
+            }
+            _ => p += 1,
+        }
+    }
+    groups
 }
 
 /// Matches one byte against the class starting at `pattern[start] == b'['`.
@@ -152,5 +187,25 @@ mod tests {
             );
         }
         assert!(glob_match(b"HELLO", b"hello", true));
+    }
+
+    #[test]
+    fn patterns_with_too_many_star_groups_match_nothing_as_in_redis() {
+        // The Redis suite's "pattern matching very long nested loops".
+        let key = "a".repeat(50_000);
+        assert!(!glob_match(
+            "*?".repeat(50_000).as_bytes(),
+            key.as_bytes(),
+            false
+        ));
+        let many = format!("{}*", "a*".repeat(1000));
+        assert!(glob_match(many.as_bytes(), key.as_bytes(), false));
+        let too_many = "*a".repeat(1001);
+        assert!(!glob_match(too_many.as_bytes(), key.as_bytes(), false));
+        assert!(glob_match(
+            "[*]\\**".repeat(600).as_bytes(),
+            "**".repeat(600).as_bytes(),
+            false
+        ));
     }
 }

@@ -3,13 +3,55 @@
 use crate::client::REDIS_VERSION;
 use std::time::Instant;
 
-/// Whether INFO with `wanted` sections (lower-case) includes `section`; none means the
-/// default sections, which here are all of them.
-pub fn wants(wanted: &[String], section: &str) -> bool {
-    wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default" || w == section)
+/// Sections INFO prints without arguments or with `default`, in Redis's order.
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Which sections an INFO request asks for, read as Redis reads them: no argument or
+/// `default` means the default sections, `all` adds `commandstats` and `latencystats`,
+/// `everything` adds module sections too (fjord has none), and names are case-insensitive.
+#[derive(Clone, Debug, Default)]
+pub struct Sections {
+    default: bool,
+    all: bool,
+    named: Vec<String>,
+}
+
+impl Sections {
+    /// From INFO's arguments (`args[0]` is the first section, not the command name).
+    pub fn parse(args: &[impl AsRef<[u8]>]) -> Self {
+        let mut s = Sections {
+            default: args.is_empty(),
+            ..Sections::default()
+        };
+        for arg in args {
+            let name = String::from_utf8_lossy(arg.as_ref()).to_ascii_lowercase();
+            match name.as_str() {
+                "default" => s.default = true,
+                "all" | "everything" => s.all = true,
+                _ => s.named.push(name),
+            }
+        }
+        s
+    }
+
+    /// Whether `section` (lower-case) is to be printed.
+    pub fn wants(&self, section: &str) -> bool {
+        self.all
+            || (self.default && DEFAULT_SECTIONS.contains(&section))
+            || self.named.iter().any(|n| n == section)
+    }
 }
 
 /// The Server section. `role` is `shard` or `proxy`; `mode` is Redis's `redis_mode`.
@@ -17,9 +59,11 @@ pub fn server_section(role: &str, mode: &str, port: u16, run_id: &str, started: 
     let uptime = started.elapsed().as_secs();
     format!(
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nfjord_version:{}\r\nfjord_role:{role}\r\n\
-         redis_mode:{mode}\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{run_id}\r\n\
-         tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
-         executable:{}\r\nconfig_file:\r\n\r\n",
+         redis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\n\
+         redis_mode:{mode}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\n\
+         atomicvar_api:c11-builtin\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{run_id}\r\n\
+         tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\n\
+         configured_hz:10\r\nexecutable:{}\r\nconfig_file:\r\n\r\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH,
@@ -39,9 +83,68 @@ pub fn clients_section(connected: usize, max_clients: usize, buffered: usize) ->
     )
 }
 
+/// The Memory section: both binaries allocate with mimalloc; `extra` holds lines of the
+/// process's own (each ending in `\r\n`).
+pub fn memory_section(extra: &str) -> String {
+    let rss = crate::process::resident_bytes();
+    format!(
+        "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+         used_memory_peak:{rss}\r\n{extra}maxmemory:0\r\nmaxmemory_human:0B\r\n\
+         maxmemory_policy:noeviction\r\nmem_allocator:mimalloc\r\n\r\n",
+        human_bytes(rss)
+    )
+}
+
+/// `1.50M`, as Redis's `bytesToHuman` writes sizes.
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    let units = [
+        (1u64 << 40, 'T'),
+        (1 << 30, 'G'),
+        (1 << 20, 'M'),
+        (1 << 10, 'K'),
+    ];
+    for (size, unit) in units {
+        if n >= size as f64 {
+            return format!("{:.2}{unit}", n / size as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+/// The CPU section: this process's system and user time (`getrusage`), its children's, and
+/// the calling thread's as the "main thread".
+pub fn cpu_section() -> String {
+    let seconds = |who| {
+        // SAFETY: getrusage only writes the struct we pass.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut u) } != 0 {
+            return (0.0, 0.0);
+        }
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        (t(u.ru_stime), t(u.ru_utime))
+    };
+    let (sys, user) = seconds(libc::RUSAGE_SELF);
+    let (sys_children, user_children) = seconds(libc::RUSAGE_CHILDREN);
+    let (sys_main, user_main) = seconds(libc::RUSAGE_THREAD);
+    format!(
+        "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\
+         used_cpu_sys_children:{sys_children:.6}\r\nused_cpu_user_children:{user_children:.6}\r\n\
+         used_cpu_sys_main_thread:{sys_main:.6}\r\nused_cpu_user_main_thread:{user_main:.6}\r\n\r\n"
+    )
+}
+
+/// The Modules section: fjord loads none.
+pub fn modules_section() -> String {
+    "# Modules\r\n\r\n".into()
+}
+
 /// The Replication section: every fjord process is a master without replicas.
 pub fn replication_section() -> String {
-    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n".into()
+    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
+     master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
+     repl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n"
+        .into()
 }
 
 /// The Cluster section: `cluster_enabled` is 1 where clients see a cluster (the proxy).
@@ -63,4 +166,28 @@ pub fn finish(mut text: String) -> String {
         text.truncate(text.len() - 2);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_follow_redis_defaults_and_all() {
+        let none = Sections::parse(&[] as &[&str]);
+        assert!(none.wants("cpu") && none.wants("keyspace"));
+        assert!(!none.wants("commandstats"));
+        let all = Sections::parse(&["ALL"]);
+        assert!(all.wants("commandstats") && all.wants("cpu"));
+        let some = Sections::parse(&["cpu", "commandSTATS"]);
+        assert!(some.wants("cpu") && some.wants("commandstats") && !some.wants("memory"));
+        let default = Sections::parse(&["cpu", "default"]);
+        assert!(default.wants("memory") && !default.wants("commandstats"));
+    }
+
+    #[test]
+    fn sizes_are_written_as_redis_writes_them() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536 * 1024), "1.50M");
+    }
 }

@@ -189,6 +189,14 @@ impl<T> Default for PerCommand<T> {
 }
 
 impl<T> PerCommand<T> {
+    /// The commands that have a handle, with their names.
+    fn resolved(&self) -> impl Iterator<Item = (&'static str, &T)> {
+        self.cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, cell)| cell.get().map(|t| (CommandLabel::name(i), t)))
+    }
+
     /// The handle for `label`, made by `make(command name)` on first use.
     pub fn get(&self, label: CommandLabel, make: impl FnOnce(&'static str) -> T) -> &T {
         let i = label.index();
@@ -249,6 +257,57 @@ impl CommandMetrics {
             .get(label, |name| self.duration.with_label_values(&[name]))
             .observe(read_at.elapsed().as_secs_f64());
         kind
+    }
+}
+
+impl CommandMetrics {
+    /// INFO's commandstats section, from the same series (empty while not recording). Every
+    /// error reply counts as a failed call: fjord does not tell rejections (arity, auth)
+    /// from failures during execution, so `rejected_calls` stays 0.
+    pub fn commandstats_section(&self) -> String {
+        let mut out = String::from("# Commandstats\r\n");
+        for (name, results) in self.call_cells.resolved() {
+            let count = |kinds: &[ResultKind]| -> u64 {
+                kinds
+                    .iter()
+                    .filter_map(|k| results[*k as usize].get())
+                    .map(|c| c.get())
+                    .sum()
+            };
+            let calls = count(&ResultKind::ALL);
+            let failed = count(&ResultKind::ALL[1..]);
+            let usec = self
+                .duration_cells
+                .resolved()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |(_, h)| h.get_sample_sum() * 1e6);
+            let per_call = if calls == 0 { 0.0 } else { usec / calls as f64 };
+            out.push_str(&format!(
+                "cmdstat_{name}:calls={calls},usec={usec:.0},usec_per_call={per_call:.2},\
+                 rejected_calls=0,failed_calls={failed}\r\n"
+            ));
+        }
+        out.push_str("\r\n");
+        out
+    }
+
+    /// INFO's errorstats section: error replies by their code.
+    pub fn errorstats_section(&self) -> String {
+        let mut totals = [0u64; ResultKind::ALL.len()];
+        for (_, results) in self.call_cells.resolved() {
+            for (total, cell) in totals.iter_mut().zip(results.iter()) {
+                *total += cell.get().map_or(0, |c| c.get());
+            }
+        }
+        let mut out = String::from("# Errorstats\r\n");
+        for (kind, total) in ResultKind::ALL.iter().zip(totals).skip(1) {
+            if total > 0 {
+                let code = kind.label().to_ascii_uppercase();
+                out.push_str(&format!("errorstat_{code}:count={total}\r\n"));
+            }
+        }
+        out.push_str("\r\n");
+        out
     }
 }
 
@@ -370,6 +429,24 @@ mod tests {
         assert!(text.contains("t_command_duration_seconds_count{command=\"get\"} 3"));
         // Only commands that ran have series.
         assert!(!text.contains("command=\"set\""));
+    }
+
+    #[test]
+    fn info_sections_read_the_same_series() {
+        let m = CommandMetrics::new(&Registry::new(), "t", true);
+        let get = CommandLabel::of(command::lookup(b"GET").unwrap());
+        m.record(get, &Reply::Nil, Instant::now());
+        m.record(get, &Reply::error(crate::error::WRONGTYPE), Instant::now());
+        let stats = m.commandstats_section();
+        assert!(stats.contains("cmdstat_get:calls=2,"), "{stats}");
+        assert!(
+            stats.contains("rejected_calls=0,failed_calls=1\r\n"),
+            "{stats}"
+        );
+        assert_eq!(
+            m.errorstats_section(),
+            "# Errorstats\r\nerrorstat_WRONGTYPE:count=1\r\n\r\n"
+        );
     }
 
     #[test]

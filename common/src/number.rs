@@ -60,85 +60,35 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
 }
 
 /// Formats a float as Redis's INCRBYFLOAT reply does (`%.17Lf` on a long double, trailing
-/// zeros removed).
-///
-/// fjord computes in `f64`, which carries about 15.9 significant digits; rounding to 15 first
-/// makes `0.1 + 0.2` print as `0.3`, which is what Redis's 80-bit long double prints.
+/// zeros removed, never `-0`).
 pub fn format_f64_human(v: f64) -> String {
+    format_f64_at_scale(v, v.abs())
+}
+
+/// [`format_f64_human`] for a result computed from operands as large as `scale`.
+///
+/// fjord computes in `f64`, which carries about 15.9 significant digits, where Redis's 80-bit
+/// long double carries 19. Digits below the 15th of the largest operand are noise in `f64`
+/// and zeros in Redis, so they are rounded away: `0.1 + 0.2` prints `0.3`, and `x + -x`
+/// prints `0` where a rounded `x` leaves a remainder like `-0.00000000000000002`.
+pub fn format_f64_at_scale(v: f64, scale: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    let sci = format!("{:.14e}", v);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: Vec<u8> = mantissa
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|d| d - b'0')
-        .collect();
-    // The value is 0.d1d2d3... × 10^(exp+1); lay it out with 17 fractional digits.
-    let int_len = exp + 1;
-    let mut int_part = String::new();
-    let mut frac: Vec<u8> = Vec::with_capacity(18);
-    if int_len > 0 {
-        for i in 0..int_len as usize {
-            int_part.push(char::from(b'0' + digits.get(i).copied().unwrap_or(0)));
-        }
-        frac.extend(digits.iter().skip(int_len as usize));
-    } else {
-        int_part.push('0');
-        frac.extend(std::iter::repeat_n(0, (-int_len) as usize));
-        frac.extend(&digits);
+    let scale = scale.max(v.abs());
+    let decimals = match scale > 0.0 && scale.is_finite() {
+        true => 14 - scale.log10().floor() as i64,
+        false => 17,
+    };
+    let decimals = decimals.clamp(0, 17) as usize;
+    let mut out = format!("{v:.decimals$}");
+    if out.contains('.') {
+        let kept = out.trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(kept);
     }
-    // Round half up at the 17th fractional digit.
-    if frac.len() > 17 {
-        let round_up = frac[17] >= 5;
-        frac.truncate(17);
-        if round_up {
-            let mut carry = true;
-            for d in frac.iter_mut().rev() {
-                if !carry {
-                    break;
-                }
-                *d += 1;
-                carry = *d == 10;
-                if carry {
-                    *d = 0;
-                }
-            }
-            if carry {
-                int_part = increment_decimal(&int_part);
-            }
-        }
+    if out == "-0" {
+        out.remove(0);
     }
-    while frac.last() == Some(&0) {
-        frac.pop();
-    }
-    let mut out = String::new();
-    if negative && !(int_part == "0" && frac.is_empty()) {
-        out.push('-');
-    }
-    out.push_str(&int_part);
-    if !frac.is_empty() {
-        out.push('.');
-        out.extend(frac.iter().map(|&d| char::from(b'0' + d)));
-    }
-    out
-}
-
-fn increment_decimal(s: &str) -> String {
-    let mut digits: Vec<u8> = s.bytes().collect();
-    for d in digits.iter_mut().rev() {
-        if *d == b'9' {
-            *d = b'0';
-        } else {
-            *d += 1;
-            return String::from_utf8(digits).unwrap_or_default();
-        }
-    }
-    let mut out = String::from("1");
-    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     out
 }
 
@@ -177,6 +127,18 @@ mod tests {
         assert_eq!(format_f64_human(1e-20), "0");
         assert_eq!(format_f64_human(-1.5), "-1.5");
         assert_eq!(format_f64_human(1.23e-10), "0.000000000123");
+        assert_eq!(format_f64_human(1e20), "100000000000000000000");
+        assert_eq!(format_f64_human(0.7 + 0.1), "0.8");
+    }
+
+    #[test]
+    fn a_sum_that_cancels_leaves_no_noise_or_negative_zero() {
+        // INCRBYFLOAT by 1/41 then by -1/41 (the Redis suite's "No negative zero").
+        let x = 1.0f64 / 41.0;
+        let stored: f64 = format_f64_at_scale(x, x).parse().unwrap();
+        assert_eq!(format_f64_at_scale(stored + -x, x), "0");
+        assert_eq!(format_f64_at_scale(-1e-18, 1.0), "0");
+        assert_eq!(format_f64_at_scale(10.5 - 10.25, 10.5), "0.25");
     }
 
     #[test]

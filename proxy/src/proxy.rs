@@ -6,8 +6,9 @@ use fjord_common::admin::Observed;
 use fjord_common::budget::Budget;
 use fjord_common::client::{ClientRegistry, Host};
 use fjord_common::command::{CommandSpec, Route};
+use fjord_common::info::{self, Sections};
+use fjord_common::process;
 use fjord_common::topology::ProxySettings;
-use fjord_common::{info, process};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,8 +58,8 @@ impl Proxy {
 
     /// The INFO text for the requested sections. `keys` is the key count of the listener's
     /// slots, fetched from the shards when the keyspace section is wanted.
-    pub fn info_text(&self, wanted: &[String], listener: Listener, keys: Option<u64>) -> String {
-        let want = |s: &str| info::wants(wanted, s);
+    pub fn info_text(&self, wanted: &Sections, listener: Listener, keys: Option<u64>) -> String {
+        let want = |s: &str| wanted.wants(s);
         let routing = self.topology.load();
         let t = &routing.topology;
         let mut out = String::new();
@@ -83,10 +84,7 @@ impl Proxy {
             ));
         }
         if want("memory") {
-            let rss = process::resident_bytes();
-            out.push_str(&format!(
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n"
-            ));
+            out.push_str(&info::memory_section(""));
         }
         if want("persistence") {
             // ioredis waits for loading:0 before it sends anything.
@@ -107,6 +105,18 @@ impl Proxy {
         }
         if want("replication") {
             out.push_str(&info::replication_section());
+        }
+        if want("cpu") {
+            out.push_str(&info::cpu_section());
+        }
+        if want("modules") {
+            out.push_str(&info::modules_section());
+        }
+        if want("commandstats") {
+            out.push_str(&self.metrics.commands.commandstats_section());
+        }
+        if want("errorstats") {
+            out.push_str(&self.metrics.commands.errorstats_section());
         }
         if want("cluster") {
             out.push_str(&info::cluster_section(true));

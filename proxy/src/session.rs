@@ -299,13 +299,10 @@ impl Session {
             CommandId::Cluster => cluster::cluster(target, self.kind, r, args).await,
             CommandId::Lastsave => router::lastsave(target).await,
             CommandId::Info => {
-                let wanted: Vec<String> = args[1..]
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-                    .collect();
+                let wanted = info::Sections::parse(&args[1..]);
                 let proxy = Arc::clone(&self.proxy);
                 let kind = self.kind;
-                if !info::wants(&wanted, "keyspace") {
+                if !wanted.wants("keyspace") {
                     return Reply::Verbatim(proxy.info_text(&wanted, kind, None).into()).into();
                 }
                 let keys = router::count_keys(target, &self.scope(target)).await;

@@ -69,8 +69,8 @@ impl Server {
     }
 
     /// The INFO text for the requested sections (default sections when none).
-    pub fn info_text(&self, wanted: &[String]) -> String {
-        let want = |s: &str| info::wants(wanted, s);
+    pub fn info_text(&self, wanted: &info::Sections) -> String {
+        let want = |s: &str| wanted.wants(s);
         let store = &self.store;
         let ss = &store.stats;
         let mut out = String::new();
@@ -92,19 +92,16 @@ impl Server {
             ));
         }
         if want("memory") {
-            let rss = process::resident_bytes();
             let (rows_held, rows_capacity) = store.row_cache().usage();
             let (filter_bytes, filter_state) = store.key_filter_status();
-            out.push_str(&format!(
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\n\
-                 fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\n\
+            out.push_str(&info::memory_section(&format!(
+                "fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\n\
                  row_cache_bytes:{rows_held}\r\nrow_cache_capacity:{rows_capacity}\r\n\
-                 key_filter_bytes:{filter_bytes}\r\nkey_filter_state:{filter_state}\r\n\
-                 maxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                 key_filter_bytes:{filter_bytes}\r\nkey_filter_state:{filter_state}\r\n",
                 store.database().cache_size(),
                 store.database().cache_capacity(),
                 store.database().write_buffer_size(),
-            ));
+            )));
         }
         if want("persistence") {
             let fsyncs = ss.fsyncs.get();
@@ -140,6 +137,18 @@ impl Server {
         }
         if want("replication") {
             out.push_str(&info::replication_section());
+        }
+        if want("cpu") {
+            out.push_str(&info::cpu_section());
+        }
+        if want("modules") {
+            out.push_str(&info::modules_section());
+        }
+        if want("commandstats") {
+            out.push_str(&self.metrics.commands.commandstats_section());
+        }
+        if want("errorstats") {
+            out.push_str(&self.metrics.commands.errorstats_section());
         }
         if want("cluster") {
             out.push_str(&info::cluster_section(false));

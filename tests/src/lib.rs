@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod load;
 pub mod metrics;
+pub mod redis_suite;
 
 /// Folder with the release binaries (`tests/run.sh` builds them before the tests run).
 pub fn bin_dir() -> PathBuf {

@@ -83,13 +83,54 @@ impl Read for Type {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ExpireCondition {
-    Always,
-    Nx,
-    Xx,
-    Gt,
-    Lt,
+/// EXPIRE's NX/XX/GT/LT options. Several may be given (`LT XX`), and each must hold; a key
+/// without a TTL counts as expiring never, so GT fails on it and LT passes, as in Redis.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct ExpireCondition {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+impl ExpireCondition {
+    /// Parses the options after the time, with Redis's texts for the combinations it refuses.
+    fn parse(opts: &[Bytes]) -> Result<Self, Reply> {
+        let mut c = ExpireCondition::default();
+        for opt in opts {
+            match opt.to_ascii_uppercase().as_slice() {
+                b"NX" => c.nx = true,
+                b"XX" => c.xx = true,
+                b"GT" => c.gt = true,
+                b"LT" => c.lt = true,
+                _ => {
+                    return Err(Reply::error(format!(
+                        "ERR Unsupported option {}",
+                        String::from_utf8_lossy(opt)
+                    )))
+                }
+            }
+        }
+        if c.nx && (c.xx || c.gt || c.lt) {
+            return Err(Reply::error(
+                "ERR NX and XX, GT or LT options at the same time are not compatible",
+            ));
+        }
+        if c.gt && c.lt {
+            return Err(Reply::error(
+                "ERR GT and LT options at the same time are not compatible",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Whether a key whose deadline is `current` (`None`: no TTL) may get `deadline`.
+    fn allows(self, current: Option<i64>, deadline: i64) -> bool {
+        (!self.nx || current.is_none())
+            && (!self.xx || current.is_some())
+            && (!self.gt || current.is_some_and(|c| deadline > c))
+            && (!self.lt || current.is_none_or(|c| deadline < c))
+    }
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT.
@@ -103,42 +144,7 @@ pub struct Expire {
 impl Parse for Expire {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
         let name = lower_name(args);
-        let mut condition = ExpireCondition::Always;
-        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-        for opt in &args[3..] {
-            match opt.to_ascii_uppercase().as_slice() {
-                b"NX" => nx = true,
-                b"XX" => xx = true,
-                b"GT" => gt = true,
-                b"LT" => lt = true,
-                _ => {
-                    return Err(Reply::error(format!(
-                        "ERR Unsupported option {}",
-                        String::from_utf8_lossy(opt)
-                    )))
-                }
-            }
-        }
-        if nx && (xx || gt || lt) {
-            return Err(Reply::error(
-                "ERR NX and XX, GT or LT options at the same time are not compatible",
-            ));
-        }
-        if gt && lt {
-            return Err(Reply::error(
-                "ERR GT and LT options at the same time are not compatible",
-            ));
-        }
-        for (set, c) in [
-            (nx, ExpireCondition::Nx),
-            (xx, ExpireCondition::Xx),
-            (gt, ExpireCondition::Gt),
-            (lt, ExpireCondition::Lt),
-        ] {
-            if set {
-                condition = c;
-            }
-        }
+        let condition = ExpireCondition::parse(&args[3..])?;
         let when = parse_i64(&args[2]).ok_or(Reply::error(error::NOT_INTEGER))?;
         let invalid = || Reply::error(error::invalid_expire(&name));
         let seconds = name == "expire" || name == "expireat";
@@ -166,14 +172,7 @@ impl WriteOp for Expire {
             return Reply::Int(0);
         };
         let current = entry.expire_at.map(|at| at as i64);
-        let allowed = match self.condition {
-            ExpireCondition::Always => true,
-            ExpireCondition::Nx => current.is_none(),
-            ExpireCondition::Xx => current.is_some(),
-            ExpireCondition::Gt => current.is_some_and(|c| self.deadline > c),
-            ExpireCondition::Lt => current.is_none_or(|c| self.deadline < c),
-        };
-        if !allowed {
+        if !self.condition.allows(current, self.deadline) {
             return Reply::Int(0);
         }
         if self.deadline <= txn.now() as i64 {
@@ -288,6 +287,58 @@ impl WriteOp for Rename {
         } else {
             Reply::ok()
         }
+    }
+}
+
+/// `COPY source destination [DB db] [REPLACE]`: the value and its TTL under a second name.
+/// fjord has one database, so `DB` may only name 0.
+pub struct Copy {
+    from: Bytes,
+    to: Bytes,
+    replace: bool,
+}
+
+impl Parse for Copy {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let mut replace = false;
+        let mut i = 3;
+        while i < args.len() {
+            match args[i].to_ascii_uppercase().as_slice() {
+                b"REPLACE" => replace = true,
+                b"DB" if i + 1 < args.len() => {
+                    let db = parse_i64(&args[i + 1]).ok_or(Reply::error(error::NOT_INTEGER))?;
+                    if db != 0 {
+                        return Err(Reply::error(error::DB_INDEX_OUT_OF_RANGE));
+                    }
+                    i += 1;
+                }
+                _ => return Err(Reply::error(error::SYNTAX)),
+            }
+            i += 1;
+        }
+        if args[1] == args[2] {
+            return Err(Reply::error(
+                "ERR source and destination objects are the same",
+            ));
+        }
+        Ok(Self {
+            from: args[1].clone(),
+            to: args[2].clone(),
+            replace,
+        })
+    }
+}
+
+impl WriteOp for Copy {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let Some(entry) = txn.get(&self.from) else {
+            return Reply::Int(0);
+        };
+        if !self.replace && txn.get(&self.to).is_some() {
+            return Reply::Int(0);
+        }
+        txn.put(&self.to, entry);
+        Reply::Int(1)
     }
 }
 
@@ -452,4 +503,42 @@ pub fn random_key(store: &Store, slots: &SlotSet) -> Reply {
         }
     }
     Reply::Nil
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(opts: &[&str]) -> Result<ExpireCondition, Reply> {
+        let opts: Vec<Bytes> = opts.iter().map(|o| Bytes::from(o.to_string())).collect();
+        ExpireCondition::parse(&opts)
+    }
+
+    #[test]
+    fn every_expire_option_given_must_hold() {
+        let lt_xx = condition(&["LT", "XX"]).unwrap();
+        // No TTL: LT alone would pass (never > anything), XX does not.
+        assert!(!lt_xx.allows(None, 100));
+        assert!(lt_xx.allows(Some(200), 100));
+        assert!(!lt_xx.allows(Some(50), 100));
+        let gt_xx = condition(&["gt", "xx"]).unwrap();
+        assert!(!gt_xx.allows(None, 100));
+        assert!(gt_xx.allows(Some(50), 100));
+        assert!(condition(&["LT"]).unwrap().allows(None, 100));
+        assert!(!condition(&["GT"]).unwrap().allows(None, 100));
+        assert!(condition(&["NX"]).unwrap().allows(None, 100));
+        assert!(!condition(&["NX"]).unwrap().allows(Some(1), 100));
+        assert!(condition(&[]).unwrap().allows(Some(1), 100));
+    }
+
+    #[test]
+    fn incompatible_expire_options_get_redis_texts() {
+        let err = |opts: &[&str]| match condition(opts) {
+            Err(Reply::Error(e)) => e.to_string(),
+            _ => String::new(),
+        };
+        assert!(err(&["NX", "XX"]).starts_with("ERR NX and XX, GT or LT"));
+        assert!(err(&["GT", "LT"]).starts_with("ERR GT and LT"));
+        assert_eq!(err(&["NOPE"]), "ERR Unsupported option NOPE");
+    }
 }

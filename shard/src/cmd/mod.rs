@@ -111,6 +111,8 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         | C::Command
         | C::Config
         | C::Time
+        | C::Function
+        | C::Debug
         | C::Readonly
         | C::Readwrite
         | C::Asking => {
@@ -136,6 +138,7 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Setrange => write::<strings::SetRange>(args),
         C::Incr | C::Decr | C::Incrby | C::Decrby => write::<strings::IncrBy>(args),
         C::Incrbyfloat => write::<strings::IncrByFloat>(args),
+        C::Lcs => read::<strings::Lcs>(args, store),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),
         C::Type => read::<keys::Type>(args, store),
@@ -143,6 +146,7 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Ttl | C::Pttl | C::Expiretime | C::Pexpiretime => read::<keys::Ttl>(args, store),
         C::Persist => write::<keys::Persist>(args),
         C::Rename | C::Renamenx => write::<keys::Rename>(args),
+        C::Copy => write::<keys::Copy>(args),
         C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),
         C::Keys => keys::keys(ctx.server, SlotSet::all(), args[1].clone()),
         C::Randomkey => keys::random_key(store, &SlotSet::all()).into(),

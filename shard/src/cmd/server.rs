@@ -11,10 +11,7 @@ use std::sync::atomic::Ordering;
 
 /// `INFO [section ...]`
 pub fn info(ctx: &Ctx<'_>, args: &[Bytes]) -> Reply {
-    let wanted: Vec<String> = args[1..]
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-        .collect();
+    let wanted = fjord_common::info::Sections::parse(&args[1..]);
     Reply::Verbatim(Bytes::from(ctx.server.info_text(&wanted)))
 }
 

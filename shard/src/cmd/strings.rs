@@ -5,7 +5,7 @@ use crate::store::encoding::{Entry, ValueType};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::{now_ms, Store};
 use bytes::{Bytes, BytesMut};
-use fjord_common::number::{format_f64_human, parse_f64, parse_i64};
+use fjord_common::number::{format_f64_at_scale, parse_f64, parse_i64};
 use fjord_common::{error, Reply};
 
 /// Largest string a command may build (Redis's `proto-max-bulk-len`).
@@ -600,8 +600,229 @@ impl WriteOp for IncrByFloat {
         if !n.is_finite() {
             return Reply::error(error::NAN_OR_INF);
         }
-        let text = Bytes::from(format_f64_human(n));
+        let text = Bytes::from(format_f64_at_scale(n, current.abs().max(self.delta.abs())));
         store_string(txn, &self.key, text.clone(), expire_at);
         Reply::Bulk(text)
+    }
+}
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`: the longest common subsequence
+/// of two strings, by Redis's dynamic program, so that ties resolve to the same answer and
+/// the IDX ranges come out in the same order (from the end of the strings).
+pub struct Lcs {
+    a: Bytes,
+    b: Bytes,
+    len_only: bool,
+    indexes: bool,
+    min_match_len: usize,
+    with_match_len: bool,
+}
+
+/// Most memory LCS's table may take: Redis bounds it by `proto-max-bulk-len`.
+const MAX_LCS_TABLE: usize = MAX_STRING;
+
+impl Parse for Lcs {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let mut lcs = Lcs {
+            a: args[1].clone(),
+            b: args[2].clone(),
+            len_only: false,
+            indexes: false,
+            min_match_len: 0,
+            with_match_len: false,
+        };
+        let mut i = 3;
+        while i < args.len() {
+            match args[i].to_ascii_uppercase().as_slice() {
+                b"LEN" => lcs.len_only = true,
+                b"IDX" => lcs.indexes = true,
+                b"WITHMATCHLEN" => lcs.with_match_len = true,
+                b"MINMATCHLEN" if i + 1 < args.len() => {
+                    lcs.min_match_len = int_arg(&args[i + 1])?.max(0) as usize;
+                    i += 1;
+                }
+                _ => return Err(Reply::error(error::SYNTAX)),
+            }
+            i += 1;
+        }
+        if lcs.len_only && lcs.indexes {
+            return Err(Reply::error(
+                "ERR If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(lcs)
+    }
+}
+
+impl Read for Lcs {
+    fn execute(self, store: &Store) -> Reply {
+        let value = |key: &[u8]| match string_value(store, key) {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(Reply::Error(e)) if e.starts_with("WRONGTYPE") => Err(Reply::error(
+                "ERR The specified keys must contain string values",
+            )),
+            Err(e) => Err(e),
+        };
+        let (a, b) = match (value(&self.a), value(&self.b)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return e,
+        };
+        let cells = (a.len() + 1).saturating_mul(b.len() + 1);
+        if cells.saturating_mul(4) > MAX_LCS_TABLE {
+            return Reply::error(
+                "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+            );
+        }
+        self.reply(&lcs_table(&a, &b), &a, &b)
+    }
+}
+
+/// The table of LCS lengths of every pair of prefixes, `(a.len()+1) × (b.len()+1)`.
+fn lcs_table(a: &[u8], b: &[u8]) -> Vec<u32> {
+    let width = b.len() + 1;
+    let mut t = vec![0u32; (a.len() + 1) * width];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            t[i * width + j] = if a[i - 1] == b[j - 1] {
+                t[(i - 1) * width + j - 1] + 1
+            } else {
+                t[(i - 1) * width + j].max(t[i * width + j - 1])
+            };
+        }
+    }
+    t
+}
+
+impl Lcs {
+    /// Walks the table back from the end, collecting the common bytes and the ranges of
+    /// contiguous matches, as Redis's `lcsCommand` does.
+    fn reply(&self, t: &[u32], a: &[u8], b: &[u8]) -> Reply {
+        let width = b.len() + 1;
+        let at = |i: usize, j: usize| t[i * width + j];
+        let mut idx = at(a.len(), b.len()) as usize;
+        if self.len_only {
+            return Reply::Int(idx as i64);
+        }
+        let total = idx;
+        let mut common = vec![0u8; idx];
+        let mut matches = Vec::new();
+        // `None`: no range open; else (a_start, a_end, b_start, b_end).
+        let mut range: Option<(usize, usize, usize, usize)> = None;
+        let (mut i, mut j) = (a.len(), b.len());
+        while i > 0 && j > 0 {
+            let mut emit = false;
+            if a[i - 1] == b[j - 1] {
+                common[idx - 1] = a[i - 1];
+                range = match range {
+                    None => Some((i - 1, i - 1, j - 1, j - 1)),
+                    Some((sa, ea, sb, eb)) if sa == i && sb == j => Some((sa - 1, ea, sb - 1, eb)),
+                    Some(r) => {
+                        emit = true;
+                        Some(r)
+                    }
+                };
+                if range.is_some_and(|(sa, _, sb, _)| sa == 0 || sb == 0) {
+                    emit = true;
+                }
+                idx -= 1;
+                i -= 1;
+                j -= 1;
+            } else {
+                if at(i - 1, j) > at(i, j - 1) {
+                    i -= 1;
+                } else {
+                    j -= 1;
+                }
+                emit |= range.is_some();
+            }
+            if emit {
+                if let Some((sa, ea, sb, eb)) = range.take() {
+                    let len = ea - sa + 1;
+                    if self.min_match_len == 0 || len >= self.min_match_len {
+                        let mut m = vec![
+                            Reply::Array(vec![Reply::Int(sa as i64), Reply::Int(ea as i64)]),
+                            Reply::Array(vec![Reply::Int(sb as i64), Reply::Int(eb as i64)]),
+                        ];
+                        if self.with_match_len {
+                            m.push(Reply::Int(len as i64));
+                        }
+                        matches.push(Reply::Array(m));
+                    }
+                }
+            }
+        }
+        if !self.indexes {
+            return Reply::Bulk(Bytes::from(common));
+        }
+        Reply::Map(vec![
+            (Reply::text("matches"), Reply::Array(matches)),
+            (Reply::text("len"), Reply::Int(total as i64)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcs(a: &str, b: &str, opts: &[&str]) -> Reply {
+        let mut args: Vec<Bytes> = ["LCS", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
+        args.extend(opts.iter().map(|o| Bytes::from(o.to_string())));
+        let cmd = Lcs::parse(&args).unwrap();
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        cmd.reply(&lcs_table(a, b), a, b)
+    }
+
+    // The strings of the Redis suite's LCS tests.
+    const RNA1: &str = "CACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTTCGTCCGGGTGTG";
+    const RNA2: &str = "ATTAAAGGTTTATACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTT";
+
+    #[test]
+    fn lcs_finds_the_subsequence_and_its_length() {
+        let Reply::Bulk(common) = lcs(RNA1, RNA2, &[]) else {
+            panic!()
+        };
+        assert_eq!(common.len(), 227);
+        assert!(matches!(lcs(RNA1, RNA2, &["LEN"]), Reply::Int(227)));
+        assert!(matches!(lcs("", "abc", &["LEN"]), Reply::Int(0)));
+    }
+
+    #[test]
+    fn lcs_ranges_come_from_the_end_with_their_lengths() {
+        let Reply::Map(fields) = lcs("ohmytext", "mynewtext", &["IDX", "WITHMATCHLEN"]) else {
+            panic!()
+        };
+        let int = |r: &Reply| match r {
+            Reply::Int(n) => *n,
+            _ => -1,
+        };
+        let Reply::Array(matches) = &fields[0].1 else {
+            panic!()
+        };
+        // "text" at 4-7 / 5-8, then "my" at 2-3 / 0-1, as Redis answers.
+        let flat: Vec<Vec<i64>> = matches
+            .iter()
+            .map(|m| {
+                let Reply::Array(parts) = m else { panic!() };
+                let mut v = Vec::new();
+                for p in &parts[..2] {
+                    let Reply::Array(r) = p else { panic!() };
+                    v.extend(r.iter().map(int));
+                }
+                v.push(int(&parts[2]));
+                v
+            })
+            .collect();
+        assert_eq!(flat, vec![vec![4, 7, 5, 8, 4], vec![2, 3, 0, 1, 2]]);
+        assert_eq!(int(&fields[1].1), 6);
+    }
+
+    #[test]
+    fn lcs_refuses_len_with_idx() {
+        let args: Vec<Bytes> = ["LCS", "a", "b", "LEN", "IDX"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert!(Lcs::parse(&args).is_err());
     }
 }
