@@ -60,6 +60,14 @@ pub enum CommandId {
     Decrby,
     Incrbyfloat,
     Lcs,
+    // bitmaps (on strings)
+    Setbit,
+    Getbit,
+    Bitcount,
+    Bitpos,
+    Bitop,
+    Bitfield,
+    BitfieldRo,
     // generic keyspace
     Del,
     Unlink,
@@ -936,6 +944,14 @@ static COMMANDS: &[CommandSpec] = &[
     spec("decrby", C::Decrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec("incrbyfloat", C::Incrbyfloat, 3, WF, ONE_KEY, SingleSlot, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec("lcs", C::Lcs, -3, READONLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
+    // bitmaps
+    spec("setbit", C::Setbit, 4, W, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
+    spec("getbit", C::Getbit, 3, RF, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Returns a bit value by offset."),
+    spec("bitcount", C::Bitcount, -2, READONLY, ONE_KEY, SingleSlot, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string."),
+    spec("bitpos", C::Bitpos, -3, READONLY, ONE_KEY, SingleSlot, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string."),
+    spec("bitop", C::Bitop, -4, W, (2, -1, 1), SingleSlot, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result."),
+    spec("bitfield", C::Bitfield, -2, W, ONE_KEY, SingleSlot, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings."),
+    spec("bitfield_ro", C::BitfieldRo, -2, RF, ONE_KEY, SingleSlot, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings."),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),

@@ -22,6 +22,14 @@ pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const MISCONF: &str = "MISCONF Errors writing to the AOF file: the shard's store failed to write or fsync; it refuses writes until restarted";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const SLOT_OUT_OF_RANGE: &str = "ERR Invalid or out of range slot";
+pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+pub const BIT_ARGUMENT: &str = "ERR The bit argument must be 1 or 0.";
+pub const BITOP_NOT_ONE_KEY: &str = "ERR BITOP NOT must be called with a single source key.";
+pub const BITFIELD_TYPE: &str =
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+pub const BITFIELD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
+pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
 
 /// `ERR wrong number of arguments for 'get' command`; subcommands read `'client|setname'`.
 pub fn wrong_arity(command: &str) -> String {

@@ -57,8 +57,21 @@ impl Proxy {
     }
 
     /// The INFO text for the requested sections. `keys` is the key count of the listener's
-    /// slots, fetched from the shards when the keyspace section is wanted.
-    pub fn info_text(&self, wanted: &Sections, listener: Listener, keys: Option<u64>) -> String {
+    /// slots, fetched from the shards when the keyspace section is wanted; `totals` are the
+    /// shards' figures summed ([`crate::router::SUMMED_INFO_FIELDS`]).
+    pub fn info_text(
+        &self,
+        wanted: &Sections,
+        listener: Listener,
+        keys: Option<u64>,
+        totals: &[(&str, u64)],
+    ) -> String {
+        let total = |name: &str| {
+            totals
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, v)| *v)
+        };
         let want = |s: &str| wanted.wants(s);
         let routing = self.topology.load();
         let t = &routing.topology;
@@ -88,15 +101,24 @@ impl Proxy {
         }
         if want("persistence") {
             // ioredis waits for loading:0 before it sends anything.
-            out.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n");
+            out.push_str(&format!(
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\n\
+                 aof_enabled:1\r\n\r\n",
+                total("rdb_changes_since_last_save")
+            ));
         }
         if want("stats") {
             let m = &self.metrics;
             let up = routing.backends.iter().filter(|b| b.is_up()).count();
             out.push_str(&format!(
-                "# Stats\r\n{}topology_version:{}\r\ntopology_reloads_ok:{}\r\n\
+                "# Stats\r\n{}expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\n\
+                 keyspace_misses:{}\r\ntopology_version:{}\r\ntopology_reloads_ok:{}\r\n\
                  topology_reloads_failed:{}\r\nshards:{}\r\nshards_up:{up}\r\n\r\n",
                 m.traffic.info_lines(),
+                total("expired_keys"),
+                total("evicted_keys"),
+                total("keyspace_hits"),
+                total("keyspace_misses"),
                 t.version,
                 m.reloads_ok.get(),
                 m.reloads_failed.get(),

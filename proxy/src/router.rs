@@ -444,6 +444,47 @@ pub async fn lastsave(target: &Target) -> Pending {
     })
 }
 
+/// Fields of the shards' INFO that the proxy's INFO shows summed over the cluster.
+pub const SUMMED_INFO_FIELDS: &[&str] = &[
+    "rdb_changes_since_last_save",
+    "expired_keys",
+    "evicted_keys",
+    "keyspace_hits",
+    "keyspace_misses",
+];
+
+/// [`SUMMED_INFO_FIELDS`] added up over the shards that answer. A shard that is down is left
+/// out rather than failing INFO, which clients send when they connect.
+pub async fn shard_info_totals(
+    target: &Target,
+) -> impl Future<Output = Vec<(&'static str, u64)>> + Send + 'static {
+    let mut parts = Vec::new();
+    for shard in 0..target.routing.backends.len() {
+        let args = [&b"INFO"[..], b"persistence", b"stats"]
+            .map(Bytes::from_static)
+            .to_vec();
+        parts.push(target.send_raw(shard, args).await);
+    }
+    async move {
+        let mut totals: Vec<(&'static str, u64)> =
+            SUMMED_INFO_FIELDS.iter().map(|f| (*f, 0)).collect();
+        for part in parts {
+            let (Ok(Reply::Verbatim(text)) | Ok(Reply::Bulk(text))) = part.await else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&text).lines() {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                if let Some(total) = totals.iter_mut().find(|(f, _)| *f == name) {
+                    total.1 += value.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        totals
+    }
+}
+
 /// The number of keys in `scope`, for INFO keyspace.
 pub async fn count_keys(
     target: &Target,

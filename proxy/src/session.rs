@@ -302,15 +302,27 @@ impl Session {
                 let wanted = info::Sections::parse(&args[1..]);
                 let proxy = Arc::clone(&self.proxy);
                 let kind = self.kind;
-                if !wanted.wants("keyspace") {
-                    return Reply::Verbatim(proxy.info_text(&wanted, kind, None).into()).into();
-                }
-                let keys = router::count_keys(target, &self.scope(target)).await;
+                let keys = match wanted.wants("keyspace") {
+                    true => Some(router::count_keys(target, &self.scope(target)).await),
+                    false => None,
+                };
+                let totals = match wanted.wants("persistence") || wanted.wants("stats") {
+                    true => Some(router::shard_info_totals(target).await),
+                    false => None,
+                };
                 Pending::Later(Box::pin(async move {
-                    match keys.await {
-                        Ok(n) => Reply::Verbatim(proxy.info_text(&wanted, kind, Some(n)).into()),
-                        Err(e) => e,
-                    }
+                    let keys = match keys {
+                        Some(count) => match count.await {
+                            Ok(n) => Some(n),
+                            Err(e) => return e,
+                        },
+                        None => None,
+                    };
+                    let totals = match totals {
+                        Some(totals) => totals.await,
+                        None => Vec::new(),
+                    };
+                    Reply::Verbatim(proxy.info_text(&wanted, kind, keys, &totals).into())
                 }))
             }
             other => Reply::error(format!("ERR {other:?} has no handler in the proxy")).into(),

@@ -108,10 +108,11 @@ impl Server {
             let fsync_avg_micros = ss.fsync_seconds.get_sample_sum() * 1e6
                 / ss.fsync_seconds.get_sample_count().max(1) as f64;
             out.push_str(&format!(
-                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\n\
                  rdb_last_save_time:{}\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
                  aof_last_write_status:{}\r\nfsync_mode:{}\r\nfsync_count:{fsyncs}\r\nfsync_avg_micros:{:.0}\r\n\
                  write_groups:{}\r\ninline_write_groups:{}\r\nwrites:{}\r\ndisk_bytes:{}\r\njournal_count:{}\r\n\r\n",
+                ss.key_changes.get(),
                 ss.last_fsync_unix.load(Ordering::Relaxed),
                 if store.is_writable() { "ok" } else { "err" },
                 self.config.fsync.name(),

@@ -5,6 +5,7 @@
 //! the writer's group). [`execute`] maps a resolved table entry to its type; the `match` over
 //! [`CommandId`] is exhaustive, so every entry of the shared table has a handler here.
 
+mod bitmaps;
 mod keys;
 mod server;
 mod slots;
@@ -139,6 +140,13 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Incr | C::Decr | C::Incrby | C::Decrby => write::<strings::IncrBy>(args),
         C::Incrbyfloat => write::<strings::IncrByFloat>(args),
         C::Lcs => read::<strings::Lcs>(args, store),
+        C::Setbit => write::<bitmaps::SetBit>(args),
+        C::Getbit => read::<bitmaps::GetBit>(args, store),
+        C::Bitcount => read::<bitmaps::BitCount>(args, store),
+        C::Bitpos => read::<bitmaps::BitPos>(args, store),
+        C::Bitop => write::<bitmaps::BitOp>(args),
+        C::Bitfield => write::<bitmaps::BitField>(args),
+        C::BitfieldRo => read::<bitmaps::BitField>(args, store),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),
         C::Type => read::<keys::Type>(args, store),

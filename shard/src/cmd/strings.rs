@@ -12,7 +12,7 @@ use fjord_common::{error, Reply};
 const MAX_STRING: usize = 512 * 1024 * 1024;
 
 /// The value of a string key for a read command, or WRONGTYPE.
-fn string_value(store: &Store, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+pub(super) fn string_value(store: &Store, key: &[u8]) -> Result<Option<Bytes>, Reply> {
     match store.get(key, now_ms()) {
         Ok(Some(e)) if e.kind == ValueType::String => Ok(Some(e.payload)),
         Ok(Some(_)) => Err(Reply::error(error::WRONGTYPE)),
@@ -22,18 +22,18 @@ fn string_value(store: &Store, key: &[u8]) -> Result<Option<Bytes>, Reply> {
 }
 
 /// The live string entry under `key` inside a write, or WRONGTYPE.
-fn string_entry(txn: &mut Txn<'_>, key: &[u8]) -> Result<Option<Entry>, Reply> {
+pub(super) fn string_entry(txn: &mut Txn<'_>, key: &[u8]) -> Result<Option<Entry>, Reply> {
     match txn.get(key) {
         Some(e) if e.kind != ValueType::String => Err(Reply::error(error::WRONGTYPE)),
         other => Ok(other),
     }
 }
 
-fn or_nil(v: Option<Bytes>) -> Reply {
+pub(super) fn or_nil(v: Option<Bytes>) -> Reply {
     v.map(Reply::Bulk).unwrap_or(Reply::Nil)
 }
 
-fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+pub(super) fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or(Reply::error(error::NOT_INTEGER))
 }
 
@@ -76,7 +76,7 @@ impl ExpireSpec {
 
 /// Stores `value` with `expire_at`; a deadline already past deletes the key instead, as Redis
 /// does, so that it is never counted or seen.
-fn store_string(txn: &mut Txn<'_>, key: &[u8], value: Bytes, expire_at: Option<u64>) {
+pub(super) fn store_string(txn: &mut Txn<'_>, key: &[u8], value: Bytes, expire_at: Option<u64>) {
     if expire_at.is_some_and(|at| at <= txn.now()) {
         txn.delete(key);
         return;

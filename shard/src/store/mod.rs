@@ -92,6 +92,9 @@ pub struct StoreStats {
     /// Writes per group commit: its count is the number of groups, its sum the writes.
     pub group_writes: Histogram,
     pub writes: IntCounter,
+    /// Keys written or deleted by committed writes (INFO's `rdb_changes_since_last_save`:
+    /// fjord never saves a snapshot, so this counts since the shard started).
+    pub key_changes: IntCounter,
     /// Groups a connection committed on its own thread (the rest are the writer thread's).
     pub inline_groups: IntCounter,
     /// Lookups the key filter answered "absent" without fjall.
@@ -128,6 +131,10 @@ impl Default for StoreStats {
                 metrics::COUNT_BUCKETS,
             ),
             writes: counter("fjord_shard_writes_total", "Write commands committed"),
+            key_changes: counter(
+                "fjord_shard_key_changes_total",
+                "Keys written or deleted by committed writes",
+            ),
             inline_groups: counter(
                 "fjord_shard_inline_commits_total",
                 "Write groups a connection committed on its own thread while the writer was idle",
@@ -149,6 +156,7 @@ impl StoreStats {
             &self.keyspace_misses,
             &self.fsyncs,
             &self.writes,
+            &self.key_changes,
             &self.inline_groups,
             &self.key_filter_skips,
         ] {

@@ -298,6 +298,8 @@ pub struct Txn<'a> {
     count_delta: HashMap<u16, i64>,
     error: Option<StoreError>,
     expired: u64,
+    /// Keys put or deleted, for INFO's `rdb_changes_since_last_save`.
+    changes: u64,
 }
 
 impl<'a> Txn<'a> {
@@ -309,6 +311,7 @@ impl<'a> Txn<'a> {
             count_delta: HashMap::new(),
             error: None,
             expired: 0,
+            changes: 0,
         }
     }
 
@@ -380,6 +383,7 @@ impl<'a> Txn<'a> {
                 self.index.insert(expiry_key(at, &dkey), true);
             }
         }
+        self.changes += 1;
         self.set_state(dkey, Some(entry));
     }
 
@@ -396,6 +400,7 @@ impl<'a> Txn<'a> {
     pub(crate) fn remove_physical(&mut self, dkey: &[u8]) {
         if let Some(old) = self.load(dkey) {
             self.count(dkey, -1);
+            self.changes += 1;
             if let Some(at) = old.expire_at {
                 self.index.insert(expiry_key(at, dkey), false);
             }
@@ -512,6 +517,7 @@ impl<'a> Txn<'a> {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
         }
         store.stats.expired_keys.inc_by(self.expired);
+        store.stats.key_changes.inc_by(self.changes);
         Ok(())
     }
 }
