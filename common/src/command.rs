@@ -110,6 +110,10 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 10;
     pub const MOVABLEKEYS: u32 = 1 << 11;
     pub const ALLOW_BUSY: u32 = 1 << 12;
+    /// Not a Redis flag (COMMAND does not list it): the reply is a map in RESP3. Shards answer
+    /// the proxy in RESP2, so the proxy turns the flat array back into a map for RESP3
+    /// clients.
+    pub const MAP_REPLY: u32 = 1 << 13;
 
     /// Flag names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -943,7 +947,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("incrby", C::Incrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec("decrby", C::Decrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec("incrbyfloat", C::Incrbyfloat, 3, WF, ONE_KEY, SingleSlot, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    spec("lcs", C::Lcs, -3, READONLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
+    spec("lcs", C::Lcs, -3, READONLY | MAP_REPLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
     // bitmaps
     spec("setbit", C::Setbit, 4, W, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
     spec("getbit", C::Getbit, 3, RF, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Returns a bit value by offset."),

@@ -164,6 +164,11 @@ impl CommandLabel {
             .map_or(Self::UNKNOWN, Self::of)
     }
 
+    /// The table entry this label counts, if it is one.
+    pub fn spec(self) -> Option<&'static CommandSpec> {
+        command::all().get(self.0)
+    }
+
     fn index(self) -> usize {
         self.0.min(command::all().len())
     }

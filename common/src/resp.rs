@@ -354,6 +354,22 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A map sent as a RESP2 flat key/value array, as a map again (shards answer the proxy
+    /// in RESP2); any other reply as it is.
+    pub fn into_map(self) -> Self {
+        match self {
+            Reply::Array(items) if items.len() % 2 == 0 => {
+                let mut items = items.into_iter();
+                let mut pairs = Vec::with_capacity(items.len() / 2);
+                while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                    pairs.push((k, v));
+                }
+                Reply::Map(pairs)
+            }
+            other => other,
+        }
+    }
+
     /// `+OK`
     pub const fn ok() -> Self {
         Reply::Status(Cow::Borrowed("OK"))

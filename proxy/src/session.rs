@@ -14,10 +14,10 @@ use crate::proxy::{Listener, Proxy};
 use crate::router::{self, Pending, Target};
 use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
-use fjord_common::command::{resolve, Resolved, Route};
+use fjord_common::command::{flags, resolve, Resolved, Route};
 use fjord_common::metrics::{CommandLabel, ResultKind};
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
+use fjord_common::{error, info, process, CommandId, Proto, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,10 +197,14 @@ impl Session {
         let limit = self.proxy.settings.client_output_buffer_limit;
         let metrics = Arc::clone(&self.proxy.metrics);
         while let Some(q) = pending.pop_front() {
-            let reply = match q.reply {
+            let mut reply = match q.reply {
                 Pending::Batched(id) => self.batches.next(id).await,
                 other => other.resolve().await,
             };
+            let map_reply = q.label.spec().is_some_and(|s| s.has_flag(flags::MAP_REPLY));
+            if map_reply && self.state.proto == Proto::Resp3 {
+                reply = reply.into_map();
+            }
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
                 metrics.clusterdown_replies.inc();
             }

@@ -313,6 +313,117 @@ FLUSHALL x
 FLUSHDB
 ";
 
+/// Bitmaps, COPY, LCS, and the string and expiry rules Redis's own suite caught.
+const BITMAPS: &str = r"
+FLUSHALL
+SETBIT b 7 1
+SETBIT b 7 1
+SETBIT b 0 1
+SETBIT b 0 0
+GETBIT b 7
+GETBIT b 100
+GETBIT nokey 5
+SETBIT b 4294967296 1
+SETBIT b -1 1
+SETBIT b 1 2
+SETBIT b x 1
+GETBIT b x
+GET b
+SETBIT b 20 1
+BITCOUNT b
+BITCOUNT b 0 0
+BITCOUNT b 0 -1 BIT
+BITCOUNT b 1 21 BIT
+BITCOUNT b -1 -2
+BITCOUNT b 0
+BITCOUNT b 0 1 BOGUS
+BITCOUNT nokey 0
+BITCOUNT nokey a b
+BITCOUNT b a b
+SET foobar foobar
+BITCOUNT foobar 1 1
+BITCOUNT foobar 5 30 BIT
+BITCOUNT foobar -3 -1 BIT
+BITPOS foobar 1
+BITPOS foobar 0
+BITPOS foobar 1 2
+BITPOS foobar 0 2 -1
+BITPOS foobar 1 7 15 BIT
+BITPOS foobar 0 1 0
+BITPOS foobar 0 -1 -1 BIT
+BITPOS foobar 1 100
+BITPOS foobar 2
+BITPOS foobar 1 a
+BITPOS nokey 0
+BITPOS nokey 1 a
+SET {b}x abc
+SET {b}y a
+BITOP AND {b}d {b}x {b}y
+GET {b}d
+BITOP OR {b}d {b}x {b}y
+GET {b}d
+BITOP XOR {b}d {b}x {b}y {b}none
+GET {b}d
+BITOP NOT {b}d {b}x
+GET {b}d
+BITOP NOT {b}d {b}x {b}y
+BITOP NAND {b}d {b}x
+BITOP AND {b}d {b}none {b}none2
+EXISTS {b}d
+BITFIELD bf SET u8 0 255 GET u8 0 INCRBY u8 0 10 OVERFLOW SAT INCRBY u8 0 300 OVERFLOW FAIL INCRBY u8 0 1 GET i4 #1
+BITFIELD bf SET i5 3 -20 GET i5 3 INCRBY i5 3 -100 OVERFLOW SAT INCRBY i5 3 -100
+BITFIELD bf GET u64 0
+BITFIELD bf GET i65 0
+BITFIELD bf GET u0 0
+BITFIELD bf OVERFLOW NOPE
+BITFIELD bf SET u8
+BITFIELD bf GET u8 -1
+BITFIELD bf BOGUS
+BITFIELD bf INCRBY i64 0 9223372036854775807 INCRBY i64 0 1
+BITFIELD bf
+BITFIELD_RO bf GET u8 0 GET i8 #1
+BITFIELD_RO bf SET u8 0 1
+BITFIELD nobf GET u8 0
+EXISTS nobf
+GET bf
+SET {c}a hello EX 100
+COPY {c}a {c}b
+GET {c}b
+TTL {c}b
+COPY {c}a {c}b
+SET {c}a world
+COPY {c}a {c}b REPLACE
+GET {c}b
+COPY {c}a {c}a
+COPY {c}nokey {c}b
+COPY {c}a {c}b DB 0 REPLACE
+COPY {c}a {c}b DB x
+COPY {c}a {c}b BOGUS
+SET {l}a ohmytext
+SET {l}b mynewtext
+LCS {l}a {l}b
+LCS {l}a {l}b LEN
+LCS {l}a {l}b IDX
+LCS {l}a {l}b IDX WITHMATCHLEN
+LCS {l}a {l}b IDX MINMATCHLEN 4 WITHMATCHLEN
+LCS {l}a {l}b IDX MINMATCHLEN x
+LCS {l}a {l}b LEN IDX
+LCS {l}a {l}nokey
+LCS {l}a {l}b BOGUS
+INCRBYFLOAT z2 0.1
+INCRBYFLOAT z2 0.2
+INCRBYFLOAT z2 -0.3
+SET nottl v
+EXPIRE nottl 200 LT XX
+EXPIRE nottl 200 GT XX
+EXPIRE nottl 200 LT
+TTL nottl
+EXPIRE nottl 100 LT XX
+EXPIRE nottl 500 GT XX
+EXPIRE nottl 100 GT XX
+TTL nottl
+";
+
 const CONNECTION: &str = r"
 PING
 PING hi
@@ -343,6 +454,12 @@ AUTH x
 AUTH a b
 TIME x
 MULTIX
+FUNCTION FLUSH
+FUNCTION FLUSH ASYNC
+FUNCTION FLUSH bogus
+FUNCTION LIST
+FUNCTION DELETE nolib
+FUNCTION bogus
 ";
 
 #[test]
@@ -374,6 +491,26 @@ fn connection_commands_and_errors_match_redis() {
     let s = Servers::start();
     s.pair(false).run_script(CONNECTION);
     s.pair(true).run_script(CONNECTION);
+}
+
+#[test]
+fn bitmaps_copy_lcs_match_redis_in_resp2() {
+    let (_s, mut p) = pair(false);
+    p.run_script(BITMAPS);
+}
+
+#[test]
+fn bitmaps_copy_lcs_match_redis_in_resp3() {
+    let (_s, mut p) = pair(true);
+    p.run_script(BITMAPS);
+}
+
+#[test]
+fn through_the_proxy_bitmaps_copy_lcs_match_redis() {
+    let (s, mut p) = cluster_pair(false);
+    p.run_script(BITMAPS);
+    let mut p3 = s.pair(true);
+    p3.run_script(BITMAPS);
 }
 
 #[test]
@@ -526,6 +663,20 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let exp_flag = prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]);
     let deadline = prop::sample::select(vec!["99999999999000", "99999999999500", "1"]);
     let incr = prop::sample::select(vec!["1", "0.5", "-2.25", "3"]);
+    let bit_offset = prop::sample::select(vec!["0", "7", "13", "100"]);
+    let bit_range = prop::sample::select(vec![
+        "",
+        "0 -1",
+        "1 2",
+        "-2 -1",
+        "3 20 BIT",
+        "-9 -1 BIT",
+        "0 0 BYTE",
+    ]);
+    let field = prop::sample::select(vec!["u8 0", "i5 3", "u1 #7", "i16 #2", "u63 1", "i64 0"]);
+    let field_value = prop::sample::select(vec!["1", "-1", "200", "9223372036854775807"]);
+    let overflow = prop::sample::select(vec!["", "OVERFLOW SAT", "OVERFLOW FAIL", "OVERFLOW WRAP"]);
+    let exp_flags = prop::sample::select(vec!["LT XX", "GT XX", "NX", "GT", "LT"]);
     prop_oneof![
         (key.clone(), value.clone(), set_opt).prop_map(|(k, v, o)| format!("SET {k} {v} {o}")),
         key.clone().prop_map(|k| format!("GET {k}")),
@@ -557,8 +708,43 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         key.clone().prop_map(|k| format!("TTL {k}")),
         key.clone().prop_map(|k| format!("PERSIST {k}")),
         (tagged.clone(), tagged.clone()).prop_map(|(a, b)| format!("RENAME {a} {b}")),
-        (tagged.clone(), tagged).prop_map(|(a, b)| format!("RENAMENX {a} {b}")),
+        (tagged.clone(), tagged.clone()).prop_map(|(a, b)| format!("RENAMENX {a} {b}")),
         Just("DBSIZE".to_string()),
+        (
+            key.clone(),
+            bit_offset.clone(),
+            prop::sample::select(vec!["0", "1"])
+        )
+            .prop_map(|(k, o, v)| format!("SETBIT {k} {o} {v}")),
+        (key.clone(), bit_offset).prop_map(|(k, o)| format!("GETBIT {k} {o}")),
+        (key.clone(), bit_range.clone()).prop_map(|(k, r)| format!("BITCOUNT {k} {r}")),
+        (key.clone(), prop::sample::select(vec!["0", "1"]), bit_range)
+            .prop_map(|(k, b, r)| format!("BITPOS {k} {b} {r}")),
+        (
+            prop::sample::select(vec!["AND", "OR", "XOR"]),
+            tagged.clone(),
+            tagged.clone(),
+            tagged.clone()
+        )
+            .prop_map(|(op, d, a, b)| format!("BITOP {op} {d} {a} {b}")),
+        (tagged.clone(), tagged.clone()).prop_map(|(d, a)| format!("BITOP NOT {d} {a}")),
+        (
+            key.clone(),
+            overflow,
+            field.clone(),
+            field_value.clone(),
+            field
+        )
+            .prop_map(|(k, o, f, v, g)| format!(
+                "BITFIELD {k} {o} INCRBY {f} {v} GET {g} SET {g} {v}"
+            )),
+        (
+            tagged.clone(),
+            tagged.clone(),
+            prop::sample::select(vec!["", "REPLACE"])
+        )
+            .prop_map(|(a, b, r)| format!("COPY {a} {b} {r}")),
+        (key.clone(), exp_flags).prop_map(|(k, f)| format!("PEXPIREAT {k} 99999999999200 {f}")),
     ]
     .prop_map(|line| words(&line))
 }

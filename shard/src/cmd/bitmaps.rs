@@ -160,6 +160,13 @@ struct Range {
 }
 
 impl Range {
+    /// The whole string, when no range is given.
+    const WHOLE: Range = Range {
+        start: 0,
+        end: None,
+        in_bits: false,
+    };
+
     /// Parses `BYTE|BIT` after the numbers.
     fn unit(arg: Option<&Bytes>) -> Result<bool, Reply> {
         match arg.map(|a| a.to_ascii_uppercase()) {
@@ -217,26 +224,32 @@ fn count_bits(bytes: &[u8], first: u64, last: u64) -> u64 {
     count
 }
 
-/// `BITCOUNT key [start end [BYTE|BIT]]`
+/// `BITCOUNT key [start end [BYTE|BIT]]`. As in Redis, a missing key counts 0 before the
+/// range is looked at.
 pub struct BitCount {
     key: Bytes,
-    range: Option<Range>,
+    range: Vec<Bytes>,
+}
+
+impl BitCount {
+    fn range(args: &[Bytes]) -> Result<Option<Range>, Reply> {
+        match args.len() {
+            0 => Ok(None),
+            2 | 3 => Ok(Some(Range {
+                start: int_arg(&args[0])?,
+                end: Some(int_arg(&args[1])?),
+                in_bits: Range::unit(args.get(2))?,
+            })),
+            _ => Err(Reply::error(error::SYNTAX)),
+        }
+    }
 }
 
 impl Parse for BitCount {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let range = match args.len() {
-            2 => None,
-            4 | 5 => Some(Range {
-                start: int_arg(&args[2])?,
-                end: Some(int_arg(&args[3])?),
-                in_bits: Range::unit(args.get(4))?,
-            }),
-            _ => return Err(Reply::error(error::SYNTAX)),
-        };
         Ok(Self {
             key: args[1].clone(),
-            range,
+            range: args[2..].to_vec(),
         })
     }
 }
@@ -244,14 +257,14 @@ impl Parse for BitCount {
 impl Read for BitCount {
     fn execute(self, store: &Store) -> Reply {
         let value = match string_value(store, &self.key) {
-            Ok(v) => v.unwrap_or_default(),
+            Ok(Some(v)) => v,
+            Ok(None) => return Reply::Int(0),
             Err(e) => return e,
         };
-        let range = self.range.unwrap_or(Range {
-            start: 0,
-            end: None,
-            in_bits: false,
-        });
+        let range = match Self::range(&self.range) {
+            Ok(r) => r.unwrap_or(Range::WHOLE),
+            Err(e) => return e,
+        };
         // Redis answers 0 at once for two negative indexes in the wrong order.
         if range.start < 0 && range.end.is_some_and(|e| e < 0 && range.start > e) {
             return Reply::Int(0);
@@ -263,11 +276,26 @@ impl Read for BitCount {
     }
 }
 
-/// `BITPOS key 0|1 [start [end [BYTE|BIT]]]`
+/// `BITPOS key 0|1 [start [end [BYTE|BIT]]]`. As in Redis, a missing key answers before the
+/// range is looked at.
 pub struct BitPos {
     key: Bytes,
     bit: bool,
-    range: Option<Range>,
+    range: Vec<Bytes>,
+}
+
+impl BitPos {
+    fn range(args: &[Bytes]) -> Result<Option<Range>, Reply> {
+        match args.len() {
+            0 => Ok(None),
+            1..=3 => Ok(Some(Range {
+                start: int_arg(&args[0])?,
+                end: args.get(1).map(|e| int_arg(e)).transpose()?,
+                in_bits: Range::unit(args.get(2))?,
+            })),
+            _ => Err(Reply::error(error::SYNTAX)),
+        }
+    }
 }
 
 impl Parse for BitPos {
@@ -277,19 +305,10 @@ impl Parse for BitPos {
             1 => true,
             _ => return Err(Reply::error(error::BIT_ARGUMENT)),
         };
-        let range = match args.len() {
-            3 => None,
-            4..=6 => Some(Range {
-                start: int_arg(&args[3])?,
-                end: args.get(4).map(|e| int_arg(e)).transpose()?,
-                in_bits: Range::unit(args.get(5))?,
-            }),
-            _ => return Err(Reply::error(error::SYNTAX)),
-        };
         Ok(Self {
             key: args[1].clone(),
             bit,
-            range,
+            range: args[3..].to_vec(),
         })
     }
 }
@@ -302,11 +321,10 @@ impl Read for BitPos {
             Ok(None) => return Reply::Int(if self.bit { -1 } else { 0 }),
             Err(e) => return e,
         };
-        let range = self.range.unwrap_or(Range {
-            start: 0,
-            end: None,
-            in_bits: false,
-        });
+        let range = match Self::range(&self.range) {
+            Ok(r) => r.unwrap_or(Range::WHOLE),
+            Err(e) => return e,
+        };
         let Some((first, last)) = range.bits_within(value.len()) else {
             return Reply::Int(-1);
         };

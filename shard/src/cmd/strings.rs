@@ -608,14 +608,47 @@ impl WriteOp for IncrByFloat {
 
 /// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`: the longest common subsequence
 /// of two strings, by Redis's dynamic program, so that ties resolve to the same answer and
-/// the IDX ranges come out in the same order (from the end of the strings).
+/// the IDX ranges come out in the same order (from the end of the strings). As in Redis, the
+/// keys' types are checked before the options.
 pub struct Lcs {
     a: Bytes,
     b: Bytes,
+    options: Vec<Bytes>,
+}
+
+/// LCS's options.
+#[derive(Default)]
+struct LcsOptions {
     len_only: bool,
     indexes: bool,
     min_match_len: usize,
     with_match_len: bool,
+}
+
+impl LcsOptions {
+    fn parse(opts: &[Bytes]) -> Result<Self, Reply> {
+        let mut o = LcsOptions::default();
+        let mut i = 0;
+        while i < opts.len() {
+            match opts[i].to_ascii_uppercase().as_slice() {
+                b"LEN" => o.len_only = true,
+                b"IDX" => o.indexes = true,
+                b"WITHMATCHLEN" => o.with_match_len = true,
+                b"MINMATCHLEN" if i + 1 < opts.len() => {
+                    o.min_match_len = int_arg(&opts[i + 1])?.max(0) as usize;
+                    i += 1;
+                }
+                _ => return Err(Reply::error(error::SYNTAX)),
+            }
+            i += 1;
+        }
+        if o.len_only && o.indexes {
+            return Err(Reply::error(
+                "ERR If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(o)
+    }
 }
 
 /// Most memory LCS's table may take: Redis bounds it by `proto-max-bulk-len`.
@@ -623,34 +656,11 @@ const MAX_LCS_TABLE: usize = MAX_STRING;
 
 impl Parse for Lcs {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let mut lcs = Lcs {
+        Ok(Lcs {
             a: args[1].clone(),
             b: args[2].clone(),
-            len_only: false,
-            indexes: false,
-            min_match_len: 0,
-            with_match_len: false,
-        };
-        let mut i = 3;
-        while i < args.len() {
-            match args[i].to_ascii_uppercase().as_slice() {
-                b"LEN" => lcs.len_only = true,
-                b"IDX" => lcs.indexes = true,
-                b"WITHMATCHLEN" => lcs.with_match_len = true,
-                b"MINMATCHLEN" if i + 1 < args.len() => {
-                    lcs.min_match_len = int_arg(&args[i + 1])?.max(0) as usize;
-                    i += 1;
-                }
-                _ => return Err(Reply::error(error::SYNTAX)),
-            }
-            i += 1;
-        }
-        if lcs.len_only && lcs.indexes {
-            return Err(Reply::error(
-                "ERR If you want both the length and indexes, please just use IDX.",
-            ));
-        }
-        Ok(lcs)
+            options: args[3..].to_vec(),
+        })
     }
 }
 
@@ -667,13 +677,17 @@ impl Read for Lcs {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return e,
         };
+        let options = match LcsOptions::parse(&self.options) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
         let cells = (a.len() + 1).saturating_mul(b.len() + 1);
         if cells.saturating_mul(4) > MAX_LCS_TABLE {
             return Reply::error(
                 "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
             );
         }
-        self.reply(&lcs_table(&a, &b), &a, &b)
+        options.reply(&lcs_table(&a, &b), &a, &b)
     }
 }
 
@@ -693,7 +707,7 @@ fn lcs_table(a: &[u8], b: &[u8]) -> Vec<u32> {
     t
 }
 
-impl Lcs {
+impl LcsOptions {
     /// Walks the table back from the end, collecting the common bytes and the ranges of
     /// contiguous matches, as Redis's `lcsCommand` does.
     fn reply(&self, t: &[u32], a: &[u8], b: &[u8]) -> Reply {
@@ -765,12 +779,14 @@ impl Lcs {
 mod tests {
     use super::*;
 
+    fn options(opts: &[&str]) -> Result<LcsOptions, Reply> {
+        let opts: Vec<Bytes> = opts.iter().map(|o| Bytes::from(o.to_string())).collect();
+        LcsOptions::parse(&opts)
+    }
+
     fn lcs(a: &str, b: &str, opts: &[&str]) -> Reply {
-        let mut args: Vec<Bytes> = ["LCS", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
-        args.extend(opts.iter().map(|o| Bytes::from(o.to_string())));
-        let cmd = Lcs::parse(&args).unwrap();
         let (a, b) = (a.as_bytes(), b.as_bytes());
-        cmd.reply(&lcs_table(a, b), a, b)
+        options(opts).unwrap().reply(&lcs_table(a, b), a, b)
     }
 
     // The strings of the Redis suite's LCS tests.
@@ -819,10 +835,7 @@ mod tests {
 
     #[test]
     fn lcs_refuses_len_with_idx() {
-        let args: Vec<Bytes> = ["LCS", "a", "b", "LEN", "IDX"]
-            .iter()
-            .map(|s| Bytes::from(*s))
-            .collect();
-        assert!(Lcs::parse(&args).is_err());
+        assert!(options(&["LEN", "IDX"]).is_err());
+        assert!(options(&["MINMATCHLEN"]).is_err());
     }
 }
