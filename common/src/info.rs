@@ -1,6 +1,7 @@
 //! Pieces of INFO that the shard and the proxy build the same way.
 
 use crate::client::REDIS_VERSION;
+use crate::metrics::CommandMetrics;
 use std::time::Instant;
 
 /// Sections INFO prints without arguments or with `default`, in Redis's order.
@@ -114,7 +115,7 @@ fn human_bytes(n: u64) -> String {
 
 /// The CPU section: this process's system and user time (`getrusage`), its children's, and
 /// the calling thread's as the "main thread".
-pub fn cpu_section() -> String {
+fn cpu_section() -> String {
     let seconds = |who| {
         // SAFETY: getrusage only writes the struct we pass.
         let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -135,16 +136,36 @@ pub fn cpu_section() -> String {
 }
 
 /// The Modules section: fjord loads none.
-pub fn modules_section() -> String {
+fn modules_section() -> String {
     "# Modules\r\n\r\n".into()
 }
 
 /// The Replication section: every fjord process is a master without replicas.
-pub fn replication_section() -> String {
+fn replication_section() -> String {
     "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
      master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
      repl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n"
         .into()
+}
+
+/// The sections proxy and shard build the same way, in Redis's order after `stats`:
+/// replication, cpu, modules, commandstats, errorstats.
+pub fn shared_sections(wanted: &Sections, commands: &CommandMetrics, out: &mut String) {
+    if wanted.wants("replication") {
+        out.push_str(&replication_section());
+    }
+    if wanted.wants("cpu") {
+        out.push_str(&cpu_section());
+    }
+    if wanted.wants("modules") {
+        out.push_str(&modules_section());
+    }
+    if wanted.wants("commandstats") {
+        out.push_str(&commands.commandstats_section());
+    }
+    if wanted.wants("errorstats") {
+        out.push_str(&commands.errorstats_section());
+    }
 }
 
 /// The Cluster section: `cluster_enabled` is 1 where clients see a cluster (the proxy).

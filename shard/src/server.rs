@@ -136,21 +136,7 @@ impl Server {
                 store.database().compactions_completed(),
             ));
         }
-        if want("replication") {
-            out.push_str(&info::replication_section());
-        }
-        if want("cpu") {
-            out.push_str(&info::cpu_section());
-        }
-        if want("modules") {
-            out.push_str(&info::modules_section());
-        }
-        if want("commandstats") {
-            out.push_str(&self.metrics.commands.commandstats_section());
-        }
-        if want("errorstats") {
-            out.push_str(&self.metrics.commands.errorstats_section());
-        }
+        info::shared_sections(wanted, &self.metrics.commands, &mut out);
         if want("cluster") {
             out.push_str(&info::cluster_section(false));
         }

@@ -11,6 +11,19 @@ cd "$(dirname "$0")/../.."
 want=7.0.15
 dest=tests/.redis-suite
 
+# What unpacking and running the suite needs (tests/run.sh installs these too).
+missing=()
+command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
+command -v tclsh >/dev/null || missing+=(tcl)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "== installing ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
 if [ -f "$dest/VERSION" ] && [ "$(head -n1 "$dest/VERSION")" = "$want" ] &&
    [ -f "$dest/tests/test_helper.tcl" ] && [ -f "$dest/runtest" ] && [ -x "$dest/src/redis-cli" ]; then
   echo "Redis test suite $want in $dest (cached: $(sed -n 2p "$dest/VERSION"))"
