@@ -500,10 +500,7 @@ fn config(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
             }
             Reply::Map(pairs)
         }
-        "set" => Reply::error(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(&args[2])
-        )),
+        "set" => config_set(host, &args[2..]),
         "resetstat" => {
             host.reset_stats();
             Reply::ok()
@@ -567,6 +564,35 @@ fn function(r: Resolved, args: &[Bytes]) -> Reply {
             "scripting (functions and EVAL) is not implemented",
         )),
     }
+}
+
+/// `CONFIG SET name value [name value ...]`: fjord's settings come from its files, so every
+/// parameter it has is immutable here. The errors are Redis's, in its order: an odd number of
+/// arguments, then the first unknown name, then the first known one.
+fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
+    if !pairs.len().is_multiple_of(2) {
+        return Reply::error(error::SYNTAX);
+    }
+    let known = host.config_params();
+    let is_known = |name: &[u8]| {
+        known
+            .iter()
+            .any(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
+    };
+    let mut names = pairs.iter().step_by(2);
+    if let Some(unknown) = names.clone().find(|n| !is_known(n)) {
+        return Reply::error(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(unknown)
+        ));
+    }
+    let first = names
+        .next()
+        .map(|n| String::from_utf8_lossy(n).into_owned());
+    Reply::error(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config",
+        first.unwrap_or_default()
+    ))
 }
 
 fn time() -> Reply {

@@ -547,11 +547,16 @@ impl Store {
         }
         self.expiry.clear()?;
         let mut batch = self.db.batch();
+        let mut removed = 0;
         for slot in 0..SLOT_COUNT {
-            if self.slot_counts[usize::from(slot)].swap(0, Ordering::Relaxed) != 0 {
+            let count = self.slot_counts[usize::from(slot)].swap(0, Ordering::Relaxed);
+            if count != 0 {
+                removed += count;
                 batch.remove(&self.meta, slot_count_key(slot));
             }
         }
+        // As Redis counts a FLUSHALL: one change per key it removed.
+        self.stats.key_changes.inc_by(removed);
         // Counts may be on disk for slots that are zero in memory after an interrupted flush.
         for guard in self.meta.prefix(b"slotcount") {
             let k = guard.key()?;
