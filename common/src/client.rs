@@ -349,6 +349,79 @@ pub fn help(lines: &[&'static str]) -> Reply {
     Reply::Array(lines.iter().map(|l| Reply::status(*l)).collect())
 }
 
+/// The ACL categories of a command (`@write`, `@string`, …), from its flags and its group,
+/// as COMMAND INFO shows them and COMMAND LIST FILTERBY ACLCAT selects by them.
+fn acl_categories(spec: &CommandSpec, group: &str) -> impl Iterator<Item = &'static str> {
+    let by_flag = [
+        (flags::WRITE, "write"),
+        (flags::READONLY, "read"),
+        (flags::ADMIN, "admin"),
+        (flags::ADMIN, "dangerous"),
+        (flags::PUBSUB, "pubsub"),
+        (flags::BLOCKING, "blocking"),
+        (flags::FAST, "fast"),
+    ];
+    let speed = (!spec.has_flag(flags::FAST)).then_some("slow");
+    let by_group = match group {
+        "string" => Some("string"),
+        "bitmap" => Some("bitmap"),
+        "generic" => Some("keyspace"),
+        "connection" => Some("connection"),
+        "scripting" => Some("scripting"),
+        "transactions" => Some("transaction"),
+        "list" => Some("list"),
+        "sorted-set" => Some("sortedset"),
+        _ => None,
+    };
+    let flags = spec.flags;
+    by_flag
+        .into_iter()
+        .filter(move |(bit, _)| flags & bit != 0)
+        .map(|(_, name)| name)
+        .chain(speed)
+        .chain(by_group)
+}
+
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]`: commands and their
+/// subcommands (`client|list`), as Redis 7 lists them. fjord has no modules.
+fn command_list(listed: &[&CommandSpec], filter: &[Bytes]) -> Reply {
+    enum Filter<'a> {
+        All,
+        Module,
+        AclCat(String),
+        Pattern(&'a [u8]),
+    }
+    let filter = match filter {
+        [] => Filter::All,
+        [by, kind, value] if by.eq_ignore_ascii_case(b"FILTERBY") => {
+            match kind.to_ascii_uppercase().as_slice() {
+                b"MODULE" => Filter::Module,
+                b"ACLCAT" => Filter::AclCat(String::from_utf8_lossy(value).to_ascii_lowercase()),
+                b"PATTERN" => Filter::Pattern(value),
+                _ => return Reply::error(error::SYNTAX),
+            }
+        }
+        _ => return Reply::error(error::SYNTAX),
+    };
+    let mut names = Vec::new();
+    for &c in listed {
+        let entries = std::iter::once((c, c.name.to_string()))
+            .chain(c.subcommands.iter().map(|s| (s, s.full_name(Some(c)))));
+        for (spec, name) in entries {
+            let keep = match &filter {
+                Filter::All => true,
+                Filter::Module => false,
+                Filter::AclCat(cat) => acl_categories(spec, c.group).any(|a| a == cat),
+                Filter::Pattern(p) => glob_match(p, name.as_bytes(), true),
+            };
+            if keep {
+                names.push(Reply::text(name));
+            }
+        }
+    }
+    Reply::Array(names)
+}
+
 /// One `COMMAND INFO` entry, in Redis 7's ten-field shape.
 fn command_entry(spec: &CommandSpec, parent: Option<&CommandSpec>) -> Reply {
     let flag_names = flags::NAMES
@@ -360,7 +433,9 @@ fn command_entry(spec: &CommandSpec, parent: Option<&CommandSpec>) -> Reply {
         Some(_) => (0, 0, 0),
         None => (spec.first_key, spec.last_key, spec.step),
     };
-    let category = format!("@{}", parent.map_or(spec.group, |p| p.group));
+    let categories = acl_categories(spec, parent.map_or(spec.group, |p| p.group))
+        .map(|c| Reply::status(format!("@{c}")))
+        .collect();
     Reply::Array(vec![
         Reply::text(spec.full_name(parent)),
         Reply::Int(i64::from(spec.arity)),
@@ -368,7 +443,7 @@ fn command_entry(spec: &CommandSpec, parent: Option<&CommandSpec>) -> Reply {
         Reply::Int(i64::from(first)),
         Reply::Int(i64::from(last)),
         Reply::Int(i64::from(step)),
-        Reply::Set(vec![Reply::status(category)]),
+        Reply::Set(categories),
         Reply::Set(vec![]),
         Reply::Array(vec![]),
         Reply::Array(
@@ -418,7 +493,7 @@ fn command(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
     };
     match sub.name {
         "count" => Reply::Int(listed.len() as i64),
-        "list" => Reply::Array(listed.iter().map(|c| Reply::text(c.name)).collect()),
+        "list" => command_list(&listed, &args[2..]),
         "info" if args.len() == 2 => {
             Reply::Array(listed.iter().map(|c| command_entry(c, None)).collect())
         }
@@ -467,7 +542,7 @@ fn command(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
             "    Return details about all Redis commands.",
             "COUNT",
             "    Return the total number of commands in this Redis server.",
-            "LIST",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
             "    Return a list of all commands in this Redis server.",
             "INFO [<command-name> ...]",
             "    Return details about multiple Redis commands.",
