@@ -22,6 +22,7 @@ pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const MISCONF: &str = "MISCONF Errors writing to the AOF file: the shard's store failed to write or fsync; it refuses writes until restarted";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const SLOT_OUT_OF_RANGE: &str = "ERR Invalid or out of range slot";
+pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
 pub const BIT_ARGUMENT: &str = "ERR The bit argument must be 1 or 0.";

@@ -413,6 +413,21 @@ LCS {l}a {l}b BOGUS
 INCRBYFLOAT z2 0.1
 INCRBYFLOAT z2 0.2
 INCRBYFLOAT z2 -0.3
+SET d bar
+DUMP d
+SET d 12345
+DUMP d
+SET d -7
+DUMP d
+DUMP nokey
+RESTORE d 0 garbage
+RESTORE d9 0 garbage
+RESTORE d9 -1 garbage
+RESTORE d9 x garbage
+RESTORE d9 0 garbage BOGUS
+RESTORE d9 0 garbage IDLETIME -1
+RESTORE d9 0 garbage FREQ 300
+RESTORE d9 0 garbage IDLETIME 1 FREQ 1
 SET nottl v
 EXPIRE nottl 200 LT XX
 EXPIRE nottl 200 GT XX

@@ -6,6 +6,7 @@
 //! [`CommandId`] is exhaustive, so every entry of the shared table has a handler here.
 
 mod bitmaps;
+mod dump;
 mod keys;
 mod server;
 mod slots;
@@ -155,6 +156,8 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Persist => write::<keys::Persist>(args),
         C::Rename | C::Renamenx => write::<keys::Rename>(args),
         C::Copy => write::<keys::Copy>(args),
+        C::Dump => read::<dump::Dump>(args, store),
+        C::Restore => write::<dump::Restore>(args),
         C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),
         C::Keys => keys::keys(ctx.server, SlotSet::all(), args[1].clone()),
         C::Randomkey => keys::random_key(store, &SlotSet::all()).into(),
