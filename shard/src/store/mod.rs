@@ -16,6 +16,9 @@
 //! (u64 BE, 0 = none). Collection types will store a metadata entry here and versioned
 //! sub-keys elsewhere, as Kvrocks does.
 //!
+//! A change of this format raises the version byte and must still open
+//! `tests/fixtures/format-1.tar.gz`, a data directory version 1 wrote (`tests/tests/format.rs`).
+//!
 //! Because the slot leads the data key, a slot is a key prefix: counting, listing, moving or
 //! deleting a slot is a range scan. Keys are limited to [`encoding::MAX_KEY_LEN`] bytes so
 //! that the expiry index key stays within fjall's 65 535-byte limit.

@@ -1,0 +1,70 @@
+//! Data written by an older storage format opens in today's shard, with every key, value
+//! and TTL it held. `tests/fixtures/format-1.tar.gz` is a data directory that format
+//! version 1 wrote (`tests/fixtures/make-format-1.sh` says how); a change of the format must
+//! keep this test green, by reading the old format or converting it on open.
+
+use fjord_tests::{RawClient, Shard, ShardOptions};
+use std::path::Path;
+use std::process::Command;
+
+/// A copy of the fixture, unpacked into a temporary folder (the shard writes to it).
+fn unpack(fixture: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(fixture);
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .expect("running tar");
+    assert!(status.success(), "unpacking {}", archive.display());
+    let data = dir.path().join("format-1");
+    (dir, data)
+}
+
+fn call(c: &mut RawClient, line: &[&str]) -> String {
+    c.call_str(line).unwrap()
+}
+
+#[test]
+fn a_data_directory_of_format_1_opens_with_its_keys_values_and_ttls() {
+    opens_format_1(&[]);
+}
+
+/// The same without the row cache, which otherwise loads the whole small store at start:
+/// here every read goes to fjall and the key filter.
+#[test]
+fn a_data_directory_of_format_1_reads_from_fjall_without_the_row_cache() {
+    opens_format_1(&["--row-cache-mb", "0"]);
+}
+
+fn opens_format_1(shard_args: &[&str]) {
+    let (_dir, data) = unpack("format-1.tar.gz");
+    let shard = Shard::start_with(ShardOptions {
+        data_dir: Some(data),
+        extra_args: shard_args.iter().map(|a| a.to_string()).collect(),
+        ..ShardOptions::default()
+    })
+    .unwrap();
+    let mut c = shard.client().unwrap();
+    assert_eq!(call(&mut c, &["GET", "plain"]), "$5\r\nvalue\r\n");
+    assert_eq!(
+        call(&mut c, &["MGET", "{t}a", "{t}b", "k1", "k2", "k3", "gone"]),
+        "*6\r\n$1\r\n1\r\n$1\r\n2\r\n$3\r\none\r\n$3\r\ntwo\r\n$5\r\nthree\r\n$-1\r\n"
+    );
+    assert_eq!(call(&mut c, &["PEXPIRETIME", "ttl"]), ":4102444800000\r\n");
+    assert_eq!(call(&mut c, &["TTL", "plain"]), ":-1\r\n");
+    assert_eq!(call(&mut c, &["GET", "counter"]), "$2\r\n42\r\n");
+    assert_eq!(call(&mut c, &["GETBIT", "bitmap", "100"]), ":1\r\n");
+    assert_eq!(call(&mut c, &["STRLEN", "big"]), ":70000\r\n");
+    // The per-slot counts came with the data: DBSIZE is exact without a scan.
+    assert_eq!(call(&mut c, &["DBSIZE"]), ":10\r\n");
+    assert_eq!(call(&mut c, &["EXISTS", "gone"]), ":0\r\n");
+    // And the store takes writes on top of it.
+    assert_eq!(call(&mut c, &["INCR", "counter"]), ":43\r\n");
+    assert_eq!(call(&mut c, &["SET", "new", "v"]), "+OK\r\n");
+    assert_eq!(call(&mut c, &["DBSIZE"]), ":11\r\n");
+}
