@@ -601,17 +601,9 @@ fn function(r: Resolved, args: &[Bytes]) -> Reply {
         return Reply::error(error::wrong_arity("function"));
     };
     match sub.name {
-        "flush" => match args.get(2) {
-            None => Reply::ok(),
-            Some(mode)
-                if args.len() == 3
-                    && (mode.eq_ignore_ascii_case(b"ASYNC")
-                        || mode.eq_ignore_ascii_case(b"SYNC")) =>
-            {
-                Reply::ok()
-            }
-            Some(_) => Reply::error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
-        },
+        // The same options as FLUSHALL's, after the subcommand.
+        "flush" if command::flush_options_ok(&args[1..]) => Reply::ok(),
+        "flush" => Reply::error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
         "list" => Reply::Array(vec![]),
         "delete" => Reply::error("ERR Library not found"),
         "kill" => Reply::error("NOTBUSY No scripts in execution right now."),

@@ -194,12 +194,12 @@ impl<T> Default for PerCommand<T> {
 }
 
 impl<T> PerCommand<T> {
-    /// The commands that have a handle, with their names.
-    fn resolved(&self) -> impl Iterator<Item = (&'static str, &T)> {
+    /// The commands that have a handle, with their positions in the table.
+    fn resolved(&self) -> impl Iterator<Item = (usize, &T)> {
         self.cells
             .iter()
             .enumerate()
-            .filter_map(|(i, cell)| cell.get().map(|t| (CommandLabel::name(i), t)))
+            .filter_map(|(i, cell)| cell.get().map(|t| (i, t)))
     }
 
     /// The handle for `label`, made by `make(command name)` on first use.
@@ -271,7 +271,8 @@ impl CommandMetrics {
     /// from failures during execution, so `rejected_calls` stays 0.
     pub fn commandstats_section(&self) -> String {
         let mut out = String::from("# Commandstats\r\n");
-        for (name, results) in self.call_cells.resolved() {
+        for (i, results) in self.call_cells.resolved() {
+            let name = CommandLabel::name(i);
             let count = |kinds: &[ResultKind]| -> u64 {
                 kinds
                     .iter()
@@ -281,11 +282,9 @@ impl CommandMetrics {
             };
             let calls = count(&ResultKind::ALL);
             let failed = count(&ResultKind::ALL[1..]);
-            let usec = self
-                .duration_cells
-                .resolved()
-                .find(|(n, _)| *n == name)
-                .map_or(0.0, |(_, h)| h.get_sample_sum() * 1e6);
+            let usec = self.duration_cells.cells[i]
+                .get()
+                .map_or(0.0, |h| h.get_sample_sum() * 1e6);
             let per_call = if calls == 0 { 0.0 } else { usec / calls as f64 };
             out.push_str(&format!(
                 "cmdstat_{name}:calls={calls},usec={usec:.0},usec_per_call={per_call:.2},\

@@ -201,8 +201,9 @@ impl Session {
                 Pending::Batched(id) => self.batches.next(id).await,
                 other => other.resolve().await,
             };
-            let map_reply = q.label.spec().is_some_and(|s| s.has_flag(flags::MAP_REPLY));
-            if map_reply && self.state.proto == Proto::Resp3 {
+            if self.state.proto == Proto::Resp3
+                && q.label.spec().is_some_and(|s| s.has_flag(flags::MAP_REPLY))
+            {
                 reply = reply.into_map();
             }
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {

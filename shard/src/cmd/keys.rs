@@ -292,13 +292,13 @@ impl WriteOp for Rename {
 
 /// `COPY source destination [DB db] [REPLACE]`: the value and its TTL under a second name.
 /// fjord has one database, so `DB` may only name 0.
-pub struct Copy {
+pub struct CopyKey {
     from: Bytes,
     to: Bytes,
     replace: bool,
 }
 
-impl Parse for Copy {
+impl Parse for CopyKey {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
         let mut replace = false;
         let mut i = 3;
@@ -329,7 +329,7 @@ impl Parse for Copy {
     }
 }
 
-impl WriteOp for Copy {
+impl WriteOp for CopyKey {
     fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
         let Some(entry) = txn.get(&self.from) else {
             return Reply::Int(0);

@@ -155,7 +155,7 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Ttl | C::Pttl | C::Expiretime | C::Pexpiretime => read::<keys::Ttl>(args, store),
         C::Persist => write::<keys::Persist>(args),
         C::Rename | C::Renamenx => write::<keys::Rename>(args),
-        C::Copy => write::<keys::Copy>(args),
+        C::Copy => write::<keys::CopyKey>(args),
         C::Dump => read::<dump::Dump>(args, store),
         C::Restore => write::<dump::Restore>(args),
         C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),

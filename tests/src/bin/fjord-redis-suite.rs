@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -231,7 +231,6 @@ fn run(cli: Cli) -> Result<bool> {
     let started = Instant::now();
     let queue = Mutex::new(units.iter().cloned().enumerate().collect::<VecDeque<_>>());
     let results: Mutex<Vec<(usize, Verdict)>> = Mutex::new(Vec::new());
-    let cli = Arc::new(cli);
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..cli.jobs.max(1) {
