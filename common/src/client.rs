@@ -8,7 +8,7 @@
 use crate::command::{self, flags, CommandSpec, Resolved};
 use crate::glob::glob_match;
 use crate::number::parse_i64;
-use crate::{error, CommandId, Proto, Reply};
+use crate::{error, tunables, CommandId, Proto, Reply};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -370,6 +370,8 @@ fn acl_categories(spec: &CommandSpec, group: &str) -> impl Iterator<Item = &'sta
         "scripting" => Some("scripting"),
         "transactions" => Some("transaction"),
         "list" => Some("list"),
+        "hash" => Some("hash"),
+        "set" => Some("set"),
         "sorted-set" => Some("sortedset"),
         _ => None,
     };
@@ -565,7 +567,7 @@ fn config(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
     match sub.name {
         "get" => {
             let mut pairs = Vec::new();
-            for (name, value) in host.config_params() {
+            for (name, value) in host.config_params().into_iter().chain(tunables::params()) {
                 let wanted = args[2..]
                     .iter()
                     .any(|p| glob_match(p, name.as_bytes(), true));
@@ -634,19 +636,31 @@ fn function(r: Resolved, args: &[Bytes]) -> Reply {
 }
 
 /// `CONFIG SET name value [name value ...]`: fjord's settings come from its files, so every
-/// parameter it has is immutable here. The errors are Redis's, in its order: an odd number of
-/// arguments, then the first unknown name, then the first known one.
+/// parameter it has is immutable here, except Redis's encoding [`tunables`]. The errors are
+/// Redis's, in its order: an odd number of arguments, then the first unknown name, then the
+/// first known one.
 fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
     if !pairs.len().is_multiple_of(2) {
         return Reply::error(error::SYNTAX);
     }
     let known = host.config_params();
     let is_known = |name: &[u8]| {
-        known
-            .iter()
-            .any(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
+        tunables::is_tunable(name)
+            || known
+                .iter()
+                .any(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
     };
-    let mut names = pairs.iter().step_by(2);
+    if pairs.iter().step_by(2).all(|n| tunables::is_tunable(n)) {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .chunks_exact(2)
+            .map(|p| (&p[0][..], &p[1][..]))
+            .collect();
+        return match tunables::set(&pairs) {
+            Ok(()) => Reply::ok(),
+            Err(e) => Reply::error(e),
+        };
+    }
+    let mut names = pairs.iter().step_by(2).filter(|n| !tunables::is_tunable(n));
     if let Some(unknown) = names.clone().find(|n| !is_known(n)) {
         return Reply::error(format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",

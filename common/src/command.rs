@@ -68,6 +68,23 @@ pub enum CommandId {
     Bitop,
     Bitfield,
     BitfieldRo,
+    // hashes
+    Hset,
+    Hsetnx,
+    Hmset,
+    Hget,
+    Hmget,
+    Hdel,
+    Hlen,
+    Hstrlen,
+    Hexists,
+    Hkeys,
+    Hvals,
+    Hgetall,
+    Hincrby,
+    Hincrbyfloat,
+    Hrandfield,
+    Hscan,
     // generic keyspace
     Del,
     Unlink,
@@ -86,6 +103,8 @@ pub enum CommandId {
     Rename,
     Renamenx,
     Copy,
+    Memory,
+    Object,
     Dump,
     Restore,
     Scan,
@@ -252,6 +271,30 @@ impl Resolved {
     }
 }
 
+/// How a reply's RESP3 form differs from its flat RESP2 form, which is what shards send the
+/// proxy: the proxy regroups the flat reply for a RESP3 client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resp3Shape {
+    Same,
+    /// Key/value pairs become a map (HGETALL).
+    Map,
+    /// Pairs become two-element arrays (HRANDFIELD … WITHVALUES).
+    Pairs,
+}
+
+/// The RESP3 shape of the reply to `args`, a request for `spec`. Pairs depend on the
+/// arguments (only HRANDFIELD with WITHVALUES pairs its items), so they are decided here,
+/// next to the table, once for the proxy.
+pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
+    if spec.has_flag(MAP_REPLY) {
+        return Resp3Shape::Map;
+    }
+    match spec.id {
+        CommandId::Hrandfield if args.len() == 4 => Resp3Shape::Pairs,
+        _ => Resp3Shape::Same,
+    }
+}
+
 /// Looks up `args[0]` (and `args[1]` for containers), checking arity.
 ///
 /// Errors carry Redis's exact texts: unknown command, unknown subcommand, wrong arity.
@@ -365,6 +408,28 @@ const fn sub(
 ) -> CommandSpec {
     spec(
         name, parent, arity, flags, NO_KEYS, route, "", since, summary,
+    )
+}
+
+/// A subcommand about one key (`MEMORY USAGE key`): routed to the key's shard.
+const fn keyed_sub(
+    name: &'static str,
+    parent: CommandId,
+    arity: i32,
+    flags: u32,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    spec(
+        name,
+        parent,
+        arity,
+        flags,
+        (2, 2, 1),
+        SingleSlot,
+        "",
+        since,
+        summary,
     )
 }
 
@@ -892,6 +957,50 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+static MEMORY_SUBS: &[CommandSpec] = &[keyed_sub(
+    "usage",
+    C::Memory,
+    -3,
+    READONLY,
+    "4.0.0",
+    "Estimates the memory usage of a key.",
+)];
+
+static OBJECT_SUBS: &[CommandSpec] = &[
+    keyed_sub(
+        "encoding",
+        C::Object,
+        3,
+        READONLY,
+        "2.2.3",
+        "Returns the internal encoding of a Redis object.",
+    ),
+    keyed_sub(
+        "freq",
+        C::Object,
+        3,
+        READONLY,
+        "4.0.0",
+        "Returns the logarithmic access frequency counter of a Redis object.",
+    ),
+    keyed_sub(
+        "idletime",
+        C::Object,
+        3,
+        READONLY,
+        "2.2.3",
+        "Returns the time since the last access to a Redis object.",
+    ),
+    keyed_sub(
+        "refcount",
+        C::Object,
+        3,
+        READONLY,
+        "2.2.3",
+        "Returns the reference count of a value of a key.",
+    ),
+];
+
 /// Shard-internal commands behind `FJORD <sub>`: node-scoped keyspace commands limited to a
 /// set of slots, and the slot primitives that moving slots will use.
 static FJORD_SUBS: &[CommandSpec] = &[
@@ -958,6 +1067,23 @@ static COMMANDS: &[CommandSpec] = &[
     spec("bitop", C::Bitop, -4, W, (2, -1, 1), SingleSlot, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result."),
     spec("bitfield", C::Bitfield, -2, W, ONE_KEY, SingleSlot, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings."),
     spec("bitfield_ro", C::BitfieldRo, -2, RF, ONE_KEY, SingleSlot, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings."),
+    // hashes
+    spec("hset", C::Hset, -4, WF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Creates or modifies the value of a field in a hash."),
+    spec("hsetnx", C::Hsetnx, 4, WF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist."),
+    spec("hmset", C::Hmset, -4, WF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Sets the values of multiple fields."),
+    spec("hget", C::Hget, 3, RF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns the value of a field in a hash."),
+    spec("hmget", C::Hmget, -3, RF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns the values of all fields in a hash."),
+    spec("hdel", C::Hdel, -3, WRITE | FAST, ONE_KEY, SingleSlot, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
+    spec("hlen", C::Hlen, 2, RF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns the number of fields in a hash."),
+    spec("hstrlen", C::Hstrlen, 3, RF, ONE_KEY, SingleSlot, "hash", "3.2.0", "Returns the length of the value of a field."),
+    spec("hexists", C::Hexists, 3, RF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Determines whether a field exists in a hash."),
+    spec("hkeys", C::Hkeys, 2, READONLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all fields in a hash."),
+    spec("hvals", C::Hvals, 2, READONLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all values in a hash."),
+    spec("hgetall", C::Hgetall, 2, READONLY | MAP_REPLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all fields and values in a hash."),
+    spec("hincrby", C::Hincrby, 4, WF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec("hincrbyfloat", C::Hincrbyfloat, 4, WF, ONE_KEY, SingleSlot, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec("hrandfield", C::Hrandfield, -2, READONLY, ONE_KEY, SingleSlot, "hash", "6.2.0", "Returns one or more random fields from a hash."),
+    spec("hscan", C::Hscan, -3, READONLY, ONE_KEY, SingleSlot, "hash", "2.8.0", "Iterates over fields and values of a hash."),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
@@ -978,6 +1104,8 @@ static COMMANDS: &[CommandSpec] = &[
     spec("dump", C::Dump, 2, READONLY, ONE_KEY, SingleSlot, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key."),
     spec("restore", C::Restore, -4, W, ONE_KEY, SingleSlot, "generic", "2.6.0", "Creates a key from the serialized representation of a value."),
     spec("copy", C::Copy, -3, W, TWO_KEYS, SingleSlot, "generic", "6.2.0", "Copies the value of a key to a new key."),
+    container(spec("memory", C::Memory, -2, 0, NO_KEYS, SingleSlot, "server", "4.0.0", "A container for memory diagnostics commands."), MEMORY_SUBS),
+    container(spec("object", C::Object, -2, 0, NO_KEYS, SingleSlot, "generic", "2.2.3", "A container for object introspection commands."), OBJECT_SUBS),
     spec("scan", C::Scan, -2, READONLY, NO_KEYS, NodeScoped, "generic", "2.8.0", "Iterates over the key names in the database."),
     spec("keys", C::Keys, 2, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns all key names that match a pattern."),
     spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),

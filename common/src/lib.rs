@@ -19,6 +19,7 @@ pub mod resp;
 pub mod slot;
 pub mod slotset;
 pub mod topology;
+pub mod tunables;
 mod yaml_lines;
 
 pub use command::{CommandId, CommandSpec};

@@ -343,6 +343,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map in RESP3, a flat key/value array in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// An array of two-element arrays in RESP3, a flat array in RESP2 (HRANDFIELD …
+    /// WITHVALUES, ZRANGE … WITHSCORES): Redis shapes these replies by the protocol.
+    Pairs(Vec<(Reply, Reply)>),
     /// A set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
     /// A double in RESP3, a bulk string in RESP2.
@@ -357,16 +360,31 @@ impl Reply {
     /// A map sent as a RESP2 flat key/value array, as a map again (shards answer the proxy
     /// in RESP2); any other reply as it is.
     pub fn into_map(self) -> Self {
+        match self.into_pair_list() {
+            Ok(pairs) => Reply::Map(pairs),
+            Err(other) => other,
+        }
+    }
+
+    /// [`Reply::into_map`] for replies of [`Reply::Pairs`].
+    pub fn into_pairs(self) -> Self {
+        match self.into_pair_list() {
+            Ok(pairs) => Reply::Pairs(pairs),
+            Err(other) => other,
+        }
+    }
+
+    fn into_pair_list(self) -> Result<Vec<(Reply, Reply)>, Self> {
         match self {
-            Reply::Array(items) if items.len() % 2 == 0 => {
+            Reply::Array(items) if items.len().is_multiple_of(2) => {
                 let mut items = items.into_iter();
                 let mut pairs = Vec::with_capacity(items.len() / 2);
                 while let (Some(k), Some(v)) = (items.next(), items.next()) {
                     pairs.push((k, v));
                 }
-                Reply::Map(pairs)
+                Ok(pairs)
             }
-            other => other,
+            other => Err(other),
         }
     }
 
@@ -430,6 +448,17 @@ impl Reply {
                     Proto::Resp3 => int_line(out, b'%', pairs.len() as i64),
                 }
                 for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                let flat = proto == Proto::Resp2;
+                int_line(out, b'*', pairs.len() as i64 * if flat { 2 } else { 1 });
+                for (k, v) in pairs {
+                    if !flat {
+                        int_line(out, b'*', 2);
+                    }
                     k.encode(proto, out);
                     v.encode(proto, out);
                 }

@@ -123,7 +123,7 @@ pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Re
 
 /// The shard a single-slot command goes to.
 pub fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Result<usize, Reply> {
-    match common_slot(r.spec, args)? {
+    match common_slot(r.effective(), args)? {
         Some(slot) => Ok(target.routing.topology.owner(slot)),
         None => Err(Reply::error(error::wrong_arity(r.spec.name))),
     }

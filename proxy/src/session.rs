@@ -14,7 +14,7 @@ use crate::proxy::{Listener, Proxy};
 use crate::router::{self, Pending, Target};
 use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
-use fjord_common::command::{flags, resolve, Resolved, Route};
+use fjord_common::command::{self, resolve, Resolved, Resp3Shape, Route};
 use fjord_common::metrics::{CommandLabel, ResultKind};
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, info, process, CommandId, Proto, Reply, RequestDecoder};
@@ -92,6 +92,8 @@ struct Session {
 struct Queued {
     reply: Pending,
     label: CommandLabel,
+    /// How the shard's flat reply is regrouped for a RESP3 client.
+    shape: Resp3Shape,
     /// When the request was read: its latency is counted from there to its reply.
     read_at: Instant,
 }
@@ -100,6 +102,7 @@ struct Queued {
 struct Routed {
     reply: Pending,
     label: CommandLabel,
+    shape: Resp3Shape,
     /// The connection closes after this reply (QUIT).
     close: bool,
 }
@@ -109,6 +112,7 @@ impl Routed {
         Routed {
             reply: reply.into(),
             label,
+            shape: Resp3Shape::Same,
             close: false,
         }
     }
@@ -138,6 +142,7 @@ impl Session {
             let unknown = |reply: Reply| Queued {
                 reply: reply.into(),
                 label: CommandLabel::UNKNOWN,
+                shape: Resp3Shape::Same,
                 read_at,
             };
             // One snapshot per batch: every request of the batch routes by the same topology.
@@ -158,6 +163,7 @@ impl Session {
                 pending.push_back(Queued {
                     reply: routed.reply,
                     label: routed.label,
+                    shape: routed.shape,
                     read_at,
                 });
                 if routed.close {
@@ -201,10 +207,12 @@ impl Session {
                 Pending::Batched(id) => self.batches.next(id).await,
                 other => other.resolve().await,
             };
-            if self.state.proto == Proto::Resp3
-                && q.label.spec().is_some_and(|s| s.has_flag(flags::MAP_REPLY))
-            {
-                reply = reply.into_map();
+            if self.state.proto == Proto::Resp3 {
+                reply = match q.shape {
+                    Resp3Shape::Same => reply,
+                    Resp3Shape::Map => reply.into_map(),
+                    Resp3Shape::Pairs => reply.into_pairs(),
+                };
             }
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
                 metrics.clusterdown_replies.inc();
@@ -262,7 +270,8 @@ impl Session {
         }
         // Whatever else reaches a shard sends the open batches first, so that it cannot
         // overtake this client's batched commands.
-        let pending = match r.spec.route {
+        let shape = command::resp3_shape(r.spec, &args);
+        let pending = match r.effective().route {
             Route::SingleSlot => match router::single_slot(target, r, &args) {
                 Ok(shard) => self.batches.push(target, shard, &args),
                 Err(e) => e.into(),
@@ -287,7 +296,10 @@ impl Session {
                 Reply::error(error::unknown_command(&args[0], &args[1..])).into()
             }
         };
-        Routed::reply(pending, label)
+        Routed {
+            shape,
+            ..Routed::reply(pending, label)
+        }
     }
 
     /// The slots node-scoped commands cover for this client.

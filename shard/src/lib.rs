@@ -8,3 +8,4 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod types;

@@ -141,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         store::writer::Writer::start(Arc::clone(&store), config.writer_queue);
     let stop = Arc::new(AtomicBool::new(false));
     let expiry_thread = store::expiry::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
+    let garbage_thread =
+        store::garbage::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
     let sync_thread = (config.fsync == FsyncMode::Everysec)
         .then(|| start_everysec(Arc::clone(&store), Arc::clone(&stop)));
 
@@ -191,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.shutdown_timeout(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
     let _ = expiry_thread.join();
+    let _ = garbage_thread.join();
     let _ = writer_thread.join();
     if let Some(t) = sync_thread {
         let _ = t.join();

@@ -33,6 +33,10 @@ fn same(args: &[Vec<u8>], ours: &[u8], theirs: &[u8]) -> bool {
             matches!((int(ours), int(theirs)), (Some(a), Some(b)) if a >= 0 && b >= 0 && (a - b).abs() <= 1000)
         }
         "keys" => sorted_lines(ours) == sorted_lines(theirs),
+        // Field order is free: Redis keeps a small hash in insertion order, fjord in byte
+        // order. Pairs must still be pairs.
+        "hkeys" | "hvals" => sorted_items(ours, 1) == sorted_items(theirs, 1),
+        "hgetall" => sorted_items(ours, 2) == sorted_items(theirs, 2),
         _ => false,
     }
 }
@@ -44,6 +48,24 @@ fn sorted_lines(r: &[u8]) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// The bulk strings of a flat array or map reply, in groups of `n`, sorted; `None` for any
+/// other reply.
+fn sorted_items(r: &[u8], n: usize) -> Option<Vec<Vec<String>>> {
+    let text = String::from_utf8_lossy(r);
+    let mut lines = text.split("\r\n");
+    let header = lines.next()?;
+    if !(header.starts_with('*') || header.starts_with('%')) {
+        return None;
+    }
+    let items: Vec<String> = lines
+        .filter(|l| !l.starts_with('$') && !l.is_empty())
+        .map(String::from)
+        .collect();
+    let mut groups: Vec<Vec<String>> = items.chunks(n).map(<[String]>::to_vec).collect();
+    groups.sort();
+    Some(groups)
 }
 
 struct Pair {
@@ -439,6 +461,113 @@ EXPIRE nottl 100 GT XX
 TTL nottl
 ";
 
+const HASHES: &str = r"
+FLUSHALL
+HSET h a 1 b 2 c 3
+HSET h a 10 d 4
+HSET h
+HSET h a
+HSET h a 1 b
+HMSET h e 5
+HMSET h e
+HGET h a
+HGET h zz
+HGET nokey a
+HMGET h a zz d
+HMGET nokey a b
+HLEN h
+HLEN nokey
+HSTRLEN h a
+HSTRLEN h zz
+HEXISTS h a
+HEXISTS h zz
+HKEYS h
+HVALS h
+HGETALL h
+HGETALL nokey
+HKEYS nokey
+HVALS nokey
+HDEL h a zz
+HDEL h zz
+HDEL nokey a
+HSETNX h a new
+HSETNX h b new
+HINCRBY h n 5
+HINCRBY h n -7
+HINCRBY h b 1
+HINCRBY h e x
+HINCRBY h big 9223372036854775807
+HINCRBY h big 1
+HINCRBY h small -9223372036854775808
+HINCRBY h small -1
+HINCRBYFLOAT h f 1.5
+HINCRBYFLOAT h f 0.1
+HINCRBYFLOAT h b 1
+HINCRBYFLOAT h a 1
+HINCRBYFLOAT h f inf
+HINCRBYFLOAT h f x
+HGETALL h
+SET str v
+HSET str a 1
+HSETNX str a 1
+HGET str a
+HMGET str a
+HGETALL str
+HLEN str
+HDEL str a
+HINCRBY str a 1
+HRANDFIELD str
+HSCAN str 0
+GET h
+APPEND h x
+TYPE h
+HDEL h a b c d e n f big small
+EXISTS h
+TYPE h
+HRANDFIELD nokey
+HRANDFIELD nokey 3
+HRANDFIELD nokey 3 WITHVALUES
+HSET one f v
+HRANDFIELD one
+HRANDFIELD one 5
+HRANDFIELD one -3
+HRANDFIELD one -3 WITHVALUES
+HRANDFIELD one 0
+HRANDFIELD one x
+HRANDFIELD one 1 WITHVALUES bogus
+HRANDFIELD one 1 bogus
+HRANDFIELD one -9223372036854775808
+HRANDFIELD one -9223372036854775807 WITHVALUES
+HSET abc a 1 b 2 c 3
+HSCAN abc 0
+HSCAN abc 0 MATCH b*
+HSCAN abc 0 MATCH x*
+HSCAN abc x
+HSCAN abc 0 COUNT 0
+HSCAN abc 0 TYPE string
+HSCAN abc 0 BOGUS
+HSCAN nokey 0
+EXPIRE one 100
+TTL one
+HSET one g w
+TTL one
+PERSIST one
+TTL one
+HSET {t}x a 1 b 2
+RENAME {t}x {t}y
+HGETALL {t}x
+HGETALL {t}y
+COPY {t}y {t}z
+HSET {t}z c 3
+HGETALL {t}y
+HGETALL {t}z
+SET {t}y str
+HGETALL {t}y
+RENAMENX {t}z {t}y
+DEL {t}z
+DBSIZE
+";
+
 const CONNECTION: &str = r"
 PING
 PING hi
@@ -508,6 +637,25 @@ fn keyspace_commands_match_redis_in_resp2() {
 fn keyspace_commands_match_redis_in_resp3() {
     let (_s, mut p) = pair(true);
     p.run_script(KEYS);
+}
+
+#[test]
+fn hashes_match_redis_in_resp2() {
+    let (_s, mut p) = pair(false);
+    p.run_script(HASHES);
+}
+
+#[test]
+fn hashes_match_redis_in_resp3() {
+    let (_s, mut p) = pair(true);
+    p.run_script(HASHES);
+}
+
+#[test]
+fn through_the_proxy_hashes_match_redis() {
+    let (s, mut p) = cluster_pair(false);
+    p.run_script(HASHES);
+    s.pair(true).run_script(HASHES);
 }
 
 #[test]
@@ -701,6 +849,7 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let field_value = prop::sample::select(vec!["1", "-1", "200", "9223372036854775807"]);
     let overflow = prop::sample::select(vec!["", "OVERFLOW SAT", "OVERFLOW FAIL", "OVERFLOW WRAP"]);
     let exp_flags = prop::sample::select(vec!["LT XX", "GT XX", "NX", "GT", "LT"]);
+    let hfield = prop::sample::select(vec!["f", "g", "h", "10"]);
     prop_oneof![
         (key.clone(), value.clone(), set_opt).prop_map(|(k, v, o)| format!("SET {k} {v} {o}")),
         key.clone().prop_map(|k| format!("GET {k}")),
@@ -721,7 +870,7 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), int.clone()).prop_map(|(k, o)| format!("SETRANGE {k} {o} xy")),
         key.clone().prop_map(|k| format!("INCR {k}")),
         (key.clone(), int.clone()).prop_map(|(k, n)| format!("DECRBY {k} {n}")),
-        (key.clone(), incr).prop_map(|(k, n)| format!("INCRBYFLOAT {k} {n}")),
+        (key.clone(), incr.clone()).prop_map(|(k, n)| format!("INCRBYFLOAT {k} {n}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("DEL {a} {b}")),
         (key.clone(), key.clone()).prop_map(|(a, b)| format!("EXISTS {a} {b} {a}")),
         key.clone().prop_map(|k| format!("TYPE {k}")),
@@ -769,6 +918,26 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         )
             .prop_map(|(a, b, r)| format!("COPY {a} {b} {r}")),
         (key.clone(), exp_flags).prop_map(|(k, f)| format!("PEXPIREAT {k} 99999999999200 {f}")),
+        (key.clone(), hfield.clone(), value.clone(), hfield.clone())
+            .prop_map(|(k, f, v, g)| format!("HSET {k} {f} {v} {g} {v}")),
+        (key.clone(), hfield.clone(), value.clone())
+            .prop_map(|(k, f, v)| format!("HSETNX {k} {f} {v}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, f)| format!("HGET {k} {f}")),
+        (key.clone(), hfield.clone(), hfield.clone())
+            .prop_map(|(k, f, g)| format!("HMGET {k} {f} {g}")),
+        (key.clone(), hfield.clone(), hfield.clone())
+            .prop_map(|(k, f, g)| format!("HDEL {k} {f} {g}")),
+        (
+            key.clone(),
+            prop::sample::select(vec!["HLEN", "HKEYS", "HVALS", "HGETALL"])
+        )
+            .prop_map(|(k, c)| format!("{c} {k}")),
+        (key.clone(), hfield.clone(), int.clone())
+            .prop_map(|(k, f, n)| format!("HINCRBY {k} {f} {n}")),
+        (key.clone(), hfield.clone(), incr.clone())
+            .prop_map(|(k, f, n)| format!("HINCRBYFLOAT {k} {f} {n}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, f)| format!("HEXISTS {k} {f}")),
+        (key.clone(), hfield).prop_map(|(k, f)| format!("HSTRLEN {k} {f}")),
     ]
     .prop_map(|line| words(&line))
 }

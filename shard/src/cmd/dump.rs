@@ -4,15 +4,19 @@
 //! A payload is one RDB-encoded object, then the RDB version (2 bytes, little-endian) and a
 //! CRC-64 (Jones polynomial, as Redis's `crc64`, 8 bytes little-endian) of everything before
 //! the checksum. fjord writes RDB version 10 (Redis 7.0) and refuses newer ones, as Redis
-//! 7.0 does. Strings are the only type so far: an integer in canonical form is written as
-//! Redis writes it (8, 16 or 32 bits), anything else as raw bytes; RESTORE also reads
-//! Redis's LZF-compressed strings. A valid payload of another type is refused with a clear
-//! error until that type exists.
+//! 7.0 does. A string that is an integer in canonical form is written as Redis writes it (8,
+//! 16 or 32 bits), anything else as raw bytes; RESTORE also reads Redis's LZF-compressed
+//! strings. A hash is written as RDB's plain hash (a count, then field and value strings),
+//! which every Redis reads; RESTORE also reads the listpack (Redis 7) and ziplist (Redis 6)
+//! forms Redis writes for small hashes. A valid payload of a type fjord does not store yet is
+//! refused with a clear error.
 
 use super::{Parse, Read};
 use crate::store::encoding::{Entry, ValueType};
+use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
-use crate::store::{now_ms, Store};
+use crate::store::Store;
+use crate::types::{hash, Collection};
 use bytes::{BufMut, Bytes, BytesMut};
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
@@ -20,8 +24,11 @@ use fjord_common::{error, Reply};
 /// The RDB version Redis 7.0 writes and the newest it reads.
 const RDB_VERSION: u16 = 10;
 
-/// RDB object type of a string.
+/// RDB object types.
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_HASH_ZIPLIST: u8 = 13;
+const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 
 /// CRC-64/Jones as Redis computes it (reflected, no final xor).
 fn crc64(data: &[u8]) -> u64 {
@@ -89,6 +96,23 @@ pub fn dump_string(value: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(value.len() + 20);
     out.put_u8(RDB_TYPE_STRING);
     put_string(&mut out, value);
+    seal(out)
+}
+
+/// The DUMP payload of a hash: RDB's plain hash encoding.
+pub fn dump_hash(pairs: &[(Bytes, Bytes)]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_HASH);
+    put_len(&mut out, pairs.len());
+    for (f, v) in pairs {
+        put_string(&mut out, f);
+        put_string(&mut out, v);
+    }
+    seal(out)
+}
+
+/// Appends the RDB version and the checksum to an object.
+fn seal(mut out: BytesMut) -> Bytes {
     out.put_u16_le(RDB_VERSION);
     let crc = crc64(&out);
     out.put_u64_le(crc);
@@ -214,8 +238,157 @@ fn lzf_decompress(input: &[u8], len: usize) -> Result<Vec<u8>, PayloadError> {
     (out.len() == len).then_some(out).ok_or_else(bad)
 }
 
-/// The string a DUMP payload holds, after checking its version and checksum.
-pub fn restore_string(payload: &[u8]) -> Result<Bytes, PayloadError> {
+/// The elements of a listpack (Redis 7's compact encoding of small collections).
+fn listpack_entries(lp: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
+    let bad = || PayloadError::BadFormat;
+    let total = u32::from_le_bytes(lp.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    if total as usize != lp.len() || lp.len() < 7 {
+        return Err(bad());
+    }
+    let mut c = Cursor { data: lp, at: 6 };
+    let mut out = Vec::new();
+    loop {
+        let start = c.at;
+        let b = c.byte()?;
+        let entry = match b {
+            0xff => break,
+            _ if b & 0x80 == 0 => Bytes::from((b & 0x7f).to_string()),
+            _ if b & 0xc0 == 0x80 => Bytes::copy_from_slice(c.take(usize::from(b & 0x3f))?),
+            _ if b & 0xe0 == 0xc0 => {
+                let raw = (u16::from(b & 0x1f) << 8) | u16::from(c.byte()?);
+                let v = ((raw << 3) as i16) >> 3; // sign-extend 13 bits
+                Bytes::from(v.to_string())
+            }
+            _ if b & 0xf0 == 0xe0 => {
+                let len = (usize::from(b & 0x0f) << 8) | usize::from(c.byte()?);
+                Bytes::copy_from_slice(c.take(len)?)
+            }
+            0xf0 => {
+                let len = u32::from_le_bytes(c.take(4)?.try_into().map_err(|_| bad())?);
+                Bytes::copy_from_slice(c.take(len as usize)?)
+            }
+            0xf1..=0xf4 => {
+                let n = [2, 3, 4, 8][usize::from(b - 0xf1)];
+                let mut raw = [0u8; 8];
+                raw[..n].copy_from_slice(c.take(n)?);
+                let shift = 64 - 8 * n as u32;
+                let v = (i64::from_le_bytes(raw) << shift) >> shift; // sign-extend
+                Bytes::from(v.to_string())
+            }
+            _ => return Err(bad()),
+        };
+        // The entry's length, written again backwards after it: 7 bits per byte.
+        let len = c.at - start;
+        let backlen = match len {
+            0..=127 => 1,
+            128..=16_383 => 2,
+            16_384..=2_097_151 => 3,
+            2_097_152..=268_435_455 => 4,
+            _ => 5,
+        };
+        c.take(backlen)?;
+        out.push(entry);
+    }
+    let count = u16::from_le_bytes([lp[4], lp[5]]);
+    // 65535 means "too many to count in the header".
+    if c.at != lp.len() || (count != u16::MAX && usize::from(count) != out.len()) {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// The elements of a ziplist (how Redis 6 and older encode small collections).
+fn ziplist_entries(zl: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
+    let bad = || PayloadError::BadFormat;
+    let total = u32::from_le_bytes(zl.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    if total as usize != zl.len() || zl.len() < 11 {
+        return Err(bad());
+    }
+    let mut c = Cursor { data: zl, at: 10 };
+    let mut out = Vec::new();
+    loop {
+        let first = c.byte()?;
+        if first == 0xff {
+            break;
+        }
+        if first == 0xfe {
+            c.take(4)?; // the previous entry's length, when it needs 5 bytes
+        }
+        let b = c.byte()?;
+        let int = |c: &mut Cursor<'_>, n: usize| -> Result<Bytes, PayloadError> {
+            let mut raw = [0u8; 8];
+            raw[..n].copy_from_slice(c.take(n)?);
+            let shift = 64 - 8 * n as u32;
+            Ok(Bytes::from(
+                ((i64::from_le_bytes(raw) << shift) >> shift).to_string(),
+            ))
+        };
+        let entry = match b >> 6 {
+            0 => Bytes::copy_from_slice(c.take(usize::from(b & 0x3f))?),
+            1 => {
+                let len = (usize::from(b & 0x3f) << 8) | usize::from(c.byte()?);
+                Bytes::copy_from_slice(c.take(len)?)
+            }
+            2 if b == 0x80 => {
+                let len = u32::from_be_bytes(c.take(4)?.try_into().map_err(|_| bad())?);
+                Bytes::copy_from_slice(c.take(len as usize)?)
+            }
+            2 => return Err(bad()),
+            _ => match b {
+                0xc0 => int(&mut c, 2)?,
+                0xd0 => int(&mut c, 4)?,
+                0xe0 => int(&mut c, 8)?,
+                0xf0 => int(&mut c, 3)?,
+                0xfe => int(&mut c, 1)?,
+                0xf1..=0xfd => Bytes::from((b - 0xf1).to_string()),
+                _ => return Err(bad()),
+            },
+        };
+        out.push(entry);
+    }
+    if c.at != zl.len() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// A value a DUMP payload holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Value {
+    String(Bytes),
+    /// Field-value pairs, each field once.
+    Hash(Vec<(Bytes, Bytes)>),
+}
+
+/// The string a DUMP payload holds (any other type is an error).
+#[cfg(test)]
+fn restore_string(payload: &[u8]) -> Result<Bytes, PayloadError> {
+    match restore_value(payload)? {
+        Value::String(s) => Ok(s),
+        Value::Hash(_) => Err(PayloadError::BadFormat),
+    }
+}
+
+/// Pairs up a flat list of fields and values, refusing an empty hash or a repeated field
+/// (Redis refuses both as corrupt).
+fn hash_pairs(flat: Vec<Bytes>) -> Result<Vec<(Bytes, Bytes)>, PayloadError> {
+    if flat.is_empty() || !flat.len().is_multiple_of(2) {
+        return Err(PayloadError::BadFormat);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(flat.len() / 2);
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        if !seen.insert(f.clone()) || crate::types::check_member_name(&f).is_err() {
+            return Err(PayloadError::BadFormat);
+        }
+        pairs.push((f, v));
+    }
+    Ok(pairs)
+}
+
+/// The value a DUMP payload holds, after checking its version and checksum.
+pub fn restore_value(payload: &[u8]) -> Result<Value, PayloadError> {
     if payload.len() < 10 {
         return Err(PayloadError::VersionOrChecksum);
     }
@@ -226,16 +399,36 @@ pub fn restore_string(payload: &[u8]) -> Result<Bytes, PayloadError> {
         return Err(PayloadError::VersionOrChecksum);
     }
     let mut c = Cursor { data: body, at: 0 };
-    match c.byte()? {
-        RDB_TYPE_STRING => c.string(),
-        1 | 10 | 14 | 18 => Err(PayloadError::Unsupported("list")),
-        2 | 11 => Err(PayloadError::Unsupported("set")),
-        3 | 5 | 12 | 17 => Err(PayloadError::Unsupported("sorted set")),
-        4 | 9 | 13 | 16 => Err(PayloadError::Unsupported("hash")),
-        15 | 19 => Err(PayloadError::Unsupported("stream")),
-        6 | 7 => Err(PayloadError::Unsupported("module")),
-        _ => Err(PayloadError::BadFormat),
+    let value = match c.byte()? {
+        RDB_TYPE_STRING => Value::String(c.string()?),
+        RDB_TYPE_HASH => {
+            let n = c.len()?;
+            // Each field and value takes at least one byte: a count beyond what is left is
+            // refused before anything is allocated for it.
+            if n > body.len() {
+                return Err(PayloadError::BadFormat);
+            }
+            let mut flat = Vec::with_capacity(n * 2);
+            for _ in 0..n * 2 {
+                flat.push(c.string()?);
+            }
+            Value::Hash(hash_pairs(flat)?)
+        }
+        RDB_TYPE_HASH_LISTPACK => Value::Hash(hash_pairs(listpack_entries(&c.string()?)?)?),
+        RDB_TYPE_HASH_ZIPLIST => Value::Hash(hash_pairs(ziplist_entries(&c.string()?)?)?),
+        1 | 10 | 14 | 18 => return Err(PayloadError::Unsupported("list")),
+        2 | 11 => return Err(PayloadError::Unsupported("set")),
+        3 | 5 | 12 | 17 => return Err(PayloadError::Unsupported("sorted set")),
+        9 => return Err(PayloadError::Unsupported("zipmap hash (Redis 2.4)")),
+        15 | 19 => return Err(PayloadError::Unsupported("stream")),
+        6 | 7 => return Err(PayloadError::Unsupported("module")),
+        _ => return Err(PayloadError::BadFormat),
+    };
+    // Trailing bytes after the object mean the payload is not what it claims.
+    if c.at != body.len() {
+        return Err(PayloadError::BadFormat);
     }
+    Ok(value)
 }
 
 /// `DUMP key`
@@ -253,14 +446,34 @@ impl Parse for Dump {
 
 impl Read for Dump {
     fn execute(self, store: &Store) -> Reply {
-        match store.get(&self.key, now_ms()) {
-            Ok(Some(e)) if e.kind == ValueType::String => Reply::Bulk(dump_string(&e.payload)),
-            Ok(Some(_)) => Reply::error(error::not_supported(
+        let mut view = View::new(store);
+        let entry = match view.entry(&self.key) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Reply::Nil,
+            Err(e) => return e.into(),
+        };
+        match entry.kind {
+            ValueType::String => Reply::Bulk(dump_string(&entry.payload)),
+            ValueType::Hash => {
+                let h = match hash::find(&mut view, &self.key) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => return Reply::Nil,
+                    Err(e) => return e,
+                };
+                let mut pairs = Vec::with_capacity(h.meta.size.min(1 << 16) as usize);
+                let result = h.for_each_item(&mut view, false, |f, v| {
+                    pairs.push((Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)));
+                    true
+                });
+                match result {
+                    Ok(()) => Reply::Bulk(dump_hash(&pairs)),
+                    Err(e) => e,
+                }
+            }
+            other => Reply::error(error::not_supported(
                 "dump",
-                "only string values can be dumped so far",
+                &format!("fjord cannot dump a {} value yet", other.name()),
             )),
-            Ok(None) => Reply::Nil,
-            Err(e) => Reply::error(format!("ERR {e}")),
         }
     }
 }
@@ -328,7 +541,7 @@ impl WriteOp for Restore {
             t if t < 0 => return Reply::error("ERR Invalid TTL value, must be >= 0"),
             _ => {}
         }
-        let value = match restore_string(&self.payload) {
+        let value = match restore_value(&self.payload) {
             Ok(v) => v,
             Err(PayloadError::VersionOrChecksum) => {
                 return Reply::error("ERR DUMP payload version or checksum are wrong")
@@ -354,14 +567,27 @@ impl WriteOp for Restore {
         if expire_at.is_some_and(|at| at <= now) {
             return Reply::ok();
         }
-        txn.put(
-            &self.key,
-            Entry {
-                kind: ValueType::String,
-                expire_at,
-                payload: value,
-            },
-        );
+        match value {
+            Value::String(payload) => txn.put(
+                &self.key,
+                Entry {
+                    kind: ValueType::String,
+                    expire_at,
+                    payload,
+                },
+            ),
+            Value::Hash(pairs) => {
+                let mut h = match Collection::find_or_create(txn, &self.key, ValueType::Hash) {
+                    Ok(h) => h,
+                    Err(e) => return e,
+                };
+                h.expire_at = expire_at;
+                for (f, v) in pairs {
+                    hash::set(txn, &mut h, &f, v);
+                }
+                h.save(txn, &self.key);
+            }
+        }
         Reply::ok()
     }
 }
@@ -421,6 +647,74 @@ mod tests {
         let crc = crc64(&p);
         p.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(restore_string(&p), Err(PayloadError::BadFormat));
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn pairs(words: &[&str]) -> Vec<(Bytes, Bytes)> {
+        words
+            .chunks(2)
+            .map(|p| (Bytes::from(p[0].to_string()), Bytes::from(p[1].to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn hashes_dumped_by_redis_7_restore_from_listpack_and_plain_form() {
+        // redis-server 7.0.15: `HSET hs a 1 b hello c -300 d 70000 e 9999999999`, then DUMP
+        // (a listpack); and with hash-max-listpack-entries 0, `HSET hb a 1 b hello` (plain).
+        let listpack = unhex("1031310000000a0081610201018162028568656c6c6f06816302ded402816402f270110104816502f4ffe30b540200000009ff0a006c71d7454527b7fb");
+        assert_eq!(
+            restore_value(&listpack).unwrap(),
+            Value::Hash(pairs(&[
+                "a",
+                "1",
+                "b",
+                "hello",
+                "c",
+                "-300",
+                "d",
+                "70000",
+                "e",
+                "9999999999"
+            ]))
+        );
+        let plain = unhex("040201620568656c6c6f0161c0010a00c15cea44e6526205");
+        assert_eq!(
+            restore_value(&plain).unwrap(),
+            Value::Hash(pairs(&["b", "hello", "a", "1"]))
+        );
+    }
+
+    #[test]
+    fn hash_payloads_round_trip_and_refuse_repeated_or_missing_fields() {
+        let h = pairs(&["f", "1", "g", "-70000", "long", &"x".repeat(300)]);
+        assert_eq!(restore_value(&dump_hash(&h)).unwrap(), Value::Hash(h));
+        let repeated = dump_hash(&pairs(&["f", "1", "f", "2"]));
+        assert_eq!(restore_value(&repeated), Err(PayloadError::BadFormat));
+        assert_eq!(restore_value(&dump_hash(&[])), Err(PayloadError::BadFormat));
+    }
+
+    #[test]
+    fn ziplists_from_redis_6_decode() {
+        // A ziplist of "a", 5 (immediate), -2 (int8), "hi": zlbytes, zltail, zllen, entries.
+        let entries: &[u8] = b"\x00\x01a\x03\xf6\x02\xfe\xfe\x03\x02hi";
+        let mut zl = Vec::new();
+        zl.extend_from_slice(&((10 + entries.len() + 1) as u32).to_le_bytes());
+        zl.extend_from_slice(&0u32.to_le_bytes());
+        zl.extend_from_slice(&4u16.to_le_bytes());
+        zl.extend_from_slice(entries);
+        zl.push(0xff);
+        let got: Vec<String> = ziplist_entries(&zl)
+            .unwrap()
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(got, ["a", "5", "-2", "hi"]);
     }
 
     #[test]

@@ -3,14 +3,16 @@
 
 use super::{lower_name, Outcome, Parse, Read};
 use crate::server::Server;
-use crate::store::encoding::split_data_key;
+use crate::store::encoding::{split_data_key, version_prefix, MemberKind, ValueType, HEADER_LEN};
+use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::{now_ms, ScanEnd, Store};
+use crate::types::{self, Collection};
 use bytes::Bytes;
 use fjord_common::glob::glob_match;
 use fjord_common::number::parse_i64;
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, Reply};
+use fjord_common::{error, slot_of, Reply};
 use rand::Rng;
 use std::sync::Arc;
 
@@ -280,6 +282,17 @@ impl WriteOp for Rename {
         if self.only_if_missing && txn.get(&self.to).is_some() {
             return Reply::Int(0);
         }
+        // Within a slot a collection's members stay where they are; across slots (a client
+        // talking to the shard directly may ask) they are copied.
+        let (from_slot, to_slot) = (slot_of(&self.from), slot_of(&self.to));
+        let entry = if from_slot == to_slot {
+            entry
+        } else {
+            match types::copy_value(txn, entry, from_slot, to_slot) {
+                Ok(e) => e,
+                Err(e) => return e,
+            }
+        };
         txn.delete(&self.from);
         txn.put(&self.to, entry);
         if self.only_if_missing {
@@ -337,8 +350,143 @@ impl WriteOp for CopyKey {
         if !self.replace && txn.get(&self.to).is_some() {
             return Reply::Int(0);
         }
+        let entry = match types::copy_value(txn, entry, slot_of(&self.from), slot_of(&self.to)) {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
         txn.put(&self.to, entry);
         Reply::Int(1)
+    }
+}
+
+/// `MEMORY USAGE key [SAMPLES count]`: the bytes the key takes in the store, estimated as
+/// Redis does for collections: the size times the average of `count` sampled members (5 by
+/// default, 0 for all). Counts the key, the value and the members' keys as stored, before
+/// fjall's compression.
+pub struct MemoryUsage {
+    key: Bytes,
+    samples: u64,
+}
+
+impl Parse for MemoryUsage {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let samples = match &args[3..] {
+            [] => 5,
+            [opt, n] if opt.eq_ignore_ascii_case(b"samples") => {
+                let n = parse_i64(n).ok_or(Reply::error(error::NOT_INTEGER))?;
+                if n < 0 {
+                    return Err(Reply::error(error::SYNTAX));
+                }
+                n as u64
+            }
+            _ => return Err(Reply::error(error::SYNTAX)),
+        };
+        Ok(Self {
+            key: args[2].clone(),
+            samples,
+        })
+    }
+}
+
+impl Read for MemoryUsage {
+    fn execute(self, store: &Store) -> Reply {
+        let mut view = View::new(store);
+        let entry = match view.entry(&self.key) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Reply::Nil,
+            Err(e) => return e.into(),
+        };
+        let own = (2 + self.key.len() + HEADER_LEN + entry.payload.len()) as u64;
+        let Ok(Some(c)) = Collection::find(&mut view, &self.key, entry.kind) else {
+            return Reply::Int(own as i64);
+        };
+        let (lo, hi) = (
+            version_prefix(c.slot, c.meta.version).to_vec(),
+            [&version_prefix(c.slot, c.meta.version)[..], &[0xff]].concat(),
+        );
+        let limit = if self.samples == 0 {
+            u64::MAX
+        } else {
+            self.samples
+        };
+        let (mut sampled, mut bytes) = (0u64, 0u64);
+        let result = view.scan_members(&lo, &hi, false, &mut |k, v| {
+            sampled += 1;
+            bytes += (k.len() + v.len()) as u64;
+            sampled < limit
+        });
+        if let Err(e) = result {
+            return e.into();
+        }
+        // Sorted sets keep two entries per member (the member and its score index entry).
+        let per_member = bytes.checked_div(sampled).unwrap_or(0);
+        let entries = if c.kind == ValueType::ZSet { 2 } else { 1 } * c.meta.size;
+        Reply::Int(own.saturating_add(per_member.saturating_mul(entries)) as i64)
+    }
+}
+
+/// `OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key`. fjord stores every collection as one entry
+/// per member, which is what Redis's large encodings are (hashtable, quicklist, skiplist), so
+/// those are the names it gives; a string gets the name Redis would give its value. Values
+/// are never shared (REFCOUNT 1), and fjord tracks neither access times nor frequencies, so
+/// IDLETIME and FREQ answer as Redis does when its policy tracks neither.
+pub struct Object {
+    key: Bytes,
+    what: ObjectField,
+}
+
+enum ObjectField {
+    Encoding,
+    RefCount,
+    IdleTime,
+    Freq,
+}
+
+impl Parse for Object {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let what = match args[1].to_ascii_lowercase().as_slice() {
+            b"encoding" => ObjectField::Encoding,
+            b"refcount" => ObjectField::RefCount,
+            b"idletime" => ObjectField::IdleTime,
+            _ => ObjectField::Freq,
+        };
+        Ok(Self {
+            key: args[2].clone(),
+            what,
+        })
+    }
+}
+
+impl Read for Object {
+    fn execute(self, store: &Store) -> Reply {
+        let entry = match store.get(&self.key, now_ms()) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Reply::Nil,
+            Err(e) => return e.into(),
+        };
+        match self.what {
+            ObjectField::Encoding => Reply::Bulk(Bytes::from_static(match entry.kind {
+                ValueType::String => string_encoding(&entry.payload),
+                ValueType::Hash | ValueType::Set => b"hashtable",
+                ValueType::List => b"quicklist",
+                ValueType::ZSet => b"skiplist",
+            })),
+            ObjectField::RefCount => Reply::Int(1),
+            ObjectField::IdleTime => Reply::error("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+            ObjectField::Freq => Reply::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+        }
+    }
+}
+
+/// The encoding Redis gives a string value: `int` for a canonical integer, `embstr` up to 44
+/// bytes, `raw` beyond.
+fn string_encoding(value: &[u8]) -> &'static [u8] {
+    if value.len() <= 20 && parse_i64(value).is_some() {
+        b"int"
+    } else if value.len() <= 44 {
+        b"embstr"
+    } else {
+        b"raw"
     }
 }
 
@@ -441,6 +589,71 @@ pub fn scan(server: &Server, slots: &SlotSet, args: &[Bytes]) -> Reply {
         Err(e) => return Reply::error(format!("ERR {e}")),
     };
     Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys)])
+}
+
+/// HSCAN (and the other collection scans): `key cursor [MATCH p] [COUNT n]` over the members
+/// of one collection, in key order. COUNT members are examined per call; the cursor names
+/// the last one in the server's cursor table, as SCAN's does, and a forgotten one restarts
+/// the collection (members may then come twice, which SCAN allows, but none is missed).
+pub fn scan_collection(server: &Server, kind: ValueType, args: &[Bytes]) -> Reply {
+    let Some(cursor) = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Reply::error(error::INVALID_CURSOR);
+    };
+    let opts = match parse_scan_options(&args[3..]) {
+        Ok(o) if o.kind.is_none() => o,
+        Ok(_) => return Reply::error(error::SYNTAX),
+        Err(e) => return e,
+    };
+    let mut view = View::new(&server.store);
+    let done = |items| Reply::Array(vec![Reply::text("0"), Reply::Array(items)]);
+    let c = match Collection::find(&mut view, &args[1], kind) {
+        Ok(Some(c)) => c,
+        Ok(None) => return done(Vec::new()),
+        Err(e) => return e,
+    };
+    let (lo, hi) = c.member_range(MemberKind::Item);
+    let start = match cursor {
+        0 => lo.clone(),
+        c => match server.cursors.position(c) {
+            Some(mut k) if k.starts_with(&lo) => {
+                k.push(0); // the smallest key strictly after it
+                k
+            }
+            _ => lo.clone(),
+        },
+    };
+    let mut items = Vec::new();
+    let (mut examined, mut last) = (0usize, None);
+    let result = view.scan_members(&start, &hi, false, &mut |k, v| {
+        examined += 1;
+        let name = &k[lo.len()..];
+        if opts
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob_match(p, name, false))
+        {
+            items.push(Reply::Bulk(Bytes::copy_from_slice(name)));
+            if kind == ValueType::Hash {
+                items.push(Reply::Bulk(Bytes::copy_from_slice(v)));
+            }
+        }
+        if examined < opts.count {
+            return true;
+        }
+        last = Some(k.to_vec());
+        false
+    });
+    if let Err(e) = result {
+        return e.into();
+    }
+    let next = match last {
+        Some(k) => server.cursors.save(c.slot, k),
+        None => return done(items),
+    };
+    Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(items)])
 }
 
 /// KEYS `pattern` over `slots`, run off the async workers: it walks every key in the slots.

@@ -7,12 +7,14 @@
 
 mod bitmaps;
 mod dump;
+mod hashes;
 mod keys;
 mod server;
 mod slots;
 mod strings;
 
 use crate::server::Server;
+use crate::store::encoding::ValueType;
 use crate::store::writer::WriteOp;
 use crate::store::Store;
 use bytes::Bytes;
@@ -81,7 +83,10 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
             return Some(Reply::error(error::MISCONF));
         }
         let max = crate::store::encoding::MAX_KEY_LEN;
-        if r.spec.key_indexes(args.len()).any(|i| args[i].len() > max) {
+        if r.effective()
+            .key_indexes(args.len())
+            .any(|i| args[i].len() > max)
+        {
             return Some(Reply::error(format!(
                 "ERR key is too long: fjord accepts keys of up to {max} bytes"
             )));
@@ -148,6 +153,15 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Bitop => write::<bitmaps::BitOp>(args),
         C::Bitfield => write::<bitmaps::BitField>(args),
         C::BitfieldRo => read::<bitmaps::BitField>(args, store),
+        C::Hset | C::Hmset => write::<hashes::HSet>(args),
+        C::Hsetnx => write::<hashes::HSetNx>(args),
+        C::Hget | C::Hmget | C::Hstrlen | C::Hexists => read::<hashes::HGet>(args, store),
+        C::Hdel => write::<hashes::HDel>(args),
+        C::Hlen => read::<hashes::HLen>(args, store),
+        C::Hkeys | C::Hvals | C::Hgetall => read::<hashes::HGetAll>(args, store),
+        C::Hincrby | C::Hincrbyfloat => write::<hashes::HIncrBy>(args),
+        C::Hrandfield => read::<hashes::HRandField>(args, store),
+        C::Hscan => keys::scan_collection(ctx.server, ValueType::Hash, args).into(),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),
         C::Type => read::<keys::Type>(args, store),
@@ -156,6 +170,8 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Persist => write::<keys::Persist>(args),
         C::Rename | C::Renamenx => write::<keys::Rename>(args),
         C::Copy => write::<keys::CopyKey>(args),
+        C::Memory => read::<keys::MemoryUsage>(args, store),
+        C::Object => read::<keys::Object>(args, store),
         C::Dump => read::<dump::Dump>(args, store),
         C::Restore => write::<dump::Restore>(args),
         C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),

@@ -12,7 +12,9 @@ pub const HEADER_LEN: usize = 10;
 /// Longest user key: fjall's 65 535-byte key limit less the expiry index's 10-byte prefix.
 pub const MAX_KEY_LEN: usize = 65_535 - 10;
 
-/// Type code of a stored value. Codes 1-4 are reserved for the collection types to come.
+/// Type code of a stored value. Strings hold their value in the entry; the others are
+/// collections, whose entry holds a [`CollectionMeta`] and whose members are entries of
+/// their own in the `members` keyspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ValueType {
@@ -33,6 +35,11 @@ impl ValueType {
             4 => ValueType::ZSet,
             _ => return None,
         })
+    }
+
+    /// Whether values of this type keep their members apart from the key's entry.
+    pub fn is_collection(self) -> bool {
+        self != ValueType::String
     }
 
     /// The name TYPE replies with.
@@ -85,6 +92,117 @@ impl Entry {
         })
     }
 }
+
+/// What a collection's entry in the data keyspace holds: the version its members are stored
+/// under, and how many there are (so that HLEN, SCARD, ZCARD, LLEN are O(1)). Lists add the
+/// positions of their ends.
+///
+/// Payload layout: `version (u64 BE) ++ size (u64 BE)`, then for lists `head (u64 BE) ++
+/// tail (u64 BE)`: the list's elements sit at positions `head..tail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollectionMeta {
+    pub version: u64,
+    pub size: u64,
+    /// Lists only: the first element's position and one past the last.
+    pub ends: Option<(u64, u64)>,
+}
+
+impl CollectionMeta {
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(32);
+        out.put_u64(self.version);
+        out.put_u64(self.size);
+        if let Some((head, tail)) = self.ends {
+            out.put_u64(head);
+            out.put_u64(tail);
+        }
+        out.freeze()
+    }
+
+    /// Decodes a collection's payload; `None` if it is too short to be one.
+    pub fn decode(payload: &[u8]) -> Option<Self> {
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(
+                payload.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
+        };
+        Some(Self {
+            version: word(0)?,
+            size: word(1)?,
+            ends: match (word(2), word(3)) {
+                (Some(head), Some(tail)) => Some((head, tail)),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// Bytes before a member's own name in its key: slot, version, kind.
+pub const MEMBER_PREFIX_LEN: usize = 11;
+
+/// Longest member name (hash field, set member, …): fjall's key limit less the prefix.
+pub const MAX_MEMBER_LEN: usize = 65_535 - MEMBER_PREFIX_LEN - 8 - 1;
+
+/// What a key of the `members` keyspace is: a collection has one kind per index it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MemberKind {
+    /// A hash field, set member, list element or sorted-set member, by name (or position).
+    Item = 0,
+    /// A sorted set's score index: `score (order-preserving) ++ member`.
+    Score = 1,
+}
+
+/// The key of a collection's member: `slot (u16 BE) ++ version (u64 BE) ++ kind ++ name`.
+/// Members are keyed by the collection's version rather than its name, so that a new
+/// version hides every member of the old one at once (DEL, overwrite and expiry are O(1)), and
+/// RENAME within a slot moves no member.
+pub fn member_key(slot: u16, version: u64, kind: MemberKind, name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MEMBER_PREFIX_LEN + name.len());
+    out.extend_from_slice(&slot.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(name);
+    out
+}
+
+/// The first key after every member of one kind of a version: the end of a range scan.
+pub fn member_range_end(slot: u16, version: u64, kind: MemberKind) -> Vec<u8> {
+    let mut out = member_key(slot, version, kind, b"");
+    out[MEMBER_PREFIX_LEN - 1] += 1;
+    out
+}
+
+/// The prefix every member of a version shares, whatever its kind.
+pub fn version_prefix(slot: u16, version: u64) -> [u8; 10] {
+    let mut out = [0u8; 10];
+    out[..2].copy_from_slice(&slot.to_be_bytes());
+    out[2..].copy_from_slice(&version.to_be_bytes());
+    out
+}
+
+/// The meta keyspace key that marks a dead version whose members are still to be removed:
+/// `garbage ++ slot (u16 BE) ++ version (u64 BE)`.
+pub fn garbage_key(slot: u16, version: u64) -> Vec<u8> {
+    [GARBAGE_PREFIX, &version_prefix(slot, version)[..]].concat()
+}
+
+/// Splits a garbage marker into slot and version.
+pub fn split_garbage_key(key: &[u8]) -> Option<(u16, u64)> {
+    let rest = key.strip_prefix(GARBAGE_PREFIX)?;
+    if rest.len() != 10 {
+        return None;
+    }
+    let slot = u16::from_be_bytes([rest[0], rest[1]]);
+    let version = u64::from_be_bytes(rest[2..10].try_into().ok()?);
+    Some((slot, version))
+}
+
+/// The prefix of garbage markers in the meta keyspace.
+pub const GARBAGE_PREFIX: &[u8] = b"garbage";
+
+/// The meta keyspace key holding the next collection version to hand out (u64 BE).
+pub const NEXT_VERSION_KEY: &[u8] = b"nextversion";
 
 /// The data keyspace key of a user key: `slot (u16 BE) ++ key`.
 pub fn data_key(key: &[u8]) -> Vec<u8> {
@@ -144,6 +262,36 @@ mod tests {
         };
         assert_eq!(Entry::decode(e.encode()), Some(e));
         assert_eq!(Entry::decode(Bytes::from_static(b"\x02xxxxxxxxx")), None);
+    }
+
+    #[test]
+    fn collection_meta_round_trips_with_and_without_list_ends() {
+        for meta in [
+            CollectionMeta {
+                version: 7,
+                size: 3,
+                ends: None,
+            },
+            CollectionMeta {
+                version: u64::MAX,
+                size: 0,
+                ends: Some((1 << 63, (1 << 63) + 5)),
+            },
+        ] {
+            assert_eq!(CollectionMeta::decode(&meta.encode()), Some(meta));
+        }
+        assert_eq!(CollectionMeta::decode(b"short"), None);
+    }
+
+    #[test]
+    fn member_ranges_hold_exactly_one_kind_of_one_version() {
+        let a = member_key(5, 9, MemberKind::Item, b"\xff\xff");
+        let end = member_range_end(5, 9, MemberKind::Item);
+        assert!(a < end);
+        assert!(member_key(5, 9, MemberKind::Score, b"") >= end);
+        assert!(member_key(5, 9, MemberKind::Item, b"") < a);
+        assert!(a.starts_with(&version_prefix(5, 9)));
+        assert_eq!(split_garbage_key(&garbage_key(5, 9)), Some((5, 9)));
     }
 
     /// The version-1 layout, byte for byte: data written by this version must stay readable.

@@ -7,9 +7,9 @@
 
 use super::encoding::split_expiry_key;
 use super::writer::{Txn, WriteOp, Writer};
-use super::{now_ms, Store};
+use super::{background, now_ms, Round, Store};
 use fjord_common::Reply;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,21 +24,18 @@ pub fn start(
     writer: Writer,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("fjord-expiry".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let due = due_entries(&store, now_ms());
-                let full = due.len() == SWEEP_BATCH;
-                if !due.is_empty() && writer.submit_blocking(Box::new(Sweep { due })).is_none() {
-                    return; // the writer is gone: shutting down
-                }
-                if !full {
-                    std::thread::sleep(SWEEP_INTERVAL);
-                }
-            }
-        })
-        .expect("spawning the expiry thread")
+    background("fjord-expiry", stop, SWEEP_INTERVAL, move || {
+        let due = due_entries(&store, now_ms());
+        let full = due.len() == SWEEP_BATCH;
+        if !due.is_empty() && writer.submit_blocking(Box::new(Sweep { due })).is_none() {
+            return Round::Stop;
+        }
+        if full {
+            Round::Busy
+        } else {
+            Round::Idle
+        }
+    })
 }
 
 fn due_entries(store: &Store, now: u64) -> Vec<Vec<u8>> {

@@ -1,27 +1,46 @@
 //! The shard's storage: fjall underneath, Redis semantics on top.
 //!
-//! # Encoding (format version 1)
+//! # Encoding (format version 2)
 //!
-//! One fjall `Database` per data directory, with three keyspaces:
+//! One fjall `Database` per data directory, with four keyspaces:
 //!
 //! | keyspace | key | value |
 //! | --- | --- | --- |
 //! | `data` | `slot (u16 BE) ++ user key` | header ++ payload |
+//! | `members` | `slot (u16 BE) ++ version (u64 BE) ++ kind (u8) ++ name` | the member's value |
 //! | `expiry` | `expire_at ms (u64 BE) ++ data key` | empty |
 //! | `meta` | `slotcount ++ slot (u16 BE)` | number of keys in the slot (u64 BE) |
 //! | | `flushing` | present while a FLUSHALL is under way |
+//! | | `nextversion` | the next collection version to hand out (u64 BE) |
+//! | | `garbage ++ slot (u16 BE) ++ version (u64 BE)` | a dead version whose members remain |
 //!
-//! The value header is 10 bytes: format version (1), type code (0 string; 1 hash, 2 list,
-//! 3 set, 4 zset reserved for the collection types to come), absolute expiry in Unix ms
-//! (u64 BE, 0 = none). Collection types will store a metadata entry here and versioned
-//! sub-keys elsewhere, as Kvrocks does.
+//! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
+//! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
+//! ms (u64 BE, 0 = none). A string's payload is its value. A collection's payload is its
+//! [`encoding::CollectionMeta`]: the version its members are stored under, its size, and for
+//! lists the positions of both ends.
 //!
-//! A change of this format raises the version byte and must still open
+//! Collections follow Kvrocks: one entry per hash field, set member, list element or
+//! sorted-set member in `members`, under the collection's slot and version, so that a slot
+//! is still one key range in each keyspace. Kinds: 0 items (hash field → value; set member →
+//! empty; list position (u64 BE) → element; zset member → score as f64 bits, BE); 1 a sorted
+//! set's score index (`score (order-preserving u64 BE) ++ member` → empty).
+//!
+//! Versions come from a counter persisted in `meta` in the batch that uses one, so a version
+//! is never handed out twice. Deleting, overwriting or expiring a collection removes only its
+//! entry (O(1)) and records its version as garbage in the same batch; the members of a version
+//! no entry points to are never read, and a background sweep ([`garbage`]) removes them
+//! through the writer, then the marker. RENAME within a slot keeps the version, so it moves no
+//! member.
+//!
+//! Format 1 (strings only, no `members` keyspace, no counter) is format 2 with no collection:
+//! it opens as it is. A change of this format must still open
 //! `tests/fixtures/format-1.tar.gz`, a data directory version 1 wrote (`tests/tests/format.rs`).
 //!
 //! Because the slot leads the data key, a slot is a key prefix: counting, listing, moving or
 //! deleting a slot is a range scan. Keys are limited to [`encoding::MAX_KEY_LEN`] bytes so
-//! that the expiry index key stays within fjall's 65 535-byte limit.
+//! that the expiry index key stays within fjall's 65 535-byte limit, and member names to
+//! [`encoding::MAX_MEMBER_LEN`].
 //!
 //! # Invariants
 //!
@@ -36,11 +55,15 @@
 //! - Reads never return an expired value (checked on read), and never see a write before the
 //!   fsync that covers it in `fsync: always` (the batch is applied to the memtable only after
 //!   its journal write was synced).
+//! - A collection's size in its entry is exact: every member added or removed changes it in
+//!   the same batch, and a collection whose last member goes is deleted, as in Redis.
 
 pub mod cache;
 pub mod encoding;
 pub mod expiry;
 pub mod filter;
+pub mod garbage;
+pub mod members;
 pub mod writer;
 
 use crate::config::FsyncMode;
@@ -52,7 +75,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use fjord_common::metrics;
 use fjord_common::slotset::SlotSet;
 use fjord_common::SLOT_COUNT;
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,6 +125,14 @@ pub struct StoreStats {
     pub inline_groups: IntCounter,
     /// Lookups the key filter answered "absent" without fjall.
     pub key_filter_skips: IntCounter,
+    /// Entries a commit wrote or removed, in every keyspace: what one command costs the store.
+    pub entries_written: IntCounter,
+    /// Members of deleted collections removed by the background sweep.
+    pub members_swept: IntCounter,
+    /// Member entries read by commands (point reads and each entry a range read visits).
+    pub members_read: IntCounter,
+    /// Deleted collections whose members are still to be swept (garbage markers).
+    pub dead_collections: IntGauge,
     pub last_fsync_unix: AtomicU64,
 }
 
@@ -146,6 +177,23 @@ impl Default for StoreStats {
                 "fjord_shard_key_filter_skips_total",
                 "Lookups of absent keys the key filter answered without searching fjall",
             ),
+            entries_written: counter(
+                "fjord_shard_entries_written_total",
+                "Entries committed writes put or removed, in every keyspace",
+            ),
+            members_swept: counter(
+                "fjord_shard_members_swept_total",
+                "Members of deleted, overwritten or expired collections removed in the background",
+            ),
+            members_read: counter(
+                "fjord_shard_members_read_total",
+                "Collection members commands read from the store",
+            ),
+            dead_collections: IntGauge::new(
+                "fjord_shard_dead_collections",
+                "Deleted, overwritten or expired collections whose members the background sweep has yet to remove",
+            )
+            .expect("valid metric"),
             last_fsync_unix: AtomicU64::new(0),
         }
     }
@@ -162,9 +210,13 @@ impl StoreStats {
             &self.key_changes,
             &self.inline_groups,
             &self.key_filter_skips,
+            &self.entries_written,
+            &self.members_swept,
+            &self.members_read,
         ] {
             metrics::register(registry, c.clone());
         }
+        metrics::register(registry, self.dead_collections.clone());
         metrics::register(registry, self.fsync_seconds.clone());
         metrics::register(registry, self.group_writes.clone());
     }
@@ -182,8 +234,13 @@ impl Drop for Store {
 pub struct Store {
     db: Database,
     data: Keyspace,
+    /// Members of collections ([`members`]).
+    members: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
+    /// The next collection version; handed out under the commit lock, persisted by the
+    /// commit that uses one.
+    next_version: AtomicU64,
     /// Decoded entries of hot keys; holds committed state only (see [`cache`]).
     rows: RowCache,
     /// The data keys present, for lookups of absent keys (see [`filter`]); `None` when off.
@@ -208,16 +265,23 @@ impl Store {
         let data = db.keyspace("data", || {
             KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes)
         })?;
+        let members = db.keyspace("members", KeyspaceCreateOptions::default)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let next_version = match meta.get(encoding::NEXT_VERSION_KEY)? {
+            Some(v) => u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])).max(1),
+            None => 1,
+        };
         // Sized for twice the keys there are, so that the store can grow.
         let keys = data.approximate_len() as u64;
         let filter = KeyFilter::new(keys.saturating_mul(2), options.key_filter_bytes);
         let store = Self {
             db,
             data,
+            members,
             expiry,
             meta,
+            next_version: AtomicU64::new(next_version),
             rows: RowCache::new(options.row_cache_bytes),
             filter: filter.map(Arc::new),
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
@@ -241,6 +305,8 @@ impl Store {
             (Some(_), false) => store.start_filling_the_key_filter(),
             (None, _) => {}
         }
+        let dead = store.meta.prefix(encoding::GARBAGE_PREFIX).count();
+        store.stats.dead_collections.set(dead as i64);
         for slot in 0..SLOT_COUNT {
             if let Some(v) = store.meta.get(slot_count_key(slot))? {
                 let n = u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8]));
@@ -419,7 +485,7 @@ impl Store {
     /// Whether a commit now might be held up by fjall (memtables waiting to be flushed, or
     /// level 0 filling up), so it should run on the writer thread rather than a connection's.
     pub fn writes_may_stall(&self) -> bool {
-        [&self.data, &self.expiry]
+        [&self.data, &self.members, &self.expiry]
             .iter()
             .any(|k| k.sealed_memtable_count() >= 2 || k.l0_table_count() >= 16)
     }
@@ -526,7 +592,7 @@ impl Store {
 
     /// Tables (SST files) of all keyspaces.
     pub fn table_count(&self) -> usize {
-        [&self.data, &self.expiry, &self.meta]
+        [&self.data, &self.members, &self.expiry, &self.meta]
             .iter()
             .map(|k| k.table_count())
             .sum()
@@ -549,6 +615,7 @@ impl Store {
             f.clear();
         }
         self.expiry.clear()?;
+        self.members.clear()?;
         let mut batch = self.db.batch();
         let mut removed = 0;
         for slot in 0..SLOT_COUNT {
@@ -561,12 +628,15 @@ impl Store {
         // As Redis counts a FLUSHALL: one change per key it removed.
         self.stats.key_changes.inc_by(removed);
         // Counts may be on disk for slots that are zero in memory after an interrupted flush.
-        for guard in self.meta.prefix(b"slotcount") {
-            let k = guard.key()?;
-            batch.remove(&self.meta, k);
+        for prefix in [&b"slotcount"[..], encoding::GARBAGE_PREFIX] {
+            for guard in self.meta.prefix(prefix) {
+                let k = guard.key()?;
+                batch.remove(&self.meta, k);
+            }
         }
         batch.remove(&self.meta, FLUSHING_MARKER);
         batch.commit()?;
+        self.stats.dead_collections.set(0);
         self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
@@ -591,6 +661,38 @@ impl Store {
             .last_fsync_unix
             .store(now_ms() / 1000, Ordering::Relaxed);
     }
+}
+
+/// What one round of a background sweep found.
+pub(crate) enum Round {
+    /// There may be more to do at once.
+    Busy,
+    /// Nothing (more) to do for now: pause before the next round.
+    Idle,
+    /// The writer is gone: the process is shutting down.
+    Stop,
+}
+
+/// Runs `round` on a thread of its own until `stop` is set, pausing `pause` after an idle
+/// round (active expiry and the garbage sweep).
+pub(crate) fn background(
+    name: &str,
+    stop: Arc<AtomicBool>,
+    pause: std::time::Duration,
+    mut round: impl FnMut() -> Round + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match round() {
+                    Round::Busy => {}
+                    Round::Idle => std::thread::sleep(pause),
+                    Round::Stop => return,
+                }
+            }
+        })
+        .expect("spawning a background thread")
 }
 
 /// Where a bounded scan stopped.

@@ -19,7 +19,11 @@
 //! future operation log for replication and per-slot ownership checks need.
 
 use super::cache::CacheKey;
-use super::encoding::{data_key, expiry_key, slot_count_key, split_data_key, Entry, HEADER_LEN};
+use super::encoding::{
+    data_key, expiry_key, garbage_key, slot_count_key, split_data_key, CollectionMeta, Entry,
+    HEADER_LEN, NEXT_VERSION_KEY,
+};
+use super::members::{byte_range, merge_members};
 use super::{now_ms, Store, StoreError};
 use crate::config::FsyncMode;
 use bytes::Bytes;
@@ -27,6 +31,7 @@ use fjord_common::error;
 use fjord_common::slotset::SlotSet;
 use fjord_common::Reply;
 use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -296,6 +301,13 @@ pub struct Txn<'a> {
     /// Expiry index entries to add (true) or remove (false); the last decision wins.
     index: HashMap<Vec<u8>, bool>,
     count_delta: HashMap<u16, i64>,
+    /// Members put (`Some`) or removed (`None`); ordered, so that scans can merge it with
+    /// the committed members.
+    members: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// Garbage markers of dead collection versions to write (true) or remove (false).
+    garbage: HashMap<(u16, u64), bool>,
+    /// Whether a collection version was handed out (the counter is then persisted).
+    new_versions: bool,
     error: Option<StoreError>,
     expired: u64,
     /// Keys put or deleted, for INFO's `rdb_changes_since_last_save`.
@@ -309,6 +321,9 @@ impl<'a> Txn<'a> {
             overlay: HashMap::new(),
             index: HashMap::new(),
             count_delta: HashMap::new(),
+            members: BTreeMap::new(),
+            garbage: HashMap::new(),
+            new_versions: false,
             error: None,
             expired: 0,
             changes: 0,
@@ -365,10 +380,25 @@ impl<'a> Txn<'a> {
         Some(entry)
     }
 
-    /// Stores `entry` under `key`, replacing any value.
+    /// Stores `entry` under `key`, replacing any value. A collection it replaces becomes
+    /// garbage unless `entry` keeps its version; a collection entry must keep its members
+    /// in the key's slot (RENAME and COPY across slots copy them: `crate::types`).
     pub fn put(&mut self, key: &[u8], entry: Entry) {
         let dkey = data_key(key);
         let old = self.load(&dkey);
+        let slot = split_data_key(&dkey).0;
+        let new_version = collection_version(&entry);
+        if let Some(v) = old.as_ref().and_then(collection_version) {
+            if new_version != Some(v) {
+                self.garbage.insert((slot, v), true);
+            }
+        }
+        // RENAME within a slot deletes the old name first: its version lives on.
+        if let Some(v) = new_version {
+            if self.garbage.get(&(slot, v)) == Some(&true) {
+                self.garbage.remove(&(slot, v));
+            }
+        }
         match &old {
             None => self.count(&dkey, 1),
             Some(old) if old.expire_at != entry.expire_at => {
@@ -399,6 +429,9 @@ impl<'a> Txn<'a> {
     /// Deletes whatever is stored under a data key, expired or not.
     pub(crate) fn remove_physical(&mut self, dkey: &[u8]) {
         if let Some(old) = self.load(dkey) {
+            if let Some(v) = collection_version(&old) {
+                self.garbage.insert((split_data_key(dkey).0, v), true);
+            }
             self.count(dkey, -1);
             self.changes += 1;
             if let Some(at) = old.expire_at {
@@ -416,6 +449,84 @@ impl<'a> Txn<'a> {
     /// Physical state of a data key for active expiry (which checks deadlines itself).
     pub(crate) fn load_physical(&mut self, dkey: &[u8]) -> Option<Entry> {
         self.load(dkey)
+    }
+
+    /// The store's figures, for operations that count their own work.
+    pub(crate) fn stats(&self) -> &super::StoreStats {
+        &self.store.stats
+    }
+
+    /// A version no collection has used, for a new collection.
+    pub fn new_version(&mut self) -> u64 {
+        self.new_versions = true;
+        self.store.next_version.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The value under a member key, as this group left it.
+    pub fn read_member(&mut self, mkey: &[u8]) -> Option<Bytes> {
+        if let Some(v) = self.members.get(mkey) {
+            return v.clone();
+        }
+        self.store.stats.members_read.inc();
+        match self.store.members.get(mkey) {
+            Ok(v) => v.map(|v| Bytes::copy_from_slice(&v)),
+            Err(e) => {
+                self.error.get_or_insert(e.into());
+                None
+            }
+        }
+    }
+
+    /// Stores a member (a collection's entry must count it: `crate::types`).
+    pub fn put_member(&mut self, mkey: Vec<u8>, value: Bytes) {
+        self.members.insert(mkey, Some(value));
+    }
+
+    /// Removes a member.
+    pub fn remove_member(&mut self, mkey: Vec<u8>) {
+        self.members.insert(mkey, None);
+    }
+
+    /// Visits members in `lo..hi` as this group left them (see [`super::members::Members`]).
+    pub(crate) fn scan_members_merged(
+        &mut self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) {
+        let stats = &self.store.stats;
+        let range = self.store.members.range(lo..hi);
+        let disk = |g: fjall::Guard| {
+            stats.members_read.inc();
+            g.into_inner()
+                .map(|(k, v)| (k.to_vec(), Bytes::copy_from_slice(&v)))
+                .map_err(StoreError::from)
+        };
+        let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
+        let result = if rev {
+            merge_members(
+                range.rev().map(disk),
+                overlay.rev().map(|(k, v)| (k.as_slice(), v)),
+                true,
+                visit,
+            )
+        } else {
+            merge_members(
+                range.map(disk),
+                overlay.map(|(k, v)| (k.as_slice(), v)),
+                false,
+                visit,
+            )
+        };
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// Forgets a garbage marker once its version's members are gone ([`super::garbage`]).
+    pub(crate) fn drop_garbage_marker(&mut self, slot: u16, version: u64) {
+        self.garbage.insert((slot, version), false);
     }
 
     pub(crate) fn note_expired(&mut self) {
@@ -445,10 +556,15 @@ impl<'a> Txn<'a> {
         }
         let mut dirty: Vec<(Vec<u8>, Loaded)> =
             self.overlay.drain().filter(|(_, l)| l.dirty).collect();
-        if dirty.is_empty() && self.index.is_empty() {
+        if dirty.is_empty()
+            && self.index.is_empty()
+            && self.members.is_empty()
+            && self.garbage.is_empty()
+        {
             return Ok(());
         }
         dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let dirty_len = dirty.len();
         let store = self.store;
         let mut batch = store.db.batch();
         // The final states, for the row cache once the batch is committed.
@@ -474,6 +590,26 @@ impl<'a> Txn<'a> {
                 }
             };
             states.push((key, state, loaded.cached));
+        }
+        let entries = dirty_len + self.index.len() + self.members.len();
+        for (mkey, value) in std::mem::take(&mut self.members) {
+            match value {
+                Some(v) => batch.insert(&store.members, mkey, v),
+                None => batch.remove(&store.members, mkey),
+            }
+        }
+        let mut dead_delta = 0i64;
+        for ((slot, version), add) in self.garbage.drain() {
+            dead_delta += if add { 1 } else { -1 };
+            if add {
+                batch.insert(&store.meta, garbage_key(slot, version), Bytes::new());
+            } else {
+                batch.remove(&store.meta, garbage_key(slot, version));
+            }
+        }
+        if self.new_versions {
+            let next = store.next_version.load(Ordering::Relaxed);
+            batch.insert(&store.meta, NEXT_VERSION_KEY, next.to_be_bytes().to_vec());
         }
         for (ikey, add) in self.index.drain() {
             if add {
@@ -518,6 +654,16 @@ impl<'a> Txn<'a> {
         }
         store.stats.expired_keys.inc_by(self.expired);
         store.stats.key_changes.inc_by(self.changes);
+        store.stats.entries_written.inc_by(entries as u64);
+        store.stats.dead_collections.add(dead_delta);
         Ok(())
     }
+}
+
+/// The version of a collection's members (`None` for a string).
+fn collection_version(entry: &Entry) -> Option<u64> {
+    if !entry.kind.is_collection() {
+        return None;
+    }
+    CollectionMeta::decode(&entry.payload).map(|m| m.version)
 }

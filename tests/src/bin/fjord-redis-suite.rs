@@ -38,7 +38,8 @@ struct Cli {
     /// Files run at once, each against its own server.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// A file still running after this many seconds is killed and counts as aborted.
+    /// A file still running after this many seconds is killed and counts as aborted (the
+    /// files of `redis_suite::SLOW_FILES` get their own limit).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
     /// Where each file's output is kept.
@@ -161,7 +162,7 @@ fn run_unit(cli: &Cli, unit: &str) -> Result<(String, Option<i32>, Duration)> {
         .process_group(0)
         .spawn()
         .context("starting tclsh")?;
-    let deadline = started + Duration::from_secs(cli.timeout);
+    let deadline = started + Duration::from_secs(redis_suite::time_limit(unit, cli.timeout));
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status.code();

@@ -1,0 +1,321 @@
+//! Collections on disk: a write into a big collection costs what it costs in a small one,
+//! DEL of a big one is one write whose members a background sweep reclaims, and nothing
+//! acknowledged is lost (and nothing deleted comes back) across kill -9 and restarts.
+
+use fjord_tests::metrics::Scrape;
+use fjord_tests::{RawClient, Shard, ShardOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Members of the big collections (the issue asks for 200k in the suite).
+const BIG: usize = 200_000;
+
+fn shard_on(dir: &std::path::Path, fsync: &'static str) -> Shard {
+    Shard::start_with(ShardOptions {
+        fsync,
+        data_dir: Some(dir.to_path_buf()),
+        admin: true,
+        ..ShardOptions::default()
+    })
+    .unwrap()
+}
+
+fn counter(shard: &Shard, name: &str) -> f64 {
+    Scrape::of(shard.admin.as_ref().unwrap())
+        .unwrap()
+        .sum(name, &[])
+}
+
+fn entries_written(shard: &Shard) -> f64 {
+    counter(shard, "fjord_shard_entries_written_total")
+}
+
+fn int(reply: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(reply);
+    text.trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer: {text:?}"))
+}
+
+/// Fills `key` with `n` fields, 1000 per HSET, pipelined.
+fn fill_hash(c: &mut RawClient, key: &str, n: usize) {
+    let mut sent = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut args = vec!["HSET".to_string(), key.to_string()];
+        for i in chunk {
+            args.push(format!("field:{i}"));
+            args.push(format!("value:{i}"));
+        }
+        c.send(&args).unwrap();
+        sent += 1;
+    }
+    for _ in 0..sent {
+        int(&c.read_reply().unwrap());
+    }
+}
+
+/// Entries the store wrote for one command.
+fn cost_of(shard: &Shard, c: &mut RawClient, args: &[&str]) -> f64 {
+    let before = entries_written(shard);
+    c.call(args).unwrap();
+    entries_written(shard) - before
+}
+
+#[test]
+fn a_field_written_into_a_big_hash_costs_what_it_costs_in_a_small_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    fill_hash(&mut c, "small", 3);
+    fill_hash(&mut c, "big", BIG);
+    assert_eq!(int(&c.call(&["HLEN", "big"]).unwrap()), BIG as i64);
+    for (cmd, field) in [("HSET", "new"), ("HSET", "field:7"), ("HINCRBY", "n")] {
+        let value = if cmd == "HINCRBY" { "1" } else { "x" };
+        let small = cost_of(&shard, &mut c, &[cmd, "small", field, value]);
+        let big = cost_of(&shard, &mut c, &[cmd, "big", field, value]);
+        println!(
+            "{cmd} {field}: {small} entries into a 3-field hash, {big} into a {BIG}-field one"
+        );
+        assert_eq!(small, big, "{cmd} {field}");
+        assert!(big <= 2.0, "{cmd} wrote {big} entries");
+    }
+    // A read of one field reads one member, whatever the size.
+    let before = counter(&shard, "fjord_shard_members_read_total");
+    c.call(&["HGET", "big", "field:99999"]).unwrap();
+    assert_eq!(
+        counter(&shard, "fjord_shard_members_read_total") - before,
+        1.0
+    );
+}
+
+#[test]
+fn del_of_a_big_hash_is_one_write_and_the_sweep_reclaims_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    fill_hash(&mut c, "big", BIG);
+    let cost = cost_of(&shard, &mut c, &["DEL", "big"]);
+    assert_eq!(cost, 1.0, "DEL wrote {cost} entries");
+    // The name is free at once, and a new hash under it shows none of the old fields.
+    assert_eq!(int(&c.call(&["HLEN", "big"]).unwrap()), 0);
+    c.call(&["HSET", "big", "fresh", "1"]).unwrap();
+    assert_eq!(int(&c.call(&["HLEN", "big"]).unwrap()), 1);
+    assert_eq!(c.call(&["HGET", "big", "field:1"]).unwrap(), b"$-1\r\n");
+    let started = Instant::now();
+    wait_for_the_sweep(&shard, Duration::from_secs(120));
+    println!("swept in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(
+        counter(&shard, "fjord_shard_members_swept_total"),
+        BIG as f64
+    );
+    assert_eq!(
+        c.call(&["HGETALL", "big"]).unwrap(),
+        b"*2\r\n$5\r\nfresh\r\n$1\r\n1\r\n"
+    );
+}
+
+#[test]
+fn a_sweep_cut_short_by_kill_9_finishes_after_restart_and_no_old_field_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    fill_hash(&mut c, "h", 50_000);
+    c.call(&["DEL", "h"]).unwrap();
+    c.call(&["HSET", "h", "after", "1"]).unwrap();
+    let dead = counter(&shard, "fjord_shard_dead_collections");
+    shard.kill9();
+    println!("killed with {dead} dead collections still to sweep");
+    let shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    assert_eq!(
+        c.call(&["HGETALL", "h"]).unwrap(),
+        b"*2\r\n$5\r\nafter\r\n$1\r\n1\r\n"
+    );
+    // A restart starts from the markers on disk, so the sweep carries on where it stopped.
+    wait_for_the_sweep(&shard, Duration::from_secs(60));
+    assert_eq!(
+        c.call(&["HGETALL", "h"]).unwrap(),
+        b"*2\r\n$5\r\nafter\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(int(&c.call(&["HLEN", "h"]).unwrap()), 1);
+}
+
+/// Waits until no deleted collection is left to sweep, printing the progress.
+fn wait_for_the_sweep(shard: &Shard, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let dead = counter(shard, "fjord_shard_dead_collections");
+        let swept = counter(shard, "fjord_shard_members_swept_total");
+        println!(
+            "{:>5.1} s: {dead} dead collections, {swept} members swept, {} bytes on disk",
+            started.elapsed().as_secs_f64(),
+            counter(shard, "fjord_shard_disk_bytes"),
+        );
+        if dead == 0.0 {
+            return;
+        }
+        assert!(started.elapsed() < limit, "the sweep did not finish");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn rename_within_a_slot_moves_no_member_and_across_slots_copies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    fill_hash(&mut c, "{t}a", 5_000);
+    let within = cost_of(&shard, &mut c, &["RENAME", "{t}a", "{t}b"]);
+    assert_eq!(within, 2.0, "RENAME within a slot wrote {within} entries");
+    assert_eq!(int(&c.call(&["HLEN", "{t}b"]).unwrap()), 5_000);
+    // The shard itself serves any key: a rename across slots copies the members.
+    let across = cost_of(&shard, &mut c, &["RENAME", "{t}b", "other"]);
+    assert!(
+        across >= 5_000.0,
+        "RENAME across slots wrote {across} entries"
+    );
+    assert_eq!(
+        c.call(&["HGET", "other", "field:4999"]).unwrap(),
+        b"$10\r\nvalue:4999\r\n"
+    );
+    assert_eq!(c.call(&["EXISTS", "{t}b"]).unwrap(), b":0\r\n");
+    // COPY gives the copy its own members: changing one leaves the other alone.
+    c.call(&["COPY", "other", "copy"]).unwrap();
+    c.call(&["HDEL", "copy", "field:1"]).unwrap();
+    c.call(&["HSET", "other", "only-in-other", "1"]).unwrap();
+    assert_eq!(int(&c.call(&["HLEN", "copy"]).unwrap()), 4_999);
+    assert_eq!(int(&c.call(&["HLEN", "other"]).unwrap()), 5_001);
+    assert_eq!(
+        c.call(&["HEXISTS", "copy", "only-in-other"]).unwrap(),
+        b":0\r\n"
+    );
+}
+
+/// What one writer saw acknowledged, per hash: field → value, and the hashes it deleted.
+#[derive(Default)]
+struct Acked {
+    fields: HashMap<String, HashMap<String, String>>,
+    /// Hash → fields that may or may not have landed (the connection broke before a reply).
+    unknown: HashMap<String, Vec<String>>,
+}
+
+#[test]
+fn kill_9_in_fsync_always_loses_no_acknowledged_field_and_revives_no_deleted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard = shard_on(dir.path(), "always");
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Vec<Arc<Mutex<Acked>>> = (0..4).map(|_| Arc::default()).collect();
+    let writers: Vec<_> = acked
+        .iter()
+        .enumerate()
+        .map(|(w, acked)| {
+            let (addr, stop, acked) = (shard.addr.clone(), Arc::clone(&stop), Arc::clone(acked));
+            std::thread::spawn(move || writer(w, &addr, &stop, &acked))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    shard.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    let mut checked = 0;
+    for acked in &acked {
+        let acked = acked.lock().unwrap();
+        for (key, fields) in &acked.fields {
+            let unknown = acked.unknown.get(key).cloned().unwrap_or_default();
+            let got = hgetall(&mut c, key);
+            for (f, v) in fields {
+                if unknown.contains(f) {
+                    continue;
+                }
+                assert_eq!(got.get(f), Some(v), "{key} {f} was acknowledged");
+                checked += 1;
+            }
+            for f in got.keys() {
+                assert!(
+                    fields.contains_key(f) || unknown.contains(f),
+                    "{key} has {f}, which was never acknowledged (a field of a deleted version?)"
+                );
+            }
+            assert_eq!(int(&c.call(&["HLEN", key]).unwrap()) as usize, got.len());
+        }
+    }
+    println!("{checked} acknowledged fields checked after kill -9");
+    assert!(checked > 0, "no write was acknowledged before the kill");
+}
+
+/// HSETs fields into a few hashes and now and then DELs one, logging what was acknowledged.
+fn writer(w: usize, addr: &str, stop: &AtomicBool, acked: &Mutex<Acked>) {
+    let Ok(mut c) = RawClient::tcp(addr) else {
+        return;
+    };
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let key = format!("w{w}:h{}", i % 5);
+        let field = format!("f{}", i % 37);
+        let value = format!("v{i}");
+        if i.is_multiple_of(50) {
+            match c.call(&["DEL", &key]) {
+                Ok(_) => {
+                    let mut a = acked.lock().unwrap();
+                    a.fields.insert(key.clone(), HashMap::new());
+                    a.unknown.remove(&key);
+                }
+                Err(_) => {
+                    // The DEL may have landed: every field of the hash is now unknown.
+                    let mut a = acked.lock().unwrap();
+                    let fields: Vec<String> = a
+                        .fields
+                        .get(&key)
+                        .map(|f| f.keys().cloned().collect())
+                        .unwrap_or_default();
+                    a.unknown.entry(key).or_default().extend(fields);
+                    return;
+                }
+            }
+            continue;
+        }
+        match c.call(&["HSET", &key, &field, &value]) {
+            Ok(_) => {
+                let mut a = acked.lock().unwrap();
+                a.fields
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(field.clone(), value);
+                if let Some(u) = a.unknown.get_mut(&key) {
+                    u.retain(|f| f != &field);
+                }
+            }
+            Err(_) => {
+                acked
+                    .lock()
+                    .unwrap()
+                    .unknown
+                    .entry(key)
+                    .or_default()
+                    .push(field);
+                return;
+            }
+        }
+    }
+}
+
+fn hgetall(c: &mut RawClient, key: &str) -> HashMap<String, String> {
+    let reply = String::from_utf8(c.call(&["HGETALL", key]).unwrap()).unwrap();
+    let items: Vec<&str> = reply
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.starts_with('$') && !l.is_empty())
+        .collect();
+    items
+        .chunks(2)
+        .map(|p| (p[0].to_string(), p[1].to_string()))
+        .collect()
+}
