@@ -530,7 +530,7 @@ fn command(host: &impl Host, r: Resolved, args: &[Bytes]) -> Reply {
                 return Reply::error("ERR Invalid number of arguments specified for command");
             }
             let keys: Vec<Reply> = spec
-                .key_indexes(target.len())
+                .key_indexes(target)
                 .map(|i| Reply::Bulk(target[i].clone()))
                 .collect();
             if keys.is_empty() {
@@ -650,7 +650,8 @@ fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
                 .iter()
                 .any(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
     };
-    if pairs.iter().step_by(2).all(|n| tunables::is_tunable(n)) {
+    let settable = |p: &[Bytes]| tunables::is_tunable(&p[0]);
+    if pairs.chunks_exact(2).all(settable) {
         let pairs: Vec<(&[u8], &[u8])> = pairs
             .chunks_exact(2)
             .map(|p| (&p[0][..], &p[1][..]))

@@ -85,6 +85,24 @@ pub enum CommandId {
     Hincrbyfloat,
     Hrandfield,
     Hscan,
+    // sets
+    Sadd,
+    Srem,
+    Smembers,
+    Sismember,
+    Smismember,
+    Scard,
+    Spop,
+    Srandmember,
+    Smove,
+    Sinter,
+    Sintercard,
+    Sinterstore,
+    Sunion,
+    Sunionstore,
+    Sdiff,
+    Sdiffstore,
+    Sscan,
     // generic keyspace
     Del,
     Unlink,
@@ -197,6 +215,9 @@ pub struct CommandSpec {
     /// Position of the last key; negative counts from the end (-1 = last argument).
     pub last_key: i32,
     pub step: i32,
+    /// For commands whose keys follow a count (`SINTERCARD numkeys key …`): the position of
+    /// that count; 0 otherwise. The keys are then the `numkeys` arguments after it.
+    pub numkeys_at: usize,
     pub route: Route,
     /// `COMMAND DOCS` group, e.g. `"string"`.
     pub group: &'static str,
@@ -226,15 +247,29 @@ impl CommandSpec {
         }
     }
 
-    /// Indexes into `args` of this command's keys, following first/last/step.
-    pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
-        let last = if self.first_key <= 0 {
-            0
-        } else if self.last_key < 0 {
-            (argc as i64 + i64::from(self.last_key)).max(0) as usize
+    /// Indexes into `args` of this command's keys, following first/last/step (or the count
+    /// at `numkeys_at`; a count that is not a number gives no key).
+    pub fn key_indexes(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+        let argc = args.len();
+        let (first, last, step) = if self.numkeys_at > 0 {
+            let count = args
+                .get(self.numkeys_at)
+                .and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
+                .unwrap_or(0);
+            match count {
+                0 => (0, 0, 1),
+                n => (self.numkeys_at + 1, self.numkeys_at.saturating_add(n), 1),
+            }
         } else {
-            (self.last_key as usize).min(argc.saturating_sub(1))
+            let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+            let last = if self.first_key <= 0 {
+                0
+            } else if self.last_key < 0 {
+                (argc as i64 + i64::from(self.last_key)).max(0) as usize
+            } else {
+                (self.last_key as usize).min(argc.saturating_sub(1))
+            };
+            (first, last, step)
         };
         (first..=last)
             .step_by(step)
@@ -280,6 +315,8 @@ pub enum Resp3Shape {
     Map,
     /// Pairs become two-element arrays (HRANDFIELD … WITHVALUES).
     Pairs,
+    /// An array becomes a set (SMEMBERS, SINTER, SPOP with a count).
+    Set,
 }
 
 /// The RESP3 shape of the reply to `args`, a request for `spec`. Pairs depend on the
@@ -291,6 +328,10 @@ pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
     }
     match spec.id {
         CommandId::Hrandfield if args.len() == 4 => Resp3Shape::Pairs,
+        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => {
+            Resp3Shape::Set
+        }
+        CommandId::Spop if args.len() == 3 => Resp3Shape::Set,
         _ => Resp3Shape::Same,
     }
 }
@@ -383,12 +424,19 @@ const fn spec(
         first_key: keys.0,
         last_key: keys.1,
         step: keys.2,
+        numkeys_at: 0,
         route,
         group,
         since,
         summary,
         subcommands: &[],
     }
+}
+
+/// A command whose keys follow a count at position `at` (movable keys: COMMAND reports 0 0 0).
+const fn numkeys(mut spec: CommandSpec, at: usize) -> CommandSpec {
+    spec.numkeys_at = at;
+    spec
 }
 
 const fn container(mut parent: CommandSpec, subs: &'static [CommandSpec]) -> CommandSpec {
@@ -1084,6 +1132,24 @@ static COMMANDS: &[CommandSpec] = &[
     spec("hincrbyfloat", C::Hincrbyfloat, 4, WF, ONE_KEY, SingleSlot, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
     spec("hrandfield", C::Hrandfield, -2, READONLY, ONE_KEY, SingleSlot, "hash", "6.2.0", "Returns one or more random fields from a hash."),
     spec("hscan", C::Hscan, -3, READONLY, ONE_KEY, SingleSlot, "hash", "2.8.0", "Iterates over fields and values of a hash."),
+    // sets
+    spec("sadd", C::Sadd, -3, WF, ONE_KEY, SingleSlot, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
+    spec("srem", C::Srem, -3, WRITE | FAST, ONE_KEY, SingleSlot, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    spec("smembers", C::Smembers, 2, READONLY, ONE_KEY, SingleSlot, "set", "1.0.0", "Returns all members of a set."),
+    spec("sismember", C::Sismember, 3, RF, ONE_KEY, SingleSlot, "set", "1.0.0", "Determines whether a member belongs to a set."),
+    spec("smismember", C::Smismember, -3, RF, ONE_KEY, SingleSlot, "set", "6.2.0", "Determines whether multiple members belong to a set."),
+    spec("scard", C::Scard, 2, RF, ONE_KEY, SingleSlot, "set", "1.0.0", "Returns the number of members in a set."),
+    spec("spop", C::Spop, -2, WRITE | FAST, ONE_KEY, SingleSlot, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    spec("srandmember", C::Srandmember, -2, READONLY, ONE_KEY, SingleSlot, "set", "1.0.0", "Get one or multiple random members from a set"),
+    spec("smove", C::Smove, 4, WRITE | FAST, TWO_KEYS, SingleSlot, "set", "1.0.0", "Moves a member from one set to another."),
+    spec("sinter", C::Sinter, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the intersect of multiple sets."),
+    numkeys(spec("sintercard", C::Sintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."), 1),
+    spec("sinterstore", C::Sinterstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the intersect of multiple sets in a key."),
+    spec("sunion", C::Sunion, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the union of multiple sets."),
+    spec("sunionstore", C::Sunionstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the union of multiple sets in a key."),
+    spec("sdiff", C::Sdiff, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the difference of multiple sets."),
+    spec("sdiffstore", C::Sdiffstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
+    spec("sscan", C::Sscan, -3, READONLY, ONE_KEY, SingleSlot, "set", "2.8.0", "Iterates over members of a set."),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
@@ -1186,10 +1252,18 @@ mod tests {
     #[test]
     fn key_indexes_follow_first_last_step() {
         let mset = lookup(b"mset").unwrap();
-        assert_eq!(mset.key_indexes(5).collect::<Vec<_>>(), vec![1, 3]);
+        let keys = |spec: &CommandSpec, line: &str| {
+            spec.key_indexes(&args(&line.split(' ').collect::<Vec<_>>()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(mset, "mset a 1 b 2"), vec![1, 3]);
         let blpop = lookup(b"blpop").unwrap();
-        assert_eq!(blpop.key_indexes(4).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(keys(blpop, "blpop a b 0"), vec![1, 2]);
         let ping = lookup(b"ping").unwrap();
-        assert_eq!(ping.key_indexes(2).count(), 0);
+        assert_eq!(keys(ping, "ping x"), Vec::<usize>::new());
+        let sintercard = lookup(b"sintercard").unwrap();
+        assert_eq!(keys(sintercard, "sintercard 2 a b LIMIT 1"), vec![2, 3]);
+        assert_eq!(keys(sintercard, "sintercard 9 a"), vec![2]);
+        assert_eq!(keys(sintercard, "sintercard x a"), Vec::<usize>::new());
     }
 }

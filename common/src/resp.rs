@@ -374,6 +374,14 @@ impl Reply {
         }
     }
 
+    /// An array as a set (for RESP3 clients of commands that reply with one).
+    pub fn into_set(self) -> Self {
+        match self {
+            Reply::Array(items) => Reply::Set(items),
+            other => other,
+        }
+    }
+
     fn into_pair_list(self) -> Result<Vec<(Reply, Reply)>, Self> {
         match self {
             Reply::Array(items) if items.len().is_multiple_of(2) => {

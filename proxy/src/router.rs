@@ -110,7 +110,7 @@ fn into_reply(result: BackendResult) -> Reply {
 /// The one slot all of a command's keys hash to; CROSSSLOT when they differ.
 pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Reply> {
     let mut slot = None;
-    for i in spec.key_indexes(args.len()) {
+    for i in spec.key_indexes(args) {
         let s = slot_of(&args[i]);
         match slot {
             None => slot = Some(s),
@@ -125,6 +125,8 @@ pub fn common_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, Re
 pub fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Result<usize, Reply> {
     match common_slot(r.effective(), args)? {
         Some(slot) => Ok(target.routing.topology.owner(slot)),
+        // A count of keys that names none: any shard gives Redis's error for it.
+        None if r.effective().numkeys_at > 0 => Ok(0),
         None => Err(Reply::error(error::wrong_arity(r.spec.name))),
     }
 }
@@ -147,7 +149,7 @@ pub async fn split(
     }
     // Per shard, in order of first appearance: the ordinals of its keys.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    let key_positions: Vec<usize> = spec.key_indexes(args.len()).collect();
+    let key_positions: Vec<usize> = spec.key_indexes(&args).collect();
     for (ordinal, &pos) in key_positions.iter().enumerate() {
         let shard = topology.owner(slot_of(&args[pos]));
         match groups.iter_mut().find(|(s, _)| *s == shard) {

@@ -212,6 +212,7 @@ impl Session {
                     Resp3Shape::Same => reply,
                     Resp3Shape::Map => reply.into_map(),
                     Resp3Shape::Pairs => reply.into_pairs(),
+                    Resp3Shape::Set => reply.into_set(),
                 };
             }
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {

@@ -35,7 +35,9 @@ fn same(args: &[Vec<u8>], ours: &[u8], theirs: &[u8]) -> bool {
         "keys" => sorted_lines(ours) == sorted_lines(theirs),
         // Field order is free: Redis keeps a small hash in insertion order, fjord in byte
         // order. Pairs must still be pairs.
-        "hkeys" | "hvals" => sorted_items(ours, 1) == sorted_items(theirs, 1),
+        "hkeys" | "hvals" | "smembers" | "sinter" | "sunion" | "sdiff" => {
+            sorted_items(ours, 1) == sorted_items(theirs, 1)
+        }
         "hgetall" => sorted_items(ours, 2) == sorted_items(theirs, 2),
         _ => false,
     }
@@ -56,7 +58,7 @@ fn sorted_items(r: &[u8], n: usize) -> Option<Vec<Vec<String>>> {
     let text = String::from_utf8_lossy(r);
     let mut lines = text.split("\r\n");
     let header = lines.next()?;
-    if !(header.starts_with('*') || header.starts_with('%')) {
+    if !(header.starts_with('*') || header.starts_with('%') || header.starts_with('~')) {
         return None;
     }
     let items: Vec<String> = lines
@@ -568,6 +570,116 @@ DEL {t}z
 DBSIZE
 ";
 
+const SETS: &str = r"
+FLUSHALL
+SADD s a b c
+SADD s a d
+SADD s
+SREM s a zz
+SREM s
+SREM nokey a
+SCARD s
+SCARD nokey
+SISMEMBER s b
+SISMEMBER s zz
+SISMEMBER nokey a
+SMISMEMBER s b zz c
+SMISMEMBER nokey a
+SMISMEMBER s
+SMEMBERS s
+SMEMBERS nokey
+SADD {t}1 a b c d
+SADD {t}2 c d e
+SADD {t}3 d x
+SINTER {t}1 {t}2
+SINTER {t}1 {t}2 {t}3
+SINTER {t}1 {t}nokey
+SUNION {t}1 {t}2 {t}3
+SUNION {t}nokey
+SDIFF {t}1 {t}2
+SDIFF {t}1 {t}2 {t}3
+SDIFF {t}nokey {t}1
+SINTERCARD 2 {t}1 {t}2
+SINTERCARD 3 {t}1 {t}2 {t}3
+SINTERCARD 2 {t}1 {t}2 LIMIT 1
+SINTERCARD 2 {t}1 {t}2 LIMIT 0
+SINTERCARD 0 {t}1
+SINTERCARD x {t}1
+SINTERCARD 3 {t}1 {t}2
+SINTERCARD 1 {t}1 LIMIT -1
+SINTERCARD 1 {t}1 LIMIT x
+SINTERCARD 1 {t}1 BOGUS 1
+SINTERCARD 1 {t}1 LIMIT
+SINTERSTORE {t}d {t}1 {t}2
+SMEMBERS {t}d
+SUNIONSTORE {t}d {t}1 {t}3
+SCARD {t}d
+SDIFFSTORE {t}d {t}1 {t}2
+SCARD {t}d
+SINTERSTORE {t}d {t}1 {t}nokey
+EXISTS {t}d
+SINTERSTORE {t}1 {t}1 {t}2
+SMEMBERS {t}1
+SMOVE {t}2 {t}1 e
+SMOVE {t}2 {t}1 e
+SMOVE {t}2 {t}new c
+SMOVE {t}2 {t}2 d
+SMOVE {t}2 {t}2 zz
+SMOVE {t}nokey {t}1 a
+SET {t}str v
+SMOVE {t}str {t}1 a
+SMOVE {t}1 {t}str c
+SADD {t}str a
+SREM {t}str a
+SISMEMBER {t}str a
+SMEMBERS {t}str
+SCARD {t}str
+SINTER {t}1 {t}str
+SINTER {t}nokey {t}str
+SUNION {t}1 {t}str
+SDIFF {t}str {t}1
+SINTERCARD 2 {t}1 {t}str
+SINTERSTORE {t}d {t}1 {t}str
+SPOP {t}str
+SRANDMEMBER {t}str
+SADD one m
+SPOP one 0
+SRANDMEMBER one
+SRANDMEMBER one 3
+SRANDMEMBER one -3
+SRANDMEMBER one 0
+SRANDMEMBER one x
+SRANDMEMBER one 1 2
+SRANDMEMBER one -9223372036854775808
+SRANDMEMBER nokey
+SRANDMEMBER nokey 5
+SPOP one -1
+SPOP one x
+SPOP one 1 2
+SPOP nokey
+SPOP nokey 3
+SPOP one
+SPOP one
+EXISTS one
+SADD one m
+SPOP one 5
+EXISTS one
+SADD abc b
+SSCAN abc 0
+SSCAN abc 0 MATCH b*
+SSCAN abc 0 MATCH x*
+SSCAN abc x
+SSCAN abc 0 TYPE set
+SSCAN nokey 0
+SADD ints 3 1 2
+SMEMBERS ints
+TYPE ints
+EXPIRE ints 100
+TTL ints
+DEL ints
+DBSIZE
+";
+
 const CONNECTION: &str = r"
 PING
 PING hi
@@ -656,6 +768,25 @@ fn through_the_proxy_hashes_match_redis() {
     let (s, mut p) = cluster_pair(false);
     p.run_script(HASHES);
     s.pair(true).run_script(HASHES);
+}
+
+#[test]
+fn sets_match_redis_in_resp2() {
+    let (_s, mut p) = pair(false);
+    p.run_script(SETS);
+}
+
+#[test]
+fn sets_match_redis_in_resp3() {
+    let (_s, mut p) = pair(true);
+    p.run_script(SETS);
+}
+
+#[test]
+fn through_the_proxy_sets_match_redis() {
+    let (s, mut p) = cluster_pair(false);
+    p.run_script(SETS);
+    s.pair(true).run_script(SETS);
 }
 
 #[test]
@@ -937,7 +1068,28 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), hfield.clone(), incr.clone())
             .prop_map(|(k, f, n)| format!("HINCRBYFLOAT {k} {f} {n}")),
         (key.clone(), hfield.clone()).prop_map(|(k, f)| format!("HEXISTS {k} {f}")),
-        (key.clone(), hfield).prop_map(|(k, f)| format!("HSTRLEN {k} {f}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, f)| format!("HSTRLEN {k} {f}")),
+        (key.clone(), hfield.clone(), hfield.clone())
+            .prop_map(|(k, m, n)| format!("SADD {k} {m} {n}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("SREM {k} {m}")),
+        (key.clone(), prop::sample::select(vec!["SCARD", "SMEMBERS"]))
+            .prop_map(|(k, c)| format!("{c} {k}")),
+        (key.clone(), hfield.clone(), hfield.clone())
+            .prop_map(|(k, m, n)| format!("SMISMEMBER {k} {m} {n}")),
+        (
+            prop::sample::select(vec!["SINTER", "SUNION", "SDIFF"]),
+            tagged.clone(),
+            tagged.clone()
+        )
+            .prop_map(|(c, a, b)| format!("{c} {a} {b}")),
+        (
+            prop::sample::select(vec!["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+            tagged.clone(),
+            tagged.clone(),
+            tagged.clone()
+        )
+            .prop_map(|(c, d, a, b)| format!("{c} {d} {a} {b}")),
+        (tagged.clone(), tagged.clone(), hfield).prop_map(|(a, b, m)| format!("SMOVE {a} {b} {m}")),
     ]
     .prop_map(|line| words(&line))
 }

@@ -8,7 +8,8 @@
 //! 16 or 32 bits), anything else as raw bytes; RESTORE also reads Redis's LZF-compressed
 //! strings. A hash is written as RDB's plain hash (a count, then field and value strings),
 //! which every Redis reads; RESTORE also reads the listpack (Redis 7) and ziplist (Redis 6)
-//! forms Redis writes for small hashes. A valid payload of a type fjord does not store yet is
+//! forms Redis writes for small hashes. Sets are written in RDB's plain form too; RESTORE also
+//! reads intsets. A valid payload of a type fjord does not store yet is
 //! refused with a clear error.
 
 use super::{Parse, Read};
@@ -16,7 +17,7 @@ use crate::store::encoding::{Entry, ValueType};
 use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
-use crate::types::{hash, Collection};
+use crate::types::{hash, set, Collection};
 use bytes::{BufMut, Bytes, BytesMut};
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
@@ -26,7 +27,9 @@ const RDB_VERSION: u16 = 10;
 
 /// RDB object types.
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_SET_INTSET: u8 = 11;
 const RDB_TYPE_HASH_ZIPLIST: u8 = 13;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 
@@ -107,6 +110,17 @@ pub fn dump_hash(pairs: &[(Bytes, Bytes)]) -> Bytes {
     for (f, v) in pairs {
         put_string(&mut out, f);
         put_string(&mut out, v);
+    }
+    seal(out)
+}
+
+/// The DUMP payload of a set: RDB's plain set encoding.
+pub fn dump_set(members: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_SET);
+    put_len(&mut out, members.len());
+    for m in members {
+        put_string(&mut out, m);
     }
     seal(out)
 }
@@ -352,12 +366,47 @@ fn ziplist_entries(zl: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
     Ok(out)
 }
 
+/// The integers of an intset (how Redis encodes a small set of integers).
+fn intset_entries(is: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
+    let bad = || PayloadError::BadFormat;
+    let mut c = Cursor { data: is, at: 0 };
+    let width = u32::from_le_bytes(c.take(4)?.try_into().map_err(|_| bad())?) as usize;
+    let len = u32::from_le_bytes(c.take(4)?.try_into().map_err(|_| bad())?) as usize;
+    if !matches!(width, 2 | 4 | 8) || len.checked_mul(width) != Some(is.len() - 8) {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        let mut raw = [0u8; 8];
+        raw[..width].copy_from_slice(c.take(width)?);
+        let shift = 64 - 8 * width as u32;
+        out.push(Bytes::from(
+            ((i64::from_le_bytes(raw) << shift) >> shift).to_string(),
+        ));
+    }
+    Ok(out)
+}
+
 /// A value a DUMP payload holds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Value {
     String(Bytes),
     /// Field-value pairs, each field once.
     Hash(Vec<(Bytes, Bytes)>),
+    /// Members, each once.
+    Set(Vec<Bytes>),
+}
+
+/// Refuses an empty set or a repeated member (Redis refuses both as corrupt).
+fn set_members(members: Vec<Bytes>) -> Result<Vec<Bytes>, PayloadError> {
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    let unique = members
+        .iter()
+        .all(|m| seen.insert(m.clone()) && crate::types::check_member_name(m).is_ok());
+    if members.is_empty() || !unique {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(members)
 }
 
 /// The string a DUMP payload holds (any other type is an error).
@@ -365,7 +414,7 @@ pub enum Value {
 fn restore_string(payload: &[u8]) -> Result<Bytes, PayloadError> {
     match restore_value(payload)? {
         Value::String(s) => Ok(s),
-        Value::Hash(_) => Err(PayloadError::BadFormat),
+        _ => Err(PayloadError::BadFormat),
     }
 }
 
@@ -415,9 +464,20 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, PayloadError> {
             Value::Hash(hash_pairs(flat)?)
         }
         RDB_TYPE_HASH_LISTPACK => Value::Hash(hash_pairs(listpack_entries(&c.string()?)?)?),
+        RDB_TYPE_SET => {
+            let n = c.len()?;
+            if n > body.len() {
+                return Err(PayloadError::BadFormat);
+            }
+            let mut members = Vec::with_capacity(n);
+            for _ in 0..n {
+                members.push(c.string()?);
+            }
+            Value::Set(set_members(members)?)
+        }
+        RDB_TYPE_SET_INTSET => Value::Set(set_members(intset_entries(&c.string()?)?)?),
         RDB_TYPE_HASH_ZIPLIST => Value::Hash(hash_pairs(ziplist_entries(&c.string()?)?)?),
         1 | 10 | 14 | 18 => return Err(PayloadError::Unsupported("list")),
-        2 | 11 => return Err(PayloadError::Unsupported("set")),
         3 | 5 | 12 | 17 => return Err(PayloadError::Unsupported("sorted set")),
         9 => return Err(PayloadError::Unsupported("zipmap hash (Redis 2.4)")),
         15 | 19 => return Err(PayloadError::Unsupported("stream")),
@@ -467,6 +527,17 @@ impl Read for Dump {
                 });
                 match result {
                     Ok(()) => Reply::Bulk(dump_hash(&pairs)),
+                    Err(e) => e,
+                }
+            }
+            ValueType::Set => {
+                let s = match set::find(&mut view, &self.key) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Reply::Nil,
+                    Err(e) => return e,
+                };
+                match set::members(&mut view, &s) {
+                    Ok(members) => Reply::Bulk(dump_set(&members)),
                     Err(e) => e,
                 }
             }
@@ -587,6 +658,17 @@ impl WriteOp for Restore {
                 }
                 h.save(txn, &self.key);
             }
+            Value::Set(members) => {
+                let mut s = match Collection::find_or_create(txn, &self.key, ValueType::Set) {
+                    Ok(s) => s,
+                    Err(e) => return e,
+                };
+                s.expire_at = expire_at;
+                for m in &members {
+                    set::add(txn, &mut s, m);
+                }
+                s.save(txn, &self.key);
+            }
         }
         Reply::ok()
     }
@@ -697,6 +779,36 @@ mod tests {
         let repeated = dump_hash(&pairs(&["f", "1", "f", "2"]));
         assert_eq!(restore_value(&repeated), Err(PayloadError::BadFormat));
         assert_eq!(restore_value(&dump_hash(&[])), Err(PayloadError::BadFormat));
+    }
+
+    #[test]
+    fn sets_dumped_by_redis_7_restore_from_intset_and_plain_form() {
+        // redis-server 7.0.15: `SADD is 1 2 -5 70000` (an intset), `SADD ss a bb` (plain).
+        let intset =
+            unhex("0b180400000004000000fbffffff0100000002000000701101000a00749cce0a5f64ef0e");
+        let words = |w: &[&str]| {
+            w.iter()
+                .map(|s| Bytes::from(s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            restore_value(&intset).unwrap(),
+            Value::Set(words(&["-5", "1", "2", "70000"]))
+        );
+        let plain = unhex("020202626201610a002157186e64d0ce80");
+        assert_eq!(
+            restore_value(&plain).unwrap(),
+            Value::Set(words(&["bb", "a"]))
+        );
+        let ours = dump_set(&words(&["a", "12", "x"]));
+        assert_eq!(
+            restore_value(&ours).unwrap(),
+            Value::Set(words(&["a", "12", "x"]))
+        );
+        assert_eq!(
+            restore_value(&dump_set(&words(&["a", "a"]))),
+            Err(PayloadError::BadFormat)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod dump;
 mod hashes;
 mod keys;
 mod server;
+mod sets;
 mod slots;
 mod strings;
 
@@ -83,10 +84,7 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
             return Some(Reply::error(error::MISCONF));
         }
         let max = crate::store::encoding::MAX_KEY_LEN;
-        if r.effective()
-            .key_indexes(args.len())
-            .any(|i| args[i].len() > max)
-        {
+        if r.effective().key_indexes(args).any(|i| args[i].len() > max) {
             return Some(Reply::error(format!(
                 "ERR key is too long: fjord accepts keys of up to {max} bytes"
             )));
@@ -162,6 +160,16 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Hincrby | C::Hincrbyfloat => write::<hashes::HIncrBy>(args),
         C::Hrandfield => read::<hashes::HRandField>(args, store),
         C::Hscan => keys::scan_collection(ctx.server, ValueType::Hash, args).into(),
+        C::Sadd | C::Srem => write::<sets::SAddRem>(args),
+        C::Sismember | C::Smismember | C::Scard => read::<sets::SIsMember>(args, store),
+        C::Smembers => read::<sets::SMembers>(args, store),
+        C::Srandmember => read::<sets::SRandMember>(args, store),
+        C::Spop => write::<sets::SPop>(args),
+        C::Smove => write::<sets::SMove>(args),
+        C::Sinter | C::Sunion | C::Sdiff => read::<sets::SCombine>(args, store),
+        C::Sinterstore | C::Sunionstore | C::Sdiffstore => write::<sets::SCombineStore>(args),
+        C::Sintercard => read::<sets::SInterCard>(args, store),
+        C::Sscan => keys::scan_collection(ctx.server, ValueType::Set, args).into(),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),
         C::Type => read::<keys::Type>(args, store),

@@ -1,0 +1,511 @@
+//! Set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SPOP, SRANDMEMBER,
+//! SMOVE, and the algebra SINTER, SUNION, SDIFF, SINTERCARD with their STORE forms (SSCAN is
+//! with the other scans, in [`super::keys`]). Their meaning on the store is
+//! [`crate::types::set`]'s.
+
+use super::strings::or_nil;
+use super::{Parse, Read};
+use crate::store::encoding::ValueType;
+use crate::store::members::{Members, View};
+use crate::store::writer::{Txn, WriteOp};
+use crate::store::Store;
+use crate::types::{check_member_name, set, Collection};
+use bytes::Bytes;
+use fjord_common::number::parse_i64;
+use fjord_common::{error, Reply};
+use rand::Rng;
+use std::collections::BTreeSet;
+
+/// Redis's error for a count of `i64::MIN`, which its range check refuses.
+fn count_out_of_range() -> Reply {
+    Reply::error(format!(
+        "ERR value is out of range, value must between {} and {}",
+        -i64::MAX,
+        i64::MAX
+    ))
+}
+
+fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
+    Reply::Set(members.into_iter().map(Reply::Bulk).collect())
+}
+
+/// SADD and SREM: `key member [member …]`.
+pub struct SAddRem {
+    key: Bytes,
+    members: Vec<Bytes>,
+    add: bool,
+}
+
+impl Parse for SAddRem {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let add = args[0].eq_ignore_ascii_case(b"sadd");
+        if add {
+            for m in &args[2..] {
+                check_member_name(m)?;
+            }
+        }
+        Ok(Self {
+            key: args[1].clone(),
+            members: args[2..].to_vec(),
+            add,
+        })
+    }
+}
+
+impl WriteOp for SAddRem {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let found = if self.add {
+            Collection::find_or_create(txn, &self.key, ValueType::Set).map(Some)
+        } else {
+            set::find(txn, &self.key)
+        };
+        let mut s = match found {
+            Ok(Some(s)) => s,
+            Ok(None) => return Reply::Int(0),
+            Err(e) => return e,
+        };
+        let changed = self
+            .members
+            .iter()
+            .filter(|m| {
+                if self.add {
+                    set::add(txn, &mut s, m)
+                } else {
+                    set::remove(txn, &mut s, m)
+                }
+            })
+            .count();
+        if changed > 0 {
+            s.save(txn, &self.key);
+        }
+        Reply::Int(changed as i64)
+    }
+}
+
+/// SISMEMBER, SMISMEMBER, SCARD: lookups in one set.
+pub struct SIsMember {
+    key: Bytes,
+    members: Vec<Bytes>,
+    reply: Lookup,
+}
+
+enum Lookup {
+    One,
+    Many,
+    Card,
+}
+
+impl Parse for SIsMember {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let reply = match args[0].to_ascii_lowercase().as_slice() {
+            b"smismember" => Lookup::Many,
+            b"scard" => Lookup::Card,
+            _ => Lookup::One,
+        };
+        Ok(Self {
+            key: args[1].clone(),
+            members: args[2..].to_vec(),
+            reply,
+        })
+    }
+}
+
+impl Read for SIsMember {
+    fn execute(self, store: &Store) -> Reply {
+        let mut view = View::new(store);
+        let found = match set::find(&mut view, &self.key) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        if let Lookup::Card = self.reply {
+            return Reply::Int(found.map_or(0, |s| s.meta.size as i64));
+        }
+        let mut flags = Vec::with_capacity(self.members.len());
+        for m in &self.members {
+            let present = match &found {
+                Some(s) => match set::contains(&mut view, s, m) {
+                    Ok(p) => p,
+                    Err(e) => return e,
+                },
+                None => false,
+            };
+            flags.push(Reply::Int(i64::from(present)));
+        }
+        match self.reply {
+            Lookup::Many => Reply::Array(flags),
+            _ => flags.pop().unwrap_or(Reply::Int(0)),
+        }
+    }
+}
+
+/// `SMEMBERS key`.
+pub struct SMembers {
+    key: Bytes,
+}
+
+impl Parse for SMembers {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            key: args[1].clone(),
+        })
+    }
+}
+
+impl Read for SMembers {
+    fn execute(self, store: &Store) -> Reply {
+        let mut view = View::new(store);
+        match set::find(&mut view, &self.key) {
+            Ok(Some(s)) => set::members(&mut view, &s).map_or_else(|e| e, members_reply),
+            Ok(None) => Reply::Set(Vec::new()),
+            Err(e) => e,
+        }
+    }
+}
+
+/// `SRANDMEMBER key [count]`: as HRANDFIELD, from one pass ([`Collection::sample`]).
+pub struct SRandMember {
+    key: Bytes,
+    count: Option<i64>,
+}
+
+impl Parse for SRandMember {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        if args.len() > 3 {
+            return Err(Reply::error(error::SYNTAX));
+        }
+        let count = match args.get(2) {
+            Some(a) => match parse_i64(a).ok_or(Reply::error(error::NOT_INTEGER))? {
+                i64::MIN => return Err(count_out_of_range()),
+                n => Some(n),
+            },
+            None => None,
+        };
+        Ok(Self {
+            key: args[1].clone(),
+            count,
+        })
+    }
+}
+
+impl Read for SRandMember {
+    fn execute(self, store: &Store) -> Reply {
+        let mut view = View::new(store);
+        let s = match set::find(&mut view, &self.key) {
+            Ok(Some(s)) => s,
+            Ok(None) if self.count.is_none() => return Reply::Nil,
+            Ok(None) => return Reply::Array(Vec::new()),
+            Err(e) => return e,
+        };
+        let mut rng = rand::thread_rng();
+        let count = self.count.unwrap_or(1);
+        let wanted = count.unsigned_abs();
+        let picks = match s.sample(&mut view, wanted, &mut rng) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let names: Vec<Bytes> = if count < 0 && !picks.is_empty() {
+            (0..wanted)
+                .map(|_| picks[rng.gen_range(0..picks.len())].0.clone())
+                .collect()
+        } else {
+            picks.into_iter().map(|(m, _)| m).collect()
+        };
+        match self.count {
+            None => or_nil(names.into_iter().next()),
+            Some(_) => Reply::Array(names.into_iter().map(Reply::Bulk).collect()),
+        }
+    }
+}
+
+/// `SPOP key [count]`: removes random members ([`Collection::sample`]).
+pub struct SPop {
+    key: Bytes,
+    count: Option<u64>,
+}
+
+impl Parse for SPop {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        if args.len() > 3 {
+            return Err(Reply::error(error::SYNTAX));
+        }
+        let count = match args.get(2) {
+            Some(a) => {
+                // getPositiveLongFromObjectOrReply: one text for both failures.
+                let n = parse_i64(a)
+                    .filter(|&n| n >= 0)
+                    .ok_or(Reply::error("ERR value is out of range, must be positive"))?;
+                Some(n as u64)
+            }
+            None => None,
+        };
+        Ok(Self {
+            key: args[1].clone(),
+            count,
+        })
+    }
+}
+
+impl WriteOp for SPop {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let mut s = match set::find(txn, &self.key) {
+            Ok(Some(s)) => s,
+            Ok(None) if self.count.is_none() => return Reply::Nil,
+            Ok(None) => return Reply::Set(Vec::new()),
+            Err(e) => return e,
+        };
+        let picks = match s.sample(txn, self.count.unwrap_or(1), &mut rand::thread_rng()) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        for (m, _) in &picks {
+            set::remove(txn, &mut s, m);
+        }
+        if !picks.is_empty() {
+            s.save(txn, &self.key);
+        }
+        let names = picks.into_iter().map(|(m, _)| m);
+        match self.count {
+            None => or_nil(names.into_iter().next()),
+            Some(_) => members_reply(names),
+        }
+    }
+}
+
+/// `SMOVE source destination member`.
+pub struct SMove {
+    from: Bytes,
+    to: Bytes,
+    member: Bytes,
+}
+
+impl Parse for SMove {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            from: args[1].clone(),
+            to: args[2].clone(),
+            member: args[3].clone(),
+        })
+    }
+}
+
+impl WriteOp for SMove {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        // Redis's order: a missing source first, then both types.
+        if txn.get(&self.from).is_none() {
+            return Reply::Int(0);
+        }
+        let mut from = match set::find(txn, &self.from) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        if let Err(e) = set::find(txn, &self.to) {
+            return e;
+        }
+        let Some(src) = from.as_mut() else {
+            return Reply::Int(0);
+        };
+        if self.from == self.to {
+            return match set::contains(txn, src, &self.member) {
+                Ok(present) => Reply::Int(i64::from(present)),
+                Err(e) => e,
+            };
+        }
+        if !set::remove(txn, src, &self.member) {
+            return Reply::Int(0);
+        }
+        src.save(txn, &self.from);
+        let mut to = match Collection::find_or_create(txn, &self.to, ValueType::Set) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        if set::add(txn, &mut to, &self.member) {
+            to.save(txn, &self.to);
+        }
+        Reply::Int(1)
+    }
+}
+
+/// Which set operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// The result of `op` over the sets under `keys`, in byte order. Every key's type is checked
+/// first, as in Redis; a missing key is an empty set. Intersection walks the smallest set and
+/// looks its members up in the others, stopping at `limit` (0: none).
+fn combine(
+    m: &mut impl Members,
+    op: Op,
+    keys: &[Bytes],
+    limit: usize,
+) -> Result<Vec<Bytes>, Reply> {
+    let mut sets = Vec::with_capacity(keys.len());
+    for k in keys {
+        sets.push(set::find(m, k)?);
+    }
+    match op {
+        Op::Inter => {
+            if sets.iter().any(Option::is_none) {
+                return Ok(Vec::new());
+            }
+            let mut sets: Vec<Collection> = sets.into_iter().flatten().collect();
+            sets.sort_by_key(|s| s.meta.size);
+            let (smallest, others) = sets.split_first().ok_or(Reply::error(error::SYNTAX))?;
+            let mut out = Vec::new();
+            for member in set::members(m, smallest)? {
+                let mut everywhere = true;
+                for other in others {
+                    if !set::contains(m, other, &member)? {
+                        everywhere = false;
+                        break;
+                    }
+                }
+                if everywhere {
+                    out.push(member);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Op::Union => {
+            let mut all = BTreeSet::new();
+            for s in sets.iter().flatten() {
+                all.extend(set::members(m, s)?);
+            }
+            Ok(all.into_iter().collect())
+        }
+        Op::Diff => {
+            let Some(Some(first)) = sets.first() else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for member in set::members(m, first)? {
+                let mut elsewhere = false;
+                for other in sets[1..].iter().flatten() {
+                    if set::contains(m, other, &member)? {
+                        elsewhere = true;
+                        break;
+                    }
+                }
+                if !elsewhere {
+                    out.push(member);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn op_of(name: &[u8]) -> Op {
+    let name = name.to_ascii_lowercase();
+    if name.starts_with(b"sinter") {
+        Op::Inter
+    } else if name.starts_with(b"sunion") {
+        Op::Union
+    } else {
+        Op::Diff
+    }
+}
+
+/// SINTER, SUNION, SDIFF: `key [key …]`.
+pub struct SCombine {
+    op: Op,
+    keys: Vec<Bytes>,
+}
+
+impl Parse for SCombine {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            op: op_of(&args[0]),
+            keys: args[1..].to_vec(),
+        })
+    }
+}
+
+impl Read for SCombine {
+    fn execute(self, store: &Store) -> Reply {
+        combine(&mut View::new(store), self.op, &self.keys, 0).map_or_else(|e| e, members_reply)
+    }
+}
+
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: `destination key [key …]`.
+pub struct SCombineStore {
+    op: Op,
+    dest: Bytes,
+    keys: Vec<Bytes>,
+}
+
+impl Parse for SCombineStore {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Self {
+            op: op_of(&args[0]),
+            dest: args[1].clone(),
+            keys: args[2..].to_vec(),
+        })
+    }
+}
+
+impl WriteOp for SCombineStore {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        match combine(txn, self.op, &self.keys, 0) {
+            Ok(members) => Reply::Int(set::store(txn, &self.dest, &members)),
+            Err(e) => e,
+        }
+    }
+}
+
+/// `SINTERCARD numkeys key [key …] [LIMIT limit]`.
+pub struct SInterCard {
+    keys: Vec<Bytes>,
+    limit: usize,
+}
+
+impl Parse for SInterCard {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let (keys, limit) = numkeys_and_limit(args)?;
+        Ok(Self { keys, limit })
+    }
+}
+
+/// The keys after a `numkeys` argument and the `LIMIT` option after them, with Redis's
+/// checks (SINTERCARD, ZINTERCARD).
+pub(super) fn numkeys_and_limit(args: &[Bytes]) -> Result<(Vec<Bytes>, usize), Reply> {
+    let numkeys = parse_i64(&args[1])
+        .filter(|&n| n >= 1)
+        .ok_or(Reply::error("ERR numkeys should be greater than 0"))?;
+    let numkeys = numkeys as usize;
+    if numkeys > args.len() - 2 {
+        return Err(Reply::error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let keys = args[2..2 + numkeys].to_vec();
+    let mut limit = 0usize;
+    let mut rest = args[2 + numkeys..].iter();
+    while let Some(opt) = rest.next() {
+        match rest.next() {
+            Some(n) if opt.eq_ignore_ascii_case(b"limit") => {
+                let n = parse_i64(n)
+                    .filter(|&n| n >= 0)
+                    .ok_or(Reply::error("ERR LIMIT can't be negative"))?;
+                limit = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            _ => return Err(Reply::error(error::SYNTAX)),
+        }
+    }
+    Ok((keys, limit))
+}
+
+impl Read for SInterCard {
+    fn execute(self, store: &Store) -> Reply {
+        match combine(&mut View::new(store), Op::Inter, &self.keys, self.limit) {
+            Ok(members) => Reply::Int(members.len() as i64),
+            Err(e) => e,
+        }
+    }
+}
