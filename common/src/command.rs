@@ -7,6 +7,7 @@
 //! entries. Adding a command touches this table and the one file that implements it.
 
 use crate::error;
+use crate::{Proto, Reply};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -103,6 +104,39 @@ pub enum CommandId {
     Sdiff,
     Sdiffstore,
     Sscan,
+    // sorted sets
+    Zadd,
+    Zincrby,
+    Zrem,
+    Zcard,
+    Zscore,
+    Zmscore,
+    Zrank,
+    Zrevrank,
+    Zcount,
+    Zlexcount,
+    Zrange,
+    Zrangebyscore,
+    Zrevrangebyscore,
+    Zrevrange,
+    Zrangebylex,
+    Zrevrangebylex,
+    Zrangestore,
+    Zremrangebyrank,
+    Zremrangebyscore,
+    Zremrangebylex,
+    Zpopmin,
+    Zpopmax,
+    Zmpop,
+    Zrandmember,
+    Zscan,
+    Zunion,
+    Zinter,
+    Zdiff,
+    Zunionstore,
+    Zinterstore,
+    Zdiffstore,
+    Zintercard,
     // generic keyspace
     Del,
     Unlink,
@@ -251,29 +285,32 @@ impl CommandSpec {
     /// at `numkeys_at`; a count that is not a number gives no key).
     pub fn key_indexes(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
         let argc = args.len();
-        let (first, last, step) = if self.numkeys_at > 0 {
-            let count = args
-                .get(self.numkeys_at)
-                .and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
-                .unwrap_or(0);
-            match count {
-                0 => (0, 0, 1),
-                n => (self.numkeys_at + 1, self.numkeys_at.saturating_add(n), 1),
-            }
+        // The keys at fixed positions (all of them, or ZUNIONSTORE's destination).
+        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+        let last = if self.first_key <= 0 || argc == 0 {
+            0
+        } else if self.last_key < 0 {
+            (argc as i64 + i64::from(self.last_key)).max(0) as usize
         } else {
-            let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
-            let last = if self.first_key <= 0 {
-                0
-            } else if self.last_key < 0 {
-                (argc as i64 + i64::from(self.last_key)).max(0) as usize
-            } else {
-                (self.last_key as usize).min(argc.saturating_sub(1))
-            };
-            (first, last, step)
+            (self.last_key as usize).min(argc - 1)
         };
-        (first..=last)
-            .step_by(step)
-            .filter(move |&i| first > 0 && i < argc)
+        // A keyless command's positions are the empty range past every argument.
+        let fixed = match first {
+            0 => argc + 1..=argc,
+            f => f..=last,
+        };
+        // The keys a count names.
+        let counted = match self.numkeys_at {
+            0 => 0..0,
+            at => {
+                let count = args
+                    .get(at)
+                    .and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
+                    .unwrap_or(0);
+                (at + 1).min(argc)..(at + 1).saturating_add(count).min(argc)
+            }
+        };
+        fixed.step_by(step).chain(counted)
     }
 
     /// The subcommand named `name` (any case).
@@ -317,6 +354,42 @@ pub enum Resp3Shape {
     Pairs,
     /// An array becomes a set (SMEMBERS, SINTER, SPOP with a count).
     Set,
+    /// A score's bulk string becomes a double (ZSCORE, ZINCRBY, ZADD … INCR).
+    Double,
+    /// Each bulk string of an array becomes a double (ZMSCORE).
+    Doubles,
+    /// Flat member, score items become [member, double] pairs (… WITHSCORES, ZPOPMIN with a
+    /// count).
+    ScorePairs,
+    /// Every second item of a flat array becomes a double (ZPOPMIN without a count).
+    FlatScores,
+    /// The scores inside ZMPOP's nested pairs become doubles; its "nothing" is a null
+    /// array in RESP2 (`*-1`), which the shard's RESP2 reply cannot tell from a null bulk.
+    NestedScores,
+}
+
+impl Resp3Shape {
+    /// The shard's RESP2 reply to a request of this shape, as a client speaking `proto`
+    /// must get it.
+    pub fn apply(self, reply: Reply, proto: Proto) -> Reply {
+        if self == Resp3Shape::NestedScores && reply == Reply::Nil {
+            return Reply::NilArray;
+        }
+        if proto != Proto::Resp3 {
+            return reply;
+        }
+        match self {
+            Resp3Shape::Same => reply,
+            Resp3Shape::Map => reply.into_map(),
+            Resp3Shape::Pairs => reply.into_pairs(),
+            Resp3Shape::Set => reply.into_set(),
+            Resp3Shape::Double => reply.into_double(),
+            Resp3Shape::Doubles => reply.into_doubles(),
+            Resp3Shape::ScorePairs => reply.into_score_pairs(),
+            Resp3Shape::FlatScores => reply.into_flat_scores(),
+            Resp3Shape::NestedScores => reply.into_nested_scores(),
+        }
+    }
 }
 
 /// The RESP3 shape of the reply to `args`, a request for `spec`. Pairs depend on the
@@ -332,8 +405,33 @@ pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
             Resp3Shape::Set
         }
         CommandId::Spop if args.len() == 3 => Resp3Shape::Set,
+        CommandId::Zscore | CommandId::Zincrby => Resp3Shape::Double,
+        CommandId::Zadd if has_word(&args[2..], b"incr") => Resp3Shape::Double,
+        CommandId::Zmscore => Resp3Shape::Doubles,
+        CommandId::Zrange
+        | CommandId::Zrangebyscore
+        | CommandId::Zrevrangebyscore
+        | CommandId::Zrevrange
+            if has_word(&args[4..], b"withscores") =>
+        {
+            Resp3Shape::ScorePairs
+        }
+        CommandId::Zrandmember if args.len() == 4 => Resp3Shape::ScorePairs,
+        CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff
+            if has_word(&args[2..], b"withscores") =>
+        {
+            Resp3Shape::ScorePairs
+        }
+        CommandId::Zpopmin | CommandId::Zpopmax if args.len() == 3 => Resp3Shape::ScorePairs,
+        CommandId::Zpopmin | CommandId::Zpopmax => Resp3Shape::FlatScores,
+        CommandId::Zmpop => Resp3Shape::NestedScores,
         _ => Resp3Shape::Same,
     }
+}
+
+/// Whether `word` (any case) is among `args`.
+fn has_word(args: &[Bytes], word: &[u8]) -> bool {
+    args.iter().any(|a| a.eq_ignore_ascii_case(word))
 }
 
 /// Looks up `args[0]` (and `args[1]` for containers), checking arity.
@@ -1150,6 +1248,39 @@ static COMMANDS: &[CommandSpec] = &[
     spec("sdiff", C::Sdiff, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the difference of multiple sets."),
     spec("sdiffstore", C::Sdiffstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
     spec("sscan", C::Sscan, -3, READONLY, ONE_KEY, SingleSlot, "set", "2.8.0", "Iterates over members of a set."),
+    // sorted sets
+    spec("zadd", C::Zadd, -4, WF, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    spec("zincrby", C::Zincrby, 4, WF, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
+    spec("zrem", C::Zrem, -3, WRITE | FAST, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
+    spec("zcard", C::Zcard, 2, RF, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
+    spec("zscore", C::Zscore, 3, RF, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
+    spec("zmscore", C::Zmscore, -3, RF, ONE_KEY, SingleSlot, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set."),
+    spec("zrank", C::Zrank, 3, RF, ONE_KEY, SingleSlot, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores."),
+    spec("zrevrank", C::Zrevrank, 3, RF, ONE_KEY, SingleSlot, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores."),
+    spec("zcount", C::Zcount, 4, RF, ONE_KEY, SingleSlot, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),
+    spec("zlexcount", C::Zlexcount, 4, RF, ONE_KEY, SingleSlot, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
+    spec("zrange", C::Zrange, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes."),
+    spec("zrangebyscore", C::Zrangebyscore, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores."),
+    spec("zrevrangebyscore", C::Zrevrangebyscore, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order."),
+    spec("zrevrange", C::Zrevrange, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order."),
+    spec("zrangebylex", C::Zrangebylex, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range."),
+    spec("zrevrangebylex", C::Zrevrangebylex, -4, READONLY, ONE_KEY, SingleSlot, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order."),
+    spec("zrangestore", C::Zrangestore, -5, W, TWO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key."),
+    spec("zremrangebyrank", C::Zremrangebyrank, 4, WRITE, ONE_KEY, SingleSlot, "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
+    spec("zremrangebyscore", C::Zremrangebyscore, 4, WRITE, ONE_KEY, SingleSlot, "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
+    spec("zremrangebylex", C::Zremrangebylex, 4, WRITE, ONE_KEY, SingleSlot, "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
+    spec("zpopmin", C::Zpopmin, -2, WRITE | FAST, ONE_KEY, SingleSlot, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    spec("zpopmax", C::Zpopmax, -2, WRITE | FAST, ONE_KEY, SingleSlot, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    numkeys(spec("zmpop", C::Zmpop, -4, WRITE | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."), 1),
+    spec("zrandmember", C::Zrandmember, -2, READONLY, ONE_KEY, SingleSlot, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set."),
+    spec("zscan", C::Zscan, -3, READONLY, ONE_KEY, SingleSlot, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
+    numkeys(spec("zunion", C::Zunion, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."), 1),
+    numkeys(spec("zinter", C::Zinter, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."), 1),
+    numkeys(spec("zdiff", C::Zdiff, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."), 1),
+    numkeys(spec("zunionstore", C::Zunionstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."), 2),
+    numkeys(spec("zinterstore", C::Zinterstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."), 2),
+    numkeys(spec("zdiffstore", C::Zdiffstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."), 2),
+    numkeys(spec("zintercard", C::Zintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."), 1),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
@@ -1265,5 +1396,10 @@ mod tests {
         assert_eq!(keys(sintercard, "sintercard 2 a b LIMIT 1"), vec![2, 3]);
         assert_eq!(keys(sintercard, "sintercard 9 a"), vec![2]);
         assert_eq!(keys(sintercard, "sintercard x a"), Vec::<usize>::new());
+        let zunionstore = lookup(b"zunionstore").unwrap();
+        assert_eq!(
+            keys(zunionstore, "zunionstore d 2 a b WEIGHTS 1 2"),
+            vec![1, 3, 4]
+        );
     }
 }

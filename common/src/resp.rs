@@ -374,6 +374,72 @@ impl Reply {
         }
     }
 
+    /// A bulk string that holds a number as a double (a score, for RESP3 clients); any
+    /// other reply as it is.
+    pub fn into_double(self) -> Self {
+        match self {
+            Reply::Bulk(b) => match std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()) {
+                Some(d) => Reply::Double(d),
+                None => Reply::Bulk(b),
+            },
+            other => other,
+        }
+    }
+
+    /// [`Reply::into_double`] on each item of an array.
+    pub fn into_doubles(self) -> Self {
+        match self {
+            Reply::Array(items) => {
+                Reply::Array(items.into_iter().map(Reply::into_double).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// Flat member, score items as [member, double] pairs.
+    pub fn into_score_pairs(self) -> Self {
+        match self.into_pair_list() {
+            Ok(pairs) => Reply::Pairs(
+                pairs
+                    .into_iter()
+                    .map(|(m, s)| (m, s.into_double()))
+                    .collect(),
+            ),
+            Err(other) => other,
+        }
+    }
+
+    /// Every second item of a flat array as a double.
+    pub fn into_flat_scores(self) -> Self {
+        match self {
+            Reply::Array(items) => Reply::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| if i % 2 == 1 { r.into_double() } else { r })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// ZMPOP's `[key, [[member, score], …]]` with the scores as doubles.
+    pub fn into_nested_scores(self) -> Self {
+        match self {
+            Reply::Array(mut parts) if parts.len() == 2 => {
+                let inner = parts.pop().map(|p| match p {
+                    Reply::Array(pairs) => {
+                        Reply::Array(pairs.into_iter().map(Reply::into_flat_scores).collect())
+                    }
+                    other => other,
+                });
+                parts.extend(inner);
+                Reply::Array(parts)
+            }
+            other => other,
+        }
+    }
+
     /// An array as a set (for RESP3 clients of commands that reply with one).
     pub fn into_set(self) -> Self {
         match self {
@@ -508,13 +574,32 @@ impl From<&'static str> for Reply {
     }
 }
 
-fn format_double(d: f64) -> String {
+/// A double as Redis 7.0 replies with one (`addReplyDouble`: `%.17g`, `inf`, `-inf`).
+pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_string()
+        return if d > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if d.is_nan() {
+        return "nan".to_string();
+    }
+    // %.17g: 17 significant digits, exponent form when the exponent is below -4 or at least
+    // 17, trailing zeros dropped.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |t: &str| -> String {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
     } else {
-        // Redis prints doubles with %.17g; Rust's shortest round-trip text parses to the same
-        // value and is what Redis 7.2+ prints.
-        format!("{d}")
+        let decimals = (16 - exp).max(0) as usize;
+        trim(&format!("{d:.decimals$}"))
     }
 }
 
@@ -548,6 +633,30 @@ pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
     int_line(out, b'*', args.len() as i64);
     for a in args {
         bulk(out, a.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod double_tests {
+    use super::format_double;
+
+    #[test]
+    fn doubles_print_as_redis_7_0_prints_them() {
+        // Each as `ZADD z <score> m` then `ZSCORE z m` in redis-server 7.0.15.
+        for (d, text) in [
+            (1.1, "1.1000000000000001"),
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e20, "1e+20"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(format_double(d), text, "{d}");
+        }
     }
 }
 

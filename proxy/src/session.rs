@@ -17,7 +17,7 @@ use fjord_common::client::{self, ClientState, Handled};
 use fjord_common::command::{self, resolve, Resolved, Resp3Shape, Route};
 use fjord_common::metrics::{CommandLabel, ResultKind};
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, info, process, CommandId, Proto, Reply, RequestDecoder};
+use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,14 +207,7 @@ impl Session {
                 Pending::Batched(id) => self.batches.next(id).await,
                 other => other.resolve().await,
             };
-            if self.state.proto == Proto::Resp3 {
-                reply = match q.shape {
-                    Resp3Shape::Same => reply,
-                    Resp3Shape::Map => reply.into_map(),
-                    Resp3Shape::Pairs => reply.into_pairs(),
-                    Resp3Shape::Set => reply.into_set(),
-                };
-            }
+            reply = q.shape.apply(reply, self.state.proto);
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
                 metrics.clusterdown_replies.inc();
             }

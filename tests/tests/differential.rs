@@ -981,6 +981,8 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let overflow = prop::sample::select(vec!["", "OVERFLOW SAT", "OVERFLOW FAIL", "OVERFLOW WRAP"]);
     let exp_flags = prop::sample::select(vec!["LT XX", "GT XX", "NX", "GT", "LT"]);
     let hfield = prop::sample::select(vec!["f", "g", "h", "10"]);
+    let zscore = prop::sample::select(vec!["1", "2.5", "-3", "1.1", "inf", "0"]);
+    let zopt = prop::sample::select(vec!["", "NX", "XX", "GT", "LT", "CH", "XX CH"]);
     prop_oneof![
         (key.clone(), value.clone(), set_opt).prop_map(|(k, v, o)| format!("SET {k} {v} {o}")),
         key.clone().prop_map(|k| format!("GET {k}")),
@@ -1089,7 +1091,27 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
             tagged.clone()
         )
             .prop_map(|(c, d, a, b)| format!("{c} {d} {a} {b}")),
-        (tagged.clone(), tagged.clone(), hfield).prop_map(|(a, b, m)| format!("SMOVE {a} {b} {m}")),
+        (tagged.clone(), tagged.clone(), hfield.clone())
+            .prop_map(|(a, b, m)| format!("SMOVE {a} {b} {m}")),
+        (key.clone(), zscore.clone(), hfield.clone(), zopt)
+            .prop_map(|(k, s, m, o)| format!("ZADD {k} {o} {s} {m}")),
+        (key.clone(), zscore, hfield.clone()).prop_map(|(k, s, m)| format!("ZINCRBY {k} {s} {m}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("ZSCORE {k} {m}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("ZREM {k} {m}")),
+        (key.clone(), hfield).prop_map(|(k, m)| format!("ZRANK {k} {m}")),
+        (
+            key.clone(),
+            prop::sample::select(vec![
+                "ZCARD {}",
+                "ZRANGE {} 0 -1 WITHSCORES",
+                "ZRANGE {} 0 -1 REV",
+                "ZRANGEBYSCORE {} (1 +inf WITHSCORES",
+                "ZREVRANGEBYSCORE {} +inf -inf LIMIT 1 2",
+                "ZPOPMIN {}",
+                "ZCOUNT {} -inf 2",
+            ])
+        )
+            .prop_map(|(k, c)| c.replace("{}", k)),
     ]
     .prop_map(|line| words(&line))
 }

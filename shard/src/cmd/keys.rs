@@ -636,8 +636,15 @@ pub fn scan_collection(server: &Server, kind: ValueType, args: &[Bytes]) -> Repl
             .is_none_or(|p| glob_match(p, name, false))
         {
             items.push(Reply::Bulk(Bytes::copy_from_slice(name)));
-            if kind == ValueType::Hash {
-                items.push(Reply::Bulk(Bytes::copy_from_slice(v)));
+            match kind {
+                ValueType::Hash => items.push(Reply::Bulk(Bytes::copy_from_slice(v))),
+                // A score, as text (ZSCAN replies with bulk strings in both protocols).
+                ValueType::ZSet => {
+                    let bits = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
+                    let text = fjord_common::resp::format_double(f64::from_bits(bits));
+                    items.push(Reply::Bulk(Bytes::from(text)));
+                }
+                _ => {}
             }
         }
         if examined < opts.count {

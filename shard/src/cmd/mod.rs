@@ -13,6 +13,7 @@ mod server;
 mod sets;
 mod slots;
 mod strings;
+mod zsets;
 
 use crate::server::Server;
 use crate::store::encoding::ValueType;
@@ -170,6 +171,28 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Sinterstore | C::Sunionstore | C::Sdiffstore => write::<sets::SCombineStore>(args),
         C::Sintercard => read::<sets::SInterCard>(args, store),
         C::Sscan => keys::scan_collection(ctx.server, ValueType::Set, args).into(),
+        C::Zadd | C::Zincrby => write::<zsets::ZAdd>(args),
+        C::Zrem => write::<zsets::ZRem>(args),
+        C::Zcard | C::Zscore | C::Zmscore | C::Zrank | C::Zrevrank | C::Zcount | C::Zlexcount => {
+            read::<zsets::ZLookup>(args, store)
+        }
+        C::Zrange
+        | C::Zrangebyscore
+        | C::Zrevrangebyscore
+        | C::Zrevrange
+        | C::Zrangebylex
+        | C::Zrevrangebylex => read::<zsets::ZRange>(args, store),
+        C::Zrangestore => write::<zsets::ZRangeStore>(args),
+        C::Zremrangebyrank | C::Zremrangebyscore | C::Zremrangebylex => {
+            write::<zsets::ZRemRange>(args)
+        }
+        C::Zpopmin | C::Zpopmax => write::<zsets::ZPop>(args),
+        C::Zmpop => write::<zsets::ZMPop>(args),
+        C::Zrandmember => read::<zsets::ZRandMember>(args, store),
+        C::Zunion | C::Zinter | C::Zdiff => read::<zsets::ZAlgebra>(args, store),
+        C::Zunionstore | C::Zinterstore | C::Zdiffstore => write::<zsets::ZAlgebra>(args),
+        C::Zintercard => read::<zsets::ZInterCard>(args, store),
+        C::Zscan => keys::scan_collection(ctx.server, ValueType::ZSet, args).into(),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),
         C::Type => read::<keys::Type>(args, store),

@@ -7,6 +7,7 @@
 
 pub mod hash;
 pub mod set;
+pub mod zset;
 
 use crate::store::encoding::{
     member_key, member_range_end, CollectionMeta, Entry, MemberKind, ValueType, MAX_MEMBER_LEN,
