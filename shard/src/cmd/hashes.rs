@@ -8,11 +8,10 @@ use crate::store::encoding::ValueType;
 use crate::store::members::View;
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
-use crate::types::{check_member_name, hash, Collection};
+use crate::types::{check_member_name, hash, random_count, Collection};
 use bytes::Bytes;
 use fjord_common::number::{format_f64_at_scale, parse_f64, parse_i64};
 use fjord_common::{error, Reply};
-use rand::Rng;
 
 /// The key and the arguments after it, for commands that take nothing else.
 fn key_and_rest(args: &[Bytes]) -> (Bytes, Vec<Bytes>) {
@@ -358,32 +357,12 @@ pub struct HRandField {
 
 impl Parse for HRandField {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let mut cmd = Self {
+        let (count, with_values) = random_count(args, Some(b"withvalues"))?;
+        Ok(Self {
             key: args[1].clone(),
-            count: None,
-            with_values: false,
-        };
-        if args.len() >= 3 {
-            let n = parse_i64(&args[2]).ok_or(Reply::error(error::NOT_INTEGER))?;
-            if n == i64::MIN {
-                return Err(Reply::error(format!(
-                    "ERR value is out of range, value must between {} and {}",
-                    -i64::MAX,
-                    i64::MAX
-                )));
-            }
-            if args.len() > 4 || (args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withvalues")) {
-                return Err(Reply::error(error::SYNTAX));
-            }
-            if args.len() == 4 {
-                cmd.with_values = true;
-                if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-                    return Err(Reply::error(error::OUT_OF_RANGE));
-                }
-            }
-            cmd.count = Some(n);
-        }
-        Ok(cmd)
+            count,
+            with_values,
+        })
     }
 }
 
@@ -400,23 +379,9 @@ impl Read for HRandField {
         if count == 0 {
             return Reply::Array(Vec::new());
         }
-        let wanted = count.unsigned_abs();
-        let distinct = count > 0;
-        let mut rng = rand::thread_rng();
-        let picks = if distinct {
-            match h.sample(&mut view, wanted, &mut rng) {
-                Ok(p) => p,
-                Err(e) => return e,
-            }
-        } else {
-            // With repeats: draw from a reservoir as large as the reply, then pick from it.
-            let pool = match h.sample(&mut view, wanted, &mut rng) {
-                Ok(p) => p,
-                Err(e) => return e,
-            };
-            (0..wanted)
-                .map(|_| pool[rng.gen_range(0..pool.len())].clone())
-                .collect()
+        let picks = match h.draw(&mut view, count, &mut rand::thread_rng()) {
+            Ok(p) => p,
+            Err(e) => return e,
         };
         if self.count.is_none() {
             return or_nil(picks.into_iter().next().map(|(f, _)| f));

@@ -640,8 +640,8 @@ pub fn scan_collection(server: &Server, kind: ValueType, args: &[Bytes]) -> Repl
                 ValueType::Hash => items.push(Reply::Bulk(Bytes::copy_from_slice(v))),
                 // A score, as text (ZSCAN replies with bulk strings in both protocols).
                 ValueType::ZSet => {
-                    let bits = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
-                    let text = fjord_common::resp::format_double(f64::from_bits(bits));
+                    let score = crate::types::zset::decode_score(v).unwrap_or(0.0);
+                    let text = fjord_common::resp::format_double(score);
                     items.push(Reply::Bulk(Bytes::from(text)));
                 }
                 _ => {}

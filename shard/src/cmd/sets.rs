@@ -9,21 +9,11 @@ use crate::store::encoding::ValueType;
 use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
-use crate::types::{check_member_name, set, Collection};
+use crate::types::{check_member_name, random_count, set, Collection};
 use bytes::Bytes;
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
-use rand::Rng;
 use std::collections::BTreeSet;
-
-/// Redis's error for a count of `i64::MIN`, which its range check refuses.
-fn count_out_of_range() -> Reply {
-    Reply::error(format!(
-        "ERR value is out of range, value must between {} and {}",
-        -i64::MAX,
-        i64::MAX
-    ))
-}
 
 fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
     Reply::Set(members.into_iter().map(Reply::Bulk).collect())
@@ -170,19 +160,9 @@ pub struct SRandMember {
 
 impl Parse for SRandMember {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        if args.len() > 3 {
-            return Err(Reply::error(error::SYNTAX));
-        }
-        let count = match args.get(2) {
-            Some(a) => match parse_i64(a).ok_or(Reply::error(error::NOT_INTEGER))? {
-                i64::MIN => return Err(count_out_of_range()),
-                n => Some(n),
-            },
-            None => None,
-        };
         Ok(Self {
             key: args[1].clone(),
-            count,
+            count: random_count(args, None)?.0,
         })
     }
 }
@@ -196,20 +176,11 @@ impl Read for SRandMember {
             Ok(None) => return Reply::Array(Vec::new()),
             Err(e) => return e,
         };
-        let mut rng = rand::thread_rng();
-        let count = self.count.unwrap_or(1);
-        let wanted = count.unsigned_abs();
-        let picks = match s.sample(&mut view, wanted, &mut rng) {
+        let picks = match s.draw(&mut view, self.count.unwrap_or(1), &mut rand::thread_rng()) {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let names: Vec<Bytes> = if count < 0 && !picks.is_empty() {
-            (0..wanted)
-                .map(|_| picks[rng.gen_range(0..picks.len())].0.clone())
-                .collect()
-        } else {
-            picks.into_iter().map(|(m, _)| m).collect()
-        };
+        let names: Vec<Bytes> = picks.into_iter().map(|(m, _)| m).collect();
         match self.count {
             None => or_nil(names.into_iter().next()),
             Some(_) => Reply::Array(names.into_iter().map(Reply::Bulk).collect()),

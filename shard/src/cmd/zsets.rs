@@ -12,11 +12,10 @@ use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
 use crate::types::zset::{self, LexBound, LexRange, ScoreBound, ScoreRange};
-use crate::types::{check_member_name, Collection};
+use crate::types::{check_member_name, random_count, Collection};
 use bytes::Bytes;
 use fjord_common::number::{parse_f64, parse_i64};
 use fjord_common::{error, Reply};
-use rand::Rng;
 
 const NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
 const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
@@ -730,32 +729,12 @@ pub struct ZRandMember {
 
 impl Parse for ZRandMember {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let mut cmd = Self {
+        let (count, with_scores) = random_count(args, Some(b"withscores"))?;
+        Ok(Self {
             key: args[1].clone(),
-            count: None,
-            with_scores: false,
-        };
-        if args.len() >= 3 {
-            let n = int_arg(&args[2])?;
-            if n == i64::MIN {
-                return Err(Reply::error(format!(
-                    "ERR value is out of range, value must between {} and {}",
-                    -i64::MAX,
-                    i64::MAX
-                )));
-            }
-            if args.len() > 4 || (args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withscores")) {
-                return Err(Reply::error(error::SYNTAX));
-            }
-            if args.len() == 4 {
-                cmd.with_scores = true;
-                if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-                    return Err(Reply::error(error::OUT_OF_RANGE));
-                }
-            }
-            cmd.count = Some(n);
-        }
-        Ok(cmd)
+            count,
+            with_scores,
+        })
     }
 }
 
@@ -768,26 +747,14 @@ impl Read for ZRandMember {
             Ok(None) => return Reply::Array(Vec::new()),
             Err(e) => return e,
         };
-        let count = self.count.unwrap_or(1);
-        let wanted = count.unsigned_abs();
-        let mut rng = rand::thread_rng();
-        let picks = match z.sample(&mut view, wanted, &mut rng) {
+        let picks = match z.draw(&mut view, self.count.unwrap_or(1), &mut rand::thread_rng()) {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let score = |v: &Bytes| {
-            v.as_ref()
-                .try_into()
-                .map(|b: [u8; 8]| f64::from_bits(u64::from_be_bytes(b)))
-                .unwrap_or(0.0)
-        };
-        let mut items: Vec<(Bytes, f64)> =
-            picks.iter().map(|(m, v)| (m.clone(), score(v))).collect();
-        if count < 0 && !items.is_empty() {
-            items = (0..wanted)
-                .map(|_| items[rng.gen_range(0..items.len())].clone())
-                .collect();
-        }
+        let items: Vec<(Bytes, f64)> = picks
+            .into_iter()
+            .map(|(m, v)| (m, zset::decode_score(&v).unwrap_or(0.0)))
+            .collect();
         match self.count {
             None => or_nil(items.into_iter().next().map(|(m, _)| m)),
             Some(_) => scored_reply(items, self.with_scores),
@@ -836,8 +803,10 @@ impl Input {
                 true
             })?,
             Input::ZSet(c) => c.for_each_item(m, false, |name, v| {
-                let bits = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
-                out.push((Bytes::copy_from_slice(name), f64::from_bits(bits)));
+                out.push((
+                    Bytes::copy_from_slice(name),
+                    zset::decode_score(v).unwrap_or(0.0),
+                ));
                 true
             })?,
         }

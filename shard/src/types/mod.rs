@@ -134,6 +134,24 @@ impl Collection {
         Ok(reservoir)
     }
 
+    /// The picks of HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: `count` distinct items, or for a
+    /// negative count that many with repeats (drawn from a uniform sample as large).
+    pub fn draw(
+        &self,
+        m: &mut impl Members,
+        count: i64,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+        let wanted = count.unsigned_abs();
+        let picks = self.sample(m, wanted, rng)?;
+        if count >= 0 || picks.is_empty() {
+            return Ok(picks);
+        }
+        Ok((0..wanted)
+            .map(|_| picks[rng.gen_range(0..picks.len())].clone())
+            .collect())
+    }
+
     /// Writes the entry back after its members changed; an empty collection is deleted.
     pub fn save(&self, txn: &mut Txn<'_>, key: &[u8]) {
         if self.meta.size == 0 {
@@ -149,6 +167,41 @@ impl Collection {
             },
         );
     }
+}
+
+/// Most picks one HRANDFIELD, SRANDMEMBER or ZRANDMEMBER builds: a negative count asks for
+/// repeats, and the reply is built whole, so it is bounded rather than left to the count.
+pub const MAX_RANDOM_PICKS: u64 = 10_000_000;
+
+/// `key [count [with]]` of HRANDFIELD, SRANDMEMBER (`with` = `None`) and ZRANDMEMBER: the
+/// count (`None`: one item, as a bulk string) and whether `with` (WITHVALUES, WITHSCORES) was
+/// given, with Redis's checks and texts.
+pub fn random_count(args: &[Bytes], with: Option<&[u8]>) -> Result<(Option<i64>, bool), Reply> {
+    let Some(raw) = args.get(2) else {
+        return Ok((None, false));
+    };
+    let n = fjord_common::number::parse_i64(raw).ok_or(Reply::error(error::NOT_INTEGER))?;
+    if n == i64::MIN {
+        return Err(Reply::error(format!(
+            "ERR value is out of range, value must between {} and {}",
+            -i64::MAX,
+            i64::MAX
+        )));
+    }
+    let with_given = match (&args[3..], with) {
+        ([], _) => false,
+        ([opt], Some(word)) if opt.eq_ignore_ascii_case(word) => true,
+        _ => return Err(Reply::error(error::SYNTAX)),
+    };
+    if with_given && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        return Err(Reply::error(error::OUT_OF_RANGE));
+    }
+    if n.unsigned_abs() > MAX_RANDOM_PICKS {
+        return Err(Reply::error(format!(
+            "ERR count is too large: fjord returns at most {MAX_RANDOM_PICKS} random items"
+        )));
+    }
+    Ok((Some(n), with_given))
 }
 
 /// Refuses a member name the store cannot key (longer than [`MAX_MEMBER_LEN`]).

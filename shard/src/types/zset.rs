@@ -53,7 +53,8 @@ fn split_index_key(key: &[u8]) -> Option<(f64, &[u8])> {
     Some((from_sortable(raw), &rest[8..]))
 }
 
-fn decode_score(v: &[u8]) -> Option<f64> {
+/// A score as an item stores it (f64 bits, big-endian).
+pub fn decode_score(v: &[u8]) -> Option<f64> {
     Some(f64::from_bits(u64::from_be_bytes(v.try_into().ok()?)))
 }
 
