@@ -140,19 +140,61 @@ fn modules_section() -> String {
     "# Modules\r\n\r\n".into()
 }
 
-/// The Replication section: every fjord process is a master without replicas.
-fn replication_section() -> String {
-    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
-     master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
-     repl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n"
-        .into()
+/// What the Replication section reports. A shard's offsets are op ids of its oplog and
+/// its backlog is the oplog; a proxy has neither (the default: zeros).
+#[derive(Clone, Debug)]
+pub struct Replication {
+    /// The history id (Redis's replication id), 40 hex digits.
+    pub replid: String,
+    /// The last op id.
+    pub offset: u64,
+    /// Bytes the backlog may keep.
+    pub backlog_size: u64,
+    /// The first op id held.
+    pub backlog_first: u64,
+    /// Ops held.
+    pub backlog_len: u64,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Self {
+            replid: "0".repeat(40),
+            offset: 0,
+            backlog_size: 0,
+            backlog_first: 0,
+            backlog_len: 0,
+        }
+    }
+}
+
+/// The Replication section, in Redis 7.0's fields.
+fn replication_section(r: &Replication) -> String {
+    format!(
+        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
+         master_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\n\
+         repl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\n\
+         repl_backlog_histlen:{}\r\n\r\n",
+        r.replid,
+        "0".repeat(40),
+        r.offset,
+        u8::from(r.backlog_size > 0),
+        r.backlog_size,
+        r.backlog_first,
+        r.backlog_len,
+    )
 }
 
 /// The sections proxy and shard build the same way, in Redis's order after `stats`:
 /// replication, cpu, modules, commandstats, errorstats.
-pub fn shared_sections(wanted: &Sections, commands: &CommandMetrics, out: &mut String) {
+pub fn shared_sections(
+    wanted: &Sections,
+    replication: &Replication,
+    commands: &CommandMetrics,
+    out: &mut String,
+) {
     if wanted.wants("replication") {
-        out.push_str(&replication_section());
+        out.push_str(&replication_section(replication));
     }
     if wanted.wants("cpu") {
         out.push_str(&cpu_section());

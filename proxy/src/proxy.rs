@@ -125,7 +125,12 @@ impl Proxy {
                 t.shards.len(),
             ));
         }
-        info::shared_sections(wanted, &self.metrics.commands, &mut out);
+        info::shared_sections(
+            wanted,
+            &info::Replication::default(),
+            &self.metrics.commands,
+            &mut out,
+        );
         if want("cluster") {
             out.push_str(&info::cluster_section(true));
         }

@@ -48,6 +48,8 @@ pub struct ShardConfig {
     pub client_query_buffer_limit: usize,
     pub client_memory_budget: usize,
     pub writer_queue: usize,
+    pub oplog_retention_mb: u64,
+    pub oplog_pin_max_mb: u64,
     pub admin: Option<String>,
     pub record_metrics: bool,
 }
@@ -73,6 +75,8 @@ impl Default for ShardConfig {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_memory_budget: 2 * 1024 * 1024 * 1024,
             writer_queue: 8192,
+            oplog_retention_mb: 256,
+            oplog_pin_max_mb: 4096,
             admin: None,
             record_metrics: true,
         }
@@ -92,6 +96,14 @@ impl ShardConfig {
             }
         }
         Ok(config)
+    }
+
+    /// What the oplog keeps, in bytes.
+    pub fn oplog_options(&self) -> crate::store::oplog::OplogOptions {
+        crate::store::oplog::OplogOptions {
+            retention_bytes: self.oplog_retention_mb.saturating_mul(1024 * 1024),
+            pin_max_bytes: self.oplog_pin_max_mb.saturating_mul(1024 * 1024),
+        }
     }
 
     pub fn limits(&self) -> fjord_common::Limits {
@@ -121,6 +133,8 @@ mod tests {
         assert_eq!(parsed.max_bulk_len, d.max_bulk_len);
         assert_eq!(parsed.client_memory_budget, d.client_memory_budget);
         assert_eq!(parsed.writer_queue, d.writer_queue);
+        assert_eq!(parsed.oplog_retention_mb, d.oplog_retention_mb);
+        assert_eq!(parsed.oplog_pin_max_mb, d.oplog_pin_max_mb);
         assert_eq!(parsed.admin, d.admin);
         assert_eq!(parsed.record_metrics, d.record_metrics);
     }

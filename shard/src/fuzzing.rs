@@ -1,4 +1,5 @@
-//! Runs commands against a real store without sockets, for the `commands` fuzz target.
+//! Runs commands against a real store without sockets, for the `commands` fuzz target and
+//! the shard's own tests.
 //!
 //! The same path as a connection takes — resolve, execute, hand writes to the writer — minus
 //! the network, so that a fuzzer can explore argument parsing and execution quickly.
@@ -24,10 +25,15 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("fjord-fuzz-{}", std::process::id()));
-        let config = ShardConfig {
-            data_dir: dir.clone(),
+        Self::open(ShardConfig {
+            data_dir: dir,
             ..ShardConfig::default()
-        };
+        })
+    }
+
+    /// A store in `config.data_dir` (created if missing), with small caches.
+    pub fn open(config: ShardConfig) -> Self {
+        let dir = config.data_dir.clone();
         let store = Arc::new(
             Store::open(
                 &dir,
@@ -38,9 +44,10 @@ impl Harness {
                     memtable_bytes: 8 << 20,
                     key_filter_bytes: 1 << 20,
                     worker_threads: 1,
+                    oplog: config.oplog_options(),
                 },
             )
-            .expect("opening the fuzz store"),
+            .expect("opening the harness store"),
         );
         let (writer, _thread) = Writer::start(Arc::clone(&store), 64);
         let addr = "127.0.0.1:0".parse().expect("address");
@@ -52,6 +59,11 @@ impl Harness {
             conn: Mutex::new(conn),
             _dir: dir,
         }
+    }
+
+    /// The server the commands run on, for tests that look at its store.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
     }
 
     /// Runs one command and returns its reply.

@@ -63,6 +63,12 @@ struct Cli {
     /// Most connections at once.
     #[arg(long)]
     max_clients: Option<usize>,
+    /// MiB of oplog kept for replicas that reconnect.
+    #[arg(long)]
+    oplog_retention_mb: Option<u64>,
+    /// Most MiB a replica or sync may fall behind the oplog's end before it loses its place.
+    #[arg(long)]
+    oplog_pin_max_mb: Option<u64>,
     /// Admin HTTP address (metrics, health); none unless given.
     #[arg(long)]
     admin: Option<String>,
@@ -91,6 +97,8 @@ impl Cli {
             io_threads,
             storage_threads,
             max_clients,
+            oplog_retention_mb,
+            oplog_pin_max_mb,
             record_metrics
         );
         if self.requirepass.is_some() {
@@ -127,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 memtable_bytes: config.memtable_mb.max(1).saturating_mul(1024 * 1024),
                 worker_threads: config.storage_threads,
                 key_filter_bytes: config.key_filter_mb.saturating_mul(1024 * 1024),
+                oplog: config.oplog_options(),
             },
         )
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
@@ -143,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let expiry_thread = store::expiry::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
     let garbage_thread =
         store::garbage::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
+    let trim_thread = store::oplog::start_trimming(Arc::clone(&store), Arc::clone(&stop));
     let sync_thread = (config.fsync == FsyncMode::Everysec)
         .then(|| start_everysec(Arc::clone(&store), Arc::clone(&stop)));
 
@@ -194,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = expiry_thread.join();
     let _ = garbage_thread.join();
+    let _ = trim_thread.join();
     let _ = writer_thread.join();
     if let Some(t) = sync_thread {
         let _ = t.join();

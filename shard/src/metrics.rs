@@ -32,6 +32,7 @@ impl ShardMetrics {
     pub fn new(store: &Store, recording: bool) -> Self {
         let registry = metrics::new_registry();
         store.stats.register(&registry);
+        store.oplog().stats.register(&registry);
         let r = &registry;
         let g = |name: &str, help: &str| metrics::gauge(r, name, help);
         Self {

@@ -136,7 +136,16 @@ impl Server {
                 store.database().compactions_completed(),
             ));
         }
-        info::shared_sections(wanted, &self.metrics.commands, &mut out);
+        let oplog = store.oplog();
+        let (first, last) = (oplog.first_id(), oplog.last_id());
+        let replication = info::Replication {
+            replid: oplog.history().to_string(),
+            offset: last,
+            backlog_size: oplog.options().retention_bytes,
+            backlog_first: first,
+            backlog_len: (last + 1).saturating_sub(first),
+        };
+        info::shared_sections(wanted, &replication, &self.metrics.commands, &mut out);
         if want("cluster") {
             out.push_str(&info::cluster_section(false));
         }

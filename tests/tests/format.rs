@@ -95,7 +95,10 @@ fn a_data_directory_of_format_2_opens_with_its_collections() {
         "*8\r\n$3\r\nlow\r\n$4\r\n-inf\r\n$3\r\none\r\n$1\r\n1\r\n\
          $3\r\ntwo\r\n$1\r\n2\r\n$5\r\nthree\r\n$3\r\n3.5\r\n"
     );
-    assert_eq!(call(&mut c, &["PEXPIRETIME", "hashttl"]), ":4102444800000\r\n");
+    assert_eq!(
+        call(&mut c, &["PEXPIRETIME", "hashttl"]),
+        ":4102444800000\r\n"
+    );
     assert_eq!(call(&mut c, &["EXISTS", "doomed", "before"]), ":0\r\n");
     assert_eq!(call(&mut c, &["HGET", "after", "f"]), "$1\r\nv\r\n");
     assert_eq!(call(&mut c, &["DBSIZE"]), ":11\r\n");

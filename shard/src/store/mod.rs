@@ -1,18 +1,22 @@
 //! The shard's storage: fjall underneath, Redis semantics on top.
 //!
-//! # Encoding (format version 2)
+//! # Encoding (format version 3)
 //!
-//! One fjall `Database` per data directory, with four keyspaces:
+//! One fjall `Database` per data directory, with five keyspaces:
 //!
 //! | keyspace | key | value |
 //! | --- | --- | --- |
 //! | `data` | `slot (u16 BE) ++ user key` | header ++ payload |
 //! | `members` | `slot (u16 BE) ++ version (u64 BE) ++ kind (u8) ++ name` | the member's value |
 //! | `expiry` | `expire_at ms (u64 BE) ++ data key` | empty |
-//! | `meta` | `slotcount ++ slot (u16 BE)` | number of keys in the slot (u64 BE) |
+//! | `oplog` | `op id (u64 BE)` | an entry of the operation log ([`oplog`] has its layout) |
+//! | `meta` | `slotcount ++ slot (u16 BE)` | number of keys in the slot (u64 BE); absent when 0 |
 //! | | `flushing` | present while a FLUSHALL is under way |
 //! | | `nextversion` | the next collection version to hand out (u64 BE) |
 //! | | `garbage ++ slot (u16 BE) ++ version (u64 BE)` | a dead version whose members remain |
+//! | | `history` | the id of the oplog's history (40 hex digits) |
+//! | | `term` | the term of the last term marker (u64 BE); absent = 0 |
+//! | | `oplogfirst` | the first op id retention kept (u64 BE) |
 //!
 //! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
@@ -33,9 +37,16 @@
 //! through the writer, then the marker. RENAME within a slot keeps the version, so it moves no
 //! member.
 //!
-//! Format 1 (strings only, no `members` keyspace, no counter) is format 2 with no collection:
-//! it opens as it is. A change of this format must still open
-//! `tests/fixtures/format-1.tar.gz`, a data directory version 1 wrote (`tests/tests/format.rs`).
+//! Every commit writes one oplog entry in its batch: the data and members it put or removed,
+//! the garbage markers and the version counter, so that a replica replaying the entries
+//! holds the same keyspaces (per-slot counts and the expiry index it derives itself).
+//!
+//! Older formats open as they are. Format 2 (no `oplog` keyspace, no history, term or
+//! first op id; a slot emptied by deletes kept a count of 0) is format 3 with an empty
+//! oplog: it gets a history id when opened, and ids start at 1. Format 1 (strings only, no
+//! `members` keyspace, no counter) is format 2 with no collection. A change of this format
+//! must still open `tests/fixtures/format-1.tar.gz` and `format-2.tar.gz`, data directories
+//! those versions wrote (`tests/tests/format.rs`).
 //!
 //! Because the slot leads the data key, a slot is a key prefix: counting, listing, moving or
 //! deleting a slot is a range scan. Keys are limited to [`encoding::MAX_KEY_LEN`] bytes so
@@ -46,12 +57,13 @@
 //!
 //! - Every write goes through one commit path ([`writer`]): under one commit lock, commands
 //!   are applied in arrival order against the committed state plus the group's own
-//!   uncommitted changes, then the group is committed as one atomic fjall batch. The writer
+//!   uncommitted changes, then the group is committed as one atomic fjall batch with its
+//!   oplog entry (a FLUSHALL of everything writes its entry with the `flushing` marker). The writer
 //!   thread commits most groups; a connection with nothing queued may commit its own.
 //!   Per-slot counts are written in the same batch, so `DBSIZE` is exact after any crash.
 //! - A key with an expiry has an index entry at its deadline. Entries can be stale (the key
 //!   was re-set); active expiry re-checks the key's current deadline before deleting, and
-//!   deletes through the writer so that a future replica replays the delete.
+//!   deletes through the writer so that a replica replays the delete.
 //! - Reads never return an expired value (checked on read), and never see a write before the
 //!   fsync that covers it in `fsync: always` (the batch is applied to the memtable only after
 //!   its journal write was synced).
@@ -64,6 +76,7 @@ pub mod expiry;
 pub mod filter;
 pub mod garbage;
 pub mod members;
+pub mod oplog;
 pub mod writer;
 
 use crate::config::FsyncMode;
@@ -75,6 +88,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use fjord_common::metrics;
 use fjord_common::slotset::SlotSet;
 use fjord_common::SLOT_COUNT;
+use oplog::{Op, OpKind, Oplog, OplogOptions};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,6 +120,8 @@ pub struct StoreOptions {
     pub worker_threads: usize,
     /// Most bytes the key filter may take ([`filter`]); 0 disables it.
     pub key_filter_bytes: u64,
+    /// What the oplog keeps ([`oplog`]).
+    pub oplog: OplogOptions,
 }
 
 /// Figures INFO shows, kept as Prometheus series ([`StoreStats::register`] exports them).
@@ -238,6 +254,8 @@ pub struct Store {
     members: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
+    /// Every committed change, for replicas ([`oplog`]).
+    oplog: Oplog,
     /// The next collection version; handed out under the commit lock, persisted by the
     /// commit that uses one.
     next_version: AtomicU64,
@@ -268,6 +286,12 @@ impl Store {
         let members = db.keyspace("members", KeyspaceCreateOptions::default)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let oplog = Oplog::open(
+            db.clone(),
+            db.keyspace("oplog", KeyspaceCreateOptions::default)?,
+            meta.clone(),
+            options.oplog,
+        )?;
         let next_version = match meta.get(encoding::NEXT_VERSION_KEY)? {
             Some(v) => u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])).max(1),
             None => 1,
@@ -281,6 +305,7 @@ impl Store {
             members,
             expiry,
             meta,
+            oplog,
             next_version: AtomicU64::new(next_version),
             rows: RowCache::new(options.row_cache_bytes),
             filter: filter.map(Arc::new),
@@ -291,7 +316,7 @@ impl Store {
         };
         if store.meta.contains_key(FLUSHING_MARKER)? {
             tracing::warn!("finishing a FLUSHALL interrupted by a crash");
-            store.clear_all()?;
+            store.clear_all(FlushLog::Logged)?;
         }
         // Whether every entry has been seen (and added to the key filter) before serving.
         let saw_every_entry = if store.data.is_empty()? {
@@ -477,6 +502,11 @@ impl Store {
         }
     }
 
+    /// The operation log, for replication and the figures INFO and metrics report.
+    pub fn oplog(&self) -> &Oplog {
+        &self.oplog
+    }
+
     /// The row cache, for the figures INFO and metrics report.
     pub fn row_cache(&self) -> &RowCache {
         &self.rows
@@ -603,11 +633,35 @@ impl Store {
         &self.db
     }
 
-    /// Deletes everything, crash-safely: a marker written (and synced) first makes a restart
-    /// finish a FLUSHALL that a crash interrupted.
-    fn clear_all(&self) -> Result<(), StoreError> {
-        self.meta.insert(FLUSHING_MARKER, b"1")?;
+    /// Deletes everything, crash-safely: a marker written (and synced) first, in the batch
+    /// of the oplog's FLUSHALL entry, makes a restart finish a FLUSHALL that a crash
+    /// interrupted. The oplog and the history it belongs to stay.
+    fn clear_all(&self, log: FlushLog<'_>) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, FLUSHING_MARKER, b"1");
+        let (id, end) = self.oplog.next();
+        let logged = match log {
+            FlushLog::New => {
+                let op = self.oplog.begin(OpKind::FlushAll, self.oplog.term());
+                Some(self.oplog.append(&mut batch, op))
+            }
+            FlushLog::Replayed(op) => {
+                self.oplog
+                    .append_replayed(&mut batch, op, id)
+                    .map_err(|e| corrupt(&e.to_string()))?;
+                Some((op.id, op.len()))
+            }
+            FlushLog::Logged => None,
+        };
+        batch.commit()?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
+        if let Some((id, len)) = logged {
+            let end = match log {
+                FlushLog::Replayed(op) => op.bytes_before + len,
+                _ => end + len,
+            };
+            self.oplog.committed(id, end, len);
+        }
         self.data.clear()?;
         // After the data: a read that loaded a value before the clear cannot cache it.
         self.rows.clear();
@@ -661,6 +715,24 @@ impl Store {
             .last_fsync_unix
             .store(now_ms() / 1000, Ordering::Relaxed);
     }
+}
+
+/// How a FLUSHALL of the whole store is logged.
+pub(crate) enum FlushLog<'a> {
+    /// A new FLUSHALL: the oplog gets its entry.
+    New,
+    /// A primary's FLUSHALL replayed: its entry is stored as it came.
+    Replayed(&'a Op),
+    /// Its entry was written before a crash interrupted it.
+    Logged,
+}
+
+/// A store error for data that cannot be what it claims to be.
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError(fjall::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        what.to_string(),
+    )))
 }
 
 /// What one round of a background sweep found.

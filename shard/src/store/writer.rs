@@ -15,8 +15,13 @@
 //! fsync mode is not `always` (the fsync would block the connection thread) and fjall is not
 //! about to stall writes. At one write per round trip this saves the two thread hand-offs
 //! that otherwise cost more than the write. Whichever thread commits, it holds the one commit
-//! lock and goes through the same [`Txn`], so the order of writes stays total, which is what a
-//! future operation log for replication and per-slot ownership checks need.
+//! lock and goes through the same [`Txn`], so the order of writes stays total: each committed
+//! group writes one entry of the oplog ([`super::oplog`]) in its batch, and op ids follow
+//! commit order.
+//!
+//! A replica's writer takes the primary's entries instead ([`Writer::replay`]): it applies
+//! their changes to a [`Txn`] as raw puts and deletes, deriving counts and the expiry index
+//! as any commit does, and stores each entry as it came, under the same op id.
 
 use super::cache::CacheKey;
 use super::encoding::{
@@ -24,7 +29,8 @@ use super::encoding::{
     HEADER_LEN, NEXT_VERSION_KEY,
 };
 use super::members::{byte_range, merge_members};
-use super::{now_ms, Store, StoreError};
+use super::oplog::{Change, Op, OpKind, OplogError};
+use super::{now_ms, FlushLog, Store, StoreError};
 use crate::config::FsyncMode;
 use bytes::Bytes;
 use fjord_common::error;
@@ -53,6 +59,8 @@ enum Request {
     Ops(Vec<Box<dyn WriteOp>>, oneshot::Sender<Vec<Reply>>),
     /// Delete every key in the slots (FLUSHALL, FJORD FLUSH); runs outside any group.
     Flush(SlotSet, oneshot::Sender<Reply>),
+    /// Apply another store's oplog entries, in order (a replica's stream).
+    Replay(Vec<Op>, oneshot::Sender<Result<(), OplogError>>),
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -143,6 +151,28 @@ impl Writer {
         rx.blocking_recv().ok()
     }
 
+    /// Starts a new term on this store (a promotion): one marker entry, committed in order
+    /// with the writes around it.
+    pub async fn begin_term(&self, term: u64) -> PendingReplies {
+        self.submit(vec![Box::new(BeginTerm(term))]).await
+    }
+
+    /// Queues entries of a primary's oplog, to be applied in order and stored as they are;
+    /// the result comes once they are committed. The first must be the op id after this
+    /// store's last.
+    pub async fn replay(&self, ops: Vec<Op>) -> oneshot::Receiver<Result<(), OplogError>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Replay(ops, tx)).await;
+        rx
+    }
+
+    /// `replay` for threads outside the async runtime.
+    pub fn replay_blocking(&self, ops: Vec<Op>) -> Option<Result<(), OplogError>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.blocking_send(Request::Replay(ops, tx)).ok()?;
+        rx.blocking_recv().ok()
+    }
+
     /// `submit` for threads outside the async runtime (active expiry).
     pub fn submit_blocking(&self, op: Box<dyn WriteOp>) -> Option<Reply> {
         let (tx, rx) = oneshot::channel();
@@ -169,6 +199,14 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                 drop(guard);
                 let _ = reply.send(result);
             }
+            Request::Replay(ops, reply) => {
+                let result = replay(store, ops);
+                if let Err(OplogError::Store(e)) = &result {
+                    store.mark_unwritable(e);
+                }
+                drop(guard);
+                let _ = reply.send(result);
+            }
             Request::Ops(ops, reply) => {
                 let mut group = Group::new(store);
                 let mut replies = vec![group.apply(ops)];
@@ -179,8 +217,8 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                             replies.push(group.apply(ops));
                             senders.push(reply);
                         }
-                        Ok(flush) => {
-                            deferred = Some(flush);
+                        Ok(other) => {
+                            deferred = Some(other);
                             break;
                         }
                         Err(_) => break,
@@ -243,7 +281,7 @@ fn flush(store: &Store, slots: &SlotSet) -> Reply {
         .all(|s| slots.contains(s) || store.count_in_slot(s) == 0)
     {
         // Every slot with keys is being flushed: clearing the keyspaces is O(1).
-        store.clear_all()
+        store.clear_all(FlushLog::New)
     } else {
         flush_slots(store, slots)
     };
@@ -275,6 +313,57 @@ fn flush_slots(store: &Store, slots: &SlotSet) -> Result<(), StoreError> {
         }
         txn.commit()?;
     }
+}
+
+/// Makes the group a term marker.
+struct BeginTerm(u64);
+
+impl WriteOp for BeginTerm {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        txn.new_term = Some(self.0);
+        Reply::ok()
+    }
+}
+
+/// Applies a primary's entries: runs of changes share one [`Txn`] and one batch; a
+/// FLUSHALL clears the store as the primary's did.
+fn replay(store: &Store, ops: Vec<Op>) -> Result<(), OplogError> {
+    if !store.is_writable() {
+        return Err(OplogError::Store(super::corrupt(
+            "the store refuses writes",
+        )));
+    }
+    // Checked before anything is applied: a stream that skips or repeats an op is the
+    // sender's mistake, not a reason to stop taking writes.
+    let (next, _) = store.oplog.next();
+    if let Some((i, op)) = ops
+        .iter()
+        .enumerate()
+        .find(|(i, op)| op.id != next + *i as u64)
+    {
+        return Err(OplogError::OutOfOrder {
+            got: op.id,
+            last: next + i as u64 - 1,
+        });
+    }
+    let mut txn = Txn::new(store);
+    txn.replaying = true;
+    for op in ops {
+        match op.kind {
+            OpKind::Changes | OpKind::Term => txn.replay(op)?,
+            OpKind::FlushAll => {
+                std::mem::replace(&mut txn, Txn::new(store)).commit()?;
+                txn.replaying = true;
+                store.clear_all(FlushLog::Replayed(&op))?;
+            }
+        }
+        if txn.replayed.len() >= MAX_GROUP {
+            std::mem::replace(&mut txn, Txn::new(store)).commit()?;
+            txn.replaying = true;
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 /// A data key as the group sees it.
@@ -312,6 +401,13 @@ pub struct Txn<'a> {
     expired: u64,
     /// Keys put or deleted, for INFO's `rdb_changes_since_last_save`.
     changes: u64,
+    /// Applying another store's entries: garbage markers come from them, not from the
+    /// writes ([`super::oplog`] says why).
+    replaying: bool,
+    /// Those entries, stored as they came instead of a new one.
+    replayed: Vec<Op>,
+    /// The term this group starts (its entry is then a term marker).
+    new_term: Option<u64>,
 }
 
 impl<'a> Txn<'a> {
@@ -327,6 +423,9 @@ impl<'a> Txn<'a> {
             error: None,
             expired: 0,
             changes: 0,
+            replaying: false,
+            replayed: Vec::new(),
+            new_term: None,
         }
     }
 
@@ -384,19 +483,25 @@ impl<'a> Txn<'a> {
     /// garbage unless `entry` keeps its version; a collection entry must keep its members
     /// in the key's slot (RENAME and COPY across slots copy them: `crate::types`).
     pub fn put(&mut self, key: &[u8], entry: Entry) {
-        let dkey = data_key(key);
+        self.put_data(data_key(key), entry);
+    }
+
+    /// `put` by data key.
+    fn put_data(&mut self, dkey: Vec<u8>, entry: Entry) {
         let old = self.load(&dkey);
         let slot = split_data_key(&dkey).0;
         let new_version = collection_version(&entry);
-        if let Some(v) = old.as_ref().and_then(collection_version) {
-            if new_version != Some(v) {
-                self.garbage.insert((slot, v), true);
+        if !self.replaying {
+            if let Some(v) = old.as_ref().and_then(collection_version) {
+                if new_version != Some(v) {
+                    self.garbage.insert((slot, v), true);
+                }
             }
-        }
-        // RENAME within a slot deletes the old name first: its version lives on.
-        if let Some(v) = new_version {
-            if self.garbage.get(&(slot, v)) == Some(&true) {
-                self.garbage.remove(&(slot, v));
+            // RENAME within a slot deletes the old name first: its version lives on.
+            if let Some(v) = new_version {
+                if self.garbage.get(&(slot, v)) == Some(&true) {
+                    self.garbage.remove(&(slot, v));
+                }
             }
         }
         match &old {
@@ -429,7 +534,7 @@ impl<'a> Txn<'a> {
     /// Deletes whatever is stored under a data key, expired or not.
     pub(crate) fn remove_physical(&mut self, dkey: &[u8]) {
         if let Some(old) = self.load(dkey) {
-            if let Some(v) = collection_version(&old) {
+            if let Some(v) = collection_version(&old).filter(|_| !self.replaying) {
                 self.garbage.insert((split_data_key(dkey).0, v), true);
             }
             self.count(dkey, -1);
@@ -525,8 +630,54 @@ impl<'a> Txn<'a> {
     }
 
     /// Forgets a garbage marker once its version's members are gone ([`super::garbage`]).
+    /// A FLUSHALL may have removed the marker since the sweep read it: then there is none
+    /// to drop (and to count).
     pub(crate) fn drop_garbage_marker(&mut self, slot: u16, version: u64) {
-        self.garbage.insert((slot, version), false);
+        let on_disk = || {
+            self.store
+                .meta
+                .contains_key(garbage_key(slot, version))
+                .unwrap_or(true)
+        };
+        if self.garbage.get(&(slot, version)) == Some(&true) || on_disk() {
+            self.garbage.insert((slot, version), false);
+        }
+    }
+
+    /// Applies one of a primary's entries (see [`replay`]).
+    fn replay(&mut self, op: Op) -> Result<(), OplogError> {
+        let bad = || OplogError::Malformed(op.id);
+        for change in op.changes()? {
+            match change {
+                Change::Put(dkey, value) => {
+                    let entry = Entry::decode(value).ok_or_else(bad)?;
+                    if dkey.len() < 2 {
+                        return Err(bad());
+                    }
+                    self.put_data(dkey.to_vec(), entry);
+                }
+                Change::Delete(dkey) if dkey.len() >= 2 => self.remove_physical(&dkey),
+                Change::Delete(_) => return Err(bad()),
+                Change::PutMember(mkey, value) => self.put_member(mkey.to_vec(), value),
+                Change::DeleteMember(mkey) => self.remove_member(mkey.to_vec()),
+                Change::Garbage {
+                    slot,
+                    version,
+                    dead,
+                } => {
+                    self.garbage.insert((slot, version), dead);
+                }
+                Change::NextVersion(next) => {
+                    self.store.next_version.fetch_max(next, Ordering::Relaxed);
+                    self.new_versions = true;
+                }
+            }
+        }
+        if op.kind == OpKind::Term {
+            self.new_term = Some(op.term);
+        }
+        self.replayed.push(op);
+        Ok(())
     }
 
     pub(crate) fn note_expired(&mut self) {
@@ -549,7 +700,8 @@ impl<'a> Txn<'a> {
         *self.count_delta.entry(slot).or_insert(0) += delta;
     }
 
-    /// Writes the group as one atomic batch, synced first when the fsync mode says so.
+    /// Writes the group as one atomic batch with its oplog entry, synced first when the
+    /// fsync mode says so.
     fn commit(mut self) -> Result<(), StoreError> {
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -560,6 +712,8 @@ impl<'a> Txn<'a> {
             && self.index.is_empty()
             && self.members.is_empty()
             && self.garbage.is_empty()
+            && self.replayed.is_empty()
+            && self.new_term.is_none()
         {
             return Ok(());
         }
@@ -567,6 +721,14 @@ impl<'a> Txn<'a> {
         let dirty_len = dirty.len();
         let store = self.store;
         let mut batch = store.db.batch();
+        // A new entry, unless the group replays another store's.
+        let mut op = self.replayed.is_empty().then(|| match self.new_term {
+            Some(term) => store.oplog.begin(OpKind::Term, term),
+            None => store.oplog.begin(OpKind::Changes, store.oplog.term()),
+        });
+        if let Some(term) = self.new_term {
+            store.oplog.record_term(&mut batch, term);
+        }
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(dirty.len());
         for (dkey, loaded) in dirty {
@@ -581,10 +743,16 @@ impl<'a> Txn<'a> {
                     if !loaded.existed {
                         store.note_present(&dkey);
                     }
+                    if let Some(op) = &mut op {
+                        op.put(&dkey, &encoded);
+                    }
                     batch.insert(&store.data, dkey, encoded);
                     Some(Entry { payload, ..entry })
                 }
                 None => {
+                    if let Some(op) = &mut op {
+                        op.delete(&dkey);
+                    }
                     batch.remove(&store.data, dkey);
                     None
                 }
@@ -594,12 +762,28 @@ impl<'a> Txn<'a> {
         let entries = dirty_len + self.index.len() + self.members.len();
         for (mkey, value) in std::mem::take(&mut self.members) {
             match value {
-                Some(v) => batch.insert(&store.members, mkey, v),
-                None => batch.remove(&store.members, mkey),
+                Some(v) => {
+                    if let Some(op) = &mut op {
+                        op.put_member(&mkey, &v);
+                    }
+                    batch.insert(&store.members, mkey, v)
+                }
+                None => {
+                    if let Some(op) = &mut op {
+                        op.delete_member(&mkey);
+                    }
+                    batch.remove(&store.members, mkey)
+                }
             }
         }
         let mut dead_delta = 0i64;
-        for ((slot, version), add) in self.garbage.drain() {
+        // In key order, so that the entry's bytes do not depend on a hash map's.
+        let mut garbage: Vec<((u16, u64), bool)> = self.garbage.drain().collect();
+        garbage.sort_unstable();
+        for ((slot, version), add) in garbage {
+            if let Some(op) = &mut op {
+                op.garbage(slot, version, add);
+            }
             dead_delta += if add { 1 } else { -1 };
             if add {
                 batch.insert(&store.meta, garbage_key(slot, version), Bytes::new());
@@ -609,7 +793,27 @@ impl<'a> Txn<'a> {
         }
         if self.new_versions {
             let next = store.next_version.load(Ordering::Relaxed);
+            if let Some(op) = &mut op {
+                op.next_version(next);
+            }
             batch.insert(&store.meta, NEXT_VERSION_KEY, next.to_be_bytes().to_vec());
+        }
+        // The oplog's entry (or the replayed ones): the op id is the next one, under the
+        // commit lock, so ids follow commit order.
+        let (first_id, mut end_bytes) = store.oplog.next();
+        let mut last_id = first_id - 1;
+        let mut logged = 0;
+        if let Some(op) = op {
+            let (id, len) = store.oplog.append(&mut batch, op);
+            (last_id, end_bytes, logged) = (id, end_bytes + len, len);
+        }
+        for op in &self.replayed {
+            store
+                .oplog
+                .append_replayed(&mut batch, op, last_id + 1)
+                .map_err(|e| super::corrupt(&e.to_string()))?;
+            (last_id, end_bytes) = (op.id, op.bytes_before + op.len());
+            logged += op.len();
         }
         for (ikey, add) in self.index.drain() {
             if add {
@@ -625,7 +829,12 @@ impl<'a> Txn<'a> {
             }
             let current = store.slot_counts[usize::from(slot)].load(Ordering::Relaxed) as i64;
             let n = (current + delta).max(0) as u64;
-            batch.insert(&store.meta, slot_count_key(slot), n.to_be_bytes().to_vec());
+            // An empty slot has no count, however it came to be empty (a replica that
+            // commits the same writes in other groups holds the same).
+            match n {
+                0 => batch.remove(&store.meta, slot_count_key(slot)),
+                _ => batch.insert(&store.meta, slot_count_key(slot), n.to_be_bytes().to_vec()),
+            }
             new_counts.push((slot, n));
         }
         let mode = match store.options.fsync {
@@ -643,6 +852,10 @@ impl<'a> Txn<'a> {
         }
         if store.options.fsync == FsyncMode::Always {
             store.record_fsync(started);
+        }
+        store.oplog.committed(last_id, end_bytes, logged);
+        if let Some(term) = self.new_term {
+            store.oplog.term_committed(term);
         }
         // Before any reply of the group leaves, so an acknowledged write is what reads see.
         for (key, state, cached) in states {
