@@ -38,6 +38,9 @@ pub enum CommandId {
     Cluster,
     Function,
     Debug,
+    Role,
+    Replicaof,
+    Wait,
     // strings
     Get,
     Set,
@@ -1157,6 +1160,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("flush", C::Fjord, 3, WRITE, Internal, "0.1.0", "FJORD FLUSH <slots>: deletes every key in the slots."),
     sub("dumpslot", C::Fjord, 5, READONLY, Internal, "0.1.0", "FJORD DUMPSLOT <slot> <cursor> <count>: streams a slot's entries as [cursor, [key, pexpireat, value]...]."),
     sub("restore", C::Fjord, -5, WRITE | DENYOOM, Internal, "0.1.0", "FJORD RESTORE <key> <pexpireat> <value> [...]: writes entries produced by DUMPSLOT."),
+    sub("sync", C::Fjord, 7, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SYNC <protocol> <history> <next-op-id> <last-term> <port>: turns the connection into a replication link (fjord_common::repl)."),
 ];
 
 static COMMANDS: &[CommandSpec] = &[
@@ -1176,6 +1180,10 @@ static COMMANDS: &[CommandSpec] = &[
     spec("flushdb", C::Flushdb, -1, WRITE, NO_KEYS, NodeScoped, "server", "1.0.0", "Removes all keys from the current database."),
     spec("flushall", C::Flushall, -1, WRITE, NO_KEYS, NodeScoped, "server", "1.0.0", "Removes all keys from all databases."),
     spec("lastsave", C::Lastsave, 1, LOADING | STALE | FAST, NO_KEYS, Local, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk."),
+    spec("role", C::Role, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "server", "2.8.12", "Returns the replication role."),
+    spec("replicaof", C::Replicaof, 3, ADMIN | NOSCRIPT | STALE, NO_KEYS, Unsupported, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master."),
+    spec("slaveof", C::Replicaof, 3, ADMIN | NOSCRIPT | STALE, NO_KEYS, Unsupported, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master."),
+    spec("wait", C::Wait, 3, NOSCRIPT, NO_KEYS, Unsupported, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
     spec("readonly", C::Readonly, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
     spec("readwrite", C::Readwrite, 1, LOADING | STALE | FAST, NO_KEYS, Local, "cluster", "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node."),
     spec("asking", C::Asking, 1, FAST, NO_KEYS, Local, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),

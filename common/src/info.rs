@@ -144,6 +144,11 @@ fn modules_section() -> String {
 /// its backlog is the oplog; a proxy has neither (the default: zeros).
 #[derive(Clone, Debug)]
 pub struct Replication {
+    /// `master` or `slave`.
+    pub role: &'static str,
+    /// The lines after `role:` that depend on it, each ending in `\r\n`: a replica's
+    /// `master_host` … `replica_announced`, then `connected_slaves` and the `slaveN` lines.
+    pub role_lines: String,
     /// The history id (Redis's replication id), 40 hex digits.
     pub replid: String,
     /// The last op id.
@@ -159,6 +164,8 @@ pub struct Replication {
 impl Default for Replication {
     fn default() -> Self {
         Self {
+            role: "master",
+            role_lines: "connected_slaves:0\r\n".into(),
             replid: "0".repeat(40),
             offset: 0,
             backlog_size: 0,
@@ -171,10 +178,12 @@ impl Default for Replication {
 /// The Replication section, in Redis 7.0's fields.
 fn replication_section(r: &Replication) -> String {
     format!(
-        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
+        "# Replication\r\nrole:{}\r\n{}master_failover_state:no-failover\r\n\
          master_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\n\
          repl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\n\
          repl_backlog_histlen:{}\r\n\r\n",
+        r.role,
+        r.role_lines,
         r.replid,
         "0".repeat(40),
         r.offset,

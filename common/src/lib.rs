@@ -15,6 +15,7 @@ pub mod info;
 pub mod metrics;
 pub mod number;
 pub mod process;
+pub mod repl;
 pub mod resp;
 pub mod slot;
 pub mod slotset;

@@ -50,6 +50,7 @@ pub struct ShardConfig {
     pub writer_queue: usize,
     pub oplog_retention_mb: u64,
     pub oplog_pin_max_mb: u64,
+    pub replica_of: Option<String>,
     pub admin: Option<String>,
     pub record_metrics: bool,
 }
@@ -77,6 +78,7 @@ impl Default for ShardConfig {
             writer_queue: 8192,
             oplog_retention_mb: 256,
             oplog_pin_max_mb: 4096,
+            replica_of: None,
             admin: None,
             record_metrics: true,
         }
@@ -135,6 +137,7 @@ mod tests {
         assert_eq!(parsed.writer_queue, d.writer_queue);
         assert_eq!(parsed.oplog_retention_mb, d.oplog_retention_mb);
         assert_eq!(parsed.oplog_pin_max_mb, d.oplog_pin_max_mb);
+        assert_eq!(parsed.replica_of, d.replica_of);
         assert_eq!(parsed.admin, d.admin);
         assert_eq!(parsed.record_metrics, d.record_metrics);
     }

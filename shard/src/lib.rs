@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod config;
 pub mod fuzzing;
 pub mod metrics;
+pub mod repl;
 pub mod server;
 pub mod store;
 pub mod types;

@@ -63,6 +63,9 @@ struct Cli {
     /// Most connections at once.
     #[arg(long)]
     max_clients: Option<usize>,
+    /// Follow this primary (HOST:PORT) as a replica; remembered by the store.
+    #[arg(long)]
+    replica_of: Option<String>,
     /// MiB of oplog kept for replicas that reconnect.
     #[arg(long)]
     oplog_retention_mb: Option<u64>,
@@ -104,6 +107,9 @@ impl Cli {
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
         }
+        if self.replica_of.is_some() {
+            c.replica_of = self.replica_of;
+        }
         if self.admin.is_some() {
             c.admin = self.admin;
         }
@@ -140,8 +146,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
+    if let Some(primary) = &config.replica_of {
+        store
+            .set_replica_of(Some(primary))
+            .context("recording the primary to follow")?;
+    }
     tracing::info!(
         data_dir = %config.data_dir.display(),
+        replica_of = ?store.replica_of().ok().flatten(),
         keys = store.total_keys(),
         fsync = config.fsync.name(),
         "store open"
@@ -191,6 +203,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // Scripts and tests wait for this exact line to learn the port.
         println!("fjord-shard listening on {addr}");
         tracing::info!(%addr, "listening");
+        tokio::spawn(fjord_shard::repl::replica::run(
+            Arc::clone(&server),
+            rx.clone(),
+        ));
         let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));
         process::shutdown_signal().await;
         tracing::info!("shutting down");

@@ -10,6 +10,7 @@
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
 use crate::metrics::ShardMetrics;
+use crate::repl::Replication;
 use crate::store::writer::{PendingReplies, PendingReply, WriteOp, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
@@ -18,6 +19,7 @@ use fjord_common::budget::{Budget, Share};
 use fjord_common::client::{ClientRegistry, ClientState, Host};
 use fjord_common::command::resolve;
 use fjord_common::metrics::CommandLabel;
+use fjord_common::repl::SyncRequest;
 use fjord_common::{info, process};
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +42,8 @@ pub struct Server {
     pub started: Instant,
     pub run_id: String,
     pub local_addr: SocketAddr,
+    /// Whom this shard follows and who follows it ([`crate::repl`]).
+    pub repl: Arc<Replication>,
     /// Bytes buffered by all clients in half-received requests.
     buffered: Budget,
 }
@@ -51,8 +55,16 @@ impl Server {
         config: ShardConfig,
         local_addr: SocketAddr,
     ) -> Self {
+        let replica_of = store.replica_of().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the replication role failed; serving as a primary");
+            None
+        });
+        let repl = Arc::new(Replication::new(replica_of));
+        let metrics = ShardMetrics::new(&store, config.record_metrics);
+        repl.stats.register(&metrics.registry);
         Self {
-            metrics: ShardMetrics::new(&store, config.record_metrics),
+            metrics,
+            repl,
             store,
             writer,
             buffered: Budget::new(
@@ -138,8 +150,11 @@ impl Server {
         }
         let oplog = store.oplog();
         let (first, last) = (oplog.first_id(), oplog.last_id());
+        let (role, role_lines) = self.repl.info_lines(store);
         let replication = info::Replication {
-            replid: oplog.history().to_string(),
+            role,
+            role_lines,
+            replid: oplog.history(),
             offset: last,
             backlog_size: oplog.options().retention_bytes,
             backlog_first: first,
@@ -263,15 +278,30 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::
     process::accept_loop(listener, shutdown, |stream, addr| {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, addr, &server).await {
-                tracing::debug!(error = %e, %addr, "connection ended with an error");
+            let mut stream = stream;
+            match handle(&mut stream, addr, &server).await {
+                Err(e) => tracing::debug!(error = %e, %addr, "connection ended with an error"),
+                Ok(Some((request, pending))) => {
+                    let served = crate::repl::primary::serve(stream, pending, request, server);
+                    if let Err(e) = served.await {
+                        tracing::info!(error = %e, %addr, "replication link to a replica ended");
+                    }
+                }
+                Ok(None) => {}
             }
         });
     })
     .await
 }
 
-async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std::io::Result<()> {
+/// A connection that asked to become a replication link, with what it sent after asking.
+type Handover = (SyncRequest, BytesMut);
+
+async fn handle(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    server: &Server,
+) -> std::io::Result<Option<Handover>> {
     stream.set_nodelay(true)?;
     let mut out = BytesMut::with_capacity(16 * 1024);
     let traffic = &server.metrics.traffic;
@@ -279,14 +309,14 @@ async fn handle(mut stream: TcpStream, addr: SocketAddr, server: &Server) -> std
         traffic.rejected.inc();
         Reply::error("ERR max number of clients reached").encode(Proto::Resp2, &mut out);
         stream.write_all(&out).await?;
-        return Ok(());
+        return Ok(None);
     }
     traffic.accepted.inc();
     let info = server.clients.register(addr, stream.local_addr()?);
     let id = info.id;
     let mut conn = ClientState::new(server, info, false);
     let mut guard = server.buffered.share();
-    let result = serve_connection(&mut stream, server, &mut conn, &mut out, &mut guard).await;
+    let result = serve_connection(stream, server, &mut conn, &mut out, &mut guard).await;
     server.clients.unregister(id);
     result
 }
@@ -297,7 +327,7 @@ async fn serve_connection(
     conn: &mut ClientState,
     out: &mut BytesMut,
     guard: &mut Share<'_>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<Handover>> {
     let mut decoder = RequestDecoder::new(server.config.limits());
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut replies = Replies {
@@ -312,11 +342,12 @@ async fn serve_connection(
         decoder.reserve_for_read(&mut buf, 16 * 1024);
         let n = stream.read_buf(&mut buf).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let read_at = Instant::now();
         traffic.bytes_in.inc_by(n as u64);
         let mut close = false;
+        let mut handover = None;
         loop {
             let args = match decoder.decode(&mut buf) {
                 Ok(Some(args)) => args,
@@ -353,6 +384,12 @@ async fn serve_connection(
                     Slot::Flush(server.writer.flush(slots).await)
                 }
                 Outcome::Blocking(f) => Slot::Blocking(tokio::task::spawn_blocking(f)),
+                Outcome::Later(task) => Slot::Blocking(task),
+                Outcome::Sync(request) => {
+                    // The rest of the connection is the link: nothing after it is a command.
+                    handover = Some(request);
+                    break;
+                }
                 Outcome::Close(r) => {
                     close = true;
                     Slot::Ready(r)
@@ -380,8 +417,11 @@ async fn serve_connection(
                 *out = BytesMut::with_capacity(16 * 1024);
             }
         }
+        if let Some(request) = handover {
+            return Ok(Some((request, buf)));
+        }
         if close {
-            return Ok(());
+            return Ok(None);
         }
     }
 }

@@ -687,3 +687,55 @@ pub fn words(line: &str) -> Vec<Vec<u8>> {
         .map(|w| w.as_bytes().to_vec())
         .collect()
 }
+
+/// Every key a server holds, with its type, absolute expiry and value as the server replies
+/// them: two servers hold the same data exactly when their datasets are equal (a replica
+/// and its primary at quiesce). Collections are read whole, in the order the server keeps.
+pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<String>>> {
+    use redis_protocol::resp2::types::{OwnedFrame, Resp2Frame};
+    let mut c = RawClient::tcp(addr)?;
+    let keys = c.call(&["KEYS", "*"])?;
+    let (frame, _) = redis_protocol::resp2::decode::decode(&keys)
+        .map_err(|e| anyhow::anyhow!("undecodable KEYS reply: {e:?}"))?
+        .context("incomplete KEYS reply")?;
+    let OwnedFrame::Array(keys) = frame else {
+        bail!("KEYS answered {frame:?}");
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for key in keys {
+        let key = key
+            .as_bytes()
+            .context("a key that is not a string")?
+            .to_vec();
+        let kind = c.call_str(&[&b"TYPE"[..], &key])?;
+        let read: &[&[u8]] = match kind.trim() {
+            "+string" => &[b"GET"],
+            "+hash" => &[b"HGETALL"],
+            "+set" => &[b"SMEMBERS"],
+            "+zset" => &[b"ZRANGE", b"0", b"-1", b"WITHSCORES"],
+            "+list" => &[b"LRANGE", b"0", b"-1"],
+            "+none" => continue, // expired or deleted since KEYS
+            other => bail!("unexpected type {other}"),
+        };
+        let mut args: Vec<&[u8]> = vec![read[0], &key];
+        args.extend_from_slice(&read[1..]);
+        let value = c.call_str(&args)?;
+        let expiry = c.call_str(&[&b"PEXPIRETIME"[..], &key])?;
+        out.insert(key, vec![kind, expiry, value]);
+    }
+    Ok(out)
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes; whether it held.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

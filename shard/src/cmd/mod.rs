@@ -9,6 +9,7 @@ mod bitmaps;
 mod dump;
 mod hashes;
 mod keys;
+mod replication;
 mod server;
 mod sets;
 mod slots;
@@ -34,6 +35,10 @@ pub enum Outcome {
     Flush(SlotSet),
     /// A long read (KEYS): run off the async workers.
     Blocking(Box<dyn FnOnce() -> Reply + Send>),
+    /// A reply that comes later from a task of its own (WAIT).
+    Later(tokio::task::JoinHandle<Reply>),
+    /// The connection becomes a replication link (`FJORD SYNC`, [`crate::repl::primary`]).
+    Sync(fjord_common::repl::SyncRequest),
     /// Reply, then close the connection (QUIT).
     Close(Reply),
 }
@@ -81,6 +86,9 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
         return Some(refusal);
     }
     if r.effective().is_write() {
+        if ctx.server.store.is_replica() {
+            return Some(Reply::error(error::READONLY));
+        }
         if !ctx.server.store.is_writable() {
             return Some(Reply::error(error::MISCONF));
         }
@@ -129,6 +137,9 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Dbsize => Reply::Int(store.count_in(&SlotSet::all()) as i64).into(),
         C::Flushdb | C::Flushall => server::flush(args),
         C::Cluster => server::cluster(ctx.server, r, args).into(),
+        C::Role => ctx.server.repl.role_reply(store).into(),
+        C::Replicaof => replication::replicaof(ctx.server, args),
+        C::Wait => replication::wait(ctx.server, args),
         C::Get => read::<strings::Get>(args, store),
         C::Set => write::<strings::Set>(args),
         C::Setnx => write::<strings::Set>(args),

@@ -36,6 +36,9 @@ pub fn fjord(server: &Server, r: Resolved, args: &[Bytes]) -> Outcome {
             "flush" => Outcome::Flush(slot_set(&args[2])?),
             "dumpslot" => dump_slot(server, &args[2], &args[3], &args[4])?.into(),
             "restore" => Outcome::Write(Box::new(Restore::parse(&args[2..])?)),
+            "sync" => {
+                Outcome::Sync(fjord_common::repl::SyncRequest::parse(args).map_err(Reply::error)?)
+            }
             other => unreachable!("FJORD {other} is in the table without a handler"),
         })
     })();

@@ -25,6 +25,10 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     background("fjord-expiry", stop, SWEEP_INTERVAL, move || {
+        // A replica's keys expire by its primary's deletes (reads hide them meanwhile).
+        if store.is_replica() {
+            return Round::Idle;
+        }
         let due = due_entries(&store, now_ms());
         let full = due.len() == SWEEP_BATCH;
         if !due.is_empty() && writer.submit_blocking(Box::new(Sweep { due })).is_none() {

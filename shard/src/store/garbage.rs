@@ -29,8 +29,8 @@ pub fn start(
     // walking again over the tombstones the earlier batches left.
     let mut resume: Option<((u16, u64), Vec<u8>)> = None;
     background("fjord-garbage", stop, SWEEP_INTERVAL, move || {
-        let sweep = store
-            .is_writable()
+        // A replica's dead members go by its primary's sweep, which the oplog carries.
+        let sweep = (store.is_writable() && !store.is_replica())
             .then(|| next_sweep(&store, resume.as_ref()))
             .flatten();
         let Some(sweep) = sweep else {

@@ -17,6 +17,7 @@
 //! | | `history` | the id of the oplog's history (40 hex digits) |
 //! | | `term` | the term of the last term marker (u64 BE); absent = 0 |
 //! | | `oplogfirst` | the first op id retention kept (u64 BE) |
+//! | | `replicaof` | `host:port` of the primary a replica follows; absent on a primary |
 //!
 //! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
@@ -267,6 +268,9 @@ pub struct Store {
     slot_counts: Vec<AtomicU64>,
     /// Cleared for good after a failed write or fsync: the shard then refuses writes.
     writable: AtomicBool,
+    /// A replica's store changes only by its primary's oplog: commands' writes are refused,
+    /// and active expiry and the garbage sweep leave the work to the primary.
+    replica: AtomicBool,
     pub options: StoreOptions,
     pub stats: StoreStats,
 }
@@ -299,6 +303,7 @@ impl Store {
         // Sized for twice the keys there are, so that the store can grow.
         let keys = data.approximate_len() as u64;
         let filter = KeyFilter::new(keys.saturating_mul(2), options.key_filter_bytes);
+        let replica = meta.contains_key(REPLICA_OF_KEY)?;
         let store = Self {
             db,
             data,
@@ -311,6 +316,7 @@ impl Store {
             filter: filter.map(Arc::new),
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
             writable: AtomicBool::new(true),
+            replica: AtomicBool::new(replica),
             options,
             stats: StoreStats::default(),
         };
@@ -344,6 +350,76 @@ impl Store {
     /// Whether writes are accepted (false after a failed write or fsync).
     pub fn is_writable(&self) -> bool {
         self.writable.load(Ordering::Acquire)
+    }
+
+    /// Whether this store follows a primary (see the field's doc).
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Acquire)
+    }
+
+    /// The primary this store follows, as persisted (`None`: it is a primary).
+    pub fn replica_of(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(REPLICA_OF_KEY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records whom this store follows, durably: a replica restarts as one. Not a change of
+    /// the data, so not in the oplog (a replica's replicas must not copy it).
+    pub fn set_replica_of(&self, primary: Option<&str>) -> Result<(), StoreError> {
+        match primary {
+            Some(p) => self.meta.insert(REPLICA_OF_KEY, p.as_bytes())?,
+            None => self.meta.remove(REPLICA_OF_KEY)?,
+        }
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.replica.store(primary.is_some(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Visits everything a replica needs to rebuild this store from `snapshot`, in key order,
+    /// as the bodies of oplog entries of about `chunk_bytes`: data entries, members, garbage
+    /// markers and the version counter (counts and the expiry index it derives). `emit`
+    /// returns false to stop.
+    pub fn snapshot_chunks(
+        &self,
+        snapshot: &fjall::Snapshot,
+        chunk_bytes: usize,
+        mut emit: impl FnMut(Bytes) -> bool,
+    ) -> Result<bool, StoreError> {
+        use fjall::Readable;
+        let mut chunk = oplog::OpBuilder::new(OpKind::Changes, 0, 0);
+        let mut flush = |chunk: &mut oplog::OpBuilder, force: bool| {
+            if chunk.is_empty() || (!force && chunk.len() < chunk_bytes) {
+                return true;
+            }
+            let full = std::mem::replace(chunk, oplog::OpBuilder::new(OpKind::Changes, 0, 0));
+            emit(Bytes::from(full.finish()))
+        };
+        for guard in snapshot.iter(&self.data) {
+            let (k, v) = guard.into_inner()?;
+            chunk.put(&k, &v);
+            if !flush(&mut chunk, false) {
+                return Ok(false);
+            }
+        }
+        for guard in snapshot.iter(&self.members) {
+            let (k, v) = guard.into_inner()?;
+            chunk.put_member(&k, &v);
+            if !flush(&mut chunk, false) {
+                return Ok(false);
+            }
+        }
+        for guard in snapshot.prefix(&self.meta, encoding::GARBAGE_PREFIX) {
+            let k = guard.key()?;
+            if let Some((slot, version)) = encoding::split_garbage_key(&k) {
+                chunk.garbage(slot, version, true);
+            }
+        }
+        if let Some(v) = snapshot.get(&self.meta, encoding::NEXT_VERSION_KEY)? {
+            chunk.next_version(u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])));
+        }
+        Ok(flush(&mut chunk, true))
     }
 
     fn mark_unwritable(&self, why: &dyn std::fmt::Display) {
@@ -633,6 +709,13 @@ impl Store {
         &self.db
     }
 
+    /// Empties the store for a full sync (not logged: the snapshot that follows replaces the
+    /// history, [`oplog::Oplog::begin_full_sync`]).
+    pub(crate) fn clear_for_full_sync(&self) -> Result<(), StoreError> {
+        self.oplog.begin_full_sync()?;
+        self.clear_all(FlushLog::Logged)
+    }
+
     /// Deletes everything, crash-safely: a marker written (and synced) first, in the batch
     /// of the oplog's FLUSHALL entry, makes a restart finish a FLUSHALL that a crash
     /// interrupted. The oplog and the history it belongs to stay.
@@ -723,7 +806,8 @@ pub(crate) enum FlushLog<'a> {
     New,
     /// A primary's FLUSHALL replayed: its entry is stored as it came.
     Replayed(&'a Op),
-    /// Its entry was written before a crash interrupted it.
+    /// Its entry was written before a crash interrupted it, or it is not part of any
+    /// history (a full sync's).
     Logged,
 }
 
@@ -777,6 +861,9 @@ pub enum ScanEnd {
 }
 
 const FLUSHING_MARKER: &[u8] = b"flushing";
+
+/// The meta key naming the primary a replica follows.
+const REPLICA_OF_KEY: &[u8] = b"replicaof";
 
 /// Longest a shard spends loading its row cache at start before it serves.
 const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);

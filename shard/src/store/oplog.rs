@@ -243,13 +243,13 @@ impl Reader<'_> {
 }
 
 /// Builds one entry as the commit path writes its batch.
-pub(crate) struct OpBuilder {
+pub struct OpBuilder {
     buf: Vec<u8>,
     count: u32,
 }
 
 impl OpBuilder {
-    fn new(kind: OpKind, term: u64, bytes_before: u64) -> Self {
+    pub fn new(kind: OpKind, term: u64, bytes_before: u64) -> Self {
         let mut buf = Vec::with_capacity(64);
         buf.put_u8(FORMAT);
         buf.put_u8(kind as u8);
@@ -265,8 +265,17 @@ impl OpBuilder {
         self.count += 1;
     }
 
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// The entry's bytes, its count of changes filled in.
-    fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
         self.buf[18..22].copy_from_slice(&self.count.to_be_bytes());
         self.buf
     }
@@ -411,9 +420,11 @@ pub struct Oplog {
     /// Total size of every entry before `next_id`.
     end_bytes: AtomicU64,
     term: AtomicU64,
-    history: String,
+    history: Mutex<String>,
     retained: Arc<Mutex<Retained>>,
     options: OplogOptions,
+    /// The last op id, for replication links waiting for more.
+    committed_tx: tokio::sync::watch::Sender<u64>,
     pub stats: OplogStats,
 }
 
@@ -472,10 +483,11 @@ impl Oplog {
             db,
             keyspace,
             meta,
+            committed_tx: tokio::sync::watch::Sender::new(next_id - 1),
             next_id: AtomicU64::new(next_id),
             end_bytes: AtomicU64::new(end_bytes),
             term: AtomicU64::new(term),
-            history,
+            history: Mutex::new(history),
             retained: Arc::new(Mutex::new(Retained {
                 first_id,
                 first_bytes,
@@ -508,8 +520,65 @@ impl Oplog {
     }
 
     /// The id of this store's history (40 hex digits, as Redis's replication ids).
-    pub fn history(&self) -> &str {
-        &self.history
+    pub fn history(&self) -> String {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The term of the last op held (the term marker's when none is).
+    pub fn last_term(&self) -> u64 {
+        match self.read_one(self.last_id()) {
+            Ok(op) => op.term,
+            Err(_) => self.term(),
+        }
+    }
+
+    /// Waits for commits: the receiver sees the last op id change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed_tx.subscribe()
+    }
+
+    /// Before a full sync replaces this store's contents: a history of its own, so that a
+    /// crash midway makes the next sync a full one again, not a resume on half a snapshot.
+    pub(crate) fn begin_full_sync(&self) -> Result<(), StoreError> {
+        let temporary = new_history_id();
+        self.meta.insert(HISTORY_KEY, temporary.as_bytes())?;
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = temporary;
+        Ok(())
+    }
+
+    /// After a full sync's snapshot is in: the oplog holds nothing, continues at `next_id`
+    /// of the primary's history, in its term.
+    pub(crate) fn finish_full_sync(
+        &self,
+        history: &str,
+        term: u64,
+        next_id: u64,
+        bytes_before: u64,
+    ) -> Result<(), StoreError> {
+        let mut retained = self.lock();
+        self.keyspace.clear()?;
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, HISTORY_KEY, history.as_bytes().to_vec());
+        batch.insert(&self.meta, TERM_KEY, term.to_be_bytes().to_vec());
+        batch.insert(&self.meta, FIRST_KEY, next_id.to_be_bytes().to_vec());
+        batch
+            .durability(Some(fjall::PersistMode::SyncAll))
+            .commit()?;
+        for pin in &retained.pins {
+            pin.lost.store(true, Ordering::Release);
+        }
+        (retained.first_id, retained.first_bytes) = (next_id, bytes_before);
+        self.next_id.store(next_id, Ordering::Release);
+        self.end_bytes.store(bytes_before, Ordering::Release);
+        drop(retained);
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = history.to_string();
+        self.term_committed(term);
+        self.update_gauges(next_id, bytes_before);
+        self.committed_tx.send_replace(next_id - 1);
+        Ok(())
     }
 
     pub fn options(&self) -> OplogOptions {
@@ -573,6 +642,7 @@ impl Oplog {
         self.stats.last_id.set(last_id as i64);
         let first = self.lock().first_bytes;
         self.stats.retained_bytes.set((end_bytes - first) as i64);
+        self.committed_tx.send_replace(last_id);
     }
 
     /// The op id and end bytes the next appended entry continues from.
@@ -627,7 +697,8 @@ impl Oplog {
         })
     }
 
-    fn read_one(&self, id: u64) -> Result<Op, OplogError> {
+    /// The entry under `id`.
+    pub fn read_one(&self, id: u64) -> Result<Op, OplogError> {
         let raw = self
             .keyspace
             .get(id.to_be_bytes())
@@ -748,6 +819,11 @@ impl Pin {
     /// The next op id the reader will get.
     pub fn next_id(&self) -> u64 {
         self.state.next.load(Ordering::Acquire)
+    }
+
+    /// Where that op stands in the history's bytes (its `bytes_before`).
+    pub fn bytes(&self) -> u64 {
+        self.state.bytes.load(Ordering::Acquire)
     }
 
     /// Whether trimming took the reader's place (see [`OplogError::PinLost`]).
@@ -1064,7 +1140,7 @@ mod tests {
         let h = harness(dir.path(), 0, 1);
         let o = store(&h).oplog();
         assert_eq!(
-            (o.history(), o.first_id(), o.last_id()),
+            (o.history().as_str(), o.first_id(), o.last_id()),
             (&*history, 20, 20)
         );
         run(&h, "SET next 1");

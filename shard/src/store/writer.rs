@@ -61,6 +61,9 @@ enum Request {
     Flush(SlotSet, oneshot::Sender<Reply>),
     /// Apply another store's oplog entries, in order (a replica's stream).
     Replay(Vec<Op>, oneshot::Sender<Result<(), OplogError>>),
+    /// Run alone under the commit lock, between groups (the steps of a full sync, a
+    /// consistent snapshot point).
+    Exclusive(Box<dyn FnOnce(&Store) + Send>),
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -154,7 +157,7 @@ impl Writer {
     /// Starts a new term on this store (a promotion): one marker entry, committed in order
     /// with the writes around it.
     pub async fn begin_term(&self, term: u64) -> PendingReplies {
-        self.submit(vec![Box::new(BeginTerm(term))]).await
+        self.submit(vec![begin_term(term)]).await
     }
 
     /// Queues entries of a primary's oplog, to be applied in order and stored as they are;
@@ -164,6 +167,19 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Request::Replay(ops, tx)).await;
         rx
+    }
+
+    /// Runs `f` under the commit lock, between groups, on the writer thread.
+    pub async fn exclusive<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |store: &Store| {
+            let _ = tx.send(f(store));
+        });
+        self.tx.send(Request::Exclusive(job)).await.ok()?;
+        rx.await.ok()
     }
 
     /// `replay` for threads outside the async runtime.
@@ -198,6 +214,10 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                 let result = flush(store, &slots);
                 drop(guard);
                 let _ = reply.send(result);
+            }
+            Request::Exclusive(job) => {
+                job(store);
+                drop(guard);
             }
             Request::Replay(ops, reply) => {
                 let result = replay(store, ops);
@@ -252,7 +272,11 @@ impl<'a> Group<'a> {
     }
 
     /// Applies one request's writes in order; their replies stand once the group commits.
+    /// A replica's store takes none (its changes come from its primary's oplog).
     fn apply(&mut self, ops: Vec<Box<dyn WriteOp>>) -> Vec<Reply> {
+        if self.txn.store.is_replica() {
+            return vec![Reply::error(error::READONLY); ops.len()];
+        }
         self.writes += ops.len();
         ops.into_iter().map(|op| op.apply(&mut self.txn)).collect()
     }
@@ -315,6 +339,11 @@ fn flush_slots(store: &Store, slots: &SlotSet) -> Result<(), StoreError> {
     }
 }
 
+/// The write that starts `term` (its group's entry is the term marker).
+pub fn begin_term(term: u64) -> Box<dyn WriteOp> {
+    Box::new(BeginTerm(term))
+}
+
 /// Makes the group a term marker.
 struct BeginTerm(u64);
 
@@ -366,6 +395,18 @@ fn replay(store: &Store, ops: Vec<Op>) -> Result<(), OplogError> {
     Ok(())
 }
 
+/// Loads a chunk of a primary's snapshot (a full sync): its changes applied as a replayed
+/// entry's are, with no entry of their own (the snapshot is not part of the history).
+pub(crate) fn load_snapshot_chunk(store: &Store, chunk: Bytes) -> Result<(), OplogError> {
+    let op = Op::decode(0, chunk)?;
+    let mut txn = Txn::new(store);
+    txn.replaying = true;
+    txn.unlogged = true;
+    txn.apply_changes(&op)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// A data key as the group sees it.
 struct Loaded {
     /// `Some` = present (maybe expired), `None` = absent.
@@ -408,6 +449,8 @@ pub struct Txn<'a> {
     replayed: Vec<Op>,
     /// The term this group starts (its entry is then a term marker).
     new_term: Option<u64>,
+    /// Writes no oplog entry (a snapshot being loaded).
+    unlogged: bool,
 }
 
 impl<'a> Txn<'a> {
@@ -426,6 +469,7 @@ impl<'a> Txn<'a> {
             replaying: false,
             replayed: Vec::new(),
             new_term: None,
+            unlogged: false,
         }
     }
 
@@ -646,6 +690,16 @@ impl<'a> Txn<'a> {
 
     /// Applies one of a primary's entries (see [`replay`]).
     fn replay(&mut self, op: Op) -> Result<(), OplogError> {
+        self.apply_changes(&op)?;
+        if op.kind == OpKind::Term {
+            self.new_term = Some(op.term);
+        }
+        self.replayed.push(op);
+        Ok(())
+    }
+
+    /// Applies the changes of an entry as raw puts and deletes.
+    fn apply_changes(&mut self, op: &Op) -> Result<(), OplogError> {
         let bad = || OplogError::Malformed(op.id);
         for change in op.changes()? {
             match change {
@@ -673,10 +727,6 @@ impl<'a> Txn<'a> {
                 }
             }
         }
-        if op.kind == OpKind::Term {
-            self.new_term = Some(op.term);
-        }
-        self.replayed.push(op);
         Ok(())
     }
 
@@ -722,7 +772,8 @@ impl<'a> Txn<'a> {
         let store = self.store;
         let mut batch = store.db.batch();
         // A new entry, unless the group replays another store's.
-        let mut op = self.replayed.is_empty().then(|| match self.new_term {
+        let new_entry = self.replayed.is_empty() && !self.unlogged;
+        let mut op = new_entry.then(|| match self.new_term {
             Some(term) => store.oplog.begin(OpKind::Term, term),
             None => store.oplog.begin(OpKind::Changes, store.oplog.term()),
         });

@@ -1,0 +1,237 @@
+//! The replica's side: one task that follows the primary [`super::Replication`] names,
+//! reconnecting after any failure and resuming from the last op it holds.
+
+use crate::server::Server;
+use crate::store::oplog::Op;
+use crate::store::writer::load_snapshot_chunk;
+use anyhow::{anyhow, bail, Context};
+use bytes::{Bytes, BytesMut};
+use fjord_common::repl::{Frame, SyncRequest, PROTOCOL_VERSION};
+use fjord_common::{Proto, Reply};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Silence from the primary after which the link counts as broken (it pings every 100 ms).
+const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+/// Waits between attempts to reach the primary: the first retry is quick, later ones less so.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Follows the primary named by the replication state until `shutdown` turns true.
+pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
+    let mut target = server.repl.target.subscribe();
+    let mut retry = RETRY_FIRST;
+    loop {
+        let primary = target.borrow_and_update().clone();
+        let Some(primary) = primary else {
+            tokio::select! {
+                _ = target.changed() => continue,
+                _ = shutdown.changed() => return,
+            }
+        };
+        let outcome = tokio::select! {
+            r = session(&server, &primary) => Some(r),
+            _ = target.changed() => None,
+            _ = shutdown.changed() => return,
+        };
+        // A link that got as far as streaming starts over quickly; one that keeps failing
+        // before that backs off.
+        if server.repl.link_status().state == "connected" {
+            retry = RETRY_FIRST;
+        }
+        server.repl.set_link_state("connect");
+        match outcome {
+            None => {
+                retry = RETRY_FIRST;
+                continue;
+            }
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(primary = %primary, error = %format!("{e:#}"), retry_in_ms = retry.as_millis() as u64, "replication link down");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = target.changed() => {}
+            _ = shutdown.changed() => return,
+        }
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
+/// One connection to the primary: handshake, sync, then the stream, until it breaks.
+async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
+    server.repl.set_link_state("connecting");
+    let stream = TcpStream::connect(primary)
+        .await
+        .with_context(|| format!("connecting to {primary}"))?;
+    stream.set_nodelay(true)?;
+    let mut link = Link {
+        stream,
+        buf: BytesMut::with_capacity(64 * 1024),
+    };
+    if let Some(pass) = &server.config.requirepass {
+        link.send(&["AUTH".into(), pass.clone().into()]).await?;
+        if let BytesFrame::Error(e) = link.read().await? {
+            bail!("the primary refused AUTH: {e}");
+        }
+    }
+    let store = &server.store;
+    let oplog = store.oplog();
+    let request = SyncRequest {
+        protocol: PROTOCOL_VERSION,
+        history: oplog.history(),
+        next_id: oplog.last_id() + 1,
+        last_term: oplog.last_term(),
+        port: server.local_addr.port(),
+    };
+    link.send(&request.to_args()).await?;
+    server.repl.set_link_state("sync");
+    match link.frame().await? {
+        Frame::Continue { history, .. } if history == oplog.history() => {
+            server.repl.note_sync("incremental");
+            tracing::info!(%primary, from = request.next_id, "replicating: resumed from the oplog");
+        }
+        Frame::FullSync {
+            history,
+            term,
+            next_id,
+            bytes_before,
+        } => {
+            tracing::info!(%primary, next_id, "replicating: full sync");
+            full_sync(server, &mut link, history, term, next_id, bytes_before).await?;
+            server.repl.note_sync("full");
+            tracing::info!(%primary, keys = store.total_keys(), "replicating: full sync done");
+        }
+        other => bail!("unexpected answer to FJORD SYNC: {other:?}"),
+    }
+    server.repl.set_link_state("connected");
+    loop {
+        match link.frame().await? {
+            Frame::Ops { first_id, entries } => {
+                let ops = entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, raw)| Op::decode(first_id + i as u64, raw))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let last = first_id + ops.len() as u64 - 1;
+                server
+                    .writer
+                    .replay(ops)
+                    .await
+                    .await
+                    .map_err(|_| anyhow!("the shard is shutting down"))??;
+                link.send_frame(Frame::Ack(last)).await?;
+            }
+            Frame::Ping { .. } => {
+                link.send_frame(Frame::Ack(oplog.last_id())).await?;
+            }
+            other => bail!("unexpected frame from the primary: {other:?}"),
+        }
+        server.repl.note_io();
+    }
+}
+
+/// Replaces this store's contents with the primary's snapshot, then takes up its history.
+async fn full_sync(
+    server: &Server,
+    link: &mut Link,
+    history: String,
+    term: u64,
+    next_id: u64,
+    bytes_before: u64,
+) -> anyhow::Result<()> {
+    let writer = &server.writer;
+    let gone = || anyhow!("the shard is shutting down");
+    writer
+        .exclusive(|store| store.clear_for_full_sync())
+        .await
+        .ok_or_else(gone)??;
+    loop {
+        match link.frame().await? {
+            Frame::Snap(chunk) => {
+                writer
+                    .exclusive(move |store| load_snapshot_chunk(store, chunk))
+                    .await
+                    .ok_or_else(gone)??;
+                server.repl.note_io();
+            }
+            Frame::SnapEnd => break,
+            other => bail!("unexpected frame during a full sync: {other:?}"),
+        }
+    }
+    writer
+        .exclusive(move |store| {
+            store
+                .oplog()
+                .finish_full_sync(&history, term, next_id, bytes_before)
+        })
+        .await
+        .ok_or_else(gone)??;
+    Ok(())
+}
+
+/// The connection to the primary, with what has been read and not yet decoded.
+struct Link {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Link {
+    async fn send(&mut self, args: &[Bytes]) -> anyhow::Result<()> {
+        let reply = Reply::Array(args.iter().cloned().map(Reply::Bulk).collect());
+        self.send_reply(reply).await
+    }
+
+    async fn send_frame(&mut self, frame: Frame) -> anyhow::Result<()> {
+        self.send_reply(frame.to_reply()).await
+    }
+
+    async fn send_reply(&mut self, reply: Reply) -> anyhow::Result<()> {
+        let mut out = BytesMut::new();
+        reply.encode(Proto::Resp2, &mut out);
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// The next RESP value from the primary; silence past [`SILENCE_LIMIT`] is an error.
+    async fn read(&mut self) -> anyhow::Result<BytesFrame> {
+        loop {
+            match decode_bytes_mut(&mut self.buf) {
+                Ok(Some((frame, ..))) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => bail!("undecodable data from the primary: {e:?}"),
+            }
+            let read = tokio::time::timeout(SILENCE_LIMIT, self.stream.read_buf(&mut self.buf));
+            match read.await {
+                Err(_) => bail!("the primary was silent for {} s", SILENCE_LIMIT.as_secs()),
+                Ok(Ok(0)) => bail!("the primary closed the link"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The next replication frame; an error reply ends the session with its text.
+    async fn frame(&mut self) -> anyhow::Result<Frame> {
+        match self.read().await? {
+            BytesFrame::Array(items) => {
+                let parts = items
+                    .into_iter()
+                    .map(|item| match item {
+                        BytesFrame::BulkString(b) => Ok(b),
+                        other => Err(anyhow!("unexpected item in a frame: {other:?}")),
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Frame::parse(parts).map_err(|e| anyhow!(e))
+            }
+            BytesFrame::Error(e) => bail!("the primary refused: {e}"),
+            other => bail!("unexpected reply from the primary: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Replicas: a shard started with `--replica-of` (or told `REPLICAOF`) pulls its primary's
+//! oplog, by a full sync when it cannot resume, and ends up holding exactly the primary's
+//! data, whatever happened to it or to the link on the way.
+
+use fjord_tests::{dataset, eventually, RawClient, Shard, ShardOptions};
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+fn start(extra: &[&str], data_dir: Option<PathBuf>) -> Shard {
+    Shard::start_with(ShardOptions {
+        data_dir,
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..ShardOptions::default()
+    })
+    .unwrap()
+}
+
+fn replica_of(primary: &str, data_dir: Option<PathBuf>) -> Shard {
+    start(&["--replica-of", primary], data_dir)
+}
+
+fn field(addr: &str, name: &str) -> String {
+    let info = RawClient::tcp(addr)
+        .unwrap()
+        .call_str(&["INFO", "replication"])
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// The replica is connected and holds every op the primary has committed.
+fn in_sync(primary: &Shard, replica: &Shard) -> bool {
+    field(&replica.addr, "master_link_status") == "up"
+        && field(&replica.addr, "slave_repl_offset") == field(&primary.addr, "master_repl_offset")
+}
+
+fn wait_in_sync(primary: &Shard, replica: &Shard) {
+    assert!(
+        eventually(Duration::from_secs(30), || in_sync(primary, replica)),
+        "replica never caught up: primary at {}, replica at {} ({})",
+        field(&primary.addr, "master_repl_offset"),
+        field(&replica.addr, "slave_repl_offset"),
+        field(&replica.addr, "master_link_status"),
+    );
+}
+
+fn same_data(primary: &Shard, replica: &Shard) {
+    let (p, r) = (
+        dataset(&primary.addr).unwrap(),
+        dataset(&replica.addr).unwrap(),
+    );
+    assert_eq!(p.len(), r.len(), "key counts differ");
+    assert!(p == r, "the replica's data differs from its primary's");
+}
+
+fn run(c: &mut RawClient, line: &str) -> String {
+    let reply = c.call_str(&fjord_tests::words(line)).unwrap();
+    assert!(!reply.starts_with('-'), "{line}: {reply}");
+    reply
+}
+
+/// Writes of every kind: strings, counters, TTLs, each collection type, deletes of big
+/// collections (swept in the background), renames, copies.
+fn mixed_writes(c: &mut RawClient, round: usize) {
+    for i in 0..50 {
+        run(c, &format!("SET s{round}:{i} v{i}"));
+        run(c, &format!("INCRBY counter{} {i}", i % 5));
+        run(c, &format!("HSET h{round} f{i} {i}"));
+        run(c, &format!("SADD set{} m{i}", i % 3));
+        run(c, &format!("ZADD z{round} {i}.5 m{i}"));
+    }
+    run(c, &format!("SET ttl{round} x EX 1000"));
+    run(c, &format!("SET gone{round} x PX 1"));
+    run(c, &format!("HDEL h{round} f1 f2"));
+    run(c, &format!("ZINCRBY z{round} 100 m3"));
+    run(c, &format!("RENAME h{round} {{h}}renamed{round}"));
+    run(c, &format!("COPY z{round} zcopy{round}"));
+    run(c, "DEL set0");
+    run(c, "SPOP set1 3");
+}
+
+#[test]
+fn a_new_replica_full_syncs_then_follows_every_kind_of_write() {
+    let primary = start(&[], None);
+    let mut p = primary.client().unwrap();
+    mixed_writes(&mut p, 0);
+    let replica = replica_of(&primary.addr, None);
+    wait_in_sync(&primary, &replica);
+    assert_eq!(field(&replica.addr, "fjord_last_sync"), "full");
+    same_data(&primary, &replica);
+
+    mixed_writes(&mut p, 1);
+    wait_in_sync(&primary, &replica);
+    same_data(&primary, &replica);
+    // A FLUSHALL travels as a marker; what comes after it too.
+    run(&mut p, "FLUSHALL");
+    mixed_writes(&mut p, 2);
+    wait_in_sync(&primary, &replica);
+    same_data(&primary, &replica);
+
+    // The replica serves reads and refuses writes, as a Redis replica does.
+    let mut r = replica.client().unwrap();
+    assert_eq!(r.call_str(&["GET", "s2:7"]).unwrap(), "$2\r\nv7\r\n");
+    for write in [&["SET", "k", "v"][..], &["FLUSHALL"], &["DEL", "s2:7"]] {
+        assert_eq!(
+            r.call_str(write).unwrap(),
+            "-READONLY You can't write against a read only replica.\r\n"
+        );
+    }
+    // ROLE and INFO as scripts read them; the replica's port is the one it serves on.
+    let replica_port = replica.addr.rsplit_once(':').unwrap().1;
+    let primary_port = primary.addr.rsplit_once(':').unwrap().1;
+    let offset = field(&primary.addr, "master_repl_offset");
+    assert_eq!(
+        p.call_str(&["ROLE"]).unwrap(),
+        format!(
+            "*3\r\n$6\r\nmaster\r\n:{offset}\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n${}\r\n{replica_port}\r\n${}\r\n{offset}\r\n",
+            replica_port.len(),
+            offset.len()
+        )
+    );
+    assert_eq!(
+        r.call_str(&["ROLE"]).unwrap(),
+        format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{primary_port}\r\n$9\r\nconnected\r\n:{offset}\r\n")
+    );
+    assert_eq!(
+        field(&primary.addr, "slave0"),
+        format!("ip=127.0.0.1,port={replica_port},state=online,offset={offset},lag=0")
+    );
+    assert_eq!(field(&replica.addr, "role"), "slave");
+    assert_eq!(
+        field(&replica.addr, "master_replid"),
+        field(&primary.addr, "master_replid")
+    );
+    // WAIT counts the replica once it holds the connection's last write.
+    run(&mut p, "SET waited 1");
+    assert_eq!(p.call_str(&["WAIT", "1", "5000"]).unwrap(), ":1\r\n");
+    assert_eq!(p.call_str(&["WAIT", "2", "100"]).unwrap(), ":1\r\n");
+}
+
+/// Writes unique keys to `addr` until stopped, recording those acknowledged.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeSet<u64>>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(addr: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let (s, a, addr) = (Arc::clone(&stop), Arc::clone(&acked), addr.to_string());
+        let handle = thread::spawn(move || {
+            let mut c = RawClient::tcp(&addr).unwrap();
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let key = format!("w{i}");
+                if c.call_str(&["SET", key.as_str(), "x"]).unwrap() == "+OK\r\n" {
+                    a.lock().unwrap().insert(i);
+                }
+                i += 1;
+            }
+        });
+        Self {
+            stop,
+            acked,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops and returns the keys acknowledged.
+    fn finish(mut self) -> BTreeSet<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.acked.lock().unwrap())
+    }
+}
+
+fn assert_holds(replica: &Shard, acked: &BTreeSet<u64>) {
+    let mut c = replica.client().unwrap();
+    for i in acked {
+        let key = format!("w{i}");
+        assert_eq!(
+            c.call_str(&["EXISTS", key.as_str()]).unwrap(),
+            ":1\r\n",
+            "acknowledged {key} is missing on the replica"
+        );
+    }
+}
+
+#[test]
+fn a_replica_killed_and_restarted_resumes_from_the_oplog_and_misses_nothing() {
+    let primary = start(&[], None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = replica_of(&primary.addr, Some(dir.path().to_path_buf()));
+    wait_in_sync(&primary, &replica);
+    let writer = Writer::start(&primary.addr);
+    thread::sleep(Duration::from_millis(300));
+    replica.kill9();
+    // The primary notices the replica is gone.
+    assert!(eventually(Duration::from_secs(10), || {
+        field(&primary.addr, "connected_slaves") == "0"
+    }));
+    // No flag this time: the store remembers whom it follows.
+    let replica = start(&[], Some(dir.path().to_path_buf()));
+    thread::sleep(Duration::from_millis(300));
+    let acked = writer.finish();
+    assert!(acked.len() > 100, "only {} writes", acked.len());
+    wait_in_sync(&primary, &replica);
+    assert_eq!(field(&replica.addr, "fjord_last_sync"), "incremental");
+    assert_holds(&replica, &acked);
+    same_data(&primary, &replica);
+}
+
+#[test]
+fn a_replica_behind_retention_full_syncs_under_load_and_misses_nothing() {
+    // Retention 0: the oplog keeps only its newest entry (and what a reader pins).
+    let primary = start(&["--oplog-retention-mb", "0"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = replica_of(&primary.addr, Some(dir.path().to_path_buf()));
+    wait_in_sync(&primary, &replica);
+    let held: u64 = field(&replica.addr, "slave_repl_offset").parse().unwrap();
+    replica.kill9();
+    let writer = Writer::start(&primary.addr);
+    let mut p = primary.client().unwrap();
+    mixed_writes(&mut p, 0);
+    // Retention has dropped the op after the last one the replica holds.
+    assert!(eventually(Duration::from_secs(10), || {
+        let first: u64 = field(&primary.addr, "repl_backlog_first_byte_offset")
+            .parse()
+            .unwrap();
+        first > held + 1
+    }));
+    let replica = start(&[], Some(dir.path().to_path_buf()));
+    thread::sleep(Duration::from_millis(500));
+    let acked = writer.finish();
+    wait_in_sync(&primary, &replica);
+    assert_eq!(field(&replica.addr, "fjord_last_sync"), "full");
+    assert_holds(&replica, &acked);
+    same_data(&primary, &replica);
+}
+
+/// A TCP relay that cuts every connection through it when told to.
+struct Relay {
+    addr: String,
+    generation: Arc<AtomicU64>,
+}
+
+impl Relay {
+    fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let generation = Arc::new(AtomicU64::new(0));
+        let (g, upstream) = (Arc::clone(&generation), upstream.to_string());
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let born = g.load(Ordering::Relaxed);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let g = Arc::clone(&g);
+                    thread::spawn(move || pump(from, to, &g, born));
+                }
+            }
+        });
+        Self { addr, generation }
+    }
+
+    fn cut(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Copies `from` to `to` until either ends or the relay's generation moves on.
+fn pump(mut from: TcpStream, mut to: TcpStream, generation: &AtomicU64, born: u64) {
+    use std::io::{Read, Write};
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 64 * 1024];
+    while generation.load(Ordering::Relaxed) == born {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn a_flapping_link_loses_nothing_and_ends_in_sync() {
+    let primary = start(&[], None);
+    let relay = Relay::start(&primary.addr);
+    let replica = replica_of(&relay.addr, None);
+    wait_in_sync(&primary, &replica);
+    let writer = Writer::start(&primary.addr);
+    for _ in 0..15 {
+        thread::sleep(Duration::from_millis(150));
+        relay.cut();
+    }
+    let acked = writer.finish();
+    wait_in_sync(&primary, &replica);
+    assert_holds(&replica, &acked);
+    same_data(&primary, &replica);
+    // The link really broke, and each time the replica resumed rather than starting over.
+    let resumed: u64 = field(&replica.addr, "fjord_incremental_syncs")
+        .parse()
+        .unwrap();
+    assert!(resumed >= 3, "only {resumed} resumptions");
+    assert_eq!(field(&replica.addr, "fjord_full_syncs"), "1");
+}
+
+#[test]
+fn a_promoted_replica_takes_writes_and_its_diverged_old_primary_full_syncs_from_it() {
+    let old = start(&[], None);
+    let new = replica_of(&old.addr, None);
+    let (mut o, mut n) = (old.client().unwrap(), new.client().unwrap());
+    mixed_writes(&mut o, 0);
+    wait_in_sync(&old, &new);
+    assert_eq!(run(&mut n, "REPLICAOF NO ONE"), "+OK\r\n");
+    assert_eq!(field(&new.addr, "role"), "master");
+    run(&mut n, "SET on-new 1");
+    // The old primary took a write the new one never saw: its history has diverged.
+    run(&mut o, "SET only-on-old 1");
+    assert_eq!(
+        run(
+            &mut o,
+            &format!(
+                "REPLICAOF 127.0.0.1 {}",
+                new.addr.rsplit_once(':').unwrap().1
+            )
+        ),
+        "+OK\r\n"
+    );
+    wait_in_sync(&new, &old);
+    assert_eq!(field(&old.addr, "fjord_last_sync"), "full");
+    assert_eq!(o.call_str(&["EXISTS", "only-on-old"]).unwrap(), ":0\r\n");
+    assert_eq!(o.call_str(&["GET", "on-new"]).unwrap(), "$1\r\n1\r\n");
+    same_data(&new, &old);
+}
