@@ -23,6 +23,7 @@ pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 pub const READONLY: &str = "READONLY You can't write against a read only replica.";
 pub const MISCONF: &str = "MISCONF Errors writing to the AOF file: the shard's store failed to write or fsync; it refuses writes until restarted";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";

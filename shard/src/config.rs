@@ -27,6 +27,17 @@ impl FsyncMode {
     }
 }
 
+/// Whether a primary's replies wait for its in-sync replicas.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaAcks {
+    /// A reply leaves once every in-sync replica has the write: a failover loses nothing
+    /// acknowledged.
+    Sync,
+    /// A reply leaves at once, as in Redis: a failover can lose the last writes.
+    Async,
+}
+
 /// Everything a shard can be told. Defaults sit in `Default` and nowhere else.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,6 +62,9 @@ pub struct ShardConfig {
     pub oplog_retention_mb: u64,
     pub oplog_pin_max_mb: u64,
     pub replica_of: Option<String>,
+    pub replica_acks: ReplicaAcks,
+    pub min_insync_replicas: usize,
+    pub replica_ack_timeout_ms: u64,
     pub admin: Option<String>,
     pub record_metrics: bool,
 }
@@ -79,6 +93,9 @@ impl Default for ShardConfig {
             oplog_retention_mb: 256,
             oplog_pin_max_mb: 4096,
             replica_of: None,
+            replica_acks: ReplicaAcks::Sync,
+            min_insync_replicas: 0,
+            replica_ack_timeout_ms: 1000,
             admin: None,
             record_metrics: true,
         }
@@ -98,6 +115,15 @@ impl ShardConfig {
             }
         }
         Ok(config)
+    }
+
+    /// How replies wait for replicas.
+    pub fn ack_options(&self) -> crate::repl::acks::AckOptions {
+        crate::repl::acks::AckOptions {
+            sync: self.replica_acks == ReplicaAcks::Sync,
+            min_insync: self.min_insync_replicas,
+            timeout: std::time::Duration::from_millis(self.replica_ack_timeout_ms.max(1)),
+        }
     }
 
     /// What the oplog keeps, in bytes.
@@ -138,6 +164,9 @@ mod tests {
         assert_eq!(parsed.oplog_retention_mb, d.oplog_retention_mb);
         assert_eq!(parsed.oplog_pin_max_mb, d.oplog_pin_max_mb);
         assert_eq!(parsed.replica_of, d.replica_of);
+        assert_eq!(parsed.replica_acks, d.replica_acks);
+        assert_eq!(parsed.min_insync_replicas, d.min_insync_replicas);
+        assert_eq!(parsed.replica_ack_timeout_ms, d.replica_ack_timeout_ms);
         assert_eq!(parsed.admin, d.admin);
         assert_eq!(parsed.record_metrics, d.record_metrics);
     }

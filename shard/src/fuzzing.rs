@@ -6,6 +6,7 @@
 
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
+use crate::repl::Replication;
 use crate::server::Server;
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreOptions};
@@ -49,9 +50,10 @@ impl Harness {
             )
             .expect("opening the harness store"),
         );
-        let (writer, _thread) = Writer::start(Arc::clone(&store), 64);
+        let repl = Arc::new(Replication::new(None, config.ack_options()));
+        let (writer, _thread) = Writer::start(Arc::clone(&store), repl.clone(), 64);
         let addr = "127.0.0.1:0".parse().expect("address");
-        let server = Arc::new(Server::new(store, writer, config, addr));
+        let server = Arc::new(Server::new(store, writer, repl, config, addr));
         let info = server.clients.register(addr, addr);
         let conn = ClientState::new(&*server, info, false);
         Self {

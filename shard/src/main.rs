@@ -66,6 +66,15 @@ struct Cli {
     /// Follow this primary (HOST:PORT) as a replica; remembered by the store.
     #[arg(long)]
     replica_of: Option<String>,
+    /// Whether a primary's replies wait for its in-sync replicas.
+    #[arg(long, value_enum)]
+    replica_acks: Option<fjord_shard::config::ReplicaAcks>,
+    /// In-sync replicas client writes need (NOREPLICAS below).
+    #[arg(long)]
+    min_insync_replicas: Option<usize>,
+    /// How late an acknowledgement may be before its replica leaves the in-sync set.
+    #[arg(long)]
+    replica_ack_timeout_ms: Option<u64>,
     /// MiB of oplog kept for replicas that reconnect.
     #[arg(long)]
     oplog_retention_mb: Option<u64>,
@@ -102,6 +111,9 @@ impl Cli {
             max_clients,
             oplog_retention_mb,
             oplog_pin_max_mb,
+            replica_acks,
+            min_insync_replicas,
+            replica_ack_timeout_ms,
             record_metrics
         );
         if self.requirepass.is_some() {
@@ -158,8 +170,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         fsync = config.fsync.name(),
         "store open"
     );
+    let repl = Arc::new(fjord_shard::repl::Replication::new(
+        store.replica_of().context("reading the replication role")?,
+        config.ack_options(),
+    ));
     let (writer, writer_thread) =
-        store::writer::Writer::start(Arc::clone(&store), config.writer_queue);
+        store::writer::Writer::start(Arc::clone(&store), repl.clone(), config.writer_queue);
     let stop = Arc::new(AtomicBool::new(false));
     let expiry_thread = store::expiry::start(Arc::clone(&store), writer.clone(), Arc::clone(&stop));
     let garbage_thread =
@@ -189,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let server = Arc::new(server::Server::new(
             Arc::clone(&store),
             writer,
+            Arc::clone(&repl),
             config,
             addr,
         ));
@@ -205,6 +222,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!(%addr, "listening");
         tokio::spawn(fjord_shard::repl::replica::run(
             Arc::clone(&server),
+            rx.clone(),
+        ));
+        tokio::spawn(fjord_shard::repl::acks::watch_lateness(
+            Arc::clone(&repl),
             rx.clone(),
         ));
         let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));

@@ -52,16 +52,13 @@ impl Server {
     pub fn new(
         store: Arc<Store>,
         writer: Writer,
+        repl: Arc<Replication>,
         config: ShardConfig,
         local_addr: SocketAddr,
     ) -> Self {
-        let replica_of = store.replica_of().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading the replication role failed; serving as a primary");
-            None
-        });
-        let repl = Arc::new(Replication::new(replica_of));
         let metrics = ShardMetrics::new(&store, config.record_metrics);
         repl.stats.register(&metrics.registry);
+        repl.ack_stats.register(&metrics.registry);
         Self {
             metrics,
             repl,

@@ -163,8 +163,13 @@ impl Writer {
             let mut i = 0u64;
             while !s.load(Ordering::Relaxed) {
                 let key = format!("w{i}");
-                if c.call_str(&["SET", key.as_str(), "x"]).unwrap() == "+OK\r\n" {
-                    a.lock().unwrap().insert(i);
+                match c.call_str(&["SET", key.as_str(), "x"]) {
+                    Ok(reply) if reply == "+OK\r\n" => {
+                        a.lock().unwrap().insert(i);
+                    }
+                    Ok(_) => {}
+                    // The server went away: this write's outcome is unknown.
+                    Err(_) => return,
                 }
                 i += 1;
             }
@@ -174,6 +179,12 @@ impl Writer {
             acked,
             handle: Some(handle),
         }
+    }
+
+    /// The keys acknowledged once the server went away (the writer ends on its own).
+    fn finish_after_failure(mut self) -> BTreeSet<u64> {
+        self.handle.take().unwrap().join().ok();
+        std::mem::take(&mut *self.acked.lock().unwrap())
     }
 
     /// Stops and returns the keys acknowledged.
@@ -356,4 +367,75 @@ fn a_promoted_replica_takes_writes_and_its_diverged_old_primary_full_syncs_from_
     assert_eq!(o.call_str(&["EXISTS", "only-on-old"]).unwrap(), ":0\r\n");
     assert_eq!(o.call_str(&["GET", "on-new"]).unwrap(), "$1\r\n1\r\n");
     same_data(&new, &old);
+}
+
+fn signal(shard: &Shard, sig: i32) {
+    // SAFETY: signalling a process this test started.
+    unsafe {
+        libc::kill(shard.pid(), sig);
+    }
+}
+
+fn wait_insync(primary: &Shard, n: &str) {
+    assert!(
+        eventually(Duration::from_secs(20), || field(
+            &primary.addr,
+            "fjord_insync_replicas"
+        ) == n),
+        "in-sync replicas never became {n}: {}",
+        field(&primary.addr, "fjord_insync_replicas")
+    );
+}
+
+/// The point of in-sync acknowledgements: whatever a client was told is written is on the
+/// replica, however suddenly the primary dies.
+#[test]
+fn every_write_acknowledged_with_an_in_sync_replica_is_on_it_after_kill_9_of_the_primary() {
+    let mut primary = start(&[], None);
+    let replica = replica_of(&primary.addr, None);
+    wait_insync(&primary, "1");
+    let writers: Vec<Writer> = (0..3).map(|_| Writer::start(&primary.addr)).collect();
+    thread::sleep(Duration::from_millis(700));
+    primary.kill9();
+    let mut acked = BTreeSet::new();
+    for w in writers {
+        acked.extend(w.finish_after_failure());
+    }
+    assert!(acked.len() > 100, "only {} writes", acked.len());
+    assert_holds(&replica, &acked);
+}
+
+/// A replica that stops acknowledging leaves the set after the timeout, and writes go on
+/// without it; once it runs again it catches up and rejoins.
+#[test]
+fn a_stopped_replica_leaves_the_in_sync_set_and_rejoins_once_it_has_caught_up() {
+    let primary = start(&["--replica-ack-timeout-ms", "300"], None);
+    let replica = replica_of(&primary.addr, None);
+    wait_insync(&primary, "1");
+    let mut p = primary.client().unwrap();
+    signal(&replica, libc::SIGSTOP);
+    // This write waits for the stopped replica until it is dropped from the set.
+    run(&mut p, "SET during-stop 1");
+    assert_eq!(field(&primary.addr, "fjord_insync_replicas"), "0");
+    for i in 0..100 {
+        run(&mut p, &format!("SET after-stop{i} 1"));
+    }
+    signal(&replica, libc::SIGCONT);
+    wait_insync(&primary, "1");
+    wait_in_sync(&primary, &replica);
+    same_data(&primary, &replica);
+}
+
+#[test]
+fn below_min_insync_replicas_client_writes_fail_with_noreplicas() {
+    let primary = start(&["--min-insync-replicas", "1"], None);
+    let mut p = primary.client().unwrap();
+    assert_eq!(
+        p.call_str(&["SET", "k", "v"]).unwrap(),
+        "-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(p.call_str(&["GET", "k"]).unwrap(), "$-1\r\n");
+    let _replica = replica_of(&primary.addr, None);
+    wait_insync(&primary, "1");
+    assert_eq!(p.call_str(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
 }

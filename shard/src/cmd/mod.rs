@@ -89,6 +89,9 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
         if ctx.server.store.is_replica() {
             return Some(Reply::error(error::READONLY));
         }
+        if ctx.server.repl.refuses_writes() {
+            return Some(Reply::error(error::NOREPLICAS));
+        }
         if !ctx.server.store.is_writable() {
             return Some(Reply::error(error::MISCONF));
         }

@@ -13,6 +13,7 @@
 //! writes with Redis's `READONLY` error and leaves active expiry and the garbage sweep to
 //! its primary (their deletes reach it through the oplog).
 
+pub mod acks;
 pub mod primary;
 pub mod replica;
 
@@ -36,7 +37,12 @@ pub struct Replication {
     next_peer: AtomicU64,
     /// Woken by every ack, for WAIT.
     acked: tokio::sync::Notify,
+    /// How replies wait for replicas ([`acks`]).
+    acks: acks::AckOptions,
+    /// Replies waiting for the in-sync set, oldest first.
+    held: Mutex<std::collections::VecDeque<acks::Held>>,
     pub stats: ReplStats,
+    pub ack_stats: acks::AckStats,
 }
 
 /// A replica as its primary sees it.
@@ -50,6 +56,10 @@ pub struct Peer {
     /// Streaming (past the full sync, if there was one).
     online: std::sync::atomic::AtomicBool,
     last_ack: Mutex<Instant>,
+    /// Its place in the in-sync set ([`acks::Membership`]).
+    membership: std::sync::atomic::AtomicU8,
+    /// The last op when it joined the set: it is in sync once it has acknowledged it.
+    join_point: AtomicU64,
 }
 
 impl Peer {
@@ -66,7 +76,7 @@ impl Peer {
         self.online.store(true, Ordering::Release);
     }
 
-    fn is_online(&self) -> bool {
+    pub(crate) fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
     }
 
@@ -135,8 +145,11 @@ impl ReplStats {
 
 impl Replication {
     /// The state of a store that follows `replica_of` (persisted, or given at start).
-    pub fn new(replica_of: Option<String>) -> Self {
+    pub fn new(replica_of: Option<String>, acks: acks::AckOptions) -> Self {
         Self {
+            acks,
+            held: Mutex::new(std::collections::VecDeque::new()),
+            ack_stats: acks::AckStats::default(),
             target: watch::Sender::new(replica_of),
             replicas: Mutex::new(Vec::new()),
             link: Mutex::new(LinkStatus {
@@ -195,6 +208,8 @@ impl Replication {
             acked: AtomicU64::new(0),
             online: std::sync::atomic::AtomicBool::new(false),
             last_ack: Mutex::new(Instant::now()),
+            membership: std::sync::atomic::AtomicU8::new(0),
+            join_point: AtomicU64::new(0),
         });
         let mut peers = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         peers.push(Arc::clone(&peer));
@@ -205,17 +220,11 @@ impl Replication {
         }
     }
 
-    fn peers(&self) -> Vec<Arc<Peer>> {
+    pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
         self.replicas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Records a replica's ack and wakes WAITs.
-    pub fn note_ack(&self, peer: &Peer, id: u64) {
-        peer.ack(id);
-        self.acked.notify_waiters();
     }
 
     /// Waits until `wanted` replicas have acknowledged `id`, or `timeout` passes; returns
@@ -294,6 +303,11 @@ impl Replication {
                 },
             ));
         }
+        out.push_str(&format!(
+            "fjord_insync_replicas:{}\r\nfjord_replica_acks:{}\r\n",
+            self.insync_count(),
+            if self.acks.sync { "sync" } else { "async" }
+        ));
         let role = if self.primary().is_some() {
             "slave"
         } else {
@@ -351,6 +365,7 @@ pub struct PeerGuard {
 
 impl Drop for PeerGuard {
     fn drop(&mut self) {
+        self.repl.leave(&self.peer, "link ended");
         let mut peers = self.repl.replicas.lock().unwrap_or_else(|e| e.into_inner());
         peers.retain(|p| p.id != self.peer.id);
         self.repl.stats.replicas.set(peers.len() as i64);

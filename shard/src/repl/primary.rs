@@ -63,7 +63,7 @@ pub async fn serve(
     let acks = tokio::spawn(read_acks(
         read,
         pending,
-        Arc::clone(&server.repl),
+        Arc::clone(&server),
         Arc::clone(&guard.peer),
     ));
     let result = stream_tail(&server, &mut write, &pin, &acks).await;
@@ -206,7 +206,7 @@ async fn stream_tail(
 async fn read_acks(
     mut read: OwnedReadHalf,
     mut buf: BytesMut,
-    repl: Arc<super::Replication>,
+    server: Arc<Server>,
     peer: Arc<super::Peer>,
 ) {
     let mut decoder = fjord_common::RequestDecoder::new(fjord_common::Limits::default());
@@ -214,7 +214,10 @@ async fn read_acks(
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(parts)) => match Frame::parse(parts) {
-                    Ok(Frame::Ack(id)) => repl.note_ack(&peer, id),
+                    Ok(Frame::Ack(id)) => {
+                        let last = server.store.oplog().last_id();
+                        server.repl.on_ack(&peer, id, last);
+                    }
                     Ok(other) => {
                         tracing::warn!(frame = ?other, "unexpected frame from a replica; closing its link");
                         return;

@@ -43,6 +43,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+/// Decides when a committed group's replies may leave: on a primary with in-sync replicas,
+/// once they have acknowledged the group's op ([`crate::repl::acks`]).
+pub trait ReplyGate: Send + Sync + 'static {
+    /// Whether replies wait for acknowledgements now (then nothing is committed inline,
+    /// where the reply would leave at once).
+    fn holds(&self) -> bool;
+    /// Runs `release` once op `id` is acknowledged as required; at once if nothing is.
+    fn hold(&self, id: u64, release: Box<dyn FnOnce() + Send>);
+}
+
 /// A command that changes the store, applied by the writer thread.
 pub trait WriteOp: Send + 'static {
     fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply;
@@ -76,6 +86,7 @@ pub struct Writer {
 /// What the writer thread and inline commits share.
 struct Shared {
     store: Arc<Store>,
+    gate: Arc<dyn ReplyGate>,
     /// Held while a group is applied and committed, by whichever thread commits it.
     commit: Mutex<()>,
 }
@@ -96,10 +107,15 @@ pub type PendingReplies = oneshot::Receiver<Vec<Reply>>;
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped and the queue
     /// is drained; the returned handle joins it.
-    pub fn start(store: Arc<Store>, queue_len: usize) -> (Self, std::thread::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<Store>,
+        gate: Arc<dyn ReplyGate>,
+        queue_len: usize,
+    ) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_len);
         let shared = Arc::new(Shared {
             store,
+            gate,
             commit: Mutex::new(()),
         });
         let thread_shared = Arc::clone(&shared);
@@ -118,7 +134,10 @@ impl Writer {
         ops: Vec<Box<dyn WriteOp>>,
     ) -> Result<Vec<Reply>, Vec<Box<dyn WriteOp>>> {
         let store = &*self.shared.store;
-        if store.options.fsync == FsyncMode::Always || store.writes_may_stall() {
+        if store.options.fsync == FsyncMode::Always
+            || store.writes_may_stall()
+            || self.shared.gate.holds()
+        {
             return Err(ops);
         }
         let Ok(_guard) = self.shared.commit.try_lock() else {
@@ -213,7 +232,10 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
             Request::Flush(slots, reply) => {
                 let result = flush(store, &slots);
                 drop(guard);
-                let _ = reply.send(result);
+                let release = Box::new(move || {
+                    let _ = reply.send(result);
+                });
+                shared.gate.hold(store.oplog.last_id(), release);
             }
             Request::Exclusive(job) => {
                 job(store);
@@ -246,9 +268,14 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                 }
                 group.commit(&mut replies);
                 drop(guard);
-                for (replies, tx) in replies.into_iter().zip(senders) {
-                    let _ = tx.send(replies);
-                }
+                // After the group's op, and every op before it, is acknowledged as required:
+                // a reply may tell of state an unacknowledged write left.
+                let release = Box::new(move || {
+                    for (replies, tx) in replies.into_iter().zip(senders) {
+                        let _ = tx.send(replies);
+                    }
+                });
+                shared.gate.hold(store.oplog.last_id(), release);
             }
         }
     }
