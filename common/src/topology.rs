@@ -48,6 +48,19 @@ pub struct ShardEntry {
     pub admin: Option<String>,
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Shards that follow this one (`fjord-shard --replica-of addr`).
+    #[serde(default)]
+    pub replicas: Vec<ReplicaEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaEntry {
+    pub addr: String,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The proxy process's settings. Read at start; a reload that changes them is logged and
@@ -122,12 +135,21 @@ pub struct Node {
     pub slots: SlotSet,
 }
 
-/// A shard: where it listens and what it owns.
+/// A shard: where its primary listens, what it owns, and its replicas.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shard {
     pub id: String,
     pub addr: String,
     pub slots: SlotSet,
+    pub admin: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub replicas: Vec<Replica>,
+}
+
+/// A replica of a shard: it follows the shard's primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    pub addr: String,
     pub admin: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
@@ -400,6 +422,20 @@ impl Validator<'_> {
             if let Some(a) = &s.admin {
                 self.host_port(format!("shards[{i}].admin"), a);
             }
+            for (j, r) in s.replicas.iter().enumerate() {
+                let path = format!("shards[{i}].replicas[{j}]");
+                if self.host_port(format!("{path}.addr"), &r.addr).is_some()
+                    && !seen_addrs.insert(r.addr.clone())
+                {
+                    self.problem(
+                        format!("{path}.addr"),
+                        format!("'{}' is used by two shards or replicas", r.addr),
+                    );
+                }
+                if let Some(a) = &r.admin {
+                    self.host_port(format!("{path}.admin"), a);
+                }
+            }
             let mut set_ranges = Vec::new();
             for (j, text) in s.slots.iter().enumerate() {
                 let path = format!("shards[{i}].slots[{j}]");
@@ -433,10 +469,16 @@ impl Validator<'_> {
                 addr: s.addr.clone(),
                 slots: SlotSet::from_ranges(set_ranges),
                 admin: s.admin.clone(),
-                data_dir: s.data_dir.as_ref().map(|d| match base {
-                    Some(b) if d.is_relative() => b.join(d),
-                    _ => d.clone(),
-                }),
+                data_dir: s.data_dir.as_deref().map(|d| resolve(base, d)),
+                replicas: s
+                    .replicas
+                    .iter()
+                    .map(|r| Replica {
+                        addr: r.addr.clone(),
+                        admin: r.admin.clone(),
+                        data_dir: r.data_dir.as_deref().map(|d| resolve(base, d)),
+                    })
+                    .collect(),
             });
         }
         let unowned = SlotSet::from_ranges(
@@ -459,6 +501,14 @@ impl Validator<'_> {
             settings: file.settings,
             owner: owner.into_boxed_slice(),
         })
+    }
+}
+
+/// A path of the file, relative to its folder unless absolute.
+fn resolve(base: Option<&Path>, path: &Path) -> PathBuf {
+    match base {
+        Some(b) if path.is_relative() => b.join(path),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -546,7 +596,26 @@ shards:
         assert!(t.shards[0].data_dir.as_ref().unwrap().ends_with("data/s1"));
         for (i, s) in t.shards.iter().enumerate() {
             assert_eq!(s.slots, t.nodes[i].slots);
+            assert_eq!(s.replicas.len(), 1);
+            assert_eq!(s.replicas[0].addr, format!("127.0.0.1:{}", 7104 + i));
+            assert_eq!(s.replicas[0].admin, Some(format!("127.0.0.1:{}", 9104 + i)));
         }
+        assert!(t.shards[2].replicas[0]
+            .data_dir
+            .as_ref()
+            .unwrap()
+            .ends_with("data/s3-replica"));
+    }
+
+    #[test]
+    fn a_replica_address_must_be_unique_and_valid() {
+        let text = "version: 1\nproxies: [{listen: 127.0.0.1:7000}]\nshards:\n  - id: s1\n    addr: 127.0.0.1:7101\n    slots: [0-16383]\n    replicas:\n      - addr: 127.0.0.1:7101\n      - addr: nowhere\n";
+        let problems = Topology::parse(text, None).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["shards[0].replicas[0].addr", "shards[0].replicas[1].addr"]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Development mode: the proxy starts the local shards of its topology itself.
 //!
-//! `fjord-proxy --launch-shards` starts one `fjord-shard` per shard that has a `data_dir`,
-//! waits until each answers PING, and only then opens its own listeners; on shutdown it stops
+//! `fjord-proxy --launch-shards` starts one `fjord-shard` per shard and per replica that has a
+//! `data_dir` (replicas with `--replica-of` their shard's address), waits until each shard
+//! answers PING and each replica's link is up, and only then opens its own listeners; on shutdown it stops
 //! them (SIGTERM, then SIGKILL after a grace period). Production runs shards as their own
 //! services and never uses this.
 
@@ -17,51 +18,78 @@ pub struct LocalShards {
     children: Vec<(String, Child)>,
 }
 
+/// A process to start: a shard's primary or one of its replicas.
+struct Local<'a> {
+    /// `s1`, or `s1-replica-1`.
+    name: String,
+    addr: &'a str,
+    dir: &'a Path,
+    admin: Option<&'a str>,
+    /// The primary a replica follows.
+    replica_of: Option<&'a str>,
+}
+
 impl LocalShards {
-    /// Starts the shards with a data dir and waits until all of them answer.
+    /// Starts the shards and replicas with a data dir and waits until all of them answer
+    /// and every replica's link to its primary is up.
     pub async fn start(topology: &Topology, binary: &Path) -> anyhow::Result<Self> {
         let mut shards = Self {
             children: Vec::new(),
         };
-        let settings = &topology.settings;
+        let mut locals = Vec::new();
         for s in &topology.shards {
-            let Some(dir) = &s.data_dir else {
-                tracing::info!(shard = %s.id, "no data_dir: not started here");
-                continue;
-            };
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let mut cmd = Command::new(binary);
-            cmd.arg("--listen")
-                .arg(&s.addr)
-                .arg("--data-dir")
-                .arg(dir)
-                .arg("--fsync")
-                .arg(&settings.local_shard_fsync)
-                .args(["--io-threads", "1"]);
-            if let Some(password) = &settings.shard_password {
-                cmd.arg("--requirepass").arg(password);
+            match &s.data_dir {
+                Some(dir) => locals.push(Local {
+                    name: s.id.clone(),
+                    addr: &s.addr,
+                    dir,
+                    admin: s.admin.as_deref(),
+                    replica_of: None,
+                }),
+                None => tracing::info!(shard = %s.id, "no data_dir: not started here"),
             }
-            if let Some(admin) = &s.admin {
-                cmd.arg("--admin").arg(admin);
+            for (i, r) in s.replicas.iter().enumerate() {
+                if let Some(dir) = &r.data_dir {
+                    locals.push(Local {
+                        name: format!("{}-replica-{}", s.id, i + 1),
+                        addr: &r.addr,
+                        dir,
+                        admin: r.admin.as_deref(),
+                        replica_of: Some(&s.addr),
+                    });
+                }
             }
-            if !settings.record_metrics {
-                cmd.args(["--record-metrics", "false"]);
-            }
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("starting {} for shard {}", binary.display(), s.id))?;
-            tracing::info!(shard = %s.id, addr = %s.addr, dir = %dir.display(), pid = child.id(), "started local shard");
-            shards.children.push((s.id.clone(), child));
+        }
+        for local in &locals {
+            let child = spawn(local, topology, binary)?;
+            tracing::info!(shard = %local.name, addr = %local.addr, dir = %local.dir.display(), pid = child.id(), "started local shard");
+            shards.children.push((local.name.clone(), child));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        for s in topology.shards.iter().filter(|s| s.data_dir.is_some()) {
+        let password = topology.settings.shard_password.as_deref();
+        for local in &locals {
             loop {
-                if answers_ping(&s.addr).await {
+                let ready = match local.replica_of {
+                    None => answers_ping(local.addr).await,
+                    Some(_) => link_is_up(local.addr, password).await,
+                };
+                if ready {
                     break;
                 }
                 shards.check_alive()?;
                 if Instant::now() > deadline {
-                    bail!("shard {} at {} did not answer within 60 s", s.id, s.addr);
+                    match local.replica_of {
+                        None => bail!(
+                            "shard {} at {} did not answer within 60 s",
+                            local.name,
+                            local.addr
+                        ),
+                        Some(p) => bail!(
+                            "replica {} at {} did not link up with {p} within 60 s",
+                            local.name,
+                            local.addr
+                        ),
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -114,6 +142,65 @@ impl Drop for LocalShards {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(10));
     }
+}
+
+fn spawn(local: &Local<'_>, topology: &Topology, binary: &Path) -> anyhow::Result<Child> {
+    let settings = &topology.settings;
+    std::fs::create_dir_all(local.dir)
+        .with_context(|| format!("creating {}", local.dir.display()))?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("--listen")
+        .arg(local.addr)
+        .arg("--data-dir")
+        .arg(local.dir)
+        .arg("--fsync")
+        .arg(&settings.local_shard_fsync)
+        .args(["--io-threads", "1"]);
+    if let Some(password) = &settings.shard_password {
+        cmd.arg("--requirepass").arg(password);
+    }
+    if let Some(admin) = local.admin {
+        cmd.arg("--admin").arg(admin);
+    }
+    if let Some(primary) = local.replica_of {
+        cmd.arg("--replica-of").arg(primary);
+    }
+    if !settings.record_metrics {
+        cmd.args(["--record-metrics", "false"]);
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {} for shard {}", binary.display(), local.name))
+}
+
+/// Whether the replica at `addr` reports its link to its primary up.
+async fn link_is_up(addr: &str, password: Option<&str>) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut request = Vec::new();
+        if let Some(p) = password {
+            request.extend_from_slice(
+                format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{p}\r\n", p.len()).as_bytes(),
+            );
+        }
+        request.extend_from_slice(b"INFO replication\r\n");
+        stream.write_all(&request).await.ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The INFO text is short; read until its link line has come.
+        while !buf.windows(18).any(|w| w == b"master_link_status") || !buf.ends_with(b"\r\n") {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Some(String::from_utf8_lossy(&buf).contains("master_link_status:up"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 async fn answers_ping(addr: &str) -> bool {
