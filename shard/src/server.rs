@@ -11,7 +11,7 @@ use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
 use crate::metrics::ShardMetrics;
 use crate::repl::Replication;
-use crate::store::writer::{PendingReplies, PendingReply, WriteOp, Writer};
+use crate::store::writer::{Inline, PendingReplies, PendingReply, WriteOp, Writer};
 use crate::store::Store;
 use bytes::BytesMut;
 use fjord_common::admin::Observed;
@@ -473,10 +473,15 @@ impl Replies<'_> {
                 .iter()
                 .any(|s| matches!(s, Submitted::Waiting(..)));
             if !queued {
+                let count = ops.len();
                 match self.writer.commit_inline(ops) {
-                    Ok(replies) => {
+                    Ok(Inline::Answered(replies)) => {
                         self.submitted
                             .push_back(Submitted::Answered(replies.into_iter()));
+                        return;
+                    }
+                    Ok(Inline::Held(rx)) => {
+                        self.submitted.push_back(Submitted::Waiting(rx, count));
                         return;
                     }
                     Err(back) => ops = back,

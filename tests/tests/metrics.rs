@@ -4,7 +4,7 @@
 use fjord_common::resp::encode_request;
 use fjord_common::slot_of;
 use fjord_tests::metrics::{grafana_dir, Prometheus, Scrape};
-use fjord_tests::{http, words, Cluster, ClusterOptions, RawClient, ShardOptions};
+use fjord_tests::{http, words, Cluster, ClusterOptions, RawClient, Shard, ShardOptions};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -441,10 +441,28 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
         .unwrap()
         .replace("127.0.0.1:9000", &c.admin)
         .replace("15s", "1s");
+    // A replica of each shard, as the default local cluster has, scraped where the example
+    // file lists the replicas.
+    let replicas: Vec<Shard> = c
+        .shards
+        .iter()
+        .map(|s| {
+            Shard::start_with(ShardOptions {
+                admin: true,
+                extra_args: vec!["--replica-of".into(), s.addr.clone()],
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
     for (i, s) in c.shards.iter().enumerate() {
         config = config.replace(
             &format!("127.0.0.1:910{}", i + 1),
             s.admin.as_deref().unwrap(),
+        );
+        config = config.replace(
+            &format!("127.0.0.1:910{}", i + 4),
+            replicas[i].admin.as_deref().unwrap(),
         );
     }
     let prometheus = Prometheus::start(&config).unwrap();
@@ -474,9 +492,9 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
         })
     };
     prometheus
-        .wait_until(Duration::from_secs(30), "scraping all 4 targets", |p| {
+        .wait_until(Duration::from_secs(30), "scraping all 7 targets", |p| {
             let targets = p.targets()?;
-            Ok(targets.len() == 4 && targets.iter().all(|(_, _, health)| health == "up"))
+            Ok(targets.len() == 7 && targets.iter().all(|(_, _, health)| health == "up"))
         })
         .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
     // The annotation marks topology changes: make one, with samples on both sides of it.

@@ -211,10 +211,6 @@ impl Replication {
 }
 
 impl ReplyGate for Replication {
-    fn holds(&self) -> bool {
-        self.acks.sync && self.watermark().is_some()
-    }
-
     fn hold(&self, id: u64, release: Box<dyn FnOnce() + Send>) {
         if !self.acks.sync {
             release();

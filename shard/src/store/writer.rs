@@ -46,9 +46,6 @@ use tokio::sync::{mpsc, oneshot};
 /// Decides when a committed group's replies may leave: on a primary with in-sync replicas,
 /// once they have acknowledged the group's op ([`crate::repl::acks`]).
 pub trait ReplyGate: Send + Sync + 'static {
-    /// Whether replies wait for acknowledgements now (then nothing is committed inline,
-    /// where the reply would leave at once).
-    fn holds(&self) -> bool;
     /// Runs `release` once op `id` is acknowledged as required; at once if nothing is.
     fn hold(&self, id: u64, release: Box<dyn FnOnce() + Send>);
 }
@@ -98,6 +95,13 @@ impl Shared {
     }
 }
 
+/// What an inline commit gives back: its replies, or the wait for them while the in-sync
+/// replicas acknowledge the group.
+pub enum Inline {
+    Answered(Vec<Reply>),
+    Held(PendingReplies),
+}
+
 /// Waits for a flush's reply.
 pub type PendingReply = oneshot::Receiver<Reply>;
 
@@ -132,15 +136,12 @@ impl Writer {
     pub fn commit_inline(
         &self,
         ops: Vec<Box<dyn WriteOp>>,
-    ) -> Result<Vec<Reply>, Vec<Box<dyn WriteOp>>> {
+    ) -> Result<Inline, Vec<Box<dyn WriteOp>>> {
         let store = &*self.shared.store;
-        if store.options.fsync == FsyncMode::Always
-            || store.writes_may_stall()
-            || self.shared.gate.holds()
-        {
+        if store.options.fsync == FsyncMode::Always || store.writes_may_stall() {
             return Err(ops);
         }
-        let Ok(_guard) = self.shared.commit.try_lock() else {
+        let Ok(guard) = self.shared.commit.try_lock() else {
             return Err(ops);
         };
         let mut group = Group::new(store);
@@ -148,7 +149,19 @@ impl Writer {
         group.commit(&mut replies);
         store.stats.inline_groups.inc();
         let [replies] = replies;
-        Ok(replies)
+        // Through the gate as every group's replies go: with in-sync replicas they wait
+        // for their acknowledgement, and a replica joining the set meanwhile is counted.
+        // Under the commit lock, so that the gate gets groups in op order.
+        let (tx, mut rx) = oneshot::channel();
+        let release = Box::new(move || {
+            let _ = tx.send(replies);
+        });
+        self.shared.gate.hold(store.oplog.last_id(), release);
+        drop(guard);
+        Ok(match rx.try_recv() {
+            Ok(replies) => Inline::Answered(replies),
+            Err(_) => Inline::Held(rx),
+        })
     }
 
     /// Queues `ops`, applied in order; the replies arrive once the group they are in is
@@ -231,11 +244,11 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
         match first {
             Request::Flush(slots, reply) => {
                 let result = flush(store, &slots);
-                drop(guard);
                 let release = Box::new(move || {
                     let _ = reply.send(result);
                 });
                 shared.gate.hold(store.oplog.last_id(), release);
+                drop(guard);
             }
             Request::Exclusive(job) => {
                 job(store);
@@ -267,15 +280,16 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 group.commit(&mut replies);
-                drop(guard);
                 // After the group's op, and every op before it, is acknowledged as required:
-                // a reply may tell of state an unacknowledged write left.
+                // a reply may tell of state an unacknowledged write left. Handed to the gate
+                // under the commit lock, so that it gets groups in op order.
                 let release = Box::new(move || {
                     for (replies, tx) in replies.into_iter().zip(senders) {
                         let _ = tx.send(replies);
                     }
                 });
                 shared.gate.hold(store.oplog.last_id(), release);
+                drop(guard);
             }
         }
     }
