@@ -211,6 +211,11 @@ impl Replication {
 }
 
 impl ReplyGate for Replication {
+    fn wants_grouping(&self) -> bool {
+        // The gauge is the count of streaming replicas, read without the list's lock.
+        self.stats.replicas.get() > 0
+    }
+
     fn hold(&self, id: u64, release: Box<dyn FnOnce() + Send>) {
         if !self.acks.sync {
             release();
