@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage says how long it took, and the end the total: the suite is to stay under about
+# 15 minutes on 2 cores.
+suite_started=$SECONDS stage_started=$SECONDS stage_name=""
+stage() {
+  if [ -n "$stage_name" ]; then echo "   ($stage_name: $((SECONDS - stage_started)) s)"; fi
+  stage_name=$1 stage_started=$SECONDS
+  echo "== $1"
+}
+trap 'echo "   ($stage_name: $((SECONDS - stage_started)) s; total $((SECONDS - suite_started)) s)"' EXIT
+
 export DEBIAN_FRONTEND=noninteractive
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -16,39 +26,39 @@ command -v tclsh >/dev/null || missing+=(tcl)  # Redis's own test suite
 command -v dpkg-source >/dev/null || missing+=(dpkg-dev)  # unpacks that suite's source package
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  echo "== installing ${missing[*]}"
+  stage "installing ${missing[*]}"
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== build (release)"
+stage "build (release)"
 cargo build --release --workspace --locked
 
-echo "== clippy"
+stage "clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
-echo "== ioredis (npm ci in tests/node, pinned by its package-lock.json)"
+stage "ioredis (npm ci in tests/node, pinned by its package-lock.json)"
 if [ ! -d tests/node/node_modules/ioredis ] ||
    [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-echo "== tests"
+stage "tests"
 # Test binaries are built in the same release profile, so nothing is compiled twice.
 cargo test --release --workspace --locked -- --test-threads 2
 
 # Python clients, each in its own pinned venv inside the repo (ignored by git).
 source tests/venv.sh
-echo "== redis-py (RedisCluster and Redis)"
+stage "redis-py (RedisCluster and Redis)"
 venv redispy
 tests/.venv-redispy/bin/python -m pytest -q -p no:cacheprovider tests/python/redispy
-echo "== redis-py-cluster 2.1.3"
+stage "redis-py-cluster 2.1.3"
 venv rediscluster
 tests/.venv-rediscluster/bin/python -m pytest -q -p no:cacheprovider tests/python/rediscluster
 
 # Last, so its closing `N passed, M failed` is the run's last line.
-echo "== Redis 7.0.15's own test suite (tests/redis-suite)"
+stage "Redis 7.0.15's own test suite (tests/redis-suite)"
 bash tests/redis-suite/run.sh
