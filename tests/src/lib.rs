@@ -273,15 +273,7 @@ impl Cluster {
         let addrs: Vec<&str> = shards.iter().map(|s| s.addr.as_str()).collect();
         let ranges: Vec<Vec<(usize, usize)>> = ranges.into_iter().map(|r| vec![r]).collect();
         std::fs::write(&config, cluster_yaml(1, &addrs, &ranges, &opts.settings))?;
-        let mut proxy = Command::new(binary("fjord-proxy")?)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting fjord-proxy")?;
-        let lines = read_lines_until(&mut proxy, |l| l == "fjord-proxy ready")?;
+        let (proxy, lines) = start_proxy(&config, &[])?;
         let nodes = lines
             .iter()
             .filter_map(|l| l.strip_prefix("fjord-proxy listening on cluster "))
@@ -431,6 +423,22 @@ impl Drop for Cluster {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
     }
+}
+
+/// Starts `fjord-proxy --config FILE ARGS…` and waits until it is ready; returns it with
+/// the lines it printed (its listeners' addresses).
+pub fn start_proxy(config: &Path, args: &[&str]) -> Result<(Child, Vec<String>)> {
+    let mut proxy = Command::new(binary("fjord-proxy")?)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting fjord-proxy")?;
+    let lines = read_lines_until(&mut proxy, |l| l == "fjord-proxy ready")?;
+    Ok((proxy, lines))
 }
 
 /// A real `redis-server` on a Unix socket in a temporary folder (no port to race for).
