@@ -734,6 +734,17 @@ pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<Str
     Ok(out)
 }
 
+/// One field of a server's INFO section (`None` if it does not answer or has no such field).
+pub fn info_field(addr: &str, section: &str, name: &str) -> Option<String> {
+    let text = RawClient::tcp(addr)
+        .ok()?
+        .call_str(&["INFO", section])
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes; whether it held.
 pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

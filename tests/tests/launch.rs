@@ -2,21 +2,11 @@
 //! shards and replicas of the cluster file, opens its listeners once every replica's link
 //! is up, starts again a local shard that dies, and stops them all when it stops.
 
-use fjord_tests::{eventually, free_port, start_proxy, RawClient};
+use fjord_tests::{eventually, free_port, info_field, start_proxy, RawClient};
 use std::time::Duration;
 
-fn info(addr: &str, section: &str, field: &str) -> Option<String> {
-    let text = RawClient::tcp(addr)
-        .ok()?
-        .call_str(&["INFO", section])
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
-
 fn kill9(addr: &str) -> String {
-    let pid = info(addr, "server", "process_id").unwrap();
+    let pid = info_field(addr, "server", "process_id").unwrap();
     // SAFETY: signalling a shard this test's proxy started.
     unsafe {
         libc::kill(pid.parse().unwrap(), libc::SIGKILL);
@@ -27,7 +17,7 @@ fn kill9(addr: &str) -> String {
 /// Waits until the process at `addr` answers as a new process (not `old_pid`).
 fn restarted(addr: &str, old_pid: &str) -> bool {
     eventually(Duration::from_secs(20), || {
-        info(addr, "server", "process_id").is_some_and(|p| p != old_pid)
+        info_field(addr, "server", "process_id").is_some_and(|p| p != old_pid)
     })
 }
 
@@ -54,7 +44,7 @@ fn the_launcher_starts_replicas_restarts_what_dies_and_stops_everything() {
         .to_string();
     // Open only once the replica's link is up.
     assert_eq!(
-        info(&replica, "replication", "master_link_status").as_deref(),
+        info_field(&replica, "replication", "master_link_status").as_deref(),
         Some("up")
     );
     let mut c = RawClient::tcp(&node).unwrap();

@@ -2,7 +2,7 @@
 //! oplog, by a full sync when it cannot resume, and ends up holding exactly the primary's
 //! data, whatever happened to it or to the link on the way.
 
-use fjord_tests::{dataset, eventually, RawClient, Shard, ShardOptions};
+use fjord_tests::{dataset, eventually, info_field, RawClient, Shard, ShardOptions};
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -25,15 +25,7 @@ fn replica_of(primary: &str, data_dir: Option<PathBuf>) -> Shard {
 }
 
 fn field(addr: &str, name: &str) -> String {
-    let info = RawClient::tcp(addr)
-        .unwrap()
-        .call_str(&["INFO", "replication"])
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    info_field(addr, "replication", name).unwrap_or_default()
 }
 
 /// The replica is connected and holds every op the primary has committed.

@@ -452,29 +452,18 @@ impl Oplog {
         };
         let term = word(TERM_KEY)?.unwrap_or(0);
         let stored_first = word(FIRST_KEY)?.unwrap_or(1);
-        let last = match keyspace.last_key_value() {
-            Some(guard) => {
-                let (k, v) = guard.into_inner()?;
-                let id = u64::from_be_bytes(k[..].try_into().unwrap_or([0; 8]));
-                let op = Op::decode(id, Bytes::copy_from_slice(&v))
-                    .map_err(|_| corrupt("the last oplog entry is malformed"))?;
-                Some(op)
-            }
-            None => None,
-        };
+        let last = keyspace
+            .last_key_value()
+            .map(|guard| edge_entry(guard, "last"))
+            .transpose()?;
         let (next_id, end_bytes) = match &last {
             Some(op) => (op.id + 1, op.bytes_before + op.len()),
             None => (stored_first.max(1), 0),
         };
         // The first entry from where trimming left off (seeking there skips its tombstones).
-        let (first_id, first_bytes) = match keyspace.range(stored_first.to_be_bytes()..).next() {
-            Some(guard) => {
-                let (k, v) = guard.into_inner()?;
-                let id = u64::from_be_bytes(k[..].try_into().unwrap_or([0; 8]));
-                let op = Op::decode(id, Bytes::copy_from_slice(&v))
-                    .map_err(|_| corrupt("the first oplog entry is malformed"))?;
-                (id, op.bytes_before)
-            }
+        let first = keyspace.range(stored_first.to_be_bytes()..).next();
+        let (first_id, first_bytes) = match first.map(|g| edge_entry(g, "first")).transpose()? {
+            Some(op) => (op.id, op.bytes_before),
             None => (next_id, end_bytes),
         };
         let stats = OplogStats::default();
@@ -693,7 +682,6 @@ impl Oplog {
             state,
             retained: Arc::clone(&self.retained),
             gauge: self.stats.pins.clone(),
-            max_bytes: self.options.pin_max_bytes,
         })
     }
 
@@ -720,7 +708,7 @@ impl Oplog {
         let mut bytes = 0;
         for guard in self.keyspace.range(from.to_be_bytes()..end.to_be_bytes()) {
             let (k, v) = guard.into_inner().map_err(StoreError::from)?;
-            let id = u64::from_be_bytes(k[..].try_into().unwrap_or([0; 8]));
+            let id = op_id(&k);
             let expected = from + ops.len() as u64;
             if id != expected {
                 return Err(OplogError::Malformed(expected));
@@ -783,7 +771,7 @@ impl Oplog {
                 break;
             }
             let (k, v) = guard.into_inner()?;
-            let id = u64::from_be_bytes(k[..].try_into().unwrap_or([0; 8]));
+            let id = op_id(&k);
             // Each id is written once: a weak delete vanishes with it in compaction.
             batch.remove_weak(&self.keyspace, k);
             freed += v.len() as u64;
@@ -812,7 +800,6 @@ pub struct Pin {
     state: Arc<PinState>,
     retained: Arc<Mutex<Retained>>,
     gauge: IntGauge,
-    max_bytes: u64,
 }
 
 impl Pin {
@@ -829,11 +816,6 @@ impl Pin {
     /// Whether trimming took the reader's place (see [`OplogError::PinLost`]).
     pub fn is_lost(&self) -> bool {
         self.state.lost.load(Ordering::Acquire)
-    }
-
-    /// The most bytes it may fall behind.
-    pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
     }
 }
 
@@ -862,6 +844,18 @@ pub fn start_trimming(
             }
         },
     )
+}
+
+/// The op id a key of the oplog keyspace names.
+fn op_id(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key.try_into().unwrap_or([0; 8]))
+}
+
+/// The first or last entry, read at open: one that does not decode means a damaged store.
+fn edge_entry(guard: fjall::Guard, which: &str) -> Result<Op, StoreError> {
+    let (k, v) = guard.into_inner()?;
+    Op::decode(op_id(&k), Bytes::copy_from_slice(&v))
+        .map_err(|_| corrupt(&format!("the {which} oplog entry is malformed")))
 }
 
 /// A new history id: 40 hex digits, random, as Redis makes its replication ids.
