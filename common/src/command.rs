@@ -1161,6 +1161,11 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("dumpslot", C::Fjord, 5, READONLY, Internal, "0.1.0", "FJORD DUMPSLOT <slot> <cursor> <count>: streams a slot's entries as [cursor, [key, pexpireat, value]...]."),
     sub("restore", C::Fjord, -5, WRITE | DENYOOM, Internal, "0.1.0", "FJORD RESTORE <key> <pexpireat> <value> [...]: writes entries produced by DUMPSLOT."),
     sub("sync", C::Fjord, 7, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SYNC <protocol> <history> <next-op-id> <last-term> <port>: turns the connection into a replication link (fjord_common::repl)."),
+    sub("status", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD STATUS: the shard's role, terms, last op and replicas, for the controller."),
+    sub("fence", C::Fjord, 3, ADMIN | STALE, Internal, "0.1.0", "FJORD FENCE <term>: stops serving and acknowledging an older primary; answers [last-term, last-op-id, promotable]."),
+    sub("promote", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD PROMOTE <term> [replica ...]: serves as the primary of the term, waiting for the replicas named."),
+    sub("follow", C::Fjord, 4, ADMIN | STALE, Internal, "0.1.0", "FJORD FOLLOW <term> <host:port>: serves as a replica of that primary."),
+    sub("isr", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD ISR <term> [replica ...]: the replicas every write waits for (the controller's record)."),
 ];
 
 static COMMANDS: &[CommandSpec] = &[

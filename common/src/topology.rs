@@ -51,6 +51,9 @@ pub struct ShardEntry {
     /// Shards that follow this one (`fjord-shard --replica-of addr`).
     #[serde(default)]
     pub replicas: Vec<ReplicaEntry>,
+    /// The controller term of the shard's current primary (0: no controller has managed it).
+    #[serde(default)]
+    pub term: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,6 +64,10 @@ pub struct ReplicaEntry {
     pub admin: Option<String>,
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Whether the controller recorded it as holding every acknowledged write (only such a
+    /// replica is promoted).
+    #[serde(default)]
+    pub in_sync: bool,
 }
 
 /// The proxy process's settings. Read at start; a reload that changes them is logged and
@@ -144,6 +151,8 @@ pub struct Shard {
     pub admin: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub replicas: Vec<Replica>,
+    /// The controller term of its primary (0: unmanaged).
+    pub term: u64,
 }
 
 /// A replica of a shard: it follows the shard's primary.
@@ -152,6 +161,8 @@ pub struct Replica {
     pub addr: String,
     pub admin: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// Recorded in sync by the controller.
+    pub in_sync: bool,
 }
 
 /// A validated topology: what the proxy routes by.
@@ -477,8 +488,10 @@ impl Validator<'_> {
                         addr: r.addr.clone(),
                         admin: r.admin.clone(),
                         data_dir: r.data_dir.as_deref().map(|d| resolve(base, d)),
+                        in_sync: r.in_sync,
                     })
                     .collect(),
+                term: s.term,
             });
         }
         let unowned = SlotSet::from_ranges(

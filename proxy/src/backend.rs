@@ -127,6 +127,8 @@ pub struct ShardBackend {
     pub addr: String,
     conns: Vec<Lane>,
     status: Arc<Status>,
+    /// Turned true when a new topology no longer routes to this address for this shard.
+    retired: tokio::sync::watch::Sender<bool>,
 }
 
 /// One connection's queue, and how many commands are queued or in flight on it.
@@ -168,6 +170,7 @@ impl ShardBackend {
             up: AtomicBool::new(false),
             metrics,
         });
+        let retired = tokio::sync::watch::Sender::new(false);
         let conns = (0..options.connections.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -178,6 +181,7 @@ impl ShardBackend {
                     options: options.clone(),
                     status: Arc::clone(&status),
                     load: Arc::clone(&load),
+                    retired: retired.subscribe(),
                 };
                 tokio::spawn(conn.run(rx));
                 Lane { tx, load }
@@ -188,7 +192,16 @@ impl ShardBackend {
             addr: addr.to_string(),
             conns,
             status,
+            retired,
         })
+    }
+
+    /// The topology in force no longer routes here (the shard failed over, or moved): every
+    /// request queued or in flight fails now, as do any that a request still on the old
+    /// topology sends, rather than wait for a primary that has been deposed. Their outcome
+    /// is unknown, so none is re-sent.
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
     }
 
     /// Whether the shard answered on its last connection attempt.
@@ -281,12 +294,25 @@ struct Connection {
     status: Arc<Status>,
     /// Commands queued or in flight here ([`Lane::load`]); lowered as they are answered.
     load: Arc<AtomicUsize>,
+    retired: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Why a retired backend's requests fail.
+const RETIRED: &str =
+    "it is no longer the shard's primary in the topology in force; a write's outcome is unknown";
+
 impl Connection {
-    async fn run(self, mut rx: mpsc::Receiver<Request>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut backoff = Duration::from_millis(50);
         loop {
+            if *self.retired.borrow() {
+                // Fail whatever still comes, until the backend is dropped.
+                while let Some(req) = rx.recv().await {
+                    self.load.fetch_sub(req.sink.commands(), Ordering::Relaxed);
+                    req.sink.fail(down(&self.shard, &self.addr, RETIRED));
+                }
+                return;
+            }
             let why = match self.connect().await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
@@ -315,6 +341,7 @@ impl Connection {
                         None => return,
                     },
                     _ = tokio::time::sleep_until(retry_at) => break,
+                    _ = self.retired.wait_for(|r| *r) => break,
                 }
             }
             backoff = (backoff * 2).min(self.options.max_backoff);
@@ -359,13 +386,19 @@ impl Connection {
     }
 
     /// Runs the connection until it breaks (`Some(why)`) or the backend is dropped (`None`).
-    async fn serve(&self, stream: TcpStream, rx: &mut mpsc::Receiver<Request>) -> Option<String> {
+    async fn serve(
+        &mut self,
+        stream: TcpStream,
+        rx: &mut mpsc::Receiver<Request>,
+    ) -> Option<String> {
         let (read, write) = stream.into_split();
         let (inflight_tx, mut inflight_rx) = mpsc::unbounded_channel();
         let mut queue = VecDeque::new();
+        let mut retired = self.retired.clone();
         let (why, timed_out) = tokio::select! {
             why = write_loop(write, rx, inflight_tx, &self.status.metrics) => (why?, false),
             broken = self.read_loop(read, &mut queue, &mut inflight_rx) => broken,
+            _ = retired.wait_for(|r| *r) => (RETIRED.to_string(), false),
         };
         // Whichever half broke, every request written and unanswered fails now.
         let metrics = &self.status.metrics;

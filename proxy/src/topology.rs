@@ -121,7 +121,7 @@ impl TopologyHandle {
                 to: next.version,
             }
         };
-        let backends = next
+        let backends: Vec<Arc<ShardBackend>> = next
             .shards
             .iter()
             .map(|s| {
@@ -143,10 +143,21 @@ impl TopologyHandle {
             self.metrics.forget_shard(&gone.id);
         }
         self.metrics.topology_version.set(next.version as i64);
+        let retired: Vec<Arc<ShardBackend>> = old
+            .backends
+            .iter()
+            .filter(|b| !backends.iter().any(|n| Arc::ptr_eq(n, b)))
+            .cloned()
+            .collect();
         self.current.store(Arc::new(Routing {
             topology: next,
             backends,
         }));
+        // After the swap: a request that loads the routing from now on never picks these.
+        for b in retired {
+            tracing::info!(shard = %b.id, addr = %b.addr, "no longer routed to: failing its requests in flight");
+            b.retire();
+        }
         self.metrics.reloads_ok.inc();
         tracing::info!(?outcome, "topology reloaded");
         Ok(outcome)

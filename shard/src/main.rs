@@ -158,10 +158,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
-    if let Some(primary) = &config.replica_of {
-        store
+    let managed = store
+        .controller_term()
+        .context("reading the controller term")?
+        > 0;
+    match &config.replica_of {
+        // A controller has set this shard's role since (it may be a primary now).
+        Some(primary) if managed => {
+            tracing::info!(%primary, "--replica-of ignored: a controller manages this shard's role")
+        }
+        Some(primary) => store
             .set_replica_of(Some(primary))
-            .context("recording the primary to follow")?;
+            .context("recording the primary to follow")?,
+        None => {}
     }
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -173,7 +182,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let repl = Arc::new(fjord_shard::repl::Replication::new(
         store.replica_of().context("reading the replication role")?,
         config.ack_options(),
+        store
+            .controller_term()
+            .context("reading the controller term")?,
     ));
+    if repl.control.is_managed() {
+        tracing::info!(
+            term = repl.control.term(),
+            "managed by a controller: fenced until it confirms this shard's role"
+        );
+    }
     let (writer, writer_thread) =
         store::writer::Writer::start(Arc::clone(&store), repl.clone(), config.writer_queue);
     let stop = Arc::new(AtomicBool::new(false));

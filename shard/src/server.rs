@@ -501,9 +501,10 @@ impl Replies<'_> {
             };
             match front {
                 Submitted::Waiting(rx, count) => {
-                    // Every write of a request the writer dropped gets the error.
+                    // Every write of a request the writer (or, on a deposed primary, the
+                    // acknowledgement gate) dropped gets the error.
                     let replies = rx.await.unwrap_or_else(|_| {
-                        vec![Reply::error("ERR the shard is shutting down"); *count]
+                        vec![Reply::error(crate::repl::acks::ABANDONED); *count]
                     });
                     *front = Submitted::Answered(replies.into_iter());
                 }

@@ -85,6 +85,12 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
     if let Some(refusal) = client::refuse(ctx.conn, r) {
         return Some(refusal);
     }
+    let data = r.effective().is_write()
+        || r.effective()
+            .has_flag(fjord_common::command::flags::READONLY);
+    if data && !ctx.server.repl.control.is_serving() {
+        return Some(Reply::error(crate::repl::control::FENCED));
+    }
     if r.effective().is_write() {
         if ctx.server.store.is_replica() {
             return Some(Reply::error(error::READONLY));

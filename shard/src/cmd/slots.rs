@@ -39,6 +39,9 @@ pub fn fjord(server: &Server, r: Resolved, args: &[Bytes]) -> Outcome {
             "sync" => {
                 Outcome::Sync(fjord_common::repl::SyncRequest::parse(args).map_err(Reply::error)?)
             }
+            "status" | "fence" | "promote" | "follow" | "isr" => {
+                super::replication::control(server, sub.name, args)
+            }
             other => unreachable!("FJORD {other} is in the table without a handler"),
         })
     })();

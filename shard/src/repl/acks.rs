@@ -9,8 +9,10 @@
 //! leaves the set, and the replies waiting for it go. `min_insync_replicas` sets how many
 //! in-sync replicas client writes need; below it they fail with `NOREPLICAS`.
 //!
-//! Not there yet (issue 14): the set is not recorded anywhere a controller could read it
-//! before a promotion, and reads on the primary can see a write before its replicas have
+//! Under a controller the set the controller recorded counts as well ([`super::control`]):
+//! those replicas are waited for across their reconnections until the controller drops them.
+//!
+//! Not there yet (issue 14): reads on the primary can see a write before its replicas have
 //! acknowledged it (the row cache and fjall show it at commit).
 
 use super::{Peer, Replication};
@@ -20,6 +22,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The reply of a write committed here whose acknowledgement never came: the shard shut
+/// down, or was deposed by a failover, first. It may be on a replica or not.
+pub const ABANDONED: &str = "ERR the shard stopped before this write was acknowledged (shutdown, or deposed by a failover): its outcome is unknown";
 
 /// Ops a replica may be behind when it joins the in-sync set.
 pub const JOIN_LAG: u64 = 1000;
@@ -130,13 +136,19 @@ impl Replication {
             .count()
     }
 
-    /// The op every member of the set has acknowledged (`None`: the set is empty).
+    /// The op every member of the set, and every replica the controller recorded in sync,
+    /// has acknowledged (`None`: there is none to wait for).
     fn watermark(&self) -> Option<u64> {
-        self.peers()
+        let members = self
+            .peers()
             .iter()
             .filter(|p| p.membership() != Membership::Out)
             .map(|p| p.acked())
-            .min()
+            .min();
+        match (members, self.control.required_watermark()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Releases the held replies the set has acknowledged, oldest first.
@@ -163,6 +175,7 @@ impl Replication {
     /// join the set, or become in sync.
     pub(crate) fn on_ack(&self, peer: &Peer, id: u64, last_id: u64) {
         peer.ack(id);
+        self.control.note_ack(&peer.addr(), id);
         match peer.membership() {
             Membership::Out if peer.is_online() && last_id.saturating_sub(id) <= JOIN_LAG => {
                 peer.join(last_id);
@@ -190,6 +203,18 @@ impl Replication {
         self.ack_stats.insync.set(self.insync_count() as i64);
         tracing::warn!(replica = %peer.ip, port = peer.port, acked = peer.acked(), reason = why, "replica left the in-sync set");
         self.release_ready();
+    }
+
+    /// Drops every held reply (their writes get [`ABANDONED`]): this shard was deposed, so
+    /// no acknowledgement will release them.
+    pub(crate) fn abandon_held(&self) {
+        let dropped = std::mem::take(&mut *self.held()).len();
+        if dropped > 0 {
+            tracing::warn!(
+                writes = dropped,
+                "deposed: writes waiting for acknowledgement fail with an unknown outcome"
+            );
+        }
     }
 
     /// Takes out of the set every member that has not acknowledged a reply held longer than

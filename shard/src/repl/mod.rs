@@ -14,6 +14,7 @@
 //! its primary (their deletes reach it through the oplog).
 
 pub mod acks;
+pub mod control;
 pub mod primary;
 pub mod replica;
 
@@ -43,6 +44,8 @@ pub struct Replication {
     held: Mutex<std::collections::VecDeque<acks::Held>>,
     pub stats: ReplStats,
     pub ack_stats: acks::AckStats,
+    /// What the controller has told this shard ([`control`]).
+    pub control: control::Control,
 }
 
 /// A replica as its primary sees it.
@@ -70,6 +73,11 @@ impl Peer {
     pub fn ack(&self, id: u64) {
         self.acked.fetch_max(id, Ordering::AcqRel);
         *self.last_ack.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// `ip:port`: how the recorded in-sync set names it.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn set_online(&self) {
@@ -145,8 +153,10 @@ impl ReplStats {
 
 impl Replication {
     /// The state of a store that follows `replica_of` (persisted, or given at start).
-    pub fn new(replica_of: Option<String>, acks: acks::AckOptions) -> Self {
+    /// `controller_term` is the store's ([`control`]).
+    pub fn new(replica_of: Option<String>, acks: acks::AckOptions, controller_term: u64) -> Self {
         Self {
+            control: control::Control::new(controller_term),
             acks,
             held: Mutex::new(std::collections::VecDeque::new()),
             ack_stats: acks::AckStats::default(),

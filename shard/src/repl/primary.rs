@@ -54,10 +54,14 @@ pub async fn serve(
             tracing::info!(replica = %guard.peer.ip, port = req.port, from = req.next_id, "replica resumes from the oplog");
             pin
         }
-        None => match full_sync(&server, &mut write, &guard).await? {
-            Some(pin) => pin,
-            None => return Ok(()),
-        },
+        None => {
+            // Its store is about to be replaced: what it acknowledged before is gone.
+            server.repl.control.forget_acks(&guard.peer.addr());
+            match full_sync(&server, &mut write, &guard).await? {
+                Some(pin) => pin,
+                None => return Ok(()),
+            }
+        }
     };
     guard.peer.set_online();
     let acks = tokio::spawn(read_acks(

@@ -25,6 +25,7 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Follows the primary named by the replication state until `shutdown` turns true.
 pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
     let mut target = server.repl.target.subscribe();
+    let mut fence = server.repl.control.subscribe();
     let mut retry = RETRY_FIRST;
     loop {
         let primary = target.borrow_and_update().clone();
@@ -34,9 +35,11 @@ pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
             }
         };
+        // A new controller term may have deposed this primary: the next session checks.
         let outcome = tokio::select! {
             r = session(&server, &primary) => Some(r),
             _ = target.changed() => None,
+            _ = fence.changed() => None,
             _ = shutdown.changed() => return,
         };
         // A link that got as far as streaming starts over quickly; one that keeps failing
@@ -67,6 +70,8 @@ pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
 /// One connection to the primary: handshake, sync, then the stream, until it breaks.
 async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     server.repl.set_link_state("connecting");
+    // The term this link works under: a fence (a newer term) ends it.
+    let link_term = server.repl.control.term();
     let stream = TcpStream::connect(primary)
         .await
         .with_context(|| format!("connecting to {primary}"))?;
@@ -92,7 +97,13 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     };
     link.send(&request.to_args()).await?;
     server.repl.set_link_state("sync");
-    match link.frame().await? {
+    let answer = link.frame().await?;
+    if let Frame::Continue { term, .. } | Frame::FullSync { term, .. } = &answer {
+        if *term < link_term {
+            bail!("{primary} is at term {term}, older than this shard's controller term {link_term}: not following a deposed primary");
+        }
+    }
+    match answer {
         Frame::Continue { history, .. } if history == oplog.history() => {
             server.repl.note_sync("incremental");
             tracing::info!(%primary, from = request.next_id, "replicating: resumed from the oplog");
@@ -126,10 +137,10 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
                     .await
                     .await
                     .map_err(|_| anyhow!("the shard is shutting down"))??;
-                link.send_frame(Frame::Ack(last)).await?;
+                link.ack(server, link_term, last).await?;
             }
             Frame::Ping { .. } => {
-                link.send_frame(Frame::Ack(oplog.last_id())).await?;
+                link.ack(server, link_term, oplog.last_id()).await?;
             }
             other => bail!("unexpected frame from the primary: {other:?}"),
         }
@@ -186,6 +197,16 @@ impl Link {
     async fn send(&mut self, args: &[Bytes]) -> anyhow::Result<()> {
         let reply = Reply::Array(args.iter().cloned().map(Reply::Bulk).collect());
         self.send_reply(reply).await
+    }
+
+    /// Acknowledges `id`, unless a fence came after this link started: past a fence, no
+    /// acknowledgement may leave for the old primary ([`crate::repl::control`]).
+    async fn ack(&mut self, server: &Server, link_term: u64, id: u64) -> anyhow::Result<()> {
+        let _fence = server.repl.control.ack_lock.lock().await;
+        if server.repl.control.term() != link_term {
+            bail!("fenced by a newer controller term");
+        }
+        self.send_frame(Frame::Ack(id)).await
     }
 
     async fn send_frame(&mut self, frame: Frame) -> anyhow::Result<()> {

@@ -18,6 +18,8 @@
 //! | | `term` | the term of the last term marker (u64 BE); absent = 0 |
 //! | | `oplogfirst` | the first op id retention kept (u64 BE) |
 //! | | `replicaof` | `host:port` of the primary a replica follows; absent on a primary |
+//! | | `controllerterm` | the highest controller term given to this shard (u64 BE); absent = 0, never managed |
+//! | | `syncing` | present while a full sync replaces the contents (the store is then not promotable) |
 //!
 //! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
@@ -374,6 +376,24 @@ impl Store {
         }
         self.db.persist(fjall::PersistMode::SyncAll)?;
         self.replica.store(primary.is_some(), Ordering::Release);
+        Ok(())
+    }
+
+    /// The highest controller term this store has been given (0: no controller ever managed
+    /// it). Like the role, not a change of the data, so not in the oplog.
+    pub fn controller_term(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(CONTROLLER_TERM_KEY)?
+            .and_then(|v| v[..].try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Records a controller term, durably, before the shard acts on it.
+    pub fn set_controller_term(&self, term: u64) -> Result<(), StoreError> {
+        self.meta.insert(CONTROLLER_TERM_KEY, term.to_be_bytes())?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
 
@@ -864,6 +884,9 @@ const FLUSHING_MARKER: &[u8] = b"flushing";
 
 /// The meta key naming the primary a replica follows.
 const REPLICA_OF_KEY: &[u8] = b"replicaof";
+
+/// The meta key holding the highest controller term seen.
+const CONTROLLER_TERM_KEY: &[u8] = b"controllerterm";
 
 /// Longest a shard spends loading its row cache at start before it serves.
 const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);

@@ -64,6 +64,9 @@ const HEADER_LEN: usize = 22;
 const TERM_KEY: &[u8] = b"term";
 const HISTORY_KEY: &[u8] = b"history";
 const FIRST_KEY: &[u8] = b"oplogfirst";
+/// Present while a full sync is replacing the store's contents: such a store holds half a
+/// snapshot and must not be promoted.
+const SYNCING_KEY: &[u8] = b"syncing";
 
 /// Most entries one trimming round removes (one batch).
 const TRIM_BATCH: usize = 10_000;
@@ -529,10 +532,16 @@ impl Oplog {
         self.committed_tx.subscribe()
     }
 
+    /// Whether a full sync into this store is under way (or was cut short by a crash).
+    pub fn is_full_syncing(&self) -> bool {
+        self.meta.get(SYNCING_KEY).ok().flatten().is_some()
+    }
+
     /// Before a full sync replaces this store's contents: a history of its own, so that a
     /// crash midway makes the next sync a full one again, not a resume on half a snapshot.
     pub(crate) fn begin_full_sync(&self) -> Result<(), StoreError> {
         let temporary = new_history_id();
+        self.meta.insert(SYNCING_KEY, b"1")?;
         self.meta.insert(HISTORY_KEY, temporary.as_bytes())?;
         *self.history.lock().unwrap_or_else(|e| e.into_inner()) = temporary;
         Ok(())
@@ -553,6 +562,7 @@ impl Oplog {
         batch.insert(&self.meta, HISTORY_KEY, history.as_bytes().to_vec());
         batch.insert(&self.meta, TERM_KEY, term.to_be_bytes().to_vec());
         batch.insert(&self.meta, FIRST_KEY, next_id.to_be_bytes().to_vec());
+        batch.remove(&self.meta, SYNCING_KEY);
         batch
             .durability(Some(fjall::PersistMode::SyncAll))
             .commit()?;

@@ -1,0 +1,470 @@
+//! `fjord-admin controller`: the daemon that keeps each shard's roles as the topology says
+//! and fails a dead primary over to an in-sync replica without losing an acknowledged write.
+//!
+//! Every `probe_every` it asks every shard process for `FJORD STATUS`. A refused or reset
+//! connection counts as dead at once; silence only after `misses` probes in a row. Nothing
+//! else (process supervision, the proxy) informs it. Then, shard by shard:
+//!
+//! - **Steady state.** The primary serves at the shard's term, each replica follows it at that
+//!   term. A shard that is not so is put right: `FJORD PROMOTE` confirms a primary (after its
+//!   restart, or when the controller first adopts an unmanaged shard with a new term),
+//!   `FJORD FOLLOW` attaches a replica (an old primary included).
+//! - **The in-sync record.** `replicas[].in_sync` in the topology is the durable record of the
+//!   replicas that hold every acknowledged write. A replica the primary reports in sync is
+//!   added on the primary first (`FJORD ISR`), then in the record; one that fell out is taken
+//!   out of the record first, then off the primary. So the record never names a replica the
+//!   primary did not wait for.
+//! - **Failover.** A dead primary's shard gets a new term by compare-and-swap on the store;
+//!   the recorded in-sync replicas are fenced with it (from then on the old primary can
+//!   acknowledge nothing); the fenced one with the highest (last term, last op id) is
+//!   promoted; then the topology is published with it as the primary (version+1), which
+//!   proxies pick up by hot reload. A controller that died midway finds, on its next run, a
+//!   replica already serving at the shard's term (it publishes it) or none (it rolls back by
+//!   confirming the old primary if that one is alive, or fails over again with a newer term).
+//!
+//! Not there yet (issue 14): leases (a primary frozen past the failover serves stale reads
+//! until the controller fences it), graceful `failover`, pause/resume, metrics.
+
+use crate::node::{array, number, CallError, Node, Status};
+use crate::store::{Change, FileStore};
+use anyhow::{anyhow, bail, Result};
+use fjord_common::topology::{Shard, Topology};
+use std::collections::{HashMap, HashSet};
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+/// How the controller probes.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub probe_every: Duration,
+    /// Probes in a row without an answer after which a shard counts as dead.
+    pub misses: u32,
+    /// The shards' password, if they have one.
+    pub password: Option<String>,
+}
+
+/// What the probes say about a shard process.
+#[derive(Clone, Debug)]
+enum Health {
+    Up(Status),
+    Dead,
+    /// Silent, not yet for long enough.
+    Unsure,
+}
+
+struct Probed {
+    node: Node,
+    /// Silent probes in a row.
+    misses: u32,
+    last: Option<Result<Status, String>>,
+    gone: bool,
+    /// Ticks in a row its primary reported it out of sync while the record says in sync.
+    lagging: u32,
+}
+
+pub struct Controller {
+    store: FileStore,
+    opts: Options,
+    nodes: HashMap<String, Probed>,
+    /// Problems already logged, so that a standing one is logged once.
+    reported: HashSet<String>,
+}
+
+impl Controller {
+    pub fn new(store: FileStore, opts: Options) -> Self {
+        Self {
+            store,
+            opts,
+            nodes: HashMap::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    /// Runs until `stop` resolves.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(self.opts.probe_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(file = %self.store.path().display(), probe_every_ms = self.opts.probe_every.as_millis() as u64, misses = self.opts.misses, "controller running");
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.round().await {
+                self.report("round", format!("{e:#}"));
+            }
+        }
+    }
+
+    /// One probe of every shard process, then what each shard needs.
+    async fn round(&mut self) -> Result<()> {
+        let doc = self.store.load()?;
+        self.forget("round");
+        self.probe_all(&doc.topology).await;
+        for shard in &doc.topology.shards {
+            if let Err(e) = self.reconcile(shard).await {
+                self.report(
+                    &format!("shard {}", shard.id),
+                    format!("shard {}: {e:#}", shard.id),
+                );
+            } else {
+                self.forget(&format!("shard {}", shard.id));
+            }
+        }
+        Ok(())
+    }
+
+    async fn probe_all(&mut self, topology: &Topology) {
+        let addrs: Vec<String> = topology
+            .shards
+            .iter()
+            .flat_map(|s| {
+                std::iter::once(s.addr.clone()).chain(s.replicas.iter().map(|r| r.addr.clone()))
+            })
+            .collect();
+        self.nodes.retain(|a, _| addrs.contains(a));
+        let timeout = self.opts.probe_every;
+        let mut tasks = Vec::new();
+        for addr in &addrs {
+            let mut probed = self.nodes.remove(addr).unwrap_or_else(|| Probed {
+                node: Node::new(addr, self.opts.password.clone()),
+                misses: 0,
+                last: None,
+                gone: false,
+                lagging: 0,
+            });
+            tasks.push(tokio::spawn(async move {
+                let r = probed.node.call(&["FJORD", "STATUS"], timeout).await;
+                match r {
+                    Ok(frame) => {
+                        probed.misses = 0;
+                        probed.gone = false;
+                        probed.last = Some(Status::parse(frame).map_err(|e| e.to_string()));
+                    }
+                    Err(CallError::Silent) => probed.misses += 1,
+                    Err(CallError::Gone(why)) => {
+                        probed.gone = true;
+                        probed.last = Some(Err(why));
+                    }
+                    Err(CallError::Refused(e)) => {
+                        probed.misses = 0;
+                        probed.gone = false;
+                        probed.last = Some(Err(e));
+                    }
+                }
+                probed
+            }));
+        }
+        for task in tasks {
+            if let Ok(p) = task.await {
+                self.nodes.insert(p.node.addr.clone(), p);
+            }
+        }
+    }
+
+    fn health(&self, addr: &str) -> Health {
+        match self.nodes.get(addr) {
+            Some(p) if p.gone || p.misses >= self.opts.misses => Health::Dead,
+            Some(p) if p.misses > 0 => Health::Unsure,
+            Some(Probed {
+                last: Some(Ok(s)), ..
+            }) => Health::Up(s.clone()),
+            _ => Health::Unsure,
+        }
+    }
+
+    async fn reconcile(&mut self, shard: &Shard) -> Result<()> {
+        match self.health(&shard.addr) {
+            Health::Dead => self.failover(shard, "the primary is down").await,
+            Health::Unsure => Ok(()),
+            Health::Up(status) => self.steady(shard, status).await,
+        }
+    }
+
+    /// The primary answers: make the shard what the topology says.
+    async fn steady(&mut self, shard: &Shard, primary: Status) -> Result<()> {
+        let term = shard.term;
+        if term == 0 || primary.term > term {
+            // Unmanaged so far (or our file is behind the shard): a term of our own first.
+            let new = self.next_term(shard);
+            let (_, written) = self.store.update(|e| {
+                if e.term(&shard.id)? != term || e.primary(&shard.id)? != shard.addr {
+                    return Ok(Change::Skip);
+                }
+                e.set_term(&shard.id, new)?;
+                Ok(Change::Write)
+            })?;
+            if written {
+                tracing::info!(shard = %shard.id, term = new, "managing the shard under a new term");
+            }
+            return Ok(());
+        }
+        // A failover whose controller died before publishing: publish it.
+        for r in &shard.replicas {
+            if let Health::Up(s) = self.health(&r.addr) {
+                if s.master && s.serving && s.term == term {
+                    return self.publish(shard, term, &r.addr).await;
+                }
+            }
+        }
+        if !(primary.master && primary.serving && primary.term == term) {
+            if !primary.master {
+                bail!("the topology names {} the primary, but it is a replica (of {:?}): fix the file or run fjord-admin failover", shard.addr, primary.primary);
+            }
+            // A restarted primary that lost what an in-sync replica holds (an unsynced
+            // suffix) must not come back as the primary.
+            let ahead = self
+                .recorded(shard)
+                .into_iter()
+                .any(|r| match self.health(&r) {
+                    Health::Up(s) => {
+                        (s.last_term, s.last_id) > (primary.last_term, primary.last_id)
+                    }
+                    _ => false,
+                });
+            if ahead && !primary.serving {
+                return self
+                    .failover(shard, "the restarted primary is behind an in-sync replica")
+                    .await;
+            }
+            let required = self.peer_addrs(&self.recorded(shard));
+            let mut args = vec!["FJORD".to_string(), "PROMOTE".into(), term.to_string()];
+            args.extend(required);
+            self.call(&shard.addr, &args).await?;
+            tracing::info!(shard = %shard.id, primary = %shard.addr, term, "primary confirmed");
+            return Ok(());
+        }
+        for r in &shard.replicas {
+            if let Health::Up(s) = self.health(&r.addr) {
+                let attached = !s.master && s.serving && s.term == term && s.primary == shard.addr;
+                if !attached {
+                    self.call(
+                        &r.addr,
+                        &[
+                            "FJORD".into(),
+                            "FOLLOW".into(),
+                            term.to_string(),
+                            shard.addr.clone(),
+                        ],
+                    )
+                    .await?;
+                    tracing::info!(shard = %shard.id, replica = %r.addr, primary = %shard.addr, term, "replica attached");
+                }
+            }
+        }
+        self.keep_record(shard, &primary).await
+    }
+
+    /// Keeps `replicas[].in_sync` and the primary's required set in step (see the module doc
+    /// for the order of the two writes).
+    async fn keep_record(&mut self, shard: &Shard, primary: &Status) -> Result<()> {
+        let mut record: Vec<String> = self.recorded(shard);
+        for r in &shard.replicas {
+            let peer = peer_addr(&r.addr);
+            let insync = primary.membership(&peer) == Some("insync");
+            let lagging = {
+                let p = self.nodes.get_mut(&r.addr);
+                let n = p.map(|p| {
+                    p.lagging = if r.in_sync && !insync {
+                        p.lagging + 1
+                    } else {
+                        0
+                    };
+                    p.lagging
+                });
+                n.unwrap_or(0)
+            };
+            if r.in_sync && !insync {
+                let dead = matches!(self.health(&r.addr), Health::Dead);
+                if dead || lagging >= self.opts.misses {
+                    if !self.record(shard, &r.addr, false)? {
+                        return Ok(());
+                    }
+                    record.retain(|a| a != &r.addr);
+                    self.set_required(shard, &record).await?;
+                    tracing::warn!(shard = %shard.id, replica = %r.addr, "replica out of sync: recorded, and the primary no longer waits for it");
+                }
+            } else if !r.in_sync && insync {
+                let mut with = record.clone();
+                with.push(r.addr.clone());
+                self.set_required(shard, &with).await?;
+                if !self.record(shard, &r.addr, true)? {
+                    return Ok(());
+                }
+                record = with;
+                tracing::info!(shard = %shard.id, replica = %r.addr, "replica in sync: recorded");
+            }
+        }
+        let mut want = self.peer_addrs(&record);
+        let mut have = primary.required.clone();
+        want.sort();
+        have.sort();
+        if want != have {
+            self.set_required(shard, &record).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the replica in or out of sync, unless the shard's term or primary changed
+    /// since `shard` was read (then nothing is written: the next round looks again).
+    fn record(&self, shard: &Shard, replica: &str, in_sync: bool) -> Result<bool> {
+        let (_, written) = self.store.update(|e| {
+            if e.term(&shard.id)? != shard.term || e.primary(&shard.id)? != shard.addr {
+                return Ok(Change::Skip);
+            }
+            e.set_in_sync(&shard.id, replica, in_sync)?;
+            Ok(Change::Write)
+        })?;
+        Ok(written)
+    }
+
+    async fn set_required(&mut self, shard: &Shard, replicas: &[String]) -> Result<()> {
+        let mut args = vec!["FJORD".to_string(), "ISR".into(), shard.term.to_string()];
+        args.extend(self.peer_addrs(replicas));
+        self.call(&shard.addr, &args).await.map(drop)
+    }
+
+    /// Replaces a dead primary by its best fenced in-sync replica.
+    async fn failover(&mut self, shard: &Shard, why: &str) -> Result<()> {
+        let candidates: Vec<String> = self
+            .recorded(shard)
+            .into_iter()
+            .filter(|r| matches!(self.health(r), Health::Up(_)))
+            .collect();
+        if candidates.is_empty() {
+            bail!("{why}, and no replica recorded in sync answers: its slots stay down until it is back");
+        }
+        let started = Instant::now();
+        let old = shard.term;
+        let term = self.next_term(shard);
+        // The term is this controller's only if its own write put it there: another
+        // controller may have allocated the same number first.
+        let (_, allocated) = self.store.update(|e| {
+            if e.term(&shard.id)? != old || e.primary(&shard.id)? != shard.addr {
+                return Ok(Change::Skip);
+            }
+            e.set_term(&shard.id, term)?;
+            Ok(Change::Write)
+        })?;
+        if !allocated {
+            tracing::info!(shard = %shard.id, "the topology changed under the failover; looking again");
+            return Ok(());
+        }
+        tracing::warn!(shard = %shard.id, primary = %shard.addr, term, reason = why, "failing over");
+        let mut best: Option<((u64, u64), String)> = None;
+        for c in &candidates {
+            match self
+                .call(c, &["FJORD".into(), "FENCE".into(), term.to_string()])
+                .await
+            {
+                Ok(frame) => {
+                    let parts = array(frame)?;
+                    let (last_term, last_id, promotable) = match parts.as_slice() {
+                        [a, b, c] => (number(a)?, number(b)?, number(c)? == 1),
+                        _ => bail!("FJORD FENCE: unexpected answer from {c}"),
+                    };
+                    tracing::info!(shard = %shard.id, replica = %c, last_term, last_id, promotable, "fenced");
+                    if promotable && best.as_ref().is_none_or(|(k, _)| (last_term, last_id) > *k) {
+                        best = Some(((last_term, last_id), c.clone()));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %shard.id, replica = %c, error = %e, "could not fence")
+                }
+            }
+        }
+        let Some((_, chosen)) = best else {
+            bail!("no in-sync replica could be fenced and promoted; trying again");
+        };
+        self.call(
+            &chosen,
+            &["FJORD".into(), "PROMOTE".into(), term.to_string()],
+        )
+        .await?;
+        self.publish(shard, term, &chosen).await?;
+        tracing::warn!(shard = %shard.id, primary = %chosen, term, took_ms = started.elapsed().as_millis() as u64, "failover done");
+        Ok(())
+    }
+
+    /// Publishes `addr` as the shard's primary at `term` (version+1).
+    async fn publish(&mut self, shard: &Shard, term: u64, addr: &str) -> Result<()> {
+        let (doc, published) = self.store.update(|e| {
+            if e.term(&shard.id)? != term || e.primary(&shard.id)? == addr {
+                return Ok(Change::Skip);
+            }
+            e.swap_primary(&shard.id, addr)?;
+            Ok(Change::Write)
+        })?;
+        if published {
+            tracing::info!(shard = %shard.id, primary = %addr, term, version = doc.version(), "topology published");
+        }
+        Ok(())
+    }
+
+    /// A term above any this shard's processes or the file have seen.
+    fn next_term(&self, shard: &Shard) -> u64 {
+        let seen = std::iter::once(&shard.addr)
+            .chain(shard.replicas.iter().map(|r| &r.addr))
+            .filter_map(|a| match self.health(a) {
+                Health::Up(s) => Some(s.term.max(s.oplog_term).max(s.last_term)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        shard.term.max(seen) + 1
+    }
+
+    /// The replicas the record calls in sync (topology addresses).
+    fn recorded(&self, shard: &Shard) -> Vec<String> {
+        shard
+            .replicas
+            .iter()
+            .filter(|r| r.in_sync)
+            .map(|r| r.addr.clone())
+            .collect()
+    }
+
+    fn peer_addrs(&self, addrs: &[String]) -> Vec<String> {
+        addrs.iter().map(|a| peer_addr(a)).collect()
+    }
+
+    async fn call(
+        &mut self,
+        addr: &str,
+        args: &[String],
+    ) -> Result<redis_protocol::resp2::types::BytesFrame> {
+        let node = &mut self
+            .nodes
+            .get_mut(addr)
+            .ok_or_else(|| anyhow!("{addr} was not probed"))?
+            .node;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Commands that write (a term, a role) may take a sync of the shard's store.
+        node.call(&args, self.opts.probe_every.max(Duration::from_secs(2)))
+            .await
+            .map_err(|e| anyhow!("{addr}: {} {e}", args[..2].join(" ")))
+    }
+
+    fn report(&mut self, key: &str, message: String) {
+        let entry = format!("{key}\u{0}{message}");
+        if self.reported.insert(entry) {
+            tracing::error!("{message}");
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        let prefix = format!("{key}\u{0}");
+        self.reported.retain(|r| !r.starts_with(&prefix));
+    }
+}
+
+/// A replica's address as its primary sees it (`ip:port`: the link's peer IP, the port the
+/// replica serves on).
+fn peer_addr(addr: &str) -> String {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| addr.to_string())
+}

@@ -1,0 +1,164 @@
+//! `fjord-admin`: the operator's tool for a fjord cluster, after `redis-cli --cluster`.
+//!
+//! - `check`: every shard process's role, terms and last op against the topology; exits 1 on
+//!   a problem.
+//! - `controller`: the daemon that keeps roles as the topology says and fails over dead
+//!   primaries ([`controller`]).
+
+mod controller;
+mod node;
+mod store;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "fjord-admin",
+    version,
+    about = "Operate a fjord cluster: check it, run its controller"
+)]
+struct Args {
+    /// The cluster file (the topology store).
+    #[arg(long, default_value = "data/cluster.yaml")]
+    config: PathBuf,
+    /// The shards' password (their requirepass), if they have one.
+    #[arg(long)]
+    shard_password: Option<String>,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Compares every shard process with the topology: roles, terms, last ops, in-sync record.
+    Check,
+    /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
+    /// in-sync replica.
+    Controller {
+        /// How often each shard process is probed, in ms.
+        #[arg(long, default_value_t = 300)]
+        probe_ms: u64,
+        /// Probes in a row without an answer after which a shard counts as dead (a refused
+        /// connection counts at once).
+        #[arg(long, default_value_t = 3)]
+        misses: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    fjord_common::process::init_logging();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fjord-admin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fjord-admin: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode> {
+    let store = store::FileStore::new(&args.config);
+    match args.verb {
+        Verb::Check => check(&store, args.shard_password).await,
+        Verb::Controller { probe_ms, misses } => {
+            store
+                .load()
+                .context("the controller needs a valid cluster file")?;
+            let opts = controller::Options {
+                probe_every: Duration::from_millis(probe_ms.max(10)),
+                misses: misses.max(1),
+                password: args.shard_password,
+            };
+            controller::Controller::new(store, opts)
+                .run(fjord_common::process::shutdown_signal())
+                .await?;
+            tracing::info!("controller stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One line per shard process; a problem makes the exit code 1.
+async fn check(store: &store::FileStore, password: Option<String>) -> Result<ExitCode> {
+    let doc = store.load()?;
+    let topology = &doc.topology;
+    println!(
+        "{}: version {}, {} shards, all 16384 slots covered",
+        store.path().display(),
+        topology.version,
+        topology.shards.len()
+    );
+    let mut problems = 0;
+    for shard in &topology.shards {
+        let members = std::iter::once((shard.addr.as_str(), "primary", false)).chain(
+            shard
+                .replicas
+                .iter()
+                .map(|r| (r.addr.as_str(), "replica", r.in_sync)),
+        );
+        for (addr, want, in_sync) in members {
+            let mut node = node::Node::new(addr, password.clone());
+            let status = match node
+                .call(&["FJORD", "STATUS"], Duration::from_secs(2))
+                .await
+            {
+                Ok(frame) => node::Status::parse(frame),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            let line = match status {
+                Ok(s) => {
+                    let role = if s.master { "primary" } else { "replica" };
+                    let mut notes = Vec::new();
+                    if role != want {
+                        notes.push(format!("should be a {want}"));
+                    }
+                    if !s.serving {
+                        notes.push("fenced".to_string());
+                    }
+                    if shard.term > 0 && s.term != shard.term {
+                        notes.push(format!("at term {}, the shard's is {}", s.term, shard.term));
+                    }
+                    if want == "replica" && s.primary != shard.addr {
+                        notes.push(format!("follows {:?}, not {}", s.primary, shard.addr));
+                    }
+                    let ok = notes.is_empty();
+                    problems += usize::from(!ok);
+                    format!(
+                        "{} {addr} {role} term={} last_op={} in_sync_record={in_sync} {}",
+                        if ok { "[OK]" } else { "[ERR]" },
+                        s.term,
+                        s.last_id,
+                        notes.join("; ")
+                    )
+                }
+                Err(e) => {
+                    problems += 1;
+                    format!("[ERR] {addr} {want}: {e:#}")
+                }
+            };
+            println!("  {} {line}", shard.id);
+        }
+    }
+    if problems > 0 {
+        println!("{problems} problem(s)");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("[OK] every shard process is as the topology says");
+    Ok(ExitCode::SUCCESS)
+}

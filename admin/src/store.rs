@@ -1,0 +1,324 @@
+//! The topology store: where the controller and `fjord-admin` read the cluster file and
+//! publish changes to it. Today the file itself (etcd is issue 16).
+//!
+//! A write is a compare-and-swap on the document's `version`: the change is computed on the
+//! document as read, then, under an exclusive lock on the sibling `FILE.lock`, the file is
+//! read again; if its version moved (another controller, or an operator's edit), the change
+//! is computed again on the new document. The result is validated as a proxy would, gets
+//! version+1, and replaces the file by a rename of a synced temporary file, so a proxy never
+//! reads half a file and a crash leaves the old one or the new one.
+//!
+//! The document is edited as YAML values, so that fields this tool does not know (the proxy's
+//! settings, comments aside) survive. Comments do not: the default local cluster runs on a
+//! copy (`data/cluster.yaml`), never on the committed, documented file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use fjord_common::topology::Topology;
+use serde_yaml::{Mapping, Value};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The first line of a file this tool wrote.
+const HEADER: &str =
+    "# Written by fjord-admin. Every field is documented in fjord's config/cluster.yaml.\n";
+
+/// A cluster file as a topology store.
+pub struct FileStore {
+    path: PathBuf,
+}
+
+/// The document as read: its YAML, and what it means.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    pub value: Value,
+    pub topology: Topology,
+}
+
+impl Doc {
+    pub fn version(&self) -> u64 {
+        self.topology.version
+    }
+}
+
+/// What a change did: `Skip` leaves the file as it is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    Write,
+    Skip,
+}
+
+impl FileStore {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Result<Doc> {
+        let text = std::fs::read_to_string(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        parse(&text, &self.path)
+    }
+
+    /// Applies `change` to the current document and publishes it with version+1, re-reading
+    /// and re-applying on a conflict. Returns the document in force afterwards, and whether
+    /// this change is in it (false: `change` skipped, on the document as it then stood).
+    pub fn update(
+        &self,
+        mut change: impl FnMut(&mut Edit<'_>) -> Result<Change>,
+    ) -> Result<(Doc, bool)> {
+        loop {
+            let read = self.load()?;
+            let mut next = read.value.clone();
+            if change(&mut Edit { value: &mut next })? == Change::Skip {
+                return Ok((read, false));
+            }
+            let _lock = self.lock()?;
+            let now = self.load()?;
+            if now.version() != read.version() {
+                tracing::info!(
+                    read = read.version(),
+                    now = now.version(),
+                    "the cluster file changed meanwhile; applying the change again"
+                );
+                continue;
+            }
+            let version = read.version() + 1;
+            next["version"] = Value::from(version);
+            let text = format!("{HEADER}{}", serde_yaml::to_string(&next)?);
+            let doc = parse(&text, &self.path).context("the changed topology is invalid")?;
+            self.replace(&text)?;
+            return Ok((doc, true));
+        }
+    }
+
+    /// An exclusive lock on `FILE.lock`, released when the file closes.
+    fn lock(&self) -> Result<File> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&name)
+            .with_context(|| format!("opening {}", Path::new(&name).display()))?;
+        // SAFETY: flock on a descriptor this function owns; it blocks until granted.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "locking {}: {}",
+                Path::new(&name).display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(file)
+    }
+
+    fn replace(&self, text: &str) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("replacing {}", self.path.display()))?;
+        if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn parse(text: &str, path: &Path) -> Result<Doc> {
+    let topology = Topology::parse(text, path.parent()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow!("{} is invalid:\n  {}", path.display(), lines.join("\n  "))
+    })?;
+    let value = serde_yaml::from_str(text)?;
+    Ok(Doc { value, topology })
+}
+
+/// Changes to a document, by shard id.
+pub struct Edit<'a> {
+    value: &'a mut Value,
+}
+
+impl Edit<'_> {
+    fn shard(&mut self, id: &str) -> Result<&mut Mapping> {
+        self.value["shards"]
+            .as_sequence_mut()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_mapping_mut)
+            .find(|s| s.get("id").and_then(Value::as_str) == Some(id))
+            .ok_or_else(|| anyhow!("no shard {id} in the cluster file"))
+    }
+
+    /// The shard's term as the document holds it.
+    pub fn term(&mut self, id: &str) -> Result<u64> {
+        Ok(self
+            .shard(id)?
+            .get("term")
+            .and_then(Value::as_u64)
+            .unwrap_or(0))
+    }
+
+    /// The shard's primary address as the document holds it.
+    pub fn primary(&mut self, id: &str) -> Result<String> {
+        let shard = self.shard(id)?;
+        Ok(shard
+            .get("addr")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn set_term(&mut self, id: &str, term: u64) -> Result<()> {
+        self.shard(id)?.insert("term".into(), Value::from(term));
+        Ok(())
+    }
+
+    /// Records whether the replica at `addr` holds every acknowledged write.
+    pub fn set_in_sync(&mut self, id: &str, addr: &str, in_sync: bool) -> Result<()> {
+        let replica = replicas(self.shard(id)?)
+            .find(|r| r.get("addr").and_then(Value::as_str) == Some(addr))
+            .ok_or_else(|| anyhow!("shard {id} has no replica {addr}"))?;
+        replica.insert("in_sync".into(), Value::from(in_sync));
+        Ok(())
+    }
+
+    /// Makes the replica at `addr` the primary and the primary one of its replicas (with its
+    /// admin address and data folder); no replica is recorded in sync with the new primary.
+    pub fn swap_primary(&mut self, id: &str, addr: &str) -> Result<()> {
+        let shard = self.shard(id)?;
+        let index = replicas(shard)
+            .position(|r| r.get("addr").and_then(Value::as_str) == Some(addr))
+            .ok_or_else(|| anyhow!("shard {id} has no replica {addr}"))?;
+        let mut promoted = replicas(shard).nth(index).cloned().unwrap_or_default();
+        let mut demoted = Mapping::new();
+        for field in ["addr", "admin", "data_dir"] {
+            let key = Value::from(field);
+            match promoted.remove(&key) {
+                Some(v) => {
+                    if let Some(old) = shard.insert(key.clone(), v) {
+                        demoted.insert(key, old);
+                    }
+                }
+                None => {
+                    if let Some(old) = shard.remove(&key) {
+                        demoted.insert(key, old);
+                    }
+                }
+            }
+        }
+        let list = shard
+            .get_mut("replicas")
+            .and_then(Value::as_sequence_mut)
+            .ok_or_else(|| anyhow!("shard {id} has no replicas"))?;
+        list[index] = Value::Mapping(demoted);
+        for r in list.iter_mut().filter_map(Value::as_mapping_mut) {
+            r.insert("in_sync".into(), Value::from(false));
+        }
+        Ok(())
+    }
+}
+
+fn replicas(shard: &mut Mapping) -> impl Iterator<Item = &mut Mapping> {
+    shard
+        .get_mut("replicas")
+        .and_then(Value::as_sequence_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_mapping_mut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "version: 3\nproxies: [{listen: 127.0.0.1:7000}]\nsettings: {backend_connections: 3}\nshards:\n  - id: s1\n    addr: 127.0.0.1:7101\n    admin: 127.0.0.1:9101\n    data_dir: d/s1\n    slots: [0-16383]\n    replicas:\n      - {addr: 127.0.0.1:7104, data_dir: d/r1, in_sync: true}\n";
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yaml");
+        std::fs::write(&path, FILE).unwrap();
+        (dir, FileStore::new(&path))
+    }
+
+    #[test]
+    fn a_swap_moves_addresses_and_folders_and_clears_the_record() {
+        let (_dir, store) = store();
+        let (doc, _) = store
+            .update(|e| {
+                e.set_term("s1", 4)?;
+                e.swap_primary("s1", "127.0.0.1:7104")?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        let s = &doc.topology.shards[0];
+        assert_eq!(doc.version(), 4);
+        assert_eq!((s.addr.as_str(), s.term), ("127.0.0.1:7104", 4));
+        assert_eq!(s.admin, None);
+        assert!(s.data_dir.as_ref().unwrap().ends_with("d/r1"));
+        let r = &s.replicas[0];
+        assert_eq!(r.addr, "127.0.0.1:7101");
+        assert_eq!(r.admin.as_deref(), Some("127.0.0.1:9101"));
+        assert!(r.data_dir.as_ref().unwrap().ends_with("d/s1"));
+        assert!(!r.in_sync);
+        assert_eq!(
+            doc.topology.settings.backend_connections, 3,
+            "unknown-to-us fields survive"
+        );
+        assert_eq!(store.load().unwrap().version(), 4);
+    }
+
+    #[test]
+    fn a_conflicting_write_is_reapplied_on_the_new_document() {
+        let (_dir, store) = store();
+        let mut runs = 0;
+        let (doc, written) = store
+            .update(|e| {
+                runs += 1;
+                if runs == 1 {
+                    // Someone else publishes between our read and our write.
+                    let other = FILE.replace("version: 3", "version: 9");
+                    std::fs::write(store.path(), other).unwrap();
+                }
+                let term = e.term("s1")?;
+                e.set_term("s1", term + 1)?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        assert_eq!(runs, 2);
+        assert!(written);
+        assert_eq!(doc.version(), 10);
+    }
+
+    #[test]
+    fn an_invalid_result_is_refused_and_the_file_stays() {
+        let (_dir, store) = store();
+        let err = store
+            .update(|e| {
+                e.swap_primary("s1", "127.0.0.1:7104")?;
+                e.set_in_sync("s1", "127.0.0.1:9999", true)?;
+                Ok(Change::Write)
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no replica 127.0.0.1:9999"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), FILE);
+    }
+}

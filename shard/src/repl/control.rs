@@ -1,0 +1,149 @@
+//! What a controller (`fjord-admin controller`) tells a shard, and what the shard promises in
+//! return, so that a failover never loses an acknowledged write.
+//!
+//! - **Terms.** Every controller command carries a term, allocated by compare-and-swap on the
+//!   topology store. The shard persists the highest it has seen (`meta` key
+//!   `controllerterm`) before it acts, and refuses anything older: a deposed controller, or
+//!   one that read an old topology, can do nothing.
+//! - **Fencing.** `FJORD FENCE term` stops a shard serving clients and, on a replica, ends its
+//!   link to any primary of an older term. Acknowledgements are sent under [`Control::ack_lock`]
+//!   and the fence takes it, so once FENCE has replied no acknowledgement leaves for the old
+//!   primary: that primary can acknowledge no further write (each needs every in-sync
+//!   replica), and whichever fenced replica is promoted holds every write it acknowledged.
+//! - **Serving.** A shard that has ever had a controller starts fenced after a restart: it
+//!   serves again only once the controller confirms it (`FJORD PROMOTE` at its term: still the
+//!   primary) or attaches it to the new primary (`FJORD FOLLOW`). A shard never managed serves
+//!   at once, as a plain `fjord-shard` always has.
+//! - **The recorded in-sync set.** A managed primary waits for every replica the controller
+//!   recorded as in sync (`FJORD ISR`), by address, across that replica's reconnections, and
+//!   never drops one on its own: the controller records a drop in the topology store first,
+//!   then tells the primary. So a replica the record calls in sync — the only ones the
+//!   controller promotes — holds every acknowledged write. (An unmanaged primary drops a late
+//!   replica itself, as before: nobody would promote it.)
+
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+/// The error a shard waiting for its controller gives data commands. Cluster clients retry
+/// `TRYAGAIN`; the proxy passes it on.
+pub const FENCED: &str =
+    "TRYAGAIN this shard waits for its controller (fenced for a failover, or restarted)";
+
+/// A shard's standing with its controller.
+pub struct Control {
+    term: AtomicU64,
+    serving: AtomicBool,
+    /// The term, watched by the replication link: a fence ends a link to an older primary.
+    changed: watch::Sender<u64>,
+    /// Held while an acknowledgement goes to the primary, and while a fence is taken.
+    pub(crate) ack_lock: tokio::sync::Mutex<()>,
+    /// Replicas (`ip:port` as this primary sees them) whose acknowledgement every write needs.
+    required: Mutex<Vec<String>>,
+    /// The last op each replica address acknowledged, over all its links.
+    acked_by_addr: Mutex<HashMap<String, u64>>,
+}
+
+impl Control {
+    /// The standing of a shard whose store holds controller term `term`.
+    pub fn new(term: u64) -> Self {
+        Self {
+            term: AtomicU64::new(term),
+            serving: AtomicBool::new(term == 0),
+            changed: watch::Sender::new(term),
+            ack_lock: tokio::sync::Mutex::new(()),
+            required: Mutex::new(Vec::new()),
+            acked_by_addr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// Whether a controller manages this shard (it has been given a term).
+    pub fn is_managed(&self) -> bool {
+        self.term() > 0
+    }
+
+    /// Whether clients are served (false while fenced).
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Release);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Takes `term` as the newest, persisted first; an older one is refused.
+    pub fn accept(&self, store: &Store, term: u64) -> Result<(), String> {
+        let current = self.term();
+        if term < current {
+            return Err(format!(
+                "ERR stale controller term {term}: this shard has seen term {current}"
+            ));
+        }
+        if term == 0 {
+            return Err("ERR controller terms start at 1".into());
+        }
+        if term > current {
+            store
+                .set_controller_term(term)
+                .map_err(|e| format!("ERR recording the controller term: {e}"))?;
+            self.term.store(term, Ordering::Release);
+            self.changed.send_replace(term);
+        }
+        Ok(())
+    }
+
+    /// Refuses `term` unless it is the one in force (commands that act within a term).
+    pub fn check_current(&self, term: u64) -> Result<(), String> {
+        match self.term() {
+            t if t == term => Ok(()),
+            t => Err(format!(
+                "ERR controller term {term} is not this shard's term {t}"
+            )),
+        }
+    }
+
+    pub fn set_required(&self, addrs: Vec<String>) {
+        *self.required.lock().unwrap_or_else(|e| e.into_inner()) = addrs;
+    }
+
+    pub fn required(&self) -> Vec<String> {
+        self.required
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn note_ack(&self, addr: &str, id: u64) {
+        let mut acked = self.acked_by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = acked.entry(addr.to_string()).or_insert(0);
+        *entry = (*entry).max(id);
+    }
+
+    /// A replica that starts a full sync no longer holds what it acknowledged before.
+    pub(crate) fn forget_acks(&self, addr: &str) {
+        self.acked_by_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
+    }
+
+    /// The op every required replica has acknowledged (`None`: none is required).
+    pub(crate) fn required_watermark(&self) -> Option<u64> {
+        let required = self.required.lock().unwrap_or_else(|e| e.into_inner());
+        let acked = self.acked_by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        required
+            .iter()
+            .map(|a| acked.get(a).copied().unwrap_or(0))
+            .min()
+    }
+}

@@ -1,0 +1,190 @@
+//! Writers for fault tests: each op is logged as acknowledged, failed (certainly not
+//! applied) or unknown, so that a test can check that nothing acknowledged went missing.
+//!
+//! Each writer thread owns keys `w{n}:{seq}` (SET with an increasing sequence number) and a
+//! counter `c{n}` (INCR), and DELs one of its older keys now and then; it reconnects after
+//! any connection failure, as an application would.
+
+use crate::RawClient;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// How an op ended, as its client saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Acked,
+    /// Refused before it was applied (`TRYAGAIN`, `READONLY`, `NOREPLICAS`).
+    Failed,
+    /// The connection broke or the proxy gave up waiting: it may or may not have applied.
+    Unknown,
+}
+
+impl Outcome {
+    fn of(reply: &std::io::Result<String>) -> Self {
+        match reply {
+            Ok(r) if !r.starts_with('-') => Outcome::Acked,
+            Ok(r)
+                if ["-TRYAGAIN", "-READONLY", "-NOREPLICAS"]
+                    .iter()
+                    .any(|p| r.starts_with(p)) =>
+            {
+                Outcome::Failed
+            }
+            _ => Outcome::Unknown,
+        }
+    }
+}
+
+/// What one writer thread did.
+#[derive(Default, Debug)]
+pub struct Log {
+    pub sets: BTreeMap<u64, Outcome>,
+    /// DELs of earlier keys (by sequence number), and how they ended.
+    pub deletes: BTreeMap<u64, Outcome>,
+    pub incr_acked: u64,
+    pub incr_unknown: u64,
+}
+
+/// Writer threads against one address.
+pub struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    threads: Vec<thread::JoinHandle<Log>>,
+}
+
+impl Writers {
+    pub fn start(addr: &str, count: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let threads = (0..count)
+            .map(|n| {
+                let (stop, acked, addr) = (Arc::clone(&stop), Arc::clone(&acked), addr.to_string());
+                thread::spawn(move || write(n, &addr, &stop, &acked))
+            })
+            .collect();
+        Self {
+            stop,
+            acked,
+            threads,
+        }
+    }
+
+    /// Ops acknowledged so far, by all threads.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further ops are acknowledged (false if not within `within`).
+    pub fn wait_for_acks(&self, more: u64, within: Duration) -> bool {
+        let target = self.acked() + more;
+        crate::eventually(within, || self.acked() >= target)
+    }
+
+    pub fn finish(self) -> Vec<Log> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().expect("writer thread"))
+            .collect()
+    }
+}
+
+fn call(conn: &mut Option<RawClient>, addr: &str, args: &[&str]) -> std::io::Result<String> {
+    if conn.is_none() {
+        *conn = Some(RawClient::tcp(addr).map_err(std::io::Error::other)?);
+    }
+    let c = conn.as_mut().expect("connected");
+    let r = c.call_str(args).map_err(std::io::Error::other);
+    if r.is_err() {
+        *conn = None;
+    }
+    r
+}
+
+fn write(n: usize, addr: &str, stop: &AtomicBool, acked: &AtomicU64) -> Log {
+    let mut log = Log::default();
+    let mut conn = None;
+    let counter = format!("c{n}");
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("w{n}:{seq}");
+        let outcome = Outcome::of(&call(&mut conn, addr, &["SET", &key, &seq.to_string()]));
+        log.sets.insert(seq, outcome);
+        let incr = Outcome::of(&call(&mut conn, addr, &["INCR", &counter]));
+        match incr {
+            Outcome::Acked => log.incr_acked += 1,
+            Outcome::Unknown => log.incr_unknown += 1,
+            Outcome::Failed => {}
+        }
+        if seq % 10 == 9 {
+            let victim = seq - 5;
+            if log.sets.get(&victim) == Some(&Outcome::Acked) {
+                let del = Outcome::of(&call(&mut conn, addr, &["DEL", &format!("w{n}:{victim}")]));
+                log.deletes.insert(victim, del);
+            }
+        }
+        for o in [outcome, incr] {
+            if o == Outcome::Acked {
+                acked.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Do not spin while the cluster fails over.
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        seq += 1;
+    }
+    log
+}
+
+/// Checks every writer's log against what `addr` holds: each acknowledged SET reads back
+/// (unless its acknowledged DEL came after), each acknowledged DEL stays deleted, each
+/// counter lies between its acknowledged INCRs and those plus the unknown ones. Returns
+/// the number of acknowledged ops checked.
+pub fn verify(addr: &str, logs: &[Log]) -> anyhow::Result<u64> {
+    let mut c = RawClient::tcp(addr)?;
+    let mut checked = 0;
+    for (n, log) in logs.iter().enumerate() {
+        for (seq, outcome) in &log.sets {
+            let key = format!("w{n}:{seq}");
+            let got = c.call_str(&["GET", &key])?;
+            match log.deletes.get(seq) {
+                Some(Outcome::Acked) => {
+                    anyhow::ensure!(
+                        got == "$-1\r\n",
+                        "{key}: acknowledged DEL, yet it reads {got:?}"
+                    );
+                    continue;
+                }
+                // It may be gone or not.
+                Some(Outcome::Unknown) => continue,
+                _ => {}
+            }
+            if *outcome == Outcome::Acked {
+                anyhow::ensure!(
+                    got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
+                    "{key}: acknowledged SET, yet it reads {got:?}"
+                );
+            } else if *outcome == Outcome::Failed {
+                anyhow::ensure!(got == "$-1\r\n", "{key}: refused SET, yet it reads {got:?}");
+            }
+            checked += u64::from(*outcome == Outcome::Acked);
+        }
+        let reply = c.call_str(&["GET", &format!("c{n}")])?;
+        let value: u64 = reply
+            .lines()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        anyhow::ensure!(
+            (log.incr_acked..=log.incr_acked + log.incr_unknown).contains(&value),
+            "c{n} is {value}: {} INCRs acknowledged, {} unknown",
+            log.incr_acked,
+            log.incr_unknown
+        );
+        checked += log.incr_acked;
+    }
+    Ok(checked)
+}

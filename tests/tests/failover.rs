@@ -1,0 +1,370 @@
+//! Failover under `fjord-admin controller`: a primary killed or stopped under load is
+//! replaced by its in-sync replica, the proxy follows the published topology, and no
+//! acknowledged write is lost; the old primary comes back as a replica. Also the
+//! controller's recovery of a failover that a previous controller left half done.
+
+use fjord_common::topology::Topology;
+use fjord_tests::faults::{verify, Writers};
+use fjord_tests::{
+    bin_dir, dataset, eventually, info_field, start_proxy, RawClient, Shard, ShardOptions,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One shard (a primary and its replica), controllers, a proxy, on one cluster file.
+struct Rig {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    fsync: &'static str,
+    shards: [Option<Shard>; 2],
+    addrs: [String; 2],
+    controllers: Vec<Child>,
+    proxy: Child,
+    standalone: String,
+}
+
+impl Rig {
+    /// `controllers` controllers (0: none yet, see [`Rig::start_controller`]).
+    fn start(fsync: &'static str, controllers: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = |n: usize| dir.path().join(format!("shard{n}"));
+        let a = start_shard(fsync, None, data(0), &[]);
+        let b = start_shard(fsync, None, data(1), &["--replica-of", &a.addr]);
+        let file = dir.path().join("cluster.yaml");
+        let text = format!(
+            "version: 1\nproxies: [{{listen: 127.0.0.1:0}}]\nstandalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings: {{command_timeout_ms: 3000}}\nshards:\n  - id: s1\n    addr: \"{}\"\n    slots: [0-16383]\n    replicas:\n      - addr: \"{}\"\n",
+            a.addr, b.addr
+        );
+        std::fs::write(&file, text).unwrap();
+        let (proxy, lines) = start_proxy(&file, &[]).unwrap();
+        let standalone = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
+            .unwrap()
+            .to_string();
+        let addrs = [a.addr.clone(), b.addr.clone()];
+        let mut rig = Self {
+            dir,
+            file,
+            fsync,
+            shards: [Some(a), Some(b)],
+            addrs,
+            controllers: Vec::new(),
+            proxy,
+            standalone,
+        };
+        for _ in 0..controllers {
+            rig.start_controller();
+        }
+        rig
+    }
+
+    fn start_controller(&mut self) {
+        let n = self.controllers.len();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("controller{n}.log"))).unwrap();
+        let child = Command::new(bin_dir().join("fjord-admin"))
+            .arg("--config")
+            .arg(&self.file)
+            .args(["controller", "--probe-ms", "100"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting fjord-admin controller");
+        self.controllers.push(child);
+    }
+
+    fn topology(&self) -> Topology {
+        Topology::load(&self.file).expect("the controller keeps the file valid")
+    }
+
+    /// Waits until the file names `primary` the primary and records `replica` in sync.
+    fn wait_layout(&self, primary: usize, replica: usize) {
+        let ok = eventually(Duration::from_secs(30), || {
+            let t = self.topology();
+            let s = &t.shards[0];
+            s.addr == self.addrs[primary]
+                && s.replicas
+                    .iter()
+                    .any(|r| r.addr == self.addrs[replica] && r.in_sync)
+        });
+        assert!(
+            ok,
+            "the file never showed {primary} primary with {replica} in sync:\n{}",
+            self.logs()
+        );
+    }
+
+    fn shard(&self, n: usize) -> &Shard {
+        self.shards[n].as_ref().expect("running")
+    }
+
+    fn restart(&mut self, n: usize) {
+        let dir = self.dir.path().join(format!("shard{n}"));
+        self.shards[n] = Some(start_shard(
+            self.fsync,
+            Some(self.addrs[n].clone()),
+            dir,
+            &[],
+        ));
+    }
+
+    fn signal(&self, n: usize, sig: i32) {
+        // SAFETY: a signal to a shard this test started.
+        unsafe {
+            libc::kill(self.shard(n).pid(), sig);
+        }
+    }
+
+    fn logs(&self) -> String {
+        (0..self.controllers.len())
+            .map(|n| {
+                let path = self.dir.path().join(format!("controller{n}.log"));
+                format!(
+                    "--- controller {n}\n{}",
+                    std::fs::read_to_string(path).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Both shard processes hold the same data, the replica in step with the primary.
+    fn wait_same_data(&self) {
+        let ok = eventually(Duration::from_secs(30), || {
+            let (a, b) = (dataset(&self.addrs[0]), dataset(&self.addrs[1]));
+            matches!((a, b), (Ok(a), Ok(b)) if a == b)
+        });
+        assert!(ok, "primary and replica never held the same data");
+    }
+
+    fn admin_check(&self) -> (bool, String) {
+        let out = Command::new(bin_dir().join("fjord-admin"))
+            .arg("--config")
+            .arg(&self.file)
+            .arg("check")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for c in self
+            .controllers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.proxy))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn start_shard(fsync: &'static str, listen: Option<String>, dir: PathBuf, extra: &[&str]) -> Shard {
+    Shard::start_with(ShardOptions {
+        fsync,
+        listen,
+        data_dir: Some(dir),
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..ShardOptions::default()
+    })
+    .unwrap()
+}
+
+fn role(addr: &str) -> String {
+    info_field(addr, "replication", "role").unwrap_or_default()
+}
+
+/// Kills the primary (or stops it past the probes' patience), and checks that the replica
+/// takes over, writes resume through the proxy, nothing acknowledged is lost, and the old
+/// primary ends up a replica with the same data.
+fn fail_over_under_load(fsync: &'static str, stop_instead_of_kill: bool) {
+    // Two controllers on one file: terms make sure only one failover happens.
+    let mut rig = Rig::start(fsync, 2);
+    rig.wait_layout(0, 1);
+    let writers = Writers::start(&rig.standalone, 4);
+    assert!(
+        writers.wait_for_acks(2000, Duration::from_secs(30)),
+        "no progress before the fault"
+    );
+    let t0 = Instant::now();
+    if stop_instead_of_kill {
+        rig.signal(0, libc::SIGSTOP);
+    } else {
+        rig.shards[0].as_mut().unwrap().kill9();
+    }
+    let resumed = writers.wait_for_acks(500, Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert!(
+        resumed,
+        "writes never resumed after the fault:\n{}",
+        rig.logs()
+    );
+    eprintln!("{fsync}: writes resumed {took:?} after the primary's fault");
+    assert_eq!(
+        rig.topology().shards[0].addr,
+        rig.addrs[1],
+        "the replica is the primary now"
+    );
+    if stop_instead_of_kill {
+        rig.signal(0, libc::SIGCONT);
+    } else {
+        rig.restart(0);
+    }
+    // The old primary comes back as the new primary's replica, and is recorded in sync.
+    rig.wait_layout(1, 0);
+    assert_eq!(role(&rig.addrs[0]), "slave");
+    assert_eq!(role(&rig.addrs[1]), "master");
+    assert!(writers.wait_for_acks(500, Duration::from_secs(30)));
+    let logs = writers.finish();
+    let checked = verify(&rig.standalone, &logs).unwrap();
+    assert!(checked > 2000, "only {checked} acknowledged ops");
+    rig.wait_same_data();
+    let term = rig.topology().shards[0].term;
+    let (ok, report) = rig.admin_check();
+    assert!(ok, "fjord-admin check:\n{report}");
+    // One failover: the adoption's term, then one more.
+    assert_eq!(term, 2, "{}", rig.logs());
+}
+
+#[test]
+fn a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_everysec() {
+    fail_over_under_load("everysec", false);
+}
+
+#[test]
+fn a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_always() {
+    fail_over_under_load("always", false);
+}
+
+#[test]
+fn a_stopped_primary_is_replaced_and_comes_back_as_a_replica() {
+    fail_over_under_load("everysec", true);
+}
+
+/// A controller died after promoting the replica but before publishing: the next one
+/// publishes it, and the old primary follows it.
+#[test]
+fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let _ = rig.controllers.pop().map(|mut c| c.kill());
+    let mut p = RawClient::tcp(&rig.standalone).unwrap();
+    assert_eq!(p.call_str(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
+    // What a controller does up to its publish: a new term in the file, fence, promote.
+    bump_term(&rig.file, 2);
+    let mut b = rig.shard(1).client().unwrap();
+    assert!(b
+        .call_str(&["FJORD", "FENCE", "2"])
+        .unwrap()
+        .starts_with('*'));
+    assert_eq!(b.call_str(&["FJORD", "PROMOTE", "2"]).unwrap(), "+OK\r\n");
+    // The old primary learns nothing yet; the replica refuses an older term.
+    assert!(b
+        .call_str(&["FJORD", "FOLLOW", "1", &rig.addrs[0]])
+        .unwrap()
+        .starts_with("-ERR stale controller term 1"));
+    rig.start_controller();
+    rig.wait_layout(1, 0);
+    assert_eq!(role(&rig.addrs[0]), "slave");
+    assert!(eventually(Duration::from_secs(10), || p
+        .call_str(&["GET", "before"])
+        .is_ok_and(|r| r == "$1\r\n1\r\n")));
+    rig.wait_same_data();
+}
+
+/// A controller died after fencing the replica, before promoting it: the primary is alive,
+/// so the next controller rolls back (confirms the primary at the new term, re-attaches the
+/// replica).
+#[test]
+fn a_failover_fenced_but_not_promoted_is_rolled_back_by_the_next_controller() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let _ = rig.controllers.pop().map(|mut c| c.kill());
+    bump_term(&rig.file, 2);
+    let mut b = rig.shard(1).client().unwrap();
+    assert!(b
+        .call_str(&["FJORD", "FENCE", "2"])
+        .unwrap()
+        .starts_with('*'));
+    // Fenced: it serves no reads.
+    assert!(b.call_str(&["GET", "x"]).unwrap().starts_with("-TRYAGAIN"));
+    rig.start_controller();
+    let writers = Writers::start(&rig.standalone, 2);
+    assert!(
+        writers.wait_for_acks(500, Duration::from_secs(30)),
+        "{}",
+        rig.logs()
+    );
+    rig.wait_layout(0, 1);
+    let logs = writers.finish();
+    verify(&rig.standalone, &logs).unwrap();
+    rig.wait_same_data();
+    assert_eq!(rig.topology().shards[0].term, 2);
+}
+
+/// A shard a controller manages starts fenced after a restart and serves only once the
+/// controller confirms it.
+#[test]
+fn a_managed_shard_restarts_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start_shard("everysec", None, dir.path().to_path_buf(), &[]);
+    let mut c = s.client().unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    assert_eq!(c.call_str(&["FJORD", "PROMOTE", "3"]).unwrap(), "+OK\r\n");
+    assert!(c
+        .call_str(&["FJORD", "PROMOTE", "2"])
+        .unwrap()
+        .starts_with("-ERR stale controller term 2"));
+    assert!(c
+        .call_str(&["REPLICAOF", "127.0.0.1", "1"])
+        .unwrap()
+        .starts_with("-ERR this shard's role is set by its controller"));
+    let addr = s.addr.clone();
+    s.kill9();
+    let s = start_shard("everysec", Some(addr), dir.path().to_path_buf(), &[]);
+    let mut c = s.client().unwrap();
+    assert!(c.call_str(&["GET", "k"]).unwrap().starts_with("-TRYAGAIN"));
+    assert!(c
+        .call_str(&["SET", "k", "w"])
+        .unwrap()
+        .starts_with("-TRYAGAIN"));
+    assert!(c.call_str(&["PING"]).unwrap() == "+PONG\r\n");
+    assert_eq!(c.call_str(&["FJORD", "PROMOTE", "3"]).unwrap(), "+OK\r\n");
+    assert_eq!(c.call_str(&["GET", "k"]).unwrap(), "$1\r\nv\r\n");
+}
+
+/// Sets the shard's term in the cluster file, as a controller's first step does.
+fn bump_term(file: &Path, term: u64) {
+    let text = std::fs::read_to_string(file).unwrap();
+    fjord_tests::write_atomically(file, &with_term(&text, term)).unwrap();
+}
+
+fn with_term(text: &str, term: u64) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("term:") {
+            Some(_) => out.push_str(&format!(
+                "{}term: {term}",
+                &line[..line.len() - line.trim_start().len()]
+            )),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    let version: u64 = Topology::parse(text, None).map(|t| t.version).unwrap_or(1);
+    out.replacen(
+        &format!("version: {version}"),
+        &format!("version: {}", version + 1),
+        1,
+    )
+}
