@@ -53,13 +53,16 @@ pub struct Writers {
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
     threads: Vec<thread::JoinHandle<Log>>,
+    first: usize,
 }
 
 impl Writers {
-    pub fn start(addr: &str, count: usize) -> Self {
+    /// `count` threads, numbered from `first` (so that writers of another round use keys
+    /// of their own).
+    pub fn start(addr: &str, first: usize, count: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicU64::new(0));
-        let threads = (0..count)
+        let threads = (first..first + count)
             .map(|n| {
                 let (stop, acked, addr) = (Arc::clone(&stop), Arc::clone(&acked), addr.to_string());
                 thread::spawn(move || write(n, &addr, &stop, &acked))
@@ -69,6 +72,7 @@ impl Writers {
             stop,
             acked,
             threads,
+            first,
         }
     }
 
@@ -83,11 +87,14 @@ impl Writers {
         crate::eventually(within, || self.acked() >= target)
     }
 
-    pub fn finish(self) -> Vec<Log> {
+    /// Stops the threads and returns their logs, with their numbers.
+    pub fn finish(self) -> Vec<(usize, Log)> {
         self.stop.store(true, Ordering::Relaxed);
+        let first = self.first;
         self.threads
             .into_iter()
-            .map(|t| t.join().expect("writer thread"))
+            .enumerate()
+            .map(|(i, t)| (first + i, t.join().expect("writer thread")))
             .collect()
     }
 }
@@ -143,10 +150,10 @@ fn write(n: usize, addr: &str, stop: &AtomicBool, acked: &AtomicU64) -> Log {
 /// (unless its acknowledged DEL came after), each acknowledged DEL stays deleted, each
 /// counter lies between its acknowledged INCRs and those plus the unknown ones. Returns
 /// the number of acknowledged ops checked.
-pub fn verify(addr: &str, logs: &[Log]) -> anyhow::Result<u64> {
+pub fn verify(addr: &str, logs: &[(usize, Log)]) -> anyhow::Result<u64> {
     let mut c = RawClient::tcp(addr)?;
     let mut checked = 0;
-    for (n, log) in logs.iter().enumerate() {
+    for (n, log) in logs {
         for (seq, outcome) in &log.sets {
             let key = format!("w{n}:{seq}");
             let got = c.call_str(&["GET", &key])?;
