@@ -139,8 +139,13 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
                     }
                     let ok = notes.is_empty();
                     problems += usize::from(!ok);
+                    let record = match want {
+                        "replica" if in_sync => " recorded-in-sync",
+                        "replica" => " not-recorded-in-sync",
+                        _ => "",
+                    };
                     format!(
-                        "{} {addr} {role} term={} last_op={} in_sync_record={in_sync} {}",
+                        "{} {addr} {role} term={} last_op={}{record} {}",
                         if ok { "[OK]" } else { "[ERR]" },
                         s.term,
                         s.last_id,
