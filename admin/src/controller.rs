@@ -22,12 +22,17 @@
 //!   replica already serving at the shard's term (it publishes it) or none (it rolls back by
 //!   confirming the old primary if that one is alive, or fails over again with a newer term).
 //!
-//! Not there yet (issue 14): leases (a primary frozen past the failover serves stale reads
-//! until the controller fences it), graceful `failover`, pause/resume, metrics.
+//! A primary that is silent rather than gone may be frozen and wake up: the controller waits
+//! out its lease ([`LEASE`]) after fencing, so that by the time another primary serves, the
+//! old one serves nothing (its lease is renewed only by acknowledgements of the replicas
+//! just fenced).
+//!
+//! Not there yet (issue 14): graceful `failover`, pause/resume, metrics.
 
 use crate::node::{array, number, CallError, Node, Status};
 use crate::store::{Change, FileStore};
 use anyhow::{anyhow, bail, Result};
+use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
 use std::collections::{HashMap, HashSet};
 use std::net::ToSocketAddrs;
@@ -47,7 +52,11 @@ pub struct Options {
 #[derive(Clone, Debug)]
 enum Health {
     Up(Status),
-    Dead,
+    /// `crashed`: its connection was refused or reset (nothing listens: the process is gone),
+    /// rather than silent past the probes (it may be frozen, and wake up).
+    Dead {
+        crashed: bool,
+    },
     /// Silent, not yet for long enough.
     Unsure,
 }
@@ -68,7 +77,16 @@ pub struct Controller {
     nodes: HashMap<String, Probed>,
     /// Problems already logged, so that a standing one is logged once.
     reported: HashSet<String>,
+    /// Terms this controller allocated.
+    own_terms: HashSet<u64>,
+    /// Each shard's term in the file, and when this controller first saw it.
+    terms_seen: HashMap<String, (u64, Instant)>,
 }
+
+/// How long a term another controller took is given before this one starts a failover with a
+/// newer term: that one's lease wait and a few probes. Without it, two controllers would keep fencing each other's
+/// term during the lease wait.
+const OTHERS_FAILOVER_GRACE: Duration = Duration::from_millis(3000);
 
 impl Controller {
     pub fn new(store: FileStore, opts: Options) -> Self {
@@ -77,6 +95,8 @@ impl Controller {
             opts,
             nodes: HashMap::new(),
             reported: HashSet::new(),
+            own_terms: HashSet::new(),
+            terms_seen: HashMap::new(),
         }
     }
 
@@ -103,6 +123,17 @@ impl Controller {
         self.forget("round");
         self.probe_all(&doc.topology).await;
         for shard in &doc.topology.shards {
+            // A term found at start is old news; only a change seen while running is recent.
+            let long_ago = Instant::now()
+                .checked_sub(OTHERS_FAILOVER_GRACE)
+                .unwrap_or_else(Instant::now);
+            let seen = self
+                .terms_seen
+                .entry(shard.id.clone())
+                .or_insert((shard.term, long_ago));
+            if seen.0 != shard.term {
+                *seen = (shard.term, Instant::now());
+            }
             if let Err(e) = self.reconcile(shard).await {
                 self.report(
                     &format!("shard {}", shard.id),
@@ -165,7 +196,8 @@ impl Controller {
 
     fn health(&self, addr: &str) -> Health {
         match self.nodes.get(addr) {
-            Some(p) if p.gone || p.misses >= self.opts.misses => Health::Dead,
+            Some(p) if p.gone => Health::Dead { crashed: true },
+            Some(p) if p.misses >= self.opts.misses => Health::Dead { crashed: false },
             Some(p) if p.misses > 0 => Health::Unsure,
             Some(Probed {
                 last: Some(Ok(s)), ..
@@ -176,7 +208,12 @@ impl Controller {
 
     async fn reconcile(&mut self, shard: &Shard) -> Result<()> {
         match self.health(&shard.addr) {
-            Health::Dead => self.failover(shard, "the primary is down").await,
+            Health::Dead { crashed: true } => {
+                self.failover(shard, "the primary is gone", false).await
+            }
+            Health::Dead { crashed: false } => {
+                self.failover(shard, "the primary is silent", true).await
+            }
             Health::Unsure => Ok(()),
             Health::Up(status) => self.steady(shard, status).await,
         }
@@ -224,8 +261,13 @@ impl Controller {
                     _ => false,
                 });
             if ahead && !primary.serving {
+                // Fenced since its restart, it serves nothing: no lease to wait out.
                 return self
-                    .failover(shard, "the restarted primary is behind an in-sync replica")
+                    .failover(
+                        shard,
+                        "the restarted primary is behind an in-sync replica",
+                        false,
+                    )
                     .await;
             }
             let required = self.peer_addrs(&self.recorded(shard));
@@ -276,7 +318,7 @@ impl Controller {
                 n.unwrap_or(0)
             };
             if r.in_sync && !insync {
-                let dead = matches!(self.health(&r.addr), Health::Dead);
+                let dead = matches!(self.health(&r.addr), Health::Dead { .. });
                 if dead || lagging >= self.opts.misses {
                     if !self.record(shard, &r.addr, false)? {
                         return Ok(());
@@ -325,8 +367,9 @@ impl Controller {
         self.call(&shard.addr, &args).await.map(drop)
     }
 
-    /// Replaces a dead primary by its best fenced in-sync replica.
-    async fn failover(&mut self, shard: &Shard, why: &str) -> Result<()> {
+    /// Replaces a dead primary by its best fenced in-sync replica. `wait_lease`: the old
+    /// primary may be alive (frozen): its lease must run out before another one serves.
+    async fn failover(&mut self, shard: &Shard, why: &str, wait_lease: bool) -> Result<()> {
         let candidates: Vec<String> = self
             .recorded(shard)
             .into_iter()
@@ -334,6 +377,15 @@ impl Controller {
             .collect();
         if candidates.is_empty() {
             bail!("{why}, and no replica recorded in sync answers: its slots stay down until it is back");
+        }
+        let since = self
+            .terms_seen
+            .get(&shard.id)
+            .map_or(Duration::MAX, |(_, at)| at.elapsed());
+        if !self.own_terms.contains(&shard.term) && since < OTHERS_FAILOVER_GRACE {
+            // Another controller just took a term for this shard: it may be failing it over
+            // (fencing, waiting out the lease). Let it finish.
+            return Ok(());
         }
         let started = Instant::now();
         let old = shard.term;
@@ -351,6 +403,7 @@ impl Controller {
             tracing::info!(shard = %shard.id, "the topology changed under the failover; looking again");
             return Ok(());
         }
+        self.own_terms.insert(term);
         tracing::warn!(shard = %shard.id, primary = %shard.addr, term, reason = why, "failing over");
         let mut best: Option<((u64, u64), String)> = None;
         for c in &candidates {
@@ -377,6 +430,13 @@ impl Controller {
         let Some((_, chosen)) = best else {
             bail!("no in-sync replica could be fenced and promoted; trying again");
         };
+        if wait_lease {
+            // Its last stamp was acknowledged before the fence; clocks may run up to 10%
+            // apart in rate.
+            let wait = LEASE + LEASE / 10 + Duration::from_millis(50);
+            tracing::info!(shard = %shard.id, wait_ms = wait.as_millis() as u64, "waiting out the old primary's lease");
+            tokio::time::sleep(wait).await;
+        }
         self.call(
             &chosen,
             &["FJORD".into(), "PROMOTE".into(), term.to_string()],

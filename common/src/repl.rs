@@ -9,14 +9,23 @@
 //! from there) or [`Frame::FullSync`] (then [`Frame::Snap`] chunks of a consistent snapshot
 //! in key order, [`Frame::SnapEnd`], and the stream from the snapshot's op id), or with an
 //! error (another protocol version, a shard that is itself a replica). From then on the
-//! primary sends [`Frame::Ops`] and, when idle, [`Frame::Ping`]; the replica sends
-//! [`Frame::Ack`] of the last op it has committed.
+//! primary sends [`Frame::Ops`] and, at least every 100 ms, [`Frame::Ping`] with a stamp of
+//! its own clock; the replica sends [`Frame::Ack`] of the last op it has committed and the
+//! last stamp it has seen. An acknowledged stamp proves the replica still followed this
+//! primary (was not fenced) after the primary's clock read it: the primary's lease
+//! ([`LEASE`]) runs from there.
 
 use crate::Reply;
 use bytes::Bytes;
 
 /// The version of this protocol; both ends must speak the same.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub const PROTOCOL_VERSION: u64 = 2;
+
+/// How long a managed primary with in-sync replicas may serve after the send of the last
+/// stamp all of them acknowledged. A controller that fences those replicas waits this out,
+/// plus a margin for clock rates, before it promotes one, so that a frozen old primary that
+/// wakes up serves nothing stale.
+pub const LEASE: std::time::Duration = std::time::Duration::from_millis(600);
 
 /// What a replica asks for with `FJORD SYNC`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,10 +99,11 @@ pub enum Frame {
     SnapEnd,
     /// Primary → replica: consecutive oplog entries from `first_id`, as stored.
     Ops { first_id: u64, entries: Vec<Bytes> },
-    /// Primary → replica, when idle: the primary's last op id and its clock (Unix ms).
-    Ping { last_id: u64, now_ms: u64 },
-    /// Replica → primary: every op up to this one is committed here.
-    Ack(u64),
+    /// Primary → replica: the primary's last op id, and a stamp of its monotonic clock (ms)
+    /// that only the primary reads.
+    Ping { last_id: u64, stamp: u64 },
+    /// Replica → primary: every op up to `id` is committed here, and the last stamp seen.
+    Ack { id: u64, stamp: u64 },
 }
 
 impl Frame {
@@ -129,8 +139,8 @@ impl Frame {
                 v.extend(entries.iter().cloned().map(bulk));
                 v
             }
-            Frame::Ping { last_id, now_ms } => vec![word("PING"), num(*last_id), num(*now_ms)],
-            Frame::Ack(id) => vec![word("ACK"), num(*id)],
+            Frame::Ping { last_id, stamp } => vec![word("PING"), num(*last_id), num(*stamp)],
+            Frame::Ack { id, stamp } => vec![word("ACK"), num(*id), num(*stamp)],
         })
     }
 
@@ -164,9 +174,12 @@ impl Frame {
             },
             (b"PING", 3) => Frame::Ping {
                 last_id: num(&parts[1])?,
-                now_ms: num(&parts[2])?,
+                stamp: num(&parts[2])?,
             },
-            (b"ACK", 2) => Frame::Ack(num(&parts[1])?),
+            (b"ACK", 3) => Frame::Ack {
+                id: num(&parts[1])?,
+                stamp: num(&parts[2])?,
+            },
             _ => return Err(bad()),
         })
     }
@@ -207,9 +220,12 @@ mod tests {
             },
             Frame::Ping {
                 last_id: 9,
-                now_ms: 1_700_000_000_000,
+                stamp: 1_700_000_000_000,
             },
-            Frame::Ack(u64::MAX),
+            Frame::Ack {
+                id: u64::MAX,
+                stamp: 3,
+            },
         ] {
             assert_eq!(Frame::parse(wire_parts(&frame.to_reply())), Ok(frame));
         }

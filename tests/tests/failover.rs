@@ -267,6 +267,73 @@ fn ten_fault_cycles_lose_nothing_acknowledged_always() {
     fault_cycles("always", 10);
 }
 
+/// A primary frozen past its failover, woken with no controller about to fence it, serves
+/// neither reads nor writes: its lease ran out, since its replicas were fenced.
+#[test]
+fn a_primary_frozen_past_its_failover_serves_nothing_when_it_wakes() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let mut old = rig.shard(0).client().unwrap();
+    assert_eq!(old.call_str(&["SET", "k", "before"]).unwrap(), "+OK\r\n");
+    rig.signal(0, libc::SIGSTOP);
+    assert!(
+        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
+            == rig.addrs[1]),
+        "no failover:\n{}",
+        rig.logs()
+    );
+    let mut p = RawClient::tcp(&rig.standalone).unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        p.call_str(&["SET", "k", "after"])
+            .is_ok_and(|r| r == "+OK\r\n")
+    }));
+    for mut c in rig.controllers.drain(..) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    rig.signal(0, libc::SIGCONT);
+    for cmd in [&["GET", "k"][..], &["SET", "k", "stale"], &["DBSIZE"]] {
+        let reply = old.call_str(cmd).unwrap();
+        assert!(
+            reply.starts_with("-TRYAGAIN this primary's lease ran out"),
+            "{cmd:?}: {reply}"
+        );
+    }
+    rig.start_controller();
+    rig.wait_layout(1, 0);
+    assert_eq!(p.call_str(&["GET", "k"]).unwrap(), "$5\r\nafter\r\n");
+    rig.wait_same_data();
+}
+
+/// A replica killed under load: the controller takes it out of the record, writes go on
+/// without it; restarted, it catches up and is recorded in sync again.
+#[test]
+fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let writers = Writers::start(&rig.standalone, 0, 2);
+    assert!(writers.wait_for_acks(500, Duration::from_secs(30)));
+    rig.shards[1].as_mut().unwrap().kill9();
+    assert!(
+        eventually(Duration::from_secs(20), || !rig.topology().shards[0]
+            .replicas[0]
+            .in_sync),
+        "never recorded out of sync:\n{}",
+        rig.logs()
+    );
+    assert!(
+        writers.wait_for_acks(500, Duration::from_secs(30)),
+        "writes stalled without the replica"
+    );
+    rig.restart(1);
+    rig.wait_layout(0, 1);
+    assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
+    let logs = writers.finish();
+    verify(&rig.standalone, &logs).unwrap();
+    rig.wait_same_data();
+    assert_eq!(rig.topology().shards[0].term, 1, "no failover");
+}
+
 /// A controller died after promoting the replica but before publishing: the next one
 /// publishes it, and the old primary follows it.
 #[test]

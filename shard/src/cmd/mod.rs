@@ -88,8 +88,14 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
     let data = r.effective().is_write()
         || r.effective()
             .has_flag(fjord_common::command::flags::READONLY);
-    if data && !ctx.server.repl.control.is_serving() {
-        return Some(Reply::error(crate::repl::control::FENCED));
+    if data {
+        let control = &ctx.server.repl.control;
+        if !control.is_serving() {
+            return Some(Reply::error(crate::repl::control::FENCED));
+        }
+        if !ctx.server.store.is_replica() && !control.holds_lease() {
+            return Some(Reply::error(crate::repl::control::NO_LEASE));
+        }
     }
     if r.effective().is_write() {
         if ctx.server.store.is_replica() {

@@ -171,11 +171,12 @@ impl Replication {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A replica acknowledged ops up to `id` while the primary's last is `last_id`: it may
+    /// A replica acknowledged ops up to `id` (and this primary's clock `stamp`) while the
+    /// primary's last is `last_id`: it may
     /// join the set, or become in sync.
-    pub(crate) fn on_ack(&self, peer: &Peer, id: u64, last_id: u64) {
+    pub(crate) fn on_ack(&self, peer: &Peer, id: u64, stamp: u64, last_id: u64) {
         peer.ack(id);
-        self.control.note_ack(&peer.addr(), id);
+        self.control.note_ack(&peer.addr(), id, stamp);
         match peer.membership() {
             Membership::Out if peer.is_online() && last_id.saturating_sub(id) <= JOIN_LAG => {
                 peer.join(last_id);

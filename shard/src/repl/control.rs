@@ -14,6 +14,11 @@
 //!   serves again only once the controller confirms it (`FJORD PROMOTE` at its term: still the
 //!   primary) or attaches it to the new primary (`FJORD FOLLOW`). A shard never managed serves
 //!   at once, as a plain `fjord-shard` always has.
+//! - **Leases.** A managed primary with recorded in-sync replicas serves (reads included) only
+//!   while each of them has acknowledged one of its clock stamps within
+//!   [`LEASE`](fjord_common::repl::LEASE). Fenced replicas acknowledge nothing, so a primary
+//!   that froze and woke up after its failover stops serving within the lease; the
+//!   controller waits the lease out (plus a margin for clock rates) before it promotes.
 //! - **The recorded in-sync set.** A managed primary waits for every replica the controller
 //!   recorded as in sync (`FJORD ISR`), by address, across that replica's reconnections, and
 //!   never drops one on its own: the controller records a drop in the topology store first,
@@ -32,6 +37,10 @@ use tokio::sync::watch;
 pub const FENCED: &str =
     "TRYAGAIN this shard waits for its controller (fenced for a failover, or restarted)";
 
+/// The error of a managed primary whose lease ran out.
+pub const NO_LEASE: &str =
+    "TRYAGAIN this primary's lease ran out: its in-sync replicas have not acknowledged it lately";
+
 /// A shard's standing with its controller.
 pub struct Control {
     term: AtomicU64,
@@ -42,8 +51,25 @@ pub struct Control {
     pub(crate) ack_lock: tokio::sync::Mutex<()>,
     /// Replicas (`ip:port` as this primary sees them) whose acknowledgement every write needs.
     required: Mutex<Vec<String>>,
-    /// The last op each replica address acknowledged, over all its links.
-    acked_by_addr: Mutex<HashMap<String, u64>>,
+    /// The last op and stamp each replica address acknowledged, over all its links.
+    acked_by_addr: Mutex<HashMap<String, Acked>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acked {
+    id: u64,
+    stamp: u64,
+}
+
+/// This process's monotonic clock in ms, for lease stamps (only ever compared with itself).
+pub fn stamp() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // Starts at 1: a stamp of 0 means "none seen".
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 impl Control {
@@ -123,10 +149,29 @@ impl Control {
             .clone()
     }
 
-    pub(crate) fn note_ack(&self, addr: &str, id: u64) {
+    pub(crate) fn note_ack(&self, addr: &str, id: u64, stamp: u64) {
         let mut acked = self.acked_by_addr.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = acked.entry(addr.to_string()).or_insert(0);
-        *entry = (*entry).max(id);
+        let entry = acked.entry(addr.to_string()).or_default();
+        entry.id = entry.id.max(id);
+        entry.stamp = entry.stamp.max(stamp);
+    }
+
+    /// Whether this shard may serve as a primary now: it is not managed, or it has no
+    /// recorded in-sync replica (none could be promoted in its place), or each of them has
+    /// acknowledged a stamp younger than [`LEASE`](fjord_common::repl::LEASE).
+    pub fn holds_lease(&self) -> bool {
+        let required = self.required.lock().unwrap_or_else(|e| e.into_inner());
+        if required.is_empty() {
+            return true;
+        }
+        let acked = self.acked_by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let lease = fjord_common::repl::LEASE.as_millis() as u64;
+        let now = stamp();
+        required.iter().all(|a| {
+            acked
+                .get(a)
+                .is_some_and(|x| x.stamp > 0 && x.stamp + lease > now)
+        })
     }
 
     /// A replica that starts a full sync no longer holds what it acknowledged before.
@@ -143,7 +188,7 @@ impl Control {
         let acked = self.acked_by_addr.lock().unwrap_or_else(|e| e.into_inner());
         required
             .iter()
-            .map(|a| acked.get(a).copied().unwrap_or(0))
+            .map(|a| acked.get(a).map_or(0, |x| x.id))
             .min()
     }
 }

@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// How often an idle link carries a PING (the replica's measure of its primary's silence).
+/// How often a link carries a PING (the replica's measure of its primary's silence, and the
+/// stamps of the primary's lease).
 pub const PING_EVERY: Duration = Duration::from_millis(100);
 /// Most bytes of entries in one OPS frame.
 const OPS_FRAME_BYTES: u64 = 1 << 20;
@@ -175,9 +176,19 @@ async fn stream_tail(
 ) -> std::io::Result<()> {
     let oplog = server.store.oplog();
     let mut commits = oplog.subscribe();
+    let mut pinged = std::time::Instant::now();
     loop {
         if acks.is_finished() {
             return Ok(());
+        }
+        // Also while busy: the stamps renew this primary's lease.
+        if pinged.elapsed() >= PING_EVERY {
+            let ping = Frame::Ping {
+                last_id: oplog.last_id(),
+                stamp: super::control::stamp(),
+            };
+            send(write, ping.to_reply()).await?;
+            pinged = std::time::Instant::now();
         }
         commits.borrow_and_update();
         let ops = match oplog.read(pin, OPS_FRAME_BYTES) {
@@ -198,10 +209,7 @@ async fn stream_tail(
         }
         tokio::select! {
             _ = commits.changed() => {}
-            _ = tokio::time::sleep(PING_EVERY) => {
-                let ping = Frame::Ping { last_id: oplog.last_id(), now_ms: crate::store::now_ms() };
-                send(write, ping.to_reply()).await?;
-            }
+            _ = tokio::time::sleep(PING_EVERY.saturating_sub(pinged.elapsed())) => {}
         }
     }
 }
@@ -218,9 +226,9 @@ async fn read_acks(
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(parts)) => match Frame::parse(parts) {
-                    Ok(Frame::Ack(id)) => {
+                    Ok(Frame::Ack { id, stamp }) => {
                         let last = server.store.oplog().last_id();
-                        server.repl.on_ack(&peer, id, last);
+                        server.repl.on_ack(&peer, id, stamp, last);
                     }
                     Ok(other) => {
                         tracing::warn!(frame = ?other, "unexpected frame from a replica; closing its link");

@@ -122,6 +122,8 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
         other => bail!("unexpected answer to FJORD SYNC: {other:?}"),
     }
     server.repl.set_link_state("connected");
+    // The primary's last stamp, echoed in every ack.
+    let mut stamp = 0;
     loop {
         match link.frame().await? {
             Frame::Ops { first_id, entries } => {
@@ -137,10 +139,11 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
                     .await
                     .await
                     .map_err(|_| anyhow!("the shard is shutting down"))??;
-                link.ack(server, link_term, last).await?;
+                link.ack(server, link_term, last, stamp).await?;
             }
-            Frame::Ping { .. } => {
-                link.ack(server, link_term, oplog.last_id()).await?;
+            Frame::Ping { stamp: s, .. } => {
+                stamp = s;
+                link.ack(server, link_term, oplog.last_id(), stamp).await?;
             }
             other => bail!("unexpected frame from the primary: {other:?}"),
         }
@@ -201,12 +204,18 @@ impl Link {
 
     /// Acknowledges `id`, unless a fence came after this link started: past a fence, no
     /// acknowledgement may leave for the old primary ([`crate::repl::control`]).
-    async fn ack(&mut self, server: &Server, link_term: u64, id: u64) -> anyhow::Result<()> {
+    async fn ack(
+        &mut self,
+        server: &Server,
+        link_term: u64,
+        id: u64,
+        stamp: u64,
+    ) -> anyhow::Result<()> {
         let _fence = server.repl.control.ack_lock.lock().await;
         if server.repl.control.term() != link_term {
             bail!("fenced by a newer controller term");
         }
-        self.send_frame(Frame::Ack(id)).await
+        self.send_frame(Frame::Ack { id, stamp }).await
     }
 
     async fn send_frame(&mut self, frame: Frame) -> anyhow::Result<()> {
