@@ -39,7 +39,7 @@ if ! kill -0 "$proxy_pid" 2>/dev/null; then
 fi
 # Started once every shard answers, so that a cluster coming up is never taken for one
 # whose primaries died.
-./target/release/fjord-admin --config data/cluster.yaml controller &
+./target/release/fjord-admin --config data/cluster.yaml controller --admin 127.0.0.1:9100 &
 controller_pid=$!
 trap 'kill "$controller_pid" 2>/dev/null || true' EXIT
 cat <&"$proxy_out" &

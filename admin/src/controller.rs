@@ -29,6 +29,7 @@
 //!
 //! Not there yet (issue 14): graceful `failover`, pause/resume, metrics.
 
+use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
 use crate::store::{Change, FileStore};
 use anyhow::{anyhow, bail, Result};
@@ -36,6 +37,7 @@ use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
 use std::collections::{HashMap, HashSet};
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How the controller probes.
@@ -74,6 +76,7 @@ struct Probed {
 pub struct Controller {
     store: FileStore,
     opts: Options,
+    metrics: Arc<AdminMetrics>,
     nodes: HashMap<String, Probed>,
     /// Problems already logged, so that a standing one is logged once.
     reported: HashSet<String>,
@@ -89,10 +92,11 @@ pub struct Controller {
 const OTHERS_FAILOVER_GRACE: Duration = Duration::from_millis(3000);
 
 impl Controller {
-    pub fn new(store: FileStore, opts: Options) -> Self {
+    pub fn new(store: FileStore, opts: Options, metrics: Arc<AdminMetrics>) -> Self {
         Self {
             store,
             opts,
+            metrics,
             nodes: HashMap::new(),
             reported: HashSet::new(),
             own_terms: HashSet::new(),
@@ -134,6 +138,7 @@ impl Controller {
             if seen.0 != shard.term {
                 *seen = (shard.term, Instant::now());
             }
+            self.observe(shard);
             if let Err(e) = self.reconcile(shard).await {
                 self.report(
                     &format!("shard {}", shard.id),
@@ -189,8 +194,30 @@ impl Controller {
         }
         for task in tasks {
             if let Ok(p) = task.await {
+                let result = match (&p.last, p.misses, p.gone) {
+                    (_, _, true) => "gone",
+                    (_, m, _) if m > 0 => "silent",
+                    (Some(Ok(_)), ..) => "ok",
+                    _ => "refused",
+                };
+                self.metrics.probes.with_label_values(&[result]).inc();
                 self.nodes.insert(p.node.addr.clone(), p);
             }
+        }
+    }
+
+    fn observe(&self, shard: &Shard) {
+        let m = &self.metrics;
+        let id = shard.id.as_str();
+        m.term.with_label_values(&[id]).set(shard.term as i64);
+        let up = matches!(self.health(&shard.addr), Health::Up(s) if s.master && s.serving);
+        m.primary_up.with_label_values(&[id]).set(i64::from(up));
+        m.recorded_in_sync
+            .with_label_values(&[id])
+            .set(self.recorded(shard).len() as i64);
+        // Every shard's failover series exist from the start, at 0.
+        for outcome in ["done", "failed"] {
+            m.failovers.with_label_values(&[id, outcome]);
         }
     }
 
@@ -233,6 +260,10 @@ impl Controller {
                 Ok(Change::Write)
             })?;
             if written {
+                self.metrics
+                    .topology_writes
+                    .with_label_values(&["term"])
+                    .inc();
                 tracing::info!(shard = %shard.id, term = new, "managing the shard under a new term");
             }
             return Ok(());
@@ -358,6 +389,12 @@ impl Controller {
             e.set_in_sync(&shard.id, replica, in_sync)?;
             Ok(Change::Write)
         })?;
+        if written {
+            self.metrics
+                .topology_writes
+                .with_label_values(&["in_sync"])
+                .inc();
+        }
         Ok(written)
     }
 
@@ -405,8 +442,38 @@ impl Controller {
         }
         self.own_terms.insert(term);
         tracing::warn!(shard = %shard.id, primary = %shard.addr, term, reason = why, "failing over");
+        self.metrics
+            .topology_writes
+            .with_label_values(&["term"])
+            .inc();
+        let result = self
+            .fence_and_promote(shard, term, &candidates, wait_lease)
+            .await;
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        self.metrics
+            .failovers
+            .with_label_values(&[shard.id.as_str(), outcome])
+            .inc();
+        if result.is_ok() {
+            self.metrics
+                .failover_seconds
+                .observe(started.elapsed().as_secs_f64());
+            tracing::warn!(shard = %shard.id, term, took_ms = started.elapsed().as_millis() as u64, "failover done");
+        }
+        result
+    }
+
+    /// The failover's steps once its term is allocated: fence the candidates, wait out the
+    /// old primary's lease if need be, promote the best, publish it.
+    async fn fence_and_promote(
+        &mut self,
+        shard: &Shard,
+        term: u64,
+        candidates: &[String],
+        wait_lease: bool,
+    ) -> Result<()> {
         let mut best: Option<((u64, u64), String)> = None;
-        for c in &candidates {
+        for c in candidates {
             match self
                 .call(c, &["FJORD".into(), "FENCE".into(), term.to_string()])
                 .await
@@ -442,9 +509,7 @@ impl Controller {
             &["FJORD".into(), "PROMOTE".into(), term.to_string()],
         )
         .await?;
-        self.publish(shard, term, &chosen).await?;
-        tracing::warn!(shard = %shard.id, primary = %chosen, term, took_ms = started.elapsed().as_millis() as u64, "failover done");
-        Ok(())
+        self.publish(shard, term, &chosen).await
     }
 
     /// Publishes `addr` as the shard's primary at `term` (version+1).
@@ -457,6 +522,10 @@ impl Controller {
             Ok(Change::Write)
         })?;
         if published {
+            self.metrics
+                .topology_writes
+                .with_label_values(&["failover"])
+                .inc();
             tracing::info!(shard = %shard.id, primary = %addr, term, version = doc.version(), "topology published");
         }
         Ok(())

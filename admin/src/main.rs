@@ -6,6 +6,7 @@
 //!   primaries ([`controller`]).
 
 mod controller;
+mod metrics;
 mod node;
 mod store;
 
@@ -13,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -46,6 +48,9 @@ enum Verb {
         /// connection counts at once).
         #[arg(long, default_value_t = 3)]
         misses: u32,
+        /// Serve /metrics, /healthz and /readyz here (host:port; port 0 picks one).
+        #[arg(long)]
+        admin: Option<String>,
     },
 }
 
@@ -76,18 +81,34 @@ async fn run(args: Args) -> Result<ExitCode> {
     let store = store::FileStore::new(&args.config);
     match args.verb {
         Verb::Check => check(&store, args.shard_password).await,
-        Verb::Controller { probe_ms, misses } => {
+        Verb::Controller {
+            probe_ms,
+            misses,
+            admin,
+        } => {
             store
                 .load()
                 .context("the controller needs a valid cluster file")?;
+            let metrics = Arc::new(metrics::AdminMetrics::new());
+            let (stop_admin, stopped) = tokio::sync::watch::channel(false);
+            if let Some(addr) = admin {
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("binding the admin address {addr}"))?;
+                // Scripts and tests wait for this line to learn the port.
+                println!("fjord-admin admin on {}", listener.local_addr()?);
+                let app = fjord_common::admin::router(Arc::clone(&metrics));
+                tokio::spawn(fjord_common::admin::serve(listener, app, stopped));
+            }
             let opts = controller::Options {
                 probe_every: Duration::from_millis(probe_ms.max(10)),
                 misses: misses.max(1),
                 password: args.shard_password,
             };
-            controller::Controller::new(store, opts)
+            controller::Controller::new(store, opts, metrics)
                 .run(fjord_common::process::shutdown_signal())
                 .await?;
+            let _ = stop_admin.send(true);
             tracing::info!("controller stopped");
             Ok(ExitCode::SUCCESS)
         }

@@ -564,6 +564,7 @@ impl Observed for Server {
     fn sample(&self) {
         self.metrics.traffic.clients.set(self.clients.len() as i64);
         self.metrics.sample(&self.store);
+        self.repl.sample_lag(self.store.oplog().last_id());
     }
 
     /// Ready while the store takes writes: after a failed write or fsync the shard refuses

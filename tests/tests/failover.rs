@@ -5,8 +5,10 @@
 
 use fjord_common::topology::Topology;
 use fjord_tests::faults::{verify, Writers};
+use fjord_tests::metrics::Scrape;
 use fjord_tests::{
-    bin_dir, dataset, eventually, info_field, start_proxy, RawClient, Shard, ShardOptions,
+    bin_dir, dataset, eventually, info_field, start_controller, start_proxy, RawClient, Shard,
+    ShardOptions,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +22,8 @@ struct Rig {
     shards: [Option<Shard>; 2],
     addrs: [String; 2],
     controllers: Vec<Child>,
+    /// Each controller's admin address (metrics).
+    controller_admins: Vec<String>,
     proxy: Child,
     standalone: String,
 }
@@ -51,6 +55,7 @@ impl Rig {
             shards: [Some(a), Some(b)],
             addrs,
             controllers: Vec::new(),
+            controller_admins: Vec::new(),
             proxy,
             standalone,
         };
@@ -64,16 +69,21 @@ impl Rig {
         let n = self.controllers.len();
         let log =
             std::fs::File::create(self.dir.path().join(format!("controller{n}.log"))).unwrap();
-        let child = Command::new(bin_dir().join("fjord-admin"))
-            .arg("--config")
-            .arg(&self.file)
-            .args(["controller", "--probe-ms", "100"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting fjord-admin controller");
+        let (child, admin) = start_controller(&self.file, 100, Stdio::from(log)).unwrap();
+        self.controller_admins.push(admin);
         self.controllers.push(child);
+    }
+
+    /// Failovers the running controllers made, by outcome, from their metrics.
+    fn failovers(&self, outcome: &str) -> f64 {
+        self.controller_admins
+            .iter()
+            .map(|a| {
+                Scrape::of(a)
+                    .unwrap()
+                    .sum("fjord_admin_failovers_total", &[("outcome", outcome)])
+            })
+            .sum()
     }
 
     fn topology(&self) -> Topology {
@@ -255,6 +265,8 @@ fn fault_cycles(fsync: &'static str, cycles: usize) {
         "{}",
         rig.logs()
     );
+    assert_eq!(rig.failovers("done"), cycles as f64);
+    assert_eq!(rig.failovers("failed"), 0.0);
 }
 
 #[test]
@@ -287,6 +299,7 @@ fn a_primary_frozen_past_its_failover_serves_nothing_when_it_wakes() {
         p.call_str(&["SET", "k", "after"])
             .is_ok_and(|r| r == "+OK\r\n")
     }));
+    rig.controller_admins.clear();
     for mut c in rig.controllers.drain(..) {
         let _ = c.kill();
         let _ = c.wait();
@@ -332,6 +345,7 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
     verify(&rig.standalone, &logs).unwrap();
     rig.wait_same_data();
     assert_eq!(rig.topology().shards[0].term, 1, "no failover");
+    assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
 }
 
 /// A controller died after promoting the replica but before publishing: the next one
@@ -340,6 +354,7 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
 fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
+    rig.controller_admins.pop();
     let _ = rig.controllers.pop().map(|mut c| c.kill());
     let mut p = RawClient::tcp(&rig.standalone).unwrap();
     assert_eq!(p.call_str(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
@@ -372,6 +387,7 @@ fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
 fn a_failover_fenced_but_not_promoted_is_rolled_back_by_the_next_controller() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
+    rig.controller_admins.pop();
     let _ = rig.controllers.pop().map(|mut c| c.kill());
     bump_term(&rig.file, 2);
     let mut b = rig.shard(1).client().unwrap();

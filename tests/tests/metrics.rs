@@ -360,6 +360,7 @@ fn dashboard_expressions(dashboard: &serde_json::Value) -> Vec<(String, String)>
 /// Grafana's variables, as the dashboard at its defaults would expand them.
 fn substitute(expr: &str) -> String {
     expr.replace("$__rate_interval", "10s")
+        .replace("$__range", "1m")
         .replace("$shard", ".*")
         .replace("$command", ".*")
 }
@@ -465,6 +466,14 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
             replicas[i].admin.as_deref().unwrap(),
         );
     }
+    // The controller, managing the cluster's shards on a copy of the file (its writes do not
+    // disturb the topology change below; the replicas are not in it).
+    let controller_file = c.config.with_extension("controller.yaml");
+    std::fs::copy(&c.config, &controller_file).unwrap();
+    let (mut controller, controller_admin) =
+        fjord_tests::start_controller(&controller_file, 300, std::process::Stdio::inherit())
+            .unwrap();
+    config = config.replace("127.0.0.1:9100", &controller_admin);
     let prometheus = Prometheus::start(&config).unwrap();
 
     // Traffic of every kind the dashboard shows, until the test ends.
@@ -492,9 +501,9 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
         })
     };
     prometheus
-        .wait_until(Duration::from_secs(30), "scraping all 7 targets", |p| {
+        .wait_until(Duration::from_secs(30), "scraping all 8 targets", |p| {
             let targets = p.targets()?;
-            Ok(targets.len() == 7 && targets.iter().all(|(_, _, health)| health == "up"))
+            Ok(targets.len() == 8 && targets.iter().all(|(_, _, health)| health == "up"))
         })
         .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
     // The annotation marks topology changes: make one, with samples on both sides of it.
@@ -534,6 +543,8 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
     }
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
+    let _ = controller.kill();
+    let _ = controller.wait();
     assert!(
         empty.is_empty(),
         "expressions without data:\n{}",

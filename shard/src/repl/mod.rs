@@ -106,6 +106,8 @@ pub struct LinkStatus {
     pub last_io: Option<Instant>,
     /// How the last sync went: `full` or `incremental`.
     pub last_sync: Option<&'static str>,
+    /// The primary's last op id, as its latest frame told.
+    pub primary_last_id: u64,
 }
 
 /// The replication series.
@@ -116,6 +118,8 @@ pub struct ReplStats {
     pub replicas: IntGauge,
     /// 1 while this shard is a replica with its link up.
     pub link_up: IntGauge,
+    pub lag_ops: IntGauge,
+    pub lag_seconds: prometheus::Gauge,
 }
 
 impl Default for ReplStats {
@@ -139,6 +143,16 @@ impl Default for ReplStats {
                 "1 while this shard is a replica whose link to its primary is up",
             )
             .expect("valid metric"),
+            lag_ops: IntGauge::new(
+                "fjord_shard_replica_lag_ops",
+                "Ops this replica is behind its primary's last op as the primary last told it (0 on a primary)",
+            )
+            .expect("valid metric"),
+            lag_seconds: prometheus::Gauge::new(
+                "fjord_shard_replica_lag_seconds",
+                "Seconds since this replica last heard from its primary, on its own clock (the primary sends at least every 100 ms; 0 on a primary)",
+            )
+            .expect("valid metric"),
         }
     }
 }
@@ -148,6 +162,8 @@ impl ReplStats {
         metrics::register(registry, self.syncs.clone());
         metrics::register(registry, self.replicas.clone());
         metrics::register(registry, self.link_up.clone());
+        metrics::register(registry, self.lag_ops.clone());
+        metrics::register(registry, self.lag_seconds.clone());
     }
 }
 
@@ -166,6 +182,7 @@ impl Replication {
                 state: "connect",
                 last_io: None,
                 last_sync: None,
+                primary_last_id: 0,
             }),
             next_peer: AtomicU64::new(1),
             acked: tokio::sync::Notify::new(),
@@ -196,12 +213,38 @@ impl Replication {
     }
 
     pub(crate) fn set_link_state(&self, state: &'static str) {
-        self.link().state = state;
+        let mut link = self.link();
+        link.state = state;
+        if state == "connecting" {
+            // Perhaps another primary, with other op ids.
+            link.primary_last_id = 0;
+        }
+        drop(link);
         self.stats.link_up.set(i64::from(state == "connected"));
     }
 
-    pub(crate) fn note_io(&self) {
-        self.link().last_io = Some(Instant::now());
+    /// A frame came from the primary, whose last op is `primary_last_id` (0: not told).
+    pub(crate) fn note_io(&self, primary_last_id: u64) {
+        let mut link = self.link();
+        link.last_io = Some(Instant::now());
+        link.primary_last_id = link.primary_last_id.max(primary_last_id);
+    }
+
+    /// Sets the lag gauges (a replica's view: ops behind its primary's last known op, and
+    /// seconds since its primary's last frame).
+    pub fn sample_lag(&self, own_last_id: u64) {
+        let link = self.link_status();
+        let replica = self.primary().is_some();
+        let ops = match replica {
+            true => link.primary_last_id.saturating_sub(own_last_id),
+            false => 0,
+        };
+        let seconds = match (replica, link.last_io) {
+            (true, Some(at)) => at.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        self.stats.lag_ops.set(ops as i64);
+        self.stats.lag_seconds.set(seconds);
     }
 
     pub(crate) fn note_sync(&self, kind: &'static str) {

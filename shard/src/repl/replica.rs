@@ -125,7 +125,14 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     // The primary's last stamp, echoed in every ack.
     let mut stamp = 0;
     loop {
-        match link.frame().await? {
+        let frame = link.frame().await?;
+        let told = match &frame {
+            Frame::Ops { first_id, entries } => first_id + entries.len() as u64 - 1,
+            Frame::Ping { last_id, .. } => *last_id,
+            _ => 0,
+        };
+        server.repl.note_io(told);
+        match frame {
             Frame::Ops { first_id, entries } => {
                 let ops = entries
                     .into_iter()
@@ -147,7 +154,6 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
             }
             other => bail!("unexpected frame from the primary: {other:?}"),
         }
-        server.repl.note_io();
     }
 }
 
@@ -173,7 +179,7 @@ async fn full_sync(
                     .exclusive(move |store| load_snapshot_chunk(store, chunk))
                     .await
                     .ok_or_else(gone)??;
-                server.repl.note_io();
+                server.repl.note_io(next_id - 1);
             }
             Frame::SnapEnd => break,
             other => bail!("unexpected frame during a full sync: {other:?}"),
