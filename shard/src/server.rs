@@ -371,6 +371,10 @@ async fn serve_connection(
             if !resolved.effective().is_write() {
                 replies.drain(out, conn.proto).await;
             }
+            // And no one's unacknowledged ones.
+            if let Some(id) = cmd::read_barrier(&server.store, &resolved, &args) {
+                server.store.visible.wait(id).await;
+            }
             let outcome = cmd::execute(&mut Ctx { server, conn }, resolved, &args);
             let slot = match outcome {
                 Outcome::Reply(r) => Slot::Ready(r),

@@ -431,3 +431,58 @@ fn below_min_insync_replicas_client_writes_fail_with_noreplicas() {
     wait_insync(&primary, "1");
     assert_eq!(p.call_str(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
 }
+
+/// Reads see a write only once its in-sync replicas have acknowledged it (AFTER_SYNC): a read
+/// that returned an unacknowledged value could tell of one a failover then loses.
+#[test]
+fn a_read_waits_until_the_write_it_would_see_is_acknowledged() {
+    use std::io::{Read, Write};
+    let primary = start(&[], None);
+    let replica = replica_of(&primary.addr, None);
+    wait_insync(&primary, "1");
+    let mut ctl = primary.client().unwrap();
+    // Managed, with the replica recorded in sync: writes wait for it until told otherwise.
+    run(&mut ctl, &format!("FJORD PROMOTE 1 {}", replica.addr));
+    run(&mut ctl, "SET k old");
+    run(&mut ctl, "SET elsewhere x");
+    signal(&replica, libc::SIGSTOP);
+    let before: u64 = field(&primary.addr, "master_repl_offset").parse().unwrap();
+    let mut writer = TcpStream::connect(&primary.addr).unwrap();
+    writer.write_all(b"SET k new\r\n").unwrap();
+    // Committed on the primary, not acknowledged.
+    assert!(eventually(Duration::from_secs(10), || {
+        field(&primary.addr, "master_repl_offset")
+            .parse::<u64>()
+            .unwrap()
+            > before
+    }));
+    let mut reader = TcpStream::connect(&primary.addr).unwrap();
+    reader.write_all(b"GET k\r\nDBSIZE\r\n").unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = reader.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "a read answered before the write it sees was acknowledged: {:?}",
+        early.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    );
+    // The controller drops the replica from the record: the write is acknowledged.
+    run(&mut ctl, "FJORD ISR 1");
+    writer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = writer.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < b"$3\r\nnew\r\n:2\r\n".len() {
+        let n = reader.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"$3\r\nnew\r\n:2\r\n");
+    signal(&replica, libc::SIGCONT);
+}

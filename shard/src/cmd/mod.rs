@@ -117,6 +117,27 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
     None
 }
 
+/// The op a read must wait for before it runs, so that it sees no write its replicas have
+/// not acknowledged ([`crate::store::visibility`]): the last commit to its keys' slots, or
+/// to any slot for a keyspace-wide read. `None` for writes, non-data commands, on a replica,
+/// and when every commit is acknowledged.
+pub fn read_barrier(store: &crate::store::Store, r: &Resolved, args: &[Bytes]) -> Option<u64> {
+    use fjord_common::command::flags::{MOVABLEKEYS, READONLY};
+    let spec = r.effective();
+    if spec.is_write() || !spec.has_flag(READONLY) || store.is_replica() {
+        return None;
+    }
+    let mut slots = spec
+        .key_indexes(args)
+        .map(|i| fjord_common::slot_of(&args[i]))
+        .peekable();
+    let keyspace_wide = spec.has_flag(MOVABLEKEYS) || slots.peek().is_none();
+    match keyspace_wide {
+        true => store.visible.wait_for(None),
+        false => store.visible.wait_for(Some(&mut slots)),
+    }
+}
+
 /// Runs a resolved command.
 pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
     if let Some(refusal) = refuse(ctx, &r, args) {

@@ -200,6 +200,11 @@ impl Replication {
         store
             .set_replica_of(primary.as_deref())
             .map_err(|e| format!("ERR {e}"))?;
+        if primary.is_some() {
+            // What it committed and never had acknowledged is a replica's data now: reads
+            // waiting for those acknowledgements go on.
+            store.visible.release(store.oplog().last_id());
+        }
         self.target.send_replace(primary);
         Ok(())
     }

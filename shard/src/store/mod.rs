@@ -80,6 +80,7 @@ pub mod filter;
 pub mod garbage;
 pub mod members;
 pub mod oplog;
+pub mod visibility;
 pub mod writer;
 
 use crate::config::FsyncMode;
@@ -273,6 +274,8 @@ pub struct Store {
     /// A replica's store changes only by its primary's oplog: commands' writes are refused,
     /// and active expiry and the garbage sweep leave the work to the primary.
     replica: AtomicBool,
+    /// What reads may see: only acknowledged writes ([`visibility`]).
+    pub visible: visibility::Visibility,
     pub options: StoreOptions,
     pub stats: StoreStats,
 }
@@ -319,6 +322,7 @@ impl Store {
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
             writable: AtomicBool::new(true),
             replica: AtomicBool::new(replica),
+            visible: visibility::Visibility::default(),
             options,
             stats: StoreStats::default(),
         };
@@ -746,7 +750,10 @@ impl Store {
         let logged = match log {
             FlushLog::New => {
                 let op = self.oplog.begin(OpKind::FlushAll, self.oplog.term());
-                Some(self.oplog.append(&mut batch, op))
+                let (id, len) = self.oplog.append(&mut batch, op);
+                // Reads wait for its acknowledgement before they see an emptied keyspace.
+                self.visible.mark_all(id);
+                Some((id, len))
             }
             FlushLog::Replayed(op) => {
                 self.oplog

@@ -164,7 +164,7 @@ impl Writer {
         let release = Box::new(move || {
             let _ = tx.send(replies);
         });
-        self.shared.gate.hold(store.oplog.last_id(), release);
+        hold(&self.shared, release);
         drop(guard);
         Ok(match rx.try_recv() {
             Ok(replies) => Inline::Answered(replies),
@@ -237,6 +237,20 @@ impl Writer {
     }
 }
 
+/// Hands the replies of the group just committed (the last op) to the acknowledgement gate;
+/// their release also makes the group's writes visible to reads ([`super::visibility`]).
+fn hold(shared: &Shared, release: Box<dyn FnOnce() + Send>) {
+    let store = Arc::clone(&shared.store);
+    let id = store.oplog.last_id();
+    shared.gate.hold(
+        id,
+        Box::new(move || {
+            store.visible.release(id);
+            release();
+        }),
+    );
+}
+
 fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
     let store = &*shared.store;
     let mut deferred: Option<Request> = None;
@@ -255,7 +269,7 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                 let release = Box::new(move || {
                     let _ = reply.send(result);
                 });
-                shared.gate.hold(store.oplog.last_id(), release);
+                hold(shared, release);
                 drop(guard);
             }
             Request::Exclusive(job) => {
@@ -296,7 +310,7 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
                         let _ = tx.send(replies);
                     }
                 });
-                shared.gate.hold(store.oplog.last_id(), release);
+                hold(shared, release);
                 drop(guard);
             }
         }
@@ -831,7 +845,14 @@ impl<'a> Txn<'a> {
         }
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(dirty.len());
+        // Slots of what reads could see change ([`super::visibility`]), when this group's
+        // replies go through the acknowledgement gate (not a replica's replay).
+        let mut touched: Vec<u16> = Vec::new();
+        let mark = new_entry && !self.replaying;
         for (dkey, loaded) in dirty {
+            if mark {
+                touched.push(split_data_key(&dkey).0);
+            }
             let key = CacheKey::from_slice(split_data_key(&dkey).1);
             // fjall keeps the data key itself (no copy): the cache has its own.
             let state = match loaded.state {
@@ -861,6 +882,9 @@ impl<'a> Txn<'a> {
         }
         let entries = dirty_len + self.index.len() + self.members.len();
         for (mkey, value) in std::mem::take(&mut self.members) {
+            if mark {
+                touched.push(u16::from_be_bytes([mkey[0], mkey[1]]));
+            }
             match value {
                 Some(v) => {
                     if let Some(op) = &mut op {
@@ -941,6 +965,9 @@ impl<'a> Txn<'a> {
             FsyncMode::Always => fjall::PersistMode::SyncData,
             FsyncMode::Everysec | FsyncMode::No => fjall::PersistMode::Buffer,
         };
+        for slot in touched {
+            store.visible.mark(slot, last_id);
+        }
         let started = Instant::now();
         // From before fjall shows the batch until the cache has recorded it.
         let window = store.rows.commit_window();
