@@ -12,8 +12,8 @@
 //! Under a controller the set the controller recorded counts as well ([`super::control`]):
 //! those replicas are waited for across their reconnections until the controller drops them.
 //!
-//! Not there yet (issue 14): reads on the primary can see a write before its replicas have
-//! acknowledged it (the row cache and fjall show it at commit).
+//! Reads wait for the acknowledgement of what they would see ([`crate::store::visibility`]):
+//! the gate's releases are what makes a write visible.
 
 use super::{Peer, Replication};
 use crate::store::writer::ReplyGate;
