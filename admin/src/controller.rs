@@ -31,7 +31,7 @@
 
 use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
-use crate::store::{Change, FileStore};
+use crate::store::FileStore;
 use anyhow::{anyhow, bail, Result};
 use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
@@ -139,6 +139,9 @@ impl Controller {
                 *seen = (shard.term, Instant::now());
             }
             self.observe(shard);
+            if self.someone_else_acts(shard) {
+                continue;
+            }
             if let Err(e) = self.reconcile(shard).await {
                 self.report(
                     &format!("shard {}", shard.id),
@@ -206,6 +209,17 @@ impl Controller {
         }
     }
 
+    /// Whether another actor (a controller, `fjord-admin failover`) took the shard's term
+    /// moments ago: it may be midway through a failover or a hand-over, which this one must
+    /// not undo. After [`OTHERS_FAILOVER_GRACE`] this one finishes or rolls back what is left.
+    fn someone_else_acts(&self, shard: &Shard) -> bool {
+        let since = self
+            .terms_seen
+            .get(&shard.id)
+            .map_or(Duration::MAX, |(_, at)| at.elapsed());
+        !self.own_terms.contains(&shard.term) && since < OTHERS_FAILOVER_GRACE
+    }
+
     fn observe(&self, shard: &Shard) {
         let m = &self.metrics;
         let id = shard.id.as_str();
@@ -252,14 +266,8 @@ impl Controller {
         if term == 0 || primary.term > term {
             // Unmanaged so far (or our file is behind the shard): a term of our own first.
             let new = self.next_term(shard);
-            let (_, written) = self.store.update(|e| {
-                if e.term(&shard.id)? != term || e.primary(&shard.id)? != shard.addr {
-                    return Ok(Change::Skip);
-                }
-                e.set_term(&shard.id, new)?;
-                Ok(Change::Write)
-            })?;
-            if written {
+            if self.store.take_term(&shard.id, term, &shard.addr, new)? {
+                self.own_terms.insert(new);
                 self.metrics
                     .topology_writes
                     .with_label_values(&["term"])
@@ -382,13 +390,9 @@ impl Controller {
     /// Records the replica in or out of sync, unless the shard's term or primary changed
     /// since `shard` was read (then nothing is written: the next round looks again).
     fn record(&self, shard: &Shard, replica: &str, in_sync: bool) -> Result<bool> {
-        let (_, written) = self.store.update(|e| {
-            if e.term(&shard.id)? != shard.term || e.primary(&shard.id)? != shard.addr {
-                return Ok(Change::Skip);
-            }
-            e.set_in_sync(&shard.id, replica, in_sync)?;
-            Ok(Change::Write)
-        })?;
+        let written =
+            self.store
+                .record_in_sync(&shard.id, shard.term, &shard.addr, replica, in_sync)?;
         if written {
             self.metrics
                 .topology_writes
@@ -415,28 +419,12 @@ impl Controller {
         if candidates.is_empty() {
             bail!("{why}, and no replica recorded in sync answers: its slots stay down until it is back");
         }
-        let since = self
-            .terms_seen
-            .get(&shard.id)
-            .map_or(Duration::MAX, |(_, at)| at.elapsed());
-        if !self.own_terms.contains(&shard.term) && since < OTHERS_FAILOVER_GRACE {
-            // Another controller just took a term for this shard: it may be failing it over
-            // (fencing, waiting out the lease). Let it finish.
-            return Ok(());
-        }
         let started = Instant::now();
         let old = shard.term;
         let term = self.next_term(shard);
         // The term is this controller's only if its own write put it there: another
         // controller may have allocated the same number first.
-        let (_, allocated) = self.store.update(|e| {
-            if e.term(&shard.id)? != old || e.primary(&shard.id)? != shard.addr {
-                return Ok(Change::Skip);
-            }
-            e.set_term(&shard.id, term)?;
-            Ok(Change::Write)
-        })?;
-        if !allocated {
+        if !self.store.take_term(&shard.id, old, &shard.addr, term)? {
             tracing::info!(shard = %shard.id, "the topology changed under the failover; looking again");
             return Ok(());
         }
@@ -514,19 +502,12 @@ impl Controller {
 
     /// Publishes `addr` as the shard's primary at `term` (version+1).
     async fn publish(&mut self, shard: &Shard, term: u64, addr: &str) -> Result<()> {
-        let (doc, published) = self.store.update(|e| {
-            if e.term(&shard.id)? != term || e.primary(&shard.id)? == addr {
-                return Ok(Change::Skip);
-            }
-            e.swap_primary(&shard.id, addr)?;
-            Ok(Change::Write)
-        })?;
-        if published {
+        if let Some(version) = self.store.publish_primary(&shard.id, term, addr)? {
             self.metrics
                 .topology_writes
                 .with_label_values(&["failover"])
                 .inc();
-            tracing::info!(shard = %shard.id, primary = %addr, term, version = doc.version(), "topology published");
+            tracing::info!(shard = %shard.id, primary = %addr, term, version, "topology published");
         }
         Ok(())
     }

@@ -2,10 +2,12 @@
 //!
 //! - `check`: every shard process's role, terms and last op against the topology; exits 1 on
 //!   a problem.
+//! - `failover SHARD`: a graceful hand-over to an in-sync replica ([`failover`]).
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
 mod controller;
+mod failover;
 mod metrics;
 mod node;
 mod store;
@@ -38,6 +40,15 @@ struct Args {
 enum Verb {
     /// Compares every shard process with the topology: roles, terms, last ops, in-sync record.
     Check,
+    /// Hands a shard's primary role over to its in-sync replica, losing nothing (for
+    /// maintenance, like CLUSTER FAILOVER). Needs the shard managed by a controller.
+    Failover {
+        /// The shard's id.
+        shard: String,
+        /// The replica to promote (default: the first recorded in sync).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
     Controller {
@@ -81,6 +92,10 @@ async fn run(args: Args) -> Result<ExitCode> {
     let store = store::FileStore::new(&args.config);
     match args.verb {
         Verb::Check => check(&store, args.shard_password).await,
+        Verb::Failover { shard, to } => {
+            failover::run(&store, &shard, to.as_deref(), args.shard_password).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Verb::Controller {
             probe_ms,
             misses,

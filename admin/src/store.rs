@@ -98,6 +98,53 @@ impl FileStore {
         }
     }
 
+    /// Takes `new` as shard `id`'s term if the file still has it at `term` with primary
+    /// `primary` (what the caller decided on). True if this write put it there: another
+    /// writer may have taken the same number first.
+    pub fn take_term(&self, id: &str, term: u64, primary: &str, new: u64) -> Result<bool> {
+        let (_, written) = self.update(|e| {
+            if e.term(id)? != term || e.primary(id)? != primary {
+                return Ok(Change::Skip);
+            }
+            e.set_term(id, new)?;
+            Ok(Change::Write)
+        })?;
+        Ok(written)
+    }
+
+    /// Records replica `replica` of shard `id` in or out of sync, if the shard is still at
+    /// `term` with primary `primary`.
+    pub fn record_in_sync(
+        &self,
+        id: &str,
+        term: u64,
+        primary: &str,
+        replica: &str,
+        in_sync: bool,
+    ) -> Result<bool> {
+        let (_, written) = self.update(|e| {
+            if e.term(id)? != term || e.primary(id)? != primary {
+                return Ok(Change::Skip);
+            }
+            e.set_in_sync(id, replica, in_sync)?;
+            Ok(Change::Write)
+        })?;
+        Ok(written)
+    }
+
+    /// Publishes replica `addr` as shard `id`'s primary, if the shard is still at `term`
+    /// (the term its promotion took). Returns the new version if this write did it.
+    pub fn publish_primary(&self, id: &str, term: u64, addr: &str) -> Result<Option<u64>> {
+        let (doc, written) = self.update(|e| {
+            if e.term(id)? != term || e.primary(id)? == addr {
+                return Ok(Change::Skip);
+            }
+            e.swap_primary(id, addr)?;
+            Ok(Change::Write)
+        })?;
+        Ok(written.then(|| doc.version()))
+    }
+
     /// An exclusive lock on `FILE.lock`, released when the file closes.
     fn lock(&self) -> Result<File> {
         let mut name = self.path.as_os_str().to_owned();

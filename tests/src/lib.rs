@@ -442,26 +442,42 @@ pub fn start_proxy(config: &Path, args: &[&str]) -> Result<(Child, Vec<String>)>
     Ok((proxy, lines))
 }
 
-/// Starts `fjord-admin --config FILE controller --probe-ms N` with its admin port on a free
-/// one; returns it and that address. Its log goes to `log`.
-pub fn start_controller(config: &Path, probe_ms: u64, log: Stdio) -> Result<(Child, String)> {
-    let mut child = Command::new(binary("fjord-admin")?)
-        .arg("--config")
-        .arg(config)
-        .args(["controller", "--probe-ms", &probe_ms.to_string()])
-        .args(["--admin", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .context("starting fjord-admin controller")?;
-    let lines = read_lines_until(&mut child, |l| l.starts_with("fjord-admin admin on "))?;
-    let admin = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("fjord-admin admin on "))
-        .context("no admin line")?
-        .to_string();
-    Ok((child, admin))
+/// A running `fjord-admin controller`, stopped when dropped.
+pub struct Controller {
+    child: Child,
+    /// Its admin HTTP address (metrics).
+    pub admin: String,
+}
+
+impl Controller {
+    /// Starts `fjord-admin --config FILE controller --probe-ms N` with its admin port on a
+    /// free one. Its log goes to `log`.
+    pub fn start(config: &Path, probe_ms: u64, log: Stdio) -> Result<Self> {
+        let mut child = Command::new(binary("fjord-admin")?)
+            .arg("--config")
+            .arg(config)
+            .args(["controller", "--probe-ms", &probe_ms.to_string()])
+            .args(["--admin", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting fjord-admin controller")?;
+        let lines = read_lines_until(&mut child, |l| l.starts_with("fjord-admin admin on "))?;
+        let admin = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fjord-admin admin on "))
+            .context("no admin line")?
+            .to_string();
+        Ok(Self { child, admin })
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A real `redis-server` on a Unix socket in a temporary folder (no port to race for).

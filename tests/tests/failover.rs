@@ -7,7 +7,7 @@ use fjord_common::topology::Topology;
 use fjord_tests::faults::{verify, Writers};
 use fjord_tests::metrics::Scrape;
 use fjord_tests::{
-    bin_dir, dataset, eventually, info_field, start_controller, start_proxy, RawClient, Shard,
+    bin_dir, dataset, eventually, info_field, start_proxy, Controller, RawClient, Shard,
     ShardOptions,
 };
 use std::path::{Path, PathBuf};
@@ -21,9 +21,9 @@ struct Rig {
     fsync: &'static str,
     shards: [Option<Shard>; 2],
     addrs: [String; 2],
-    controllers: Vec<Child>,
-    /// Each controller's admin address (metrics).
-    controller_admins: Vec<String>,
+    controllers: Vec<Controller>,
+    /// Controllers started so far (each logs to `controllerN.log`).
+    started_controllers: usize,
     proxy: Child,
     standalone: String,
 }
@@ -55,7 +55,7 @@ impl Rig {
             shards: [Some(a), Some(b)],
             addrs,
             controllers: Vec::new(),
-            controller_admins: Vec::new(),
+            started_controllers: 0,
             proxy,
             standalone,
         };
@@ -66,18 +66,19 @@ impl Rig {
     }
 
     fn start_controller(&mut self) {
-        let n = self.controllers.len();
+        self.started_controllers += 1;
+        let n = self.started_controllers;
         let log =
             std::fs::File::create(self.dir.path().join(format!("controller{n}.log"))).unwrap();
-        let (child, admin) = start_controller(&self.file, 100, Stdio::from(log)).unwrap();
-        self.controller_admins.push(admin);
-        self.controllers.push(child);
+        let controller = Controller::start(&self.file, 100, Stdio::from(log)).unwrap();
+        self.controllers.push(controller);
     }
 
     /// Failovers the running controllers made, by outcome, from their metrics.
     fn failovers(&self, outcome: &str) -> f64 {
-        self.controller_admins
+        self.controllers
             .iter()
+            .map(|c| &c.admin)
             .map(|a| {
                 Scrape::of(a)
                     .unwrap()
@@ -129,7 +130,7 @@ impl Rig {
     }
 
     fn logs(&self) -> String {
-        (0..self.controllers.len())
+        (1..=self.started_controllers)
             .map(|n| {
                 let path = self.dir.path().join(format!("controller{n}.log"));
                 format!(
@@ -165,14 +166,10 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        for c in self
-            .controllers
-            .iter_mut()
-            .chain(std::iter::once(&mut self.proxy))
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.controllers.clear();
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+        // The logs stay in their files: they outlive the processes.
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
@@ -299,11 +296,7 @@ fn a_primary_frozen_past_its_failover_serves_nothing_when_it_wakes() {
         p.call_str(&["SET", "k", "after"])
             .is_ok_and(|r| r == "+OK\r\n")
     }));
-    rig.controller_admins.clear();
-    for mut c in rig.controllers.drain(..) {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    rig.controllers.clear();
     rig.signal(0, libc::SIGCONT);
     for cmd in [&["GET", "k"][..], &["SET", "k", "stale"], &["DBSIZE"]] {
         let reply = old.call_str(cmd).unwrap();
@@ -348,14 +341,53 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
 }
 
+/// `fjord-admin failover s1` under load: the replica takes over, the old primary follows it,
+/// nothing acknowledged is lost, and the controller (running all along) makes no failover of
+/// its own.
+#[test]
+fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
+    let rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let writers = Writers::start(&rig.standalone, 0, 4);
+    assert!(writers.wait_for_acks(1000, Duration::from_secs(30)));
+    let out = Command::new(bin_dir().join("fjord-admin"))
+        .arg("--config")
+        .arg(&rig.file)
+        .args(["failover", "s1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{said}");
+    assert!(
+        said.contains(&format!("{} is the primary at term 2", rig.addrs[1])),
+        "{said}"
+    );
+    rig.wait_layout(1, 0);
+    assert!(
+        writers.wait_for_acks(1000, Duration::from_secs(30)),
+        "{}",
+        rig.logs()
+    );
+    let logs = writers.finish();
+    verify(&rig.standalone, &logs).unwrap();
+    rig.wait_same_data();
+    assert_eq!(role(&rig.addrs[0]), "slave");
+    assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
+    assert_eq!(rig.topology().shards[0].term, 2);
+}
+
 /// A controller died after promoting the replica but before publishing: the next one
 /// publishes it, and the old primary follows it.
 #[test]
 fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
-    rig.controller_admins.pop();
-    let _ = rig.controllers.pop().map(|mut c| c.kill());
+    rig.controllers.pop();
     let mut p = RawClient::tcp(&rig.standalone).unwrap();
     assert_eq!(p.call_str(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
     // What a controller does up to its publish: a new term in the file, fence, promote.
@@ -387,8 +419,7 @@ fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
 fn a_failover_fenced_but_not_promoted_is_rolled_back_by_the_next_controller() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
-    rig.controller_admins.pop();
-    let _ = rig.controllers.pop().map(|mut c| c.kill());
+    rig.controllers.pop();
     bump_term(&rig.file, 2);
     let mut b = rig.shard(1).client().unwrap();
     assert!(b

@@ -470,10 +470,10 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
     // disturb the topology change below; the replicas are not in it).
     let controller_file = c.config.with_extension("controller.yaml");
     std::fs::copy(&c.config, &controller_file).unwrap();
-    let (mut controller, controller_admin) =
-        fjord_tests::start_controller(&controller_file, 300, std::process::Stdio::inherit())
+    let controller =
+        fjord_tests::Controller::start(&controller_file, 300, std::process::Stdio::inherit())
             .unwrap();
-    config = config.replace("127.0.0.1:9100", &controller_admin);
+    config = config.replace("127.0.0.1:9100", &controller.admin);
     let prometheus = Prometheus::start(&config).unwrap();
 
     // Traffic of every kind the dashboard shows, until the test ends.
@@ -543,8 +543,7 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
     }
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
-    let _ = controller.kill();
-    let _ = controller.wait();
+    drop(controller);
     assert!(
         empty.is_empty(),
         "expressions without data:\n{}",
