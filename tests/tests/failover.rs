@@ -108,6 +108,22 @@ impl Rig {
         );
     }
 
+    /// A managed shard (with key `before` written) whose controller died midway through a
+    /// failover: it had taken term 2 in the file and fenced the replica (returned: a
+    /// connection to it), and got no further.
+    fn failover_left_after_fencing() -> (Self, RawClient) {
+        let mut rig = Rig::start("everysec", 1);
+        rig.wait_layout(0, 1);
+        rig.controllers.pop();
+        let mut p = RawClient::tcp(&rig.standalone).unwrap();
+        assert_eq!(p.call_str(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
+        bump_term(&rig.file, 2);
+        let mut b = rig.shard(1).client().unwrap();
+        let fenced = b.call_str(&["FJORD", "FENCE", "2"]).unwrap();
+        assert!(fenced.starts_with('*'), "{fenced}");
+        (rig, b)
+    }
+
     fn shard(&self, n: usize) -> &Shard {
         self.shards[n].as_ref().expect("running")
     }
@@ -385,18 +401,9 @@ fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
 /// publishes it, and the old primary follows it.
 #[test]
 fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
-    let mut rig = Rig::start("everysec", 1);
-    rig.wait_layout(0, 1);
-    rig.controllers.pop();
+    let (mut rig, mut b) = Rig::failover_left_after_fencing();
     let mut p = RawClient::tcp(&rig.standalone).unwrap();
-    assert_eq!(p.call_str(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
-    // What a controller does up to its publish: a new term in the file, fence, promote.
-    bump_term(&rig.file, 2);
-    let mut b = rig.shard(1).client().unwrap();
-    assert!(b
-        .call_str(&["FJORD", "FENCE", "2"])
-        .unwrap()
-        .starts_with('*'));
+    // It goes on to promote the replica, and dies before publishing.
     assert_eq!(b.call_str(&["FJORD", "PROMOTE", "2"]).unwrap(), "+OK\r\n");
     // The old primary learns nothing yet; the replica refuses an older term.
     assert!(b
@@ -417,15 +424,7 @@ fn a_failover_promoted_but_not_published_is_finished_by_the_next_controller() {
 /// replica).
 #[test]
 fn a_failover_fenced_but_not_promoted_is_rolled_back_by_the_next_controller() {
-    let mut rig = Rig::start("everysec", 1);
-    rig.wait_layout(0, 1);
-    rig.controllers.pop();
-    bump_term(&rig.file, 2);
-    let mut b = rig.shard(1).client().unwrap();
-    assert!(b
-        .call_str(&["FJORD", "FENCE", "2"])
-        .unwrap()
-        .starts_with('*'));
+    let (mut rig, mut b) = Rig::failover_left_after_fencing();
     // Fenced: it serves no reads.
     assert!(b.call_str(&["GET", "x"]).unwrap().starts_with("-TRYAGAIN"));
     rig.start_controller();
