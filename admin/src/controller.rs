@@ -82,6 +82,8 @@ pub struct Controller {
     reported: HashSet<String>,
     /// Terms this controller allocated.
     own_terms: HashSet<u64>,
+    /// `fjord-admin controller pause` is in force (read every round).
+    paused: bool,
     /// Each shard's term in the file, and when this controller first saw it.
     terms_seen: HashMap<String, (u64, Instant)>,
 }
@@ -100,6 +102,7 @@ impl Controller {
             nodes: HashMap::new(),
             reported: HashSet::new(),
             own_terms: HashSet::new(),
+            paused: false,
             terms_seen: HashMap::new(),
         }
     }
@@ -124,6 +127,20 @@ impl Controller {
     /// One probe of every shard process, then what each shard needs.
     async fn round(&mut self) -> Result<()> {
         let doc = self.store.load()?;
+        let paused = self.store.paused()?;
+        if paused != self.paused {
+            tracing::warn!(
+                paused,
+                "controllers {}",
+                if paused {
+                    "paused: no failover until resumed"
+                } else {
+                    "resumed"
+                }
+            );
+            self.paused = paused;
+        }
+        self.metrics.paused.set(i64::from(paused));
         self.forget("round");
         self.probe_all(&doc.topology).await;
         for shard in &doc.topology.shards {
@@ -411,6 +428,11 @@ impl Controller {
     /// Replaces a dead primary by its best fenced in-sync replica. `wait_lease`: the old
     /// primary may be alive (frozen): its lease must run out before another one serves.
     async fn failover(&mut self, shard: &Shard, why: &str, wait_lease: bool) -> Result<()> {
+        if self.paused {
+            bail!(
+                "{why}, and controllers are paused (`fjord-admin controller resume`): no failover"
+            );
+        }
         let candidates: Vec<String> = self
             .recorded(shard)
             .into_iter()

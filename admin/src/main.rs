@@ -62,7 +62,19 @@ enum Verb {
         /// Serve /metrics, /healthz and /readyz here (host:port; port 0 picks one).
         #[arg(long)]
         admin: Option<String>,
+        /// Instead of running: pause or resume the controllers of this file.
+        #[command(subcommand)]
+        action: Option<ControllerAction>,
     },
+}
+
+#[derive(Subcommand)]
+enum ControllerAction {
+    /// Maintenance mode: controllers keep probing and keeping the in-sync record, but start
+    /// no failover (a dead primary's slots stay down) until `resume`.
+    Pause,
+    /// Ends maintenance mode.
+    Resume,
 }
 
 fn main() -> ExitCode {
@@ -97,9 +109,27 @@ async fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Verb::Controller {
+            action: Some(action),
+            ..
+        } => {
+            let paused = matches!(action, ControllerAction::Pause);
+            store.set_paused(paused)?;
+            println!(
+                "controllers of {}: {}",
+                store.path().display(),
+                if paused {
+                    "paused (no failover until `fjord-admin controller resume`)"
+                } else {
+                    "resumed"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Controller {
             probe_ms,
             misses,
             admin,
+            action: None,
         } => {
             store
                 .load()
@@ -135,10 +165,15 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
     let doc = store.load()?;
     let topology = &doc.topology;
     println!(
-        "{}: version {}, {} shards, all 16384 slots covered",
+        "{}: version {}, {} shards, all 16384 slots covered{}",
         store.path().display(),
         topology.version,
-        topology.shards.len()
+        topology.shards.len(),
+        if store.paused()? {
+            "; controllers PAUSED (no failover)"
+        } else {
+            ""
+        }
     );
     let mut problems = 0;
     for shard in &topology.shards {

@@ -20,6 +20,8 @@ pub struct AdminMetrics {
     pub recorded_in_sync: IntGaugeVec,
     /// Writes of the cluster file by what they did (term, failover, in_sync) and conflicts.
     pub topology_writes: IntCounterVec,
+    /// 1 while controllers are paused.
+    pub paused: prometheus::IntGauge,
 }
 
 impl AdminMetrics {
@@ -69,6 +71,14 @@ impl AdminMetrics {
                 "fjord_admin_topology_writes_total",
                 "Writes of the cluster file by kind: term, failover, in_sync",
                 &["kind"],
+            ),
+            paused: fjord_common::metrics::register(
+                &registry,
+                prometheus::IntGauge::new(
+                    "fjord_admin_paused",
+                    "1 while controllers are paused (fjord-admin controller pause): no failover",
+                )
+                .expect("valid metric"),
             ),
             registry,
         }

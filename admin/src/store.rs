@@ -145,6 +145,34 @@ impl FileStore {
         Ok(written.then(|| doc.version()))
     }
 
+    /// Where the controllers' own state lives: `FILE.controller` beside the cluster file
+    /// (proxies never read it).
+    fn state_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".controller");
+        PathBuf::from(name)
+    }
+
+    /// Whether controllers are paused (`fjord-admin controller pause`): they keep probing and
+    /// keeping the in-sync record, but start no failover.
+    pub fn paused(&self) -> Result<bool> {
+        match std::fs::read_to_string(self.state_path()) {
+            Ok(text) => {
+                let state: Value = serde_yaml::from_str(&text)
+                    .with_context(|| format!("reading {}", self.state_path().display()))?;
+                Ok(state["paused"].as_bool().unwrap_or(false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.state_path().display())),
+        }
+    }
+
+    pub fn set_paused(&self, paused: bool) -> Result<()> {
+        let _lock = self.lock()?;
+        let text = format!("# fjord-admin controller pause|resume\npaused: {paused}\n");
+        write_replacing(&self.state_path(), &text)
+    }
+
     /// An exclusive lock on `FILE.lock`, released when the file closes.
     fn lock(&self) -> Result<File> {
         let mut name = self.path.as_os_str().to_owned();
@@ -167,26 +195,30 @@ impl FileStore {
     }
 
     fn replace(&self, text: &str) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(format!(".tmp{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("replacing {}", self.path.display()))?;
-        if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_replacing(&self.path, text)
     }
 }
 
+/// Replaces `path` by a synced temporary file and a rename: readers see the old file or the
+/// new one, and a crash leaves one of them.
+fn write_replacing(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
 fn parse(text: &str, path: &Path) -> Result<Doc> {
     let topology = Topology::parse(text, path.parent()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();

@@ -397,6 +397,56 @@ fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
     assert_eq!(rig.topology().shards[0].term, 2);
 }
 
+/// Maintenance mode: a paused controller fails nothing over (the dead primary's slots stay
+/// down, nothing is lost); resumed, it does.
+#[test]
+fn a_paused_controller_fails_nothing_over_until_resumed() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let admin = |verb: &str| {
+        let out = Command::new(bin_dir().join("fjord-admin"))
+            .arg("--config")
+            .arg(&rig.file)
+            .args(["controller", verb])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let writers = Writers::start(&rig.standalone, 0, 2);
+    assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
+    admin("pause");
+    let (_, report) = rig.admin_check();
+    assert!(report.contains("controllers PAUSED"), "{report}");
+    rig.shards[0].as_mut().unwrap().kill9();
+    // Well past a failover's time: still the old primary in the file.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        rig.topology().shards[0].addr,
+        rig.addrs[0],
+        "{}",
+        rig.logs()
+    );
+    admin("resume");
+    assert!(
+        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
+            == rig.addrs[1]),
+        "no failover after resume:\n{}",
+        rig.logs()
+    );
+    assert!(
+        writers.wait_for_acks(300, Duration::from_secs(30)),
+        "{}",
+        rig.logs()
+    );
+    let logs = writers.finish();
+    verify(&rig.standalone, &logs).unwrap();
+    assert_eq!(rig.failovers("done"), 1.0);
+}
+
 /// A controller died after promoting the replica but before publishing: the next one
 /// publishes it, and the old primary follows it.
 #[test]
