@@ -166,17 +166,23 @@ impl Rig {
         assert!(ok, "primary and replica never held the same data");
     }
 
-    fn admin_check(&self) -> (bool, String) {
+    /// Runs `fjord-admin --config FILE ARGS…`: whether it succeeded, and what it printed.
+    fn admin(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(bin_dir().join("fjord-admin"))
             .arg("--config")
             .arg(&self.file)
-            .arg("check")
+            .args(args)
             .output()
             .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+            said + &String::from_utf8_lossy(&out.stderr),
         )
+    }
+
+    fn admin_check(&self) -> (bool, String) {
+        self.admin(&["check"])
     }
 }
 
@@ -366,18 +372,8 @@ fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
     rig.wait_layout(0, 1);
     let writers = Writers::start(&rig.standalone, 0, 4);
     assert!(writers.wait_for_acks(1000, Duration::from_secs(30)));
-    let out = Command::new(bin_dir().join("fjord-admin"))
-        .arg("--config")
-        .arg(&rig.file)
-        .args(["failover", "s1"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, said) = rig.admin(&["failover", "s1"]);
+    assert!(ok, "{said}");
     eprintln!("{said}");
     assert!(
         said.contains(&format!("{} is the primary at term 2", rig.addrs[1])),
@@ -403,22 +399,10 @@ fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
 fn a_paused_controller_fails_nothing_over_until_resumed() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
-    let admin = |verb: &str| {
-        let out = Command::new(bin_dir().join("fjord-admin"))
-            .arg("--config")
-            .arg(&rig.file)
-            .args(["controller", verb])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let writers = Writers::start(&rig.standalone, 0, 2);
     assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
-    admin("pause");
+    let (ok, said) = rig.admin(&["controller", "pause"]);
+    assert!(ok, "{said}");
     let (_, report) = rig.admin_check();
     assert!(report.contains("controllers PAUSED"), "{report}");
     rig.shards[0].as_mut().unwrap().kill9();
@@ -430,7 +414,8 @@ fn a_paused_controller_fails_nothing_over_until_resumed() {
         "{}",
         rig.logs()
     );
-    admin("resume");
+    let (ok, said) = rig.admin(&["controller", "resume"]);
+    assert!(ok, "{said}");
     assert!(
         eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
             == rig.addrs[1]),
