@@ -288,14 +288,22 @@ fn fault_cycles(fsync: &'static str, cycles: usize) {
     assert_eq!(rig.failovers("failed"), 0.0);
 }
 
+/// Cycles per test: ten in the suite; `tests/bench/run-failover-proof.sh` sets more.
+fn cycles() -> usize {
+    std::env::var("FJORD_FAULT_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10)
+}
+
 #[test]
 fn ten_fault_cycles_lose_nothing_acknowledged_everysec() {
-    fault_cycles("everysec", 10);
+    fault_cycles("everysec", cycles());
 }
 
 #[test]
 fn ten_fault_cycles_lose_nothing_acknowledged_always() {
-    fault_cycles("always", 10);
+    fault_cycles("always", cycles());
 }
 
 /// A primary frozen past its failover, woken with no controller about to fence it, serves

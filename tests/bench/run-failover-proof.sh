@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The long run of the failover proof test (tests/tests/failover.rs, fault_cycles): N fault
+# cycles (default 50; about 15 s each, the data checked growing with every cycle) in each of
+# everysec and always, alternating kill -9 and SIGSTOP of
+# whichever process is the primary, two controllers on one file, four writers through the
+# proxy; after every cycle every acknowledged write, DEL and INCR is checked. Prints how long
+# writes took to resume after each fault. Usage:
+#   bash tests/bench/run-failover-proof.sh [CYCLES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cycles=${1:-50}
+cargo build --release --workspace
+FJORD_FAULT_CYCLES=$cycles cargo test --release -p fjord-tests --test failover ten_fault_cycles \
+  -- --test-threads 1 --nocapture 2>&1 | grep -E "writes resumed|^test |test result|panicked"
