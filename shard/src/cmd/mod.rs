@@ -124,7 +124,12 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
 pub fn read_barrier(store: &crate::store::Store, r: &Resolved, args: &[Bytes]) -> Option<u64> {
     use fjord_common::command::flags::{MOVABLEKEYS, READONLY};
     let spec = r.effective();
-    if spec.is_write() || !spec.has_flag(READONLY) || store.is_replica() {
+    // Checked before any key is hashed: most reads stop here.
+    if store.visible.all_released()
+        || spec.is_write()
+        || !spec.has_flag(READONLY)
+        || store.is_replica()
+    {
         return None;
     }
     let mut slots = spec

@@ -56,6 +56,11 @@ impl Visibility {
         self.changed.notify_waiters();
     }
 
+    /// Whether every marked commit is released: reads need not look further.
+    pub fn all_released(&self) -> bool {
+        self.latest.load(Ordering::Acquire) <= self.released.load(Ordering::Acquire)
+    }
+
     /// The op a read of keys in `slots` (`None`: the whole keyspace) must wait for, if any.
     pub fn wait_for(&self, slots: Option<&mut dyn Iterator<Item = u16>>) -> Option<u64> {
         let released = self.released.load(Ordering::Acquire);
