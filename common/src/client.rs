@@ -45,6 +45,12 @@ pub struct ClientState {
     /// Reached through a cluster listener: HELLO says `mode: cluster`, SELECT is refused.
     pub cluster_mode: bool,
     pub info: Arc<ClientInfo>,
+    /// Sent READONLY (and no READWRITE since): on a replica listener of the proxy, its reads
+    /// may be served by a shard replica.
+    pub readonly: bool,
+    /// On a shard that is a replica: reads are refused once its data may be older than this
+    /// (`FJORD READLAG`, which the proxy sends on its connections to replicas).
+    pub replica_max_lag_ms: Option<u64>,
 }
 
 impl ClientState {
@@ -54,6 +60,8 @@ impl ClientState {
             authenticated: host.requirepass().is_none(),
             cluster_mode,
             info,
+            readonly: false,
+            replica_max_lag_ms: None,
         }
     }
 }
@@ -105,7 +113,11 @@ pub fn execute(
             "debug",
             "it inspects one Redis process's internals, and a fjord cluster is several processes",
         )),
-        C::Readonly | C::Readwrite | C::Asking if host.cluster_support() => Reply::ok(),
+        C::Readonly | C::Readwrite if host.cluster_support() => {
+            state.readonly = r.spec.id == C::Readonly;
+            Reply::ok()
+        }
+        C::Asking if host.cluster_support() => Reply::ok(),
         C::Readonly | C::Readwrite | C::Asking => Reply::error(error::CLUSTER_DISABLED),
         _ => return None,
     };

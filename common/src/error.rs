@@ -38,6 +38,25 @@ pub const BITFIELD_TYPE: &str =
 pub const BITFIELD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
 pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
 
+/// How a replica's refusal of a read begins when its data may be older than the bound its
+/// client set (the proxy then reads from the primary instead).
+pub const REPLICA_STALE: &str = "TRYAGAIN fjord replica";
+
+/// A replica refusing a read: its data may be `lag_ms` old (`None`: its link to the primary
+/// is not streaming), more than the `max_ms` asked for.
+pub fn replica_stale(lag_ms: Option<u64>, max_ms: u64) -> String {
+    match lag_ms {
+        Some(lag) => format!(
+            "{REPLICA_STALE} is {lag} ms behind its primary (more than the {max_ms} ms allowed)"
+        ),
+        None => format!("{REPLICA_STALE} is not streaming from its primary"),
+    }
+}
+
+/// A replica's read that waited too long for its primary to confirm the writes it would see.
+pub const REPLICA_UNCONFIRMED: &str =
+    "TRYAGAIN fjord replica: its primary has not confirmed the writes this read would see";
+
 /// `ERR wrong number of arguments for 'get' command`; subcommands read `'client|setname'`.
 pub fn wrong_arity(command: &str) -> String {
     format!("ERR wrong number of arguments for '{command}' command")

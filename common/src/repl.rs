@@ -9,8 +9,10 @@
 //! from there) or [`Frame::FullSync`] (then [`Frame::Snap`] chunks of a consistent snapshot
 //! in key order, [`Frame::SnapEnd`], and the stream from the snapshot's op id), or with an
 //! error (another protocol version, a shard that is itself a replica). From then on the
-//! primary sends [`Frame::Ops`] and, at least every 100 ms, [`Frame::Ping`] with a stamp of
-//! its own clock; the replica sends [`Frame::Ack`] of the last op it has committed and the
+//! primary sends [`Frame::Ops`] and, at least every 100 ms and whenever it released replies
+//! with nothing else to send, [`Frame::Ping`] with a stamp of its own clock. Both carry the
+//! last op whose replies the primary released: a replica shows a write to reads only once
+//! its primary has acknowledged it (AFTER_SYNC, as on the primary); the replica sends [`Frame::Ack`] of the last op it has committed and the
 //! last stamp it has seen. An acknowledged stamp proves the replica still followed this
 //! primary (was not fenced) after the primary's clock read it: the primary's lease
 //! ([`LEASE`]) runs from there.
@@ -19,7 +21,7 @@ use crate::Reply;
 use bytes::Bytes;
 
 /// The version of this protocol; both ends must speak the same.
-pub const PROTOCOL_VERSION: u64 = 2;
+pub const PROTOCOL_VERSION: u64 = 3;
 
 /// How long a managed primary with in-sync replicas may serve after the send of the last
 /// stamp all of them acknowledged. A controller that fences those replicas waits this out,
@@ -97,11 +99,20 @@ pub enum Frame {
     Snap(Bytes),
     /// Primary → replica: the snapshot is complete.
     SnapEnd,
-    /// Primary → replica: consecutive oplog entries from `first_id`, as stored.
-    Ops { first_id: u64, entries: Vec<Bytes> },
-    /// Primary → replica: the primary's last op id, and a stamp of its monotonic clock (ms)
-    /// that only the primary reads.
-    Ping { last_id: u64, stamp: u64 },
+    /// Primary → replica: consecutive oplog entries from `first_id`, as stored, and the
+    /// last op the primary acknowledged to its clients.
+    Ops {
+        first_id: u64,
+        released: u64,
+        entries: Vec<Bytes>,
+    },
+    /// Primary → replica: the primary's last op id, the last op it acknowledged to its
+    /// clients, and a stamp of its monotonic clock (ms) that only the primary reads.
+    Ping {
+        last_id: u64,
+        released: u64,
+        stamp: u64,
+    },
     /// Replica → primary: every op up to `id` is committed here, and the last stamp seen.
     Ack { id: u64, stamp: u64 },
 }
@@ -132,14 +143,23 @@ impl Frame {
             ],
             Frame::Snap(chunk) => vec![word("SNAP"), bulk(chunk.clone())],
             Frame::SnapEnd => vec![word("SNAPEND")],
-            Frame::Ops { first_id, entries } => {
-                let mut v = Vec::with_capacity(entries.len() + 2);
+            Frame::Ops {
+                first_id,
+                released,
+                entries,
+            } => {
+                let mut v = Vec::with_capacity(entries.len() + 3);
                 v.push(word("OPS"));
                 v.push(num(*first_id));
+                v.push(num(*released));
                 v.extend(entries.iter().cloned().map(bulk));
                 v
             }
-            Frame::Ping { last_id, stamp } => vec![word("PING"), num(*last_id), num(*stamp)],
+            Frame::Ping {
+                last_id,
+                released,
+                stamp,
+            } => vec![word("PING"), num(*last_id), num(*released), num(*stamp)],
             Frame::Ack { id, stamp } => vec![word("ACK"), num(*id), num(*stamp)],
         })
     }
@@ -168,13 +188,15 @@ impl Frame {
             },
             (b"SNAP", 2) => Frame::Snap(parts[1].clone()),
             (b"SNAPEND", 1) => Frame::SnapEnd,
-            (b"OPS", n) if n >= 2 => Frame::Ops {
+            (b"OPS", n) if n >= 3 => Frame::Ops {
                 first_id: num(&parts[1])?,
-                entries: parts[2..].to_vec(),
+                released: num(&parts[2])?,
+                entries: parts[3..].to_vec(),
             },
-            (b"PING", 3) => Frame::Ping {
+            (b"PING", 4) => Frame::Ping {
                 last_id: num(&parts[1])?,
-                stamp: num(&parts[2])?,
+                released: num(&parts[2])?,
+                stamp: num(&parts[3])?,
             },
             (b"ACK", 3) => Frame::Ack {
                 id: num(&parts[1])?,
@@ -216,10 +238,12 @@ mod tests {
             Frame::SnapEnd,
             Frame::Ops {
                 first_id: 5,
+                released: 4,
                 entries: vec![Bytes::from_static(b"one"), Bytes::from_static(b"")],
             },
             Frame::Ping {
                 last_id: 9,
+                released: 8,
                 stamp: 1_700_000_000_000,
             },
             Frame::Ack {

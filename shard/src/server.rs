@@ -373,7 +373,11 @@ async fn serve_connection(
             }
             // And no one's unacknowledged ones.
             if let Some(id) = cmd::read_barrier(&server.store, &resolved, &args) {
-                server.store.visible.wait(id).await;
+                if let Err(refusal) = cmd::wait_visible(server, conn, id).await {
+                    let label = CommandLabel::of(resolved.spec);
+                    replies.push(out, conn.proto, Slot::Ready(refusal), label, read_at);
+                    continue;
+                }
             }
             let outcome = cmd::execute(&mut Ctx { server, conn }, resolved, &args);
             let slot = match outcome {

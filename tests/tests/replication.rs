@@ -486,3 +486,104 @@ fn a_read_waits_until_the_write_it_would_see_is_acknowledged() {
     assert_eq!(got, b"$3\r\nnew\r\n:2\r\n");
     signal(&replica, libc::SIGCONT);
 }
+
+/// AFTER_SYNC on a replica: it holds a write as soon as its primary sends it, but shows it
+/// only once the primary has acknowledged it to its client (every in-sync replica has it).
+#[test]
+fn a_replica_shows_a_write_only_once_its_primary_acknowledged_it() {
+    use std::io::{Read, Write};
+    let primary = start(&[], None);
+    let fast = replica_of(&primary.addr, None);
+    let stopped = replica_of(&primary.addr, None);
+    wait_insync(&primary, "2");
+    let mut ctl = primary.client().unwrap();
+    run(
+        &mut ctl,
+        &format!("FJORD PROMOTE 1 {} {}", fast.addr, stopped.addr),
+    );
+    run(&mut ctl, "SET k old");
+    wait_in_sync(&primary, &fast);
+    signal(&stopped, libc::SIGSTOP);
+    let before: u64 = field(&fast.addr, "master_repl_offset").parse().unwrap();
+    let mut writer = TcpStream::connect(&primary.addr).unwrap();
+    writer.write_all(b"SET k new\r\n").unwrap();
+    // The running replica has the write; the primary waits for the stopped one.
+    assert!(eventually(Duration::from_secs(10), || {
+        field(&fast.addr, "master_repl_offset")
+            .parse::<u64>()
+            .unwrap()
+            > before
+    }));
+    let mut reader = TcpStream::connect(&fast.addr).unwrap();
+    let mut buf = [0u8; 64];
+    reader.write_all(b"FJORD READLAG 20000\r\n").unwrap();
+    let n = reader.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    reader.write_all(b"GET k\r\n").unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        got,
+        b"",
+        "the replica answered the read before its primary acknowledged the write it sees: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The controller drops the stopped replica: the write is acknowledged, and shown.
+    run(&mut ctl, &format!("FJORD ISR 1 {}", fast.addr));
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while got.len() < b"$3\r\nnew\r\n".len() {
+        let n = reader.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"$3\r\nnew\r\n");
+    let mut w = writer.try_clone().unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = w.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    signal(&stopped, libc::SIGCONT);
+}
+
+/// A connection that bounds the lag it accepts (the proxy's replica reads) is refused once
+/// the replica has not heard from its primary for longer; other connections still read.
+#[test]
+fn a_replica_refuses_reads_older_than_the_bound_its_client_set() {
+    let primary = start(&[], None);
+    let replica = replica_of(&primary.addr, None);
+    let mut c = primary.client().unwrap();
+    run(&mut c, "SET k v");
+    wait_in_sync(&primary, &replica);
+    let mut bounded = replica.client().unwrap();
+    run(&mut bounded, "FJORD READLAG 300");
+    let mut last = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            last = bounded.call_str(&fjord_tests::words("GET k")).unwrap();
+            last == "$1\r\nv\r\n"
+        }),
+        "{last}"
+    );
+    signal(&primary, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(700));
+    let refused = bounded.call_str(&fjord_tests::words("GET k")).unwrap();
+    assert!(
+        refused.contains("TRYAGAIN fjord replica is"),
+        "a read older than its bound was served: {refused}"
+    );
+    let mut plain = replica.client().unwrap();
+    assert_eq!(run(&mut plain, "GET k"), "$1\r\nv\r\n");
+    signal(&primary, libc::SIGCONT);
+    assert!(eventually(Duration::from_secs(10), || {
+        bounded.call_str(&fjord_tests::words("GET k")).unwrap() == "$1\r\nv\r\n"
+    }));
+}

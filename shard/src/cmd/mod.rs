@@ -25,6 +25,7 @@ use fjord_common::client::{self, ClientState, Handled};
 use fjord_common::command::Resolved;
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, CommandId, Reply};
+use std::time::Duration;
 
 /// What the connection must do with a command.
 pub enum Outcome {
@@ -96,6 +97,9 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
         if !ctx.server.store.is_replica() && !control.holds_lease() {
             return Some(Reply::error(crate::repl::control::NO_LEASE));
         }
+        if let Some(stale) = stale_replica(ctx.server, ctx.conn) {
+            return Some(stale);
+        }
     }
     if r.effective().is_write() {
         if ctx.server.store.is_replica() {
@@ -117,19 +121,49 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
     None
 }
 
-/// The op a read must wait for before it runs, so that it sees no write its replicas have
-/// not acknowledged ([`crate::store::visibility`]): the last commit to its keys' slots, or
-/// to any slot for a keyspace-wide read. `None` for writes, non-data commands, on a replica,
-/// and when every commit is acknowledged.
+/// On a replica, the refusal of a read from a connection that bounded the lag it accepts
+/// (`FJORD READLAG`) when this replica's data may be older than that.
+fn stale_replica(server: &Server, conn: &ClientState) -> Option<Reply> {
+    let max = conn.replica_max_lag_ms?;
+    let lag = server.repl.staleness_ms();
+    (lag > max).then(|| Reply::error(error::replica_stale((lag != u64::MAX).then_some(lag), max)))
+}
+
+/// How long a read on a replica waits for its primary to confirm the writes it would see
+/// when its connection set no lag bound; then it is refused rather than hang while the
+/// primary is away.
+const REPLICA_READ_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits until op `id` is released so that the read may run, or refuses it: on a replica
+/// whose data is too old for the connection, or whose primary does not confirm `id` within
+/// the connection's lag bound ([`REPLICA_READ_WAIT`] without one). On a primary the wait
+/// ends when the in-sync replicas acknowledge `id` or leave the set.
+pub async fn wait_visible(server: &Server, conn: &ClientState, id: u64) -> Result<(), Reply> {
+    let visible = &server.store.visible;
+    if !server.store.is_replica() {
+        visible.wait(id).await;
+        return Ok(());
+    }
+    if let Some(stale) = stale_replica(server, conn) {
+        return Err(stale);
+    }
+    let limit = conn
+        .replica_max_lag_ms
+        .map_or(REPLICA_READ_WAIT, Duration::from_millis);
+    tokio::time::timeout(limit, visible.wait(id))
+        .await
+        .map_err(|_| Reply::error(error::REPLICA_UNCONFIRMED))
+}
+
+/// The op a read must wait for before it runs, so that it sees no write the primary has not
+/// acknowledged ([`crate::store::visibility`]): the last commit to its keys' slots, or to
+/// any slot for a keyspace-wide read. `None` for writes, non-data commands, and when every
+/// commit is acknowledged.
 pub fn read_barrier(store: &crate::store::Store, r: &Resolved, args: &[Bytes]) -> Option<u64> {
     use fjord_common::command::flags::{MOVABLEKEYS, READONLY};
     let spec = r.effective();
     // Checked before any key is hashed: most reads stop here.
-    if store.visible.all_released()
-        || spec.is_write()
-        || !spec.has_flag(READONLY)
-        || store.is_replica()
-    {
+    if store.visible.all_released() || spec.is_write() || !spec.has_flag(READONLY) {
         return None;
     }
     let mut slots = spec
@@ -261,7 +295,7 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Keys => keys::keys(ctx.server, SlotSet::all(), args[1].clone()),
         C::Randomkey => keys::random_key(store, &SlotSet::all()).into(),
         C::Unsupported => unreachable!("refused above"),
-        C::Fjord => slots::fjord(ctx.server, r, args),
+        C::Fjord => slots::fjord(ctx, r, args),
     }
 }
 

@@ -23,7 +23,8 @@ fn slot_set(arg: &[u8]) -> Result<SlotSet, Reply> {
 }
 
 /// Dispatches `FJORD <sub> …`.
-pub fn fjord(server: &Server, r: Resolved, args: &[Bytes]) -> Outcome {
+pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
+    let server = ctx.server;
     let Some(sub) = r.sub else {
         return Reply::error(error::wrong_arity("fjord")).into();
     };
@@ -38,6 +39,11 @@ pub fn fjord(server: &Server, r: Resolved, args: &[Bytes]) -> Outcome {
             "restore" => Outcome::Write(Box::new(Restore::parse(&args[2..])?)),
             "sync" => {
                 Outcome::Sync(fjord_common::repl::SyncRequest::parse(args).map_err(Reply::error)?)
+            }
+            "readlag" => {
+                let ms = parse_usize(&args[2]).ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
+                ctx.conn.replica_max_lag_ms = Some(ms as u64);
+                Reply::ok().into()
             }
             "status" | "fence" | "promote" | "follow" | "isr" => {
                 super::replication::control(server, sub.name, args)

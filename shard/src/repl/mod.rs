@@ -46,6 +46,9 @@ pub struct Replication {
     pub ack_stats: acks::AckStats,
     /// What the controller has told this shard ([`control`]).
     pub control: control::Control,
+    /// As a replica: when (this shard's clock, [`control::stamp`]) the primary last sent a
+    /// heartbeat whose every announced op is applied here; 0 = not since the link came up.
+    fresh_at: AtomicU64,
 }
 
 /// A replica as its primary sees it.
@@ -187,6 +190,7 @@ impl Replication {
             next_peer: AtomicU64::new(1),
             acked: tokio::sync::Notify::new(),
             stats: ReplStats::default(),
+            fresh_at: AtomicU64::new(0),
         }
     }
 
@@ -223,6 +227,7 @@ impl Replication {
         if state == "connecting" {
             // Perhaps another primary, with other op ids.
             link.primary_last_id = 0;
+            self.fresh_at.store(0, Ordering::Release);
         }
         drop(link);
         self.stats.link_up.set(i64::from(state == "connected"));
@@ -233,6 +238,24 @@ impl Replication {
         let mut link = self.link();
         link.last_io = Some(Instant::now());
         link.primary_last_id = link.primary_last_id.max(primary_last_id);
+    }
+
+    /// This replica holds every op its primary had at the heartbeat heard at `at`.
+    pub(crate) fn note_fresh(&self, at: u64) {
+        self.fresh_at.fetch_max(at, Ordering::AcqRel);
+    }
+
+    /// How far behind its primary this replica's data may be, in ms of its own clock: the
+    /// time since the primary's last heartbeat whose ops are all applied here. `u64::MAX`
+    /// while its link is not streaming; 0 on a primary.
+    pub fn staleness_ms(&self) -> u64 {
+        if self.primary().is_none() {
+            return 0;
+        }
+        match self.fresh_at.load(Ordering::Acquire) {
+            0 => u64::MAX,
+            at => control::stamp().saturating_sub(at),
+        }
     }
 
     /// Sets the lag gauges (a replica's view: ops behind its primary's last known op, and

@@ -166,8 +166,9 @@ async fn full_sync(
     Ok(Some(pin))
 }
 
-/// Streams the oplog from the pin on, with a PING when there is nothing to send, until
-/// the link breaks or the replica stops reading acks.
+/// Streams the oplog from the pin on, with a PING every [`PING_EVERY`] and whenever
+/// replies were released with no entries to carry the news, until the link breaks or the
+/// replica stops reading acks.
 async fn stream_tail(
     server: &Server,
     write: &mut OwnedWriteHalf,
@@ -175,21 +176,17 @@ async fn stream_tail(
     acks: &tokio::task::JoinHandle<()>,
 ) -> std::io::Result<()> {
     let oplog = server.store.oplog();
+    let visible = &server.store.visible;
     let mut commits = oplog.subscribe();
     let mut pinged = std::time::Instant::now();
+    // The last release this replica was told of.
+    let mut told = 0;
     loop {
         if acks.is_finished() {
             return Ok(());
         }
-        // Also while busy: the stamps renew this primary's lease.
-        if pinged.elapsed() >= PING_EVERY {
-            let ping = Frame::Ping {
-                last_id: oplog.last_id(),
-                stamp: super::control::stamp(),
-            };
-            send(write, ping.to_reply()).await?;
-            pinged = std::time::Instant::now();
-        }
+        let released_again = visible.changed();
+        let released = visible.released();
         commits.borrow_and_update();
         let ops = match oplog.read(pin, OPS_FRAME_BYTES) {
             Ok(ops) => ops,
@@ -199,16 +196,30 @@ async fn stream_tail(
             }
             Err(e) => return Err(std::io::Error::other(e.to_string())),
         };
+        // Also while busy: the stamps renew this primary's lease.
+        if pinged.elapsed() >= PING_EVERY || (ops.is_empty() && released > told) {
+            let ping = Frame::Ping {
+                last_id: oplog.last_id(),
+                released,
+                stamp: super::control::stamp(),
+            };
+            send(write, ping.to_reply()).await?;
+            pinged = std::time::Instant::now();
+            told = released;
+        }
         if let Some(first) = ops.first() {
             let frame = Frame::Ops {
                 first_id: first.id,
+                released,
                 entries: ops.iter().map(|op| op.raw().clone()).collect(),
             };
             send(write, frame.to_reply()).await?;
+            told = released;
             continue;
         }
         tokio::select! {
             _ = commits.changed() => {}
+            _ = released_again => {}
             _ = tokio::time::sleep(PING_EVERY.saturating_sub(pinged.elapsed())) => {}
         }
     }

@@ -124,16 +124,23 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     server.repl.set_link_state("connected");
     // The primary's last stamp, echoed in every ack.
     let mut stamp = 0;
+    let mut heard = Heartbeats::default();
     loop {
         let frame = link.frame().await?;
         let told = match &frame {
-            Frame::Ops { first_id, entries } => first_id + entries.len() as u64 - 1,
+            Frame::Ops {
+                first_id, entries, ..
+            } => first_id + entries.len() as u64 - 1,
             Frame::Ping { last_id, .. } => *last_id,
             _ => 0,
         };
         server.repl.note_io(told);
         match frame {
-            Frame::Ops { first_id, entries } => {
+            Frame::Ops {
+                first_id,
+                released,
+                entries,
+            } => {
                 let ops = entries
                     .into_iter()
                     .enumerate()
@@ -146,13 +153,54 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
                     .await
                     .await
                     .map_err(|_| anyhow!("the shard is shutting down"))??;
+                store.visible.release(released);
+                heard.applied(last, &server.repl);
                 link.ack(server, link_term, last, stamp).await?;
             }
-            Frame::Ping { stamp: s, .. } => {
+            Frame::Ping {
+                last_id,
+                released,
+                stamp: s,
+            } => {
                 stamp = s;
+                store.visible.release(released);
+                heard.heard(last_id);
+                heard.applied(oplog.last_id(), &server.repl);
                 link.ack(server, link_term, oplog.last_id(), stamp).await?;
             }
             other => bail!("unexpected frame from the primary: {other:?}"),
+        }
+    }
+}
+
+/// The primary's heartbeats not yet caught up with: its last op when each came, and when
+/// (this shard's clock). Once every op a heartbeat announced is applied, this replica is
+/// as fresh as its primary was then ([`super::Replication::staleness_ms`]).
+#[derive(Default)]
+struct Heartbeats {
+    pending: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl Heartbeats {
+    /// Most heartbeats remembered; past it the oldest go, which only overstates the lag.
+    const MAX: usize = 256;
+
+    fn heard(&mut self, primary_last_id: u64) {
+        if self.pending.len() == Self::MAX {
+            self.pending.pop_front();
+        }
+        self.pending
+            .push_back((primary_last_id, super::control::stamp()));
+    }
+
+    /// Every op up to `id` is applied here.
+    fn applied(&mut self, id: u64, repl: &super::Replication) {
+        while let Some(&(last_id, at)) = self.pending.front() {
+            if last_id > id {
+                break;
+            }
+            self.pending.pop_front();
+            repl.note_fresh(at);
         }
     }
 }
@@ -189,7 +237,10 @@ async fn full_sync(
         .exclusive(move |store| {
             store
                 .oplog()
-                .finish_full_sync(&history, term, next_id, bytes_before)
+                .finish_full_sync(&history, term, next_id, bytes_before)?;
+            // The snapshot may hold writes the primary has not acknowledged yet.
+            store.visible.restart_at(next_id - 1);
+            Ok::<_, crate::store::oplog::OplogError>(())
         })
         .await
         .ok_or_else(gone)??;

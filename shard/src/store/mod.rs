@@ -759,6 +759,8 @@ impl Store {
                 self.oplog
                     .append_replayed(&mut batch, op, id)
                     .map_err(|e| corrupt(&e.to_string()))?;
+                // On a replica too, until its primary confirms the FLUSHALL.
+                self.visible.mark_all(op.id);
                 Some((op.id, op.len()))
             }
             FlushLog::Logged => None,

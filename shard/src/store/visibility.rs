@@ -9,6 +9,10 @@
 //! before it. When nothing is held (no replicas, asynchronous acks, or all acknowledged) a
 //! read costs one comparison of two atomics. The granularity is the slot, not the key: a read
 //! may wait for an unrelated write to the same slot, never the other way round.
+//!
+//! A replica marks the ops it applies the same way; what releases them is its primary's
+//! word (each OPS and PING frame carries the last op the primary acknowledged), so a read
+//! on a replica never sees a write a failover could take back either.
 
 use fjord_common::SLOT_COUNT;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +57,29 @@ impl Visibility {
     /// The replies of the group of op `id` (and of every op before it) were released.
     pub(crate) fn release(&self, id: u64) {
         self.released.fetch_max(id, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// The last op released.
+    pub fn released(&self) -> u64 {
+        self.released.load(Ordering::Acquire)
+    }
+
+    /// Resolves at the next release (create it before checking what it waits for).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// After a full sync replaced the store: everything in it counts as written by op `id`
+    /// of the new history, released once the primary says so; the marks and the release of
+    /// the history before are void.
+    pub(crate) fn restart_at(&self, id: u64) {
+        for mark in &self.by_slot {
+            mark.store(0, Ordering::Release);
+        }
+        self.all.store(id, Ordering::Release);
+        self.latest.store(id, Ordering::Release);
+        self.released.store(0, Ordering::Release);
         self.changed.notify_waiters();
     }
 

@@ -845,10 +845,11 @@ impl<'a> Txn<'a> {
         }
         // The final states, for the row cache once the batch is committed.
         let mut states = Vec::with_capacity(dirty.len());
-        // Slots of what reads could see change ([`super::visibility`]), when this group's
-        // replies go through the acknowledgement gate (not a replica's replay).
+        // Slots of what reads could see change ([`super::visibility`]): released when this
+        // group's replies pass the acknowledgement gate, or on a replica when its primary
+        // says it acknowledged them (a snapshot's chunks are covered as a whole instead).
         let mut touched: Vec<u16> = Vec::new();
-        let mark = new_entry && !self.replaying;
+        let mark = !self.unlogged;
         for (dkey, loaded) in dirty {
             if mark {
                 touched.push(split_data_key(&dkey).0);
