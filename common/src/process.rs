@@ -88,3 +88,12 @@ pub fn new_run_id() -> String {
         .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
         .collect()
 }
+
+/// Milliseconds since the process first asked: a monotonic clock cheap to keep in atomics.
+pub fn uptime_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}

@@ -36,6 +36,17 @@ pub struct ProxyEntry {
     pub listen: String,
     #[serde(default)]
     pub announce: Option<String>,
+    /// A second listener, advertised as this master's replica.
+    #[serde(default)]
+    pub replica: Option<ListenerEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerEntry {
+    pub listen: String,
+    #[serde(default)]
+    pub announce: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -90,6 +101,7 @@ pub struct ProxySettings {
     pub client_output_buffer_limit: usize,
     pub client_memory_budget: usize,
     pub max_pipeline: usize,
+    pub replica_max_lag_ms: u64,
     pub local_shard_fsync: String,
     pub record_metrics: bool,
 }
@@ -113,6 +125,7 @@ impl Default for ProxySettings {
             client_output_buffer_limit: 256 * 1024 * 1024,
             client_memory_budget: 2 * 1024 * 1024 * 1024,
             max_pipeline: 1024,
+            replica_max_lag_ms: 1000,
             local_shard_fsync: "everysec".into(),
             record_metrics: true,
         }
@@ -140,6 +153,18 @@ pub struct Node {
     pub id: String,
     /// The slots this listener advertises, and covers for node-scoped commands.
     pub slots: SlotSet,
+    /// The listener advertised as its replica, if any.
+    pub replica: Option<Endpoint>,
+}
+
+/// A listener as clients see it: where it binds, what it announces, its node id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listen: SocketAddr,
+    pub host: String,
+    /// 0 until the proxy binds a listener configured with port 0.
+    pub port: u16,
+    pub id: String,
 }
 
 /// A shard: where its primary listens, what it owns, and its replicas.
@@ -336,6 +361,44 @@ impl Validator<'_> {
         }
     }
 
+    /// A listener's `listen` and `announce` at `path`, each unique in the file.
+    fn endpoint(
+        &mut self,
+        seen: &mut Seen,
+        path: String,
+        listen: &str,
+        announce: Option<&str>,
+    ) -> Option<Endpoint> {
+        let bind = self.socket_addr(format!("{path}.listen"), listen);
+        // Without an announce address a listener advertises what it binds; port 0 (tests)
+        // is replaced by the bound port once the proxy has it.
+        let announced = match announce {
+            Some(text) => self.host_port(format!("{path}.announce"), text),
+            None => bind.map(|l| (l.ip().to_string(), l.port())),
+        };
+        if let Some(l) = bind {
+            if l.port() != 0 && !seen.listen.insert(l) {
+                self.problem(format!("{path}.listen"), "listed twice");
+            }
+            if l.ip().is_unspecified() && announce.is_none() {
+                self.problem(
+                    path.clone(),
+                    "a listener on a wildcard address needs an announce address clients can reach",
+                );
+            }
+        }
+        let (listen, (host, port)) = (bind?, announced?);
+        if port != 0 && !seen.announce.insert((host.clone(), port)) {
+            self.problem(format!("{path}.announce"), "announced twice");
+        }
+        Some(Endpoint {
+            listen,
+            id: node_id(&host, port),
+            host,
+            port,
+        })
+    }
+
     fn validate(&mut self, file: ClusterFile, base: Option<&Path>) -> Option<Topology> {
         let standalone = file
             .standalone
@@ -365,37 +428,34 @@ impl Validator<'_> {
         }
         let ranges = even_split(file.proxies.len());
         let mut nodes = Vec::new();
-        let mut seen_listen = HashSet::new();
-        let mut seen_announce = HashSet::new();
+        let mut seen = Seen::default();
         for (i, p) in file.proxies.iter().enumerate() {
-            let listen = self.socket_addr(format!("proxies[{i}].listen"), &p.listen);
-            // Without an announce address a listener advertises what it binds; port 0 (tests)
-            // is replaced by the bound port once the proxy has it.
-            let announce = match &p.announce {
-                Some(text) => self.host_port(format!("proxies[{i}].announce"), text),
-                None => listen.map(|l| (l.ip().to_string(), l.port())),
+            let master = self.endpoint(
+                &mut seen,
+                format!("proxies[{i}]"),
+                &p.listen,
+                p.announce.as_deref(),
+            );
+            // `None`: invalid; `Some(None)`: none configured.
+            let replica = match &p.replica {
+                None => Some(None),
+                Some(r) => self
+                    .endpoint(
+                        &mut seen,
+                        format!("proxies[{i}].replica"),
+                        &r.listen,
+                        r.announce.as_deref(),
+                    )
+                    .map(Some),
             };
-            if let Some(l) = listen {
-                if l.port() != 0 && !seen_listen.insert(l) {
-                    self.problem(format!("proxies[{i}].listen"), "listed twice");
-                }
-                if l.ip().is_unspecified() && p.announce.is_none() {
-                    self.problem(
-                        format!("proxies[{i}]"),
-                        "a listener on a wildcard address needs an announce address clients can reach",
-                    );
-                }
-            }
-            if let (Some(listen), Some((host, port))) = (listen, announce) {
-                if port != 0 && !seen_announce.insert((host.clone(), port)) {
-                    self.problem(format!("proxies[{i}].announce"), "announced twice");
-                }
+            if let (Some(m), Some(replica)) = (master, replica) {
                 nodes.push(Node {
-                    listen,
-                    id: node_id(&host, port),
-                    host,
-                    port,
+                    listen: m.listen,
+                    host: m.host,
+                    port: m.port,
+                    id: m.id,
                     slots: SlotSet::from_ranges([ranges[i]]),
+                    replica,
                 });
             }
         }
@@ -515,6 +575,13 @@ impl Validator<'_> {
             owner: owner.into_boxed_slice(),
         })
     }
+}
+
+/// Listen and announce addresses met so far: each may be used once.
+#[derive(Default)]
+struct Seen {
+    listen: HashSet<SocketAddr>,
+    announce: HashSet<(String, u16)>,
 }
 
 /// A path of the file, relative to its folder unless absolute.

@@ -20,7 +20,7 @@ use prometheus::local::LocalHistogram;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,7 +114,26 @@ pub struct BackendOptions {
     pub command_timeout: Duration,
     pub max_backoff: Duration,
     pub password: Option<String>,
+    /// The staleness a replica may show in the reads sent to it (`replica_max_lag_ms`);
+    /// `Some` only on connections to replicas, which then begin with `FJORD READLAG`.
+    pub read_lag_ms: Option<u64>,
+    /// What `read_lag_ms` becomes on connections to replicas.
+    pub replica_max_lag_ms: u64,
 }
+
+impl BackendOptions {
+    /// The options of connections to a replica, for READONLY reads.
+    pub fn for_replica_reads(&self) -> Self {
+        Self {
+            read_lag_ms: Some(self.replica_max_lag_ms),
+            ..self.clone()
+        }
+    }
+}
+
+/// How long a replica that refused a read as too stale, or failed, gets no more READONLY
+/// reads (they go to the primary meanwhile).
+const HOLD_OFF: Duration = Duration::from_millis(500);
 
 /// Requests queued per connection before senders wait.
 const QUEUE: usize = 4096;
@@ -129,6 +148,9 @@ pub struct ShardBackend {
     status: Arc<Status>,
     /// Turned true when a new topology no longer routes to this address for this shard.
     retired: tokio::sync::watch::Sender<bool>,
+    /// Until when (ms of [`fjord_common::process::uptime_ms`]) a replica gets no READONLY
+    /// reads.
+    held_off_until: AtomicU64,
 }
 
 /// One connection's queue, and how many commands are queued or in flight on it.
@@ -193,7 +215,19 @@ impl ShardBackend {
             conns,
             status,
             retired,
+            held_off_until: AtomicU64::new(0),
         })
+    }
+
+    /// A replica refused a read as too stale, or failed it: send READONLY reads to the
+    /// primary for a while.
+    pub fn hold_off(&self) {
+        let until = fjord_common::process::uptime_ms() + HOLD_OFF.as_millis() as u64;
+        self.held_off_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    pub fn held_off(&self) -> bool {
+        self.held_off_until.load(Ordering::Relaxed) > fjord_common::process::uptime_ms()
     }
 
     /// The topology in force no longer routes here (the shard failed over, or moved): every
@@ -286,6 +320,30 @@ pub async fn receive_batch(
     })
 }
 
+/// Sends a command that sets up a new connection and checks its answer.
+async fn handshake(stream: &mut TcpStream, args: &[&str]) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    fjord_common::resp::encode_request(args, &mut out);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(256);
+    loop {
+        if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+            return Err(format!(
+                "the shard closed the connection during {}",
+                args[0]
+            ));
+        }
+        match decode_bytes_mut(&mut buf) {
+            Ok(Some((BytesFrame::Error(e), ..))) => {
+                return Err(format!("{} refused: {}", args[0], &*e))
+            }
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => continue,
+            Err(e) => return Err(format!("undecodable {} reply: {e:?}", args[0])),
+        }
+    }
+}
+
 /// One connection to a shard, rebuilt whenever it breaks.
 struct Connection {
     shard: String,
@@ -355,23 +413,10 @@ impl Connection {
                 .map_err(|e| e.to_string())?;
             stream.set_nodelay(true).map_err(|e| e.to_string())?;
             if let Some(password) = &self.options.password {
-                let mut out = BytesMut::new();
-                fjord_common::resp::encode_request(&["AUTH", password.as_str()], &mut out);
-                stream.write_all(&out).await.map_err(|e| e.to_string())?;
-                let mut buf = BytesMut::with_capacity(256);
-                loop {
-                    if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
-                        return Err("the shard closed the connection during AUTH".to_string());
-                    }
-                    match decode_bytes_mut(&mut buf) {
-                        Ok(Some((BytesFrame::Error(e), ..))) => {
-                            return Err(format!("AUTH refused: {}", &*e))
-                        }
-                        Ok(Some(_)) => break,
-                        Ok(None) => continue,
-                        Err(e) => return Err(format!("undecodable AUTH reply: {e:?}")),
-                    }
-                }
+                handshake(&mut stream, &["AUTH", password.as_str()]).await?;
+            }
+            if let Some(ms) = self.options.read_lag_ms {
+                handshake(&mut stream, &["FJORD", "READLAG", &ms.to_string()]).await?;
             }
             Ok(stream)
         };
@@ -619,6 +664,8 @@ mod tests {
             command_timeout: Duration::from_secs(1),
             max_backoff: Duration::from_secs(1),
             password: None,
+            read_lag_ms: None,
+            replica_max_lag_ms: 1000,
         };
         let metrics = ProxyMetrics::new(true).backend("s1");
         // Nothing listens there: the connections only retry, which is all this needs.

@@ -8,7 +8,7 @@
 //! in request order.
 
 use crate::backend::{self, BatchReplies, ShardBackend};
-use crate::router::{Pending, Target};
+use crate::router::Target;
 use bytes::{Bytes, BytesMut};
 use fjord_common::Reply;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 /// The batches of one client: those still open, and those sent whose replies are not all taken.
 #[derive(Default)]
 pub struct Batches {
-    /// Per shard (by index in the routing), the batch being filled: its id and contents.
+    /// Per destination ([`crate::topology::Routing::backend`]), the batch being filled: its id and contents.
     open: Vec<Option<Open>>,
     /// Every batch since the last [`Batches::clear`], by id.
     batches: Vec<Batch>,
@@ -45,14 +45,15 @@ enum State {
 }
 
 impl Batches {
-    /// Adds a command for `shard` to its open batch; the reply comes from [`Batches::next`].
-    pub fn push(&mut self, target: &Target, shard: usize, args: &[Bytes]) -> Pending {
-        if self.open.len() <= shard {
-            self.open.resize_with(shard + 1, || None);
+    /// Adds a command for `dest` ([`crate::topology::Routing::backend`]) to its open batch;
+    /// the reply comes from [`Batches::next`] with the id returned.
+    pub fn push(&mut self, target: &Target, dest: usize, args: &[Bytes]) -> usize {
+        if self.open.len() <= dest {
+            self.open.resize_with(dest + 1, || None);
         }
-        let open = self.open[shard].get_or_insert_with(|| {
+        let open = self.open[dest].get_or_insert_with(|| {
             self.batches.push(Batch {
-                backend: Arc::clone(&target.routing.backends[shard]),
+                backend: Arc::clone(target.routing.backend(dest)),
                 state: State::Open,
             });
             Open {
@@ -63,17 +64,17 @@ impl Batches {
         });
         fjord_common::resp::encode_request(args, &mut open.commands);
         open.count += 1;
-        Pending::Batched(open.id)
+        open.id
     }
 
     /// Sends every open batch to its shard, on the lane `target` uses for it.
     pub async fn send(&mut self, target: &Target) {
-        for (shard, open) in self.open.iter_mut().enumerate() {
+        for (dest, open) in self.open.iter_mut().enumerate() {
             let Some(open) = open.take() else { continue };
             let batch = &mut self.batches[open.id];
             let rx = batch
                 .backend
-                .send_batch(target.lane(shard), open.commands.freeze(), open.count)
+                .send_batch(target.lane(dest), open.commands.freeze(), open.count)
                 .await;
             batch.state = State::Sent(rx);
         }

@@ -20,18 +20,15 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
         return Reply::error(error::wrong_arity("cluster")).into();
     };
     let t = &target.routing.topology;
-    let myself = match listener {
-        Listener::Cluster(i) => Some(i),
-        Listener::Standalone => None,
-    };
     let reply = match sub.name {
         "slots" => slots(t),
         "shards" => shards(t),
-        "nodes" => Reply::Verbatim(Bytes::from(nodes(t, myself))),
+        "nodes" => Reply::Verbatim(Bytes::from(nodes(t, listener))),
         "info" => Reply::Verbatim(Bytes::from(info(target))),
-        "myid" => Reply::text(match myself {
-            Some(i) => t.nodes[i].id.clone(),
-            None => t
+        "myid" => Reply::text(match listener {
+            Listener::Cluster(i) => t.nodes[i].id.clone(),
+            Listener::Replica(i) => t.nodes[i].replica.as_ref().map_or_else(String::new, |r| r.id.clone()),
+            Listener::Standalone => t
                 .standalone
                 .map_or_else(String::new, |a| node_id(&a.ip().to_string(), a.port())),
         }),
@@ -44,16 +41,23 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
             return target.send(shard, args.to_vec()).await;
         }
         "links" => Reply::Array(vec![]),
-        "replicas" | "slaves" | "count-failure-reports" => {
-            match t.nodes.iter().any(|n| n.id.as_bytes() == &args[2][..]) {
-                true if sub.name == "count-failure-reports" => Reply::Int(0),
-                true => Reply::Array(vec![]),
-                false => Reply::error(format!(
-                    "ERR Unknown node {}",
-                    String::from_utf8_lossy(&args[2])
-                )),
+        "replicas" | "slaves" => match t.nodes.iter().position(|n| n.id.as_bytes() == &args[2][..]) {
+            Some(i) => Reply::Array(
+                node_lines(t, listener)
+                    .into_iter()
+                    .filter(|(of, _)| *of == Some(i))
+                    .map(|(_, line)| Reply::text(line))
+                    .collect(),
+            ),
+            None if t.nodes.iter().any(|n| n.replica.as_ref().is_some_and(|r| r.id.as_bytes() == &args[2][..])) => {
+                Reply::error("ERR The specified node is not a master")
             }
-        }
+            None => unknown_node(&args[2]),
+        },
+        "count-failure-reports" => match known_ids(t).any(|id| id.as_bytes() == &args[2][..]) {
+            true => Reply::Int(0),
+            false => unknown_node(&args[2]),
+        },
         "help" => help(&[
             "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "COUNTKEYSINSLOT <slot>",
@@ -90,12 +94,23 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
     reply.into()
 }
 
+fn unknown_node(id: &[u8]) -> Reply {
+    Reply::error(format!("ERR Unknown node {}", String::from_utf8_lossy(id)))
+}
+
+/// Every advertised node id: masters and replica listeners.
+fn known_ids(t: &Topology) -> impl Iterator<Item = &str> {
+    t.nodes.iter().flat_map(|n| {
+        std::iter::once(n.id.as_str()).chain(n.replica.as_ref().map(|r| r.id.as_str()))
+    })
+}
+
 /// A node as CLUSTER SLOTS lists it: ip, port, id, and an empty metadata map.
-fn slots_node(n: &Node) -> Reply {
+fn slots_node(host: &str, port: u16, id: &str) -> Reply {
     Reply::Array(vec![
-        Reply::text(n.host.clone()),
-        Reply::Int(i64::from(n.port)),
-        Reply::text(n.id.clone()),
+        Reply::text(host.to_string()),
+        Reply::Int(i64::from(port)),
+        Reply::text(id.to_string()),
         Reply::Map(vec![]),
     ])
 }
@@ -111,11 +126,17 @@ fn slots(t: &Topology) -> Reply {
         ranges
             .into_iter()
             .map(|(start, end, n)| {
-                Reply::Array(vec![
+                let mut range = vec![
                     Reply::Int(i64::from(start)),
                     Reply::Int(i64::from(end)),
-                    slots_node(n),
-                ])
+                    slots_node(&n.host, n.port, &n.id),
+                ];
+                range.extend(
+                    n.replica
+                        .as_ref()
+                        .map(|r| slots_node(&r.host, r.port, &r.id)),
+                );
+                Reply::Array(range)
             })
             .collect(),
     )
@@ -132,18 +153,26 @@ fn shards(t: &Topology) -> Reply {
                     .iter()
                     .flat_map(|r| [Reply::Int(i64::from(r.start)), Reply::Int(i64::from(r.end))])
                     .collect();
-                let node = Reply::Map(vec![
-                    (Reply::text("id"), Reply::text(n.id.clone())),
-                    (Reply::text("port"), Reply::Int(i64::from(n.port))),
-                    (Reply::text("ip"), Reply::text(n.host.clone())),
-                    (Reply::text("endpoint"), Reply::text(n.host.clone())),
-                    (Reply::text("role"), Reply::text("master")),
-                    (Reply::text("replication-offset"), Reply::Int(0)),
-                    (Reply::text("health"), Reply::text("online")),
-                ]);
+                let node = |host: &str, port: u16, id: &str, role: &str| {
+                    Reply::Map(vec![
+                        (Reply::text("id"), Reply::text(id.to_string())),
+                        (Reply::text("port"), Reply::Int(i64::from(port))),
+                        (Reply::text("ip"), Reply::text(host.to_string())),
+                        (Reply::text("endpoint"), Reply::text(host.to_string())),
+                        (Reply::text("role"), Reply::text(role.to_string())),
+                        (Reply::text("replication-offset"), Reply::Int(0)),
+                        (Reply::text("health"), Reply::text("online")),
+                    ])
+                };
+                let mut nodes = vec![node(&n.host, n.port, &n.id, "master")];
+                nodes.extend(
+                    n.replica
+                        .as_ref()
+                        .map(|r| node(&r.host, r.port, &r.id, "replica")),
+                );
                 Reply::Map(vec![
                     (Reply::text("slots"), Reply::Array(slot_bounds)),
-                    (Reply::text("nodes"), Reply::Array(vec![node])),
+                    (Reply::text("nodes"), Reply::Array(nodes)),
                 ])
             })
             .collect(),
@@ -151,19 +180,31 @@ fn shards(t: &Topology) -> Reply {
 }
 
 /// CLUSTER NODES: one line per listener, `\n`-terminated, `myself` on the one reached.
-fn nodes(t: &Topology, myself: Option<usize>) -> String {
+fn nodes(t: &Topology, reached: Listener) -> String {
+    let mut out = String::new();
+    for (_, line) in node_lines(t, reached) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The lines of CLUSTER NODES, each with the master index it is a replica of (`None` for a
+/// master): masters, each followed by its replica listener.
+fn node_lines(t: &Topology, reached: Listener) -> Vec<(Option<usize>, String)> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let mut out = String::new();
+    let bus = |port: u16| match u32::from(port) + 10000 {
+        p if p > 65535 => 0,
+        p => p,
+    };
+    let mut out = Vec::new();
     for (i, n) in t.nodes.iter().enumerate() {
-        let flags = if myself == Some(i) {
-            "myself,master"
-        } else {
-            "master"
+        let flags = match reached == Listener::Cluster(i) {
+            true => "myself,master",
+            false => "master",
         };
-        let bus_port = u32::from(n.port) + 10000;
-        let bus_port = if bus_port > 65535 { 0 } else { bus_port };
         let ranges: Vec<String> = n
             .slots
             .ranges()
@@ -173,14 +214,36 @@ fn nodes(t: &Topology, myself: Option<usize>) -> String {
                 false => format!("{}-{}", r.start, r.end),
             })
             .collect();
-        out.push_str(&format!(
-            "{} {}:{}@{bus_port} {flags} - 0 {now_ms} {} connected {}\n",
-            n.id,
-            n.host,
-            n.port,
-            t.version,
-            ranges.join(" ")
+        out.push((
+            None,
+            format!(
+                "{} {}:{}@{} {flags} - 0 {now_ms} {} connected {}",
+                n.id,
+                n.host,
+                n.port,
+                bus(n.port),
+                t.version,
+                ranges.join(" ")
+            ),
         ));
+        if let Some(r) = &n.replica {
+            let flags = match reached == Listener::Replica(i) {
+                true => "myself,slave",
+                false => "slave",
+            };
+            out.push((
+                Some(i),
+                format!(
+                    "{} {}:{}@{} {flags} {} 0 {now_ms} {} connected",
+                    r.id,
+                    r.host,
+                    r.port,
+                    bus(r.port),
+                    n.id,
+                    t.version,
+                ),
+            ));
+        }
     }
     out
 }
@@ -196,9 +259,10 @@ fn info(target: &Target) -> String {
         .map(|(s, _)| s.slots.len())
         .sum();
     let nodes = t.nodes.len();
+    let known = known_ids(t).count();
     format!(
         "cluster_state:ok\r\ncluster_slots_assigned:{SLOT_COUNT}\r\ncluster_slots_ok:{}\r\n\
-         cluster_slots_pfail:{down}\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{nodes}\r\n\
+         cluster_slots_pfail:{down}\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{known}\r\n\
          cluster_size:{nodes}\r\ncluster_current_epoch:{v}\r\ncluster_my_epoch:{v}\r\n\
          cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
          total_cluster_links_buffer_limit_exceeded:0\r\n",

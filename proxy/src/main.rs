@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use topology::TopologyHandle;
+use topology::{Bound, TopologyHandle};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "fjord's cluster-mode proxy")]
@@ -87,11 +87,21 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     };
 
     let mut cluster_listeners = Vec::new();
+    let mut replica_listeners = Vec::new();
     for node in &topology.nodes {
         let l = TcpListener::bind(node.listen)
             .await
             .with_context(|| format!("binding cluster listener {}", node.listen))?;
         cluster_listeners.push(l);
+        let replica = match &node.replica {
+            Some(r) => Some(
+                TcpListener::bind(r.listen)
+                    .await
+                    .with_context(|| format!("binding replica listener {}", r.listen))?,
+            ),
+            None => None,
+        };
+        replica_listeners.push(replica);
     }
     let standalone = match topology.standalone {
         Some(addr) => Some(
@@ -109,10 +119,13 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let bound = cluster_listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut bound = Vec::new();
+    for (master, replica) in cluster_listeners.iter().zip(&replica_listeners) {
+        bound.push(Bound {
+            master: master.local_addr()?,
+            replica: replica.as_ref().map(|r| r.local_addr()).transpose()?,
+        });
+    }
 
     let settings = topology.settings.clone();
     let options = BackendOptions {
@@ -121,6 +134,8 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
         command_timeout: Duration::from_millis(settings.command_timeout_ms),
         max_backoff: Duration::from_millis(settings.reconnect_max_backoff_ms),
         password: settings.shard_password.clone(),
+        read_lag_ms: None,
+        replica_max_lag_ms: settings.replica_max_lag_ms,
     };
     let metrics = Arc::new(ProxyMetrics::new(settings.record_metrics));
     let handle = Arc::new(TopologyHandle::new(
@@ -138,8 +153,18 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (i, l) in cluster_listeners.into_iter().enumerate() {
-        println!("fjord-proxy listening on cluster {}", bound[i]);
+        println!("fjord-proxy listening on cluster {}", bound[i].master);
         let task = session::serve(l, Listener::Cluster(i), Arc::clone(&proxy), stop_rx.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    for (i, l) in replica_listeners.into_iter().enumerate() {
+        let Some(l) = l else { continue };
+        println!(
+            "fjord-proxy listening on replica {} of {}",
+            l.local_addr()?,
+            bound[i].master
+        );
+        let task = session::serve(l, Listener::Replica(i), Arc::clone(&proxy), stop_rx.clone());
         tasks.push(tokio::spawn(task));
     }
     if let Some(l) = standalone {

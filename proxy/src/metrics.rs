@@ -18,6 +18,10 @@ pub struct ProxyMetrics {
     pub topology_version: IntGauge,
     pub reloads_ok: IntCounter,
     pub reloads_failed: IntCounter,
+    /// READONLY reads on replica listeners: served by a replica, or sent to the primary
+    /// after the replica refused (too stale) or failed them.
+    pub replica_reads_served: IntCounter,
+    pub replica_reads_fell_back: IntCounter,
     multikey_keys: HistogramVec,
     fanout_shards: HistogramVec,
     split_cells: PerCommand<(Histogram, Histogram)>,
@@ -41,7 +45,16 @@ impl ProxyMetrics {
             let vec = IntGaugeVec::new(Opts::new(name, help), &["shard"]).expect("valid metric");
             metrics::register(r, vec)
         };
+        let replica_reads = metrics::counter_vec(
+            r,
+            "fjord_proxy_replica_reads_total",
+            "READONLY reads sent to shard replicas, by outcome: served, or fell_back (the \
+             replica was too stale or failed; the primary answered instead)",
+            &["outcome"],
+        );
         Self {
+            replica_reads_served: replica_reads.with_label_values(&["served"]),
+            replica_reads_fell_back: replica_reads.with_label_values(&["fell_back"]),
             commands: CommandMetrics::new(r, "fjord_proxy", recording),
             traffic: TrafficStats::new(r, "fjord_proxy"),
             clusterdown_replies: metrics::counter(

@@ -18,6 +18,9 @@ use std::time::Instant;
 pub enum Listener {
     /// The i-th advertised cluster listener: node-scoped commands cover its slots.
     Cluster(usize),
+    /// The replica listener of the i-th: READONLY reads may go to the shards' replicas;
+    /// node-scoped commands cover its master's slots.
+    Replica(usize),
     /// The whole-cluster endpoint for clients that are not cluster-aware.
     Standalone,
 }
@@ -78,6 +81,13 @@ impl Proxy {
         let mut out = String::new();
         let (mode, port) = match listener {
             Listener::Cluster(i) => ("cluster", t.nodes.get(i).map_or(0, |n| n.port)),
+            Listener::Replica(i) => (
+                "cluster",
+                t.nodes
+                    .get(i)
+                    .and_then(|n| n.replica.as_ref())
+                    .map_or(0, |r| r.port),
+            ),
             Listener::Standalone => ("standalone", t.standalone.map_or(0, |a| a.port())),
         };
         if want("server") {

@@ -8,6 +8,7 @@
 //! routed, so a pipeline reaches the shards at once; the returned [`Pending`] only waits.
 
 use crate::backend::{self, BackendResult, ShardBackend};
+use crate::metrics::ProxyMetrics;
 use crate::topology::Routing;
 use bytes::Bytes;
 use fjord_common::command::{CommandSpec, Merge, Resolved};
@@ -27,6 +28,35 @@ pub enum Pending {
     /// The next reply of one of the client's batches ([`crate::batch`]; the common case).
     Batched(usize),
     Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
+    /// A READONLY read batched to a replica, to be sent to the primary if the replica cannot
+    /// serve it.
+    FromReplica(Box<ReplicaRead>),
+}
+
+/// A read on its way to a replica, and what re-sends it to the shard's primary.
+pub struct ReplicaRead {
+    /// Its batch ([`crate::batch::Batches::next`]).
+    pub batch: usize,
+    /// The replica's destination ([`Routing::backend`]).
+    pub dest: usize,
+    pub shard: usize,
+    pub args: Vec<Bytes>,
+}
+
+impl ReplicaRead {
+    /// The replica's `reply`, or the primary's when the replica refused the read as too
+    /// stale (TRYAGAIN), or could not be reached or answer (CLUSTERDOWN): a read can be
+    /// sent again, and the replica gets no reads for a while.
+    pub async fn or_primary(self, reply: Reply, target: &Target, metrics: &ProxyMetrics) -> Reply {
+        let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN"));
+        if !failed {
+            metrics.replica_reads_served.inc();
+            return reply;
+        }
+        metrics.replica_reads_fell_back.inc();
+        target.routing.backend(self.dest).hold_off();
+        target.send(self.shard, self.args).await.resolve().await
+    }
 }
 
 impl From<Reply> for Pending {
@@ -41,7 +71,7 @@ impl Pending {
             Pending::Ready(r) => r,
             Pending::One(rx, backend) => into_reply(backend::receive(rx, &backend).await),
             Pending::Later(f) => f.await,
-            Pending::Batched(_) => {
+            Pending::Batched(_) | Pending::FromReplica(_) => {
                 Reply::error("ERR internal error: a batched reply resolved alone")
             }
         }
@@ -61,18 +91,18 @@ pub struct Target {
 
 impl Target {
     pub fn new(routing: Arc<Routing>) -> Self {
-        let lanes = (0..routing.backends.len())
+        let lanes = (0..routing.destinations())
             .map(|_| AtomicUsize::new(usize::MAX))
             .collect();
         Self { routing, lanes }
     }
 
-    /// The connection of `shard` this read's requests use.
-    pub fn lane(&self, shard: usize) -> usize {
-        let chosen = &self.lanes[shard];
+    /// The connection to `dest` ([`Routing::backend`]) this read's requests use.
+    pub fn lane(&self, dest: usize) -> usize {
+        let chosen = &self.lanes[dest];
         match chosen.load(Ordering::Relaxed) {
             usize::MAX => {
-                let lane = self.routing.backends[shard].pick_lane();
+                let lane = self.routing.backend(dest).pick_lane();
                 chosen.store(lane, Ordering::Relaxed);
                 lane
             }
@@ -80,8 +110,8 @@ impl Target {
         }
     }
 
-    fn backend(&self, shard: usize) -> Arc<ShardBackend> {
-        Arc::clone(&self.routing.backends[shard])
+    fn backend(&self, dest: usize) -> Arc<ShardBackend> {
+        Arc::clone(self.routing.backend(dest))
     }
 
     /// Queues `args` on `shard` and returns the reply to come.

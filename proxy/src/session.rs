@@ -11,7 +11,7 @@
 use crate::batch::Batches;
 use crate::cluster;
 use crate::proxy::{Listener, Proxy};
-use crate::router::{self, Pending, Target};
+use crate::router::{self, Pending, ReplicaRead, Target};
 use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
 use fjord_common::command::{self, resolve, Resolved, Resp3Shape, Route};
@@ -205,6 +205,10 @@ impl Session {
         while let Some(q) = pending.pop_front() {
             let mut reply = match q.reply {
                 Pending::Batched(id) => self.batches.next(id).await,
+                Pending::FromReplica(read) => {
+                    let reply = self.batches.next(read.batch).await;
+                    read.or_primary(reply, target, &metrics).await
+                }
                 other => other.resolve().await,
             };
             reply = q.shape.apply(reply, self.state.proto);
@@ -267,7 +271,15 @@ impl Session {
         let shape = command::resp3_shape(r.spec, &args);
         let pending = match r.effective().route {
             Route::SingleSlot => match router::single_slot(target, r, &args) {
-                Ok(shard) => self.batches.push(target, shard, &args),
+                Ok(shard) => match self.replica_for(target, r, shard) {
+                    Some(dest) => Pending::FromReplica(Box::new(ReplicaRead {
+                        batch: self.batches.push(target, dest, &args),
+                        dest,
+                        shard,
+                        args,
+                    })),
+                    None => Pending::Batched(self.batches.push(target, shard, &args)),
+                },
                 Err(e) => e.into(),
             },
             Route::Split(merge) => {
@@ -277,6 +289,11 @@ impl Session {
                     metrics.record_split(label, keys, shards)
                 })
                 .await
+            }
+            Route::NodeScoped
+                if r.effective().is_write() && matches!(self.kind, Listener::Replica(_)) =>
+            {
+                Reply::error(error::READONLY).into()
             }
             Route::NodeScoped => {
                 self.batches.send(target).await;
@@ -296,10 +313,23 @@ impl Session {
         }
     }
 
+    /// The replica that serves this read, if it goes to one: a READONLY connection on a
+    /// replica listener reading a key of `shard`, which has a replica fit to serve it.
+    fn replica_for(&self, target: &Target, r: Resolved, shard: usize) -> Option<usize> {
+        let spec = r.effective();
+        let read = spec.has_flag(fjord_common::command::flags::READONLY) && !spec.is_write();
+        match (self.kind, self.state.readonly && read) {
+            (Listener::Replica(_), true) => target.routing.replica_for(shard, self.state.info.id),
+            _ => None,
+        }
+    }
+
     /// The slots node-scoped commands cover for this client.
     fn scope(&self, target: &Target) -> SlotSet {
         match self.kind {
-            Listener::Cluster(i) => target.routing.topology.nodes[i].slots.clone(),
+            Listener::Cluster(i) | Listener::Replica(i) => {
+                target.routing.topology.nodes[i].slots.clone()
+            }
             Listener::Standalone => SlotSet::all(),
         }
     }

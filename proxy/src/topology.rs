@@ -16,10 +16,61 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A topology with a backend for each of its shards (same order as `topology.shards`).
+/// A topology with a backend for each of its shards (same order as `topology.shards`) and
+/// for each of their replicas.
 pub struct Routing {
     pub topology: Topology,
+    /// The shards' primaries, by shard index.
     pub backends: Vec<Arc<ShardBackend>>,
+    /// Every shard's replicas, shard by shard (`replicas_of` says which are whose).
+    pub replica_backends: Vec<Arc<ShardBackend>>,
+    /// Per shard, the range of `replica_backends` that are its replicas.
+    replicas_of: Vec<std::ops::Range<usize>>,
+}
+
+impl Routing {
+    /// A destination: a shard's primary (`dest < shards`) or a replica's backend after them.
+    pub fn backend(&self, dest: usize) -> &Arc<ShardBackend> {
+        match dest.checked_sub(self.backends.len()) {
+            None => &self.backends[dest],
+            Some(i) => &self.replica_backends[i],
+        }
+    }
+
+    /// How many destinations there are ([`Routing::backend`]).
+    pub fn destinations(&self) -> usize {
+        self.backends.len() + self.replica_backends.len()
+    }
+
+    /// The destination of a replica of `shard` that may serve a READONLY read, if one may:
+    /// connected, not recently found lagging, and recorded in sync when a controller
+    /// manages the shard. `spread` picks among several (a client's id).
+    pub fn replica_for(&self, shard: usize, spread: u64) -> Option<usize> {
+        let s = &self.topology.shards[shard];
+        let usable: Vec<usize> = self.replicas_of[shard]
+            .clone()
+            .zip(&s.replicas)
+            .filter(|(i, r)| {
+                let b = &self.replica_backends[*i];
+                (s.term == 0 || r.in_sync) && b.is_up() && !b.held_off()
+            })
+            .map(|(i, _)| self.backends.len() + i)
+            .collect();
+        match usable.len() {
+            0 => None,
+            n => Some(usable[(spread % n as u64) as usize]),
+        }
+    }
+
+    /// Every backend: primaries, then replicas.
+    fn all(&self) -> impl Iterator<Item = &Arc<ShardBackend>> {
+        self.backends.iter().chain(&self.replica_backends)
+    }
+}
+
+/// The backend id (logs, errors, metric labels) of a shard's `j`-th replica.
+fn replica_id(shard: &str, j: usize) -> String {
+    format!("{shard}-replica{}", j + 1)
 }
 
 /// What a reload did.
@@ -39,8 +90,9 @@ pub enum Reloaded {
 pub struct TopologyHandle {
     path: PathBuf,
     current: ArcSwap<Routing>,
-    /// Addresses the cluster listeners actually bound (port 0 resolved), by index.
-    bound: Vec<SocketAddr>,
+    /// Addresses the cluster listeners and their replica listeners actually bound (port 0
+    /// resolved), by index.
+    bound: Vec<Bound>,
     options: BackendOptions,
     reload_lock: Mutex<()>,
     metrics: Arc<ProxyMetrics>,
@@ -51,20 +103,16 @@ impl TopologyHandle {
     pub fn new(
         path: &Path,
         mut topology: Topology,
-        bound: Vec<SocketAddr>,
+        bound: Vec<Bound>,
         options: BackendOptions,
         metrics: Arc<ProxyMetrics>,
     ) -> Self {
         apply_bound(&mut topology, &bound);
         metrics.topology_version.set(topology.version as i64);
-        let backends = topology
-            .shards
-            .iter()
-            .map(|s| ShardBackend::start(&s.id, &s.addr, &options, metrics.backend(&s.id)))
-            .collect();
+        let routing = routing(topology, None, &options, &metrics);
         Self {
             path: path.to_path_buf(),
-            current: ArcSwap::from_pointee(Routing { topology, backends }),
+            current: ArcSwap::from_pointee(routing),
             bound,
             options,
             reload_lock: Mutex::new(()),
@@ -93,11 +141,10 @@ impl TopologyHandle {
         let old = self.load();
         let prev = &old.topology;
         let listeners_changed = next.nodes.len() != prev.nodes.len()
-            || next
-                .nodes
-                .iter()
-                .zip(&prev.nodes)
-                .any(|(a, b)| a.listen != b.listen)
+            || next.nodes.iter().zip(&prev.nodes).any(|(a, b)| {
+                a.listen != b.listen
+                    || a.replica.as_ref().map(|r| r.listen) != b.replica.as_ref().map(|r| r.listen)
+            })
             || next.standalone != prev.standalone
             || next.admin != prev.admin;
         if listeners_changed {
@@ -110,6 +157,12 @@ impl TopologyHandle {
             // Node slots are divided among the listeners that exist; keep advertising those.
             next.nodes = prev.nodes.clone();
         }
+        for (n, p) in next.nodes.iter_mut().zip(&prev.nodes) {
+            // A replica listener comes or goes only with a restart: advertise what is bound.
+            if n.replica.is_some() != p.replica.is_some() {
+                n.replica = p.replica.clone();
+            }
+        }
         next.settings = prev.settings.clone();
         let outcome = if next.same_layout(prev) {
             Reloaded::Unchanged {
@@ -121,38 +174,19 @@ impl TopologyHandle {
                 to: next.version,
             }
         };
-        let backends: Vec<Arc<ShardBackend>> = next
-            .shards
-            .iter()
-            .map(|s| {
-                old.backends
-                    .iter()
-                    .find(|b| b.addr == s.addr && b.id == s.id)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        let metrics = self.metrics.backend(&s.id);
-                        ShardBackend::start(&s.id, &s.addr, &self.options, metrics)
-                    })
-            })
-            .collect();
-        for gone in prev
-            .shards
-            .iter()
-            .filter(|p| next.shards.iter().all(|n| n.id != p.id))
-        {
-            self.metrics.forget_shard(&gone.id);
-        }
         self.metrics.topology_version.set(next.version as i64);
+        let routing = routing(next, Some(&old), &self.options, &self.metrics);
         let retired: Vec<Arc<ShardBackend>> = old
-            .backends
-            .iter()
-            .filter(|b| !backends.iter().any(|n| Arc::ptr_eq(n, b)))
+            .all()
+            .filter(|b| !routing.all().any(|n| Arc::ptr_eq(n, b)))
             .cloned()
             .collect();
-        self.current.store(Arc::new(Routing {
-            topology: next,
-            backends,
-        }));
+        for gone in &retired {
+            if routing.all().all(|n| n.id != gone.id) {
+                self.metrics.forget_shard(&gone.id);
+            }
+        }
+        self.current.store(Arc::new(routing));
         // After the swap: a request that loads the routing from now on never picks these.
         for b in retired {
             tracing::info!(shard = %b.id, addr = %b.addr, "no longer routed to: failing its requests in flight");
@@ -207,14 +241,62 @@ impl TopologyHandle {
     }
 }
 
+/// What a cluster listener and its replica listener bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub master: SocketAddr,
+    pub replica: Option<SocketAddr>,
+}
+
+/// The backends for `topology`: those of `old` that reach the same shard at the same
+/// address, new ones for the rest.
+fn routing(
+    topology: Topology,
+    old: Option<&Routing>,
+    options: &BackendOptions,
+    metrics: &ProxyMetrics,
+) -> Routing {
+    let backend = |id: &str, addr: &str, options: &BackendOptions| {
+        old.and_then(|o| o.all().find(|b| b.addr == addr && b.id == id).cloned())
+            .unwrap_or_else(|| ShardBackend::start(id, addr, options, metrics.backend(id)))
+    };
+    let replica_options = options.for_replica_reads();
+    let backends = topology
+        .shards
+        .iter()
+        .map(|s| backend(&s.id, &s.addr, options))
+        .collect();
+    let mut replica_backends = Vec::new();
+    let mut replicas_of = Vec::new();
+    for s in &topology.shards {
+        let first = replica_backends.len();
+        for (j, r) in s.replicas.iter().enumerate() {
+            replica_backends.push(backend(&replica_id(&s.id, j), &r.addr, &replica_options));
+        }
+        replicas_of.push(first..replica_backends.len());
+    }
+    Routing {
+        topology,
+        backends,
+        replica_backends,
+        replicas_of,
+    }
+}
+
 /// Listeners configured with port 0 (tests) and no announce address advertise the port they
 /// actually bound.
-fn apply_bound(topology: &mut Topology, bound: &[SocketAddr]) {
-    for (node, addr) in topology.nodes.iter_mut().zip(bound) {
-        if node.port == 0 {
-            node.host = addr.ip().to_string();
-            node.port = addr.port();
-            node.id = node_id(&node.host, node.port);
+fn apply_bound(topology: &mut Topology, bound: &[Bound]) {
+    let resolve = |host: &mut String, port: &mut u16, id: &mut String, addr: SocketAddr| {
+        if *port == 0 {
+            *host = addr.ip().to_string();
+            *port = addr.port();
+            *id = node_id(host, *port);
+        }
+    };
+    for (node, b) in topology.nodes.iter_mut().zip(bound) {
+        resolve(&mut node.host, &mut node.port, &mut node.id, b.master);
+        if let (Some(r), Some(addr)) = (&mut node.replica, b.replica) {
+            resolve(&mut r.host, &mut r.port, &mut r.id, addr);
         }
     }
 }

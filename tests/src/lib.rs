@@ -221,6 +221,10 @@ pub struct Cluster {
     pub shards: Vec<Shard>,
     /// Cluster listeners, as `host:port`.
     pub nodes: Vec<String>,
+    /// With [`ClusterOptions::replicas`]: each shard's replica, and the replica listeners
+    /// (as `host:port`, in the order of `nodes`).
+    pub replicas: Vec<Shard>,
+    pub replica_nodes: Vec<String>,
     pub standalone: String,
     /// The admin HTTP listener.
     pub admin: String,
@@ -237,6 +241,9 @@ pub struct ClusterOptions {
     /// Extra lines for the `settings:` section, e.g. `"  requirepass: secret"`.
     pub settings: Vec<String>,
     pub shard: ShardOptions,
+    /// A replica for each shard, and a replica listener for each cluster listener (the
+    /// six-node layout of the default local cluster).
+    pub replicas: bool,
 }
 
 impl Default for ClusterOptions {
@@ -245,6 +252,7 @@ impl Default for ClusterOptions {
             shards: 3,
             settings: vec![],
             shard: ShardOptions::default(),
+            replicas: false,
         }
     }
 }
@@ -272,13 +280,40 @@ impl Cluster {
             })
             .collect();
         let addrs: Vec<&str> = shards.iter().map(|s| s.addr.as_str()).collect();
+        let replicas = match opts.replicas {
+            true => addrs
+                .iter()
+                .map(|primary| {
+                    let mut options = opts.shard.clone();
+                    options.data_dir = None;
+                    options.listen = None;
+                    options
+                        .extra_args
+                        .extend(["--replica-of".into(), primary.to_string()]);
+                    Shard::start_with(options)
+                })
+                .collect::<Result<Vec<_>>>()?,
+            false => Vec::new(),
+        };
+        let replica_addrs: Vec<&str> = replicas.iter().map(|s| s.addr.as_str()).collect();
         let ranges: Vec<Vec<(usize, usize)>> = ranges.into_iter().map(|r| vec![r]).collect();
-        std::fs::write(&config, cluster_yaml(1, &addrs, &ranges, &opts.settings))?;
+        let layout = Layout {
+            shards: &addrs,
+            replicas: &replica_addrs,
+            settings: &opts.settings,
+        };
+        std::fs::write(&config, layout.yaml(1, &ranges))?;
         let (proxy, lines) = start_proxy(&config, &[])?;
         let nodes = lines
             .iter()
             .filter_map(|l| l.strip_prefix("fjord-proxy listening on cluster "))
             .map(String::from)
+            .collect();
+        // `listening on replica A of B`, in the order of the masters.
+        let replica_nodes = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("fjord-proxy listening on replica "))
+            .filter_map(|l| l.split_once(" of ").map(|(a, _)| a.to_string()))
             .collect();
         let standalone = lines
             .iter()
@@ -295,6 +330,8 @@ impl Cluster {
             proxy,
             shards,
             nodes,
+            replicas,
+            replica_nodes,
             standalone,
             config,
             settings: opts.settings,
@@ -315,10 +352,13 @@ impl Cluster {
     /// Rewrites the cluster file with these shard slot ranges (same shards, same order).
     pub fn write_topology(&self, version: u64, ranges: &[Vec<(usize, usize)>]) -> Result<()> {
         let addrs: Vec<&str> = self.shards.iter().map(|s| s.addr.as_str()).collect();
-        write_atomically(
-            &self.config,
-            &cluster_yaml(version, &addrs, ranges, &self.settings),
-        )
+        let replicas: Vec<&str> = self.replicas.iter().map(|s| s.addr.as_str()).collect();
+        let layout = Layout {
+            shards: &addrs,
+            replicas: &replicas,
+            settings: &self.settings,
+        };
+        write_atomically(&self.config, &layout.yaml(version, ranges))
     }
 
     /// Sends SIGHUP to the proxy (reload the cluster file).
@@ -389,34 +429,49 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn cluster_yaml(
-    version: u64,
-    shard_addrs: &[&str],
-    ranges: &[Vec<(usize, usize)>],
-    settings: &[String],
-) -> String {
-    let mut text = format!("version: {version}\nproxies:\n");
-    for _ in 0..3 {
-        text.push_str("  - listen: 127.0.0.1:0\n");
-    }
-    text.push_str("standalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\n");
-    if !settings.is_empty() {
-        text.push_str("settings:\n");
-        for s in settings {
-            text.push_str(s);
-            text.push('\n');
+/// What a test cluster's file describes: shards (and a replica of each, or none), and the
+/// extra lines of its `settings:`.
+struct Layout<'a> {
+    shards: &'a [&'a str],
+    replicas: &'a [&'a str],
+    settings: &'a [String],
+}
+
+impl Layout<'_> {
+    /// The cluster file: three cluster listeners (each with a replica listener when the
+    /// shards have replicas), standalone and admin on free ports, and the shards with these
+    /// slot ranges.
+    fn yaml(&self, version: u64, ranges: &[Vec<(usize, usize)>]) -> String {
+        let mut text = format!("version: {version}\nproxies:\n");
+        for _ in 0..3 {
+            text.push_str("  - listen: 127.0.0.1:0\n");
+            if !self.replicas.is_empty() {
+                text.push_str("    replica: { listen: 127.0.0.1:0 }\n");
+            }
         }
+        text.push_str("standalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\n");
+        if !self.settings.is_empty() {
+            text.push_str("settings:\n");
+            for s in self.settings {
+                text.push_str(s);
+                text.push('\n');
+            }
+        }
+        text.push_str("shards:\n");
+        for (i, (addr, r)) in self.shards.iter().zip(ranges).enumerate() {
+            let slots: Vec<String> = r.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+            let replicas = match self.replicas.get(i) {
+                Some(replica) => format!(", replicas: [{{ addr: \"{replica}\" }}]"),
+                None => String::new(),
+            };
+            text.push_str(&format!(
+                "  - {{ id: s{}, addr: \"{addr}\", slots: [{}]{replicas} }}\n",
+                i + 1,
+                slots.join(", ")
+            ));
+        }
+        text
     }
-    text.push_str("shards:\n");
-    for (i, (addr, r)) in shard_addrs.iter().zip(ranges).enumerate() {
-        let slots: Vec<String> = r.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-        text.push_str(&format!(
-            "  - {{ id: s{}, addr: \"{addr}\", slots: [{}] }}\n",
-            i + 1,
-            slots.join(", ")
-        ));
-    }
-    text
 }
 
 impl Drop for Cluster {
