@@ -676,6 +676,9 @@ shards:
         assert!(t.shards[0].data_dir.as_ref().unwrap().ends_with("data/s1"));
         for (i, s) in t.shards.iter().enumerate() {
             assert_eq!(s.slots, t.nodes[i].slots);
+            let replica = t.nodes[i].replica.as_ref().unwrap();
+            assert_eq!(replica.listen.port(), 7003 + i as u16);
+            assert_eq!(replica.id, node_id("127.0.0.1", 7003 + i as u16));
             assert_eq!(s.replicas.len(), 1);
             assert_eq!(s.replicas[0].addr, format!("127.0.0.1:{}", 7104 + i));
             assert_eq!(s.replicas[0].admin, Some(format!("127.0.0.1:{}", 9104 + i)));
@@ -685,6 +688,21 @@ shards:
             .as_ref()
             .unwrap()
             .ends_with("data/s3-replica"));
+    }
+
+    #[test]
+    fn a_replica_listener_must_not_reuse_an_address() {
+        let text = "version: 1\nproxies:\n  - { listen: 127.0.0.1:7000, replica: { listen: 127.0.0.1:7000 } }\n  - { listen: 127.0.0.1:7001, replica: { listen: 127.0.0.1:7003, announce: nowhere } }\nshards:\n  - { id: s1, addr: 127.0.0.1:7101, slots: [0-16383] }\n";
+        let problems = Topology::parse(text, None).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "proxies[0].replica.listen",
+                "proxies[0].replica.announce",
+                "proxies[1].replica.announce"
+            ]
+        );
     }
 
     #[test]

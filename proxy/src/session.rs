@@ -290,11 +290,6 @@ impl Session {
                 })
                 .await
             }
-            Route::NodeScoped
-                if r.effective().is_write() && matches!(self.kind, Listener::Replica(_)) =>
-            {
-                Reply::error(error::READONLY).into()
-            }
             Route::NodeScoped => {
                 self.batches.send(target).await;
                 router::node_scoped(target, r, &args, self.scope(target)).await

@@ -73,6 +73,18 @@ async function main() {
   assert.deepEqual(await plain.mget("key:1", "key:2", "{p}a"), ["value:1", "value:2", "1"]);
   plain.disconnect();
   cluster.disconnect();
+
+  // scaleReads: "slave" sends reads to the advertised replicas (the replica listeners).
+  const scaled = new Redis.Cluster(startup, { scaleReads: "slave", maxRedirections: 0 });
+  await new Promise((resolve, reject) => {
+    scaled.once("ready", resolve);
+    scaled.once("error", reject);
+    setTimeout(() => reject(new Error("ioredis (scaleReads) never became ready")), 15000).unref();
+  });
+  assert.equal(scaled.nodes("slave").length, startup.length, "every master's replica is known");
+  for (let i = 0; i < 50; i++) await scaled.set(`scaled:${i}`, `${i}`);
+  for (let i = 0; i < 50; i++) assert.equal(await scaled.get(`scaled:${i}`), `${i}`);
+  scaled.disconnect();
   console.log(`ioredis checks passed: ${masters.length} masters, ${dbsize} keys`);
 }
 

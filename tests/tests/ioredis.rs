@@ -1,7 +1,8 @@
 //! ioredis 6 (Node.js), the cluster client that connects with HELLO 3 and waits for INFO's
 //! `loading:0`: `tests/node/cluster.mjs` run against a test cluster.
 
-use fjord_tests::Cluster;
+use fjord_tests::metrics::Scrape;
+use fjord_tests::{Cluster, ClusterOptions};
 use std::path::Path;
 use std::process::Command;
 
@@ -12,7 +13,12 @@ fn ioredis_cluster_and_plain_clients_work() {
         dir.join("node_modules/ioredis").exists(),
         "ioredis is not installed: tests/run.sh runs `npm ci` in tests/node"
     );
-    let c = Cluster::start().unwrap();
+    // The default layout: each master listener with a replica listener.
+    let c = Cluster::start_with(ClusterOptions {
+        replicas: true,
+        ..ClusterOptions::default()
+    })
+    .unwrap();
     let out = Command::new("node")
         .arg(dir.join("cluster.mjs"))
         .arg(c.nodes.join(","))
@@ -27,4 +33,11 @@ fn ioredis_cluster_and_plain_clients_work() {
         "ioredis checks failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("ioredis checks passed"), "{stdout}");
+    let served = Scrape::of(&c.admin)
+        .unwrap()
+        .sum("fjord_proxy_replica_reads_total", &[("outcome", "served")]);
+    assert!(
+        served > 0.0,
+        "scaleReads: \"slave\" read nothing from a replica"
+    );
 }

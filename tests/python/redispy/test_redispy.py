@@ -126,3 +126,16 @@ def test_transactions_get_a_clear_error(cluster):
     with pytest.raises(redis.ResponseError, match="not supported by fjord"):
         r.execute_command("MULTI")
     r.close()
+
+
+def test_read_from_replicas_reads_from_the_replica_listeners(cluster):
+    replicas = RedisCluster(host=cluster.host, port=cluster.port, read_from_replicas=True)
+    try:
+        assert sorted(f"{n.host}:{n.port}" for n in replicas.get_replicas()) == sorted(cluster.replica_nodes)
+        for i in range(50):
+            assert replicas.set(f"rr:{i}", i) is True
+        for i in range(50):
+            assert replicas.get(f"rr:{i}") == str(i).encode()
+        assert cluster.replica_reads_served() > 0
+    finally:
+        replicas.close()
