@@ -129,28 +129,25 @@ fn stale_replica(server: &Server, conn: &ClientState) -> Option<Reply> {
     (lag > max).then(|| Reply::error(error::replica_stale((lag != u64::MAX).then_some(lag), max)))
 }
 
-/// How long a read on a replica waits for its primary to confirm the writes it would see
-/// when its connection set no lag bound; then it is refused rather than hang while the
-/// primary is away.
-const REPLICA_READ_WAIT: Duration = Duration::from_secs(1);
-
-/// Waits until op `id` is released so that the read may run, or refuses it: on a replica
-/// whose data is too old for the connection, or whose primary does not confirm `id` within
-/// the connection's lag bound ([`REPLICA_READ_WAIT`] without one). On a primary the wait
-/// ends when the in-sync replicas acknowledge `id` or leave the set.
+/// Waits until op `id` is released so that the read may run, or refuses it. On a primary the
+/// wait ends when the in-sync replicas acknowledge `id` or leave the set. On a replica only
+/// connections that bound their lag (`FJORD READLAG`: the proxy's replica reads) wait, at
+/// most that bound, and are refused if the replica's data is too old; a client connected to
+/// the replica itself reads everything it holds, as on a Redis replica (an operator looking
+/// at a replica whose primary died must not be refused).
 pub async fn wait_visible(server: &Server, conn: &ClientState, id: u64) -> Result<(), Reply> {
     let visible = &server.store.visible;
     if !server.store.is_replica() {
         visible.wait(id).await;
         return Ok(());
     }
+    let Some(max_lag_ms) = conn.replica_max_lag_ms else {
+        return Ok(());
+    };
     if let Some(stale) = stale_replica(server, conn) {
         return Err(stale);
     }
-    let limit = conn
-        .replica_max_lag_ms
-        .map_or(REPLICA_READ_WAIT, Duration::from_millis);
-    tokio::time::timeout(limit, visible.wait(id))
+    tokio::time::timeout(Duration::from_millis(max_lag_ms), visible.wait(id))
         .await
         .map_err(|_| Reply::error(error::REPLICA_UNCONFIRMED))
 }

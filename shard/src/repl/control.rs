@@ -63,13 +63,8 @@ struct Acked {
 
 /// This process's monotonic clock in ms, for lease stamps (only ever compared with itself).
 pub fn stamp() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     // Starts at 1: a stamp of 0 means "none seen".
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-        + 1
+    fjord_common::process::uptime_ms() + 1
 }
 
 impl Control {

@@ -12,7 +12,9 @@
 //!
 //! A replica marks the ops it applies the same way; what releases them is its primary's
 //! word (each OPS and PING frame carries the last op the primary acknowledged), so a read
-//! on a replica never sees a write a failover could take back either.
+//! through the proxy on a replica never sees a write a failover could take back either.
+//! Only connections that bound their lag wait (`FJORD READLAG`, [`crate::cmd::wait_visible`]);
+//! a client of the replica itself sees all it holds.
 
 use fjord_common::SLOT_COUNT;
 use std::sync::atomic::{AtomicU64, Ordering};
