@@ -145,12 +145,7 @@ impl ProxySettings {
 /// An advertised proxy listener, as clients see it in CLUSTER SLOTS/NODES/SHARDS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
-    pub listen: SocketAddr,
-    pub host: String,
-    pub port: u16,
-    /// 40 hex characters derived from the announce address: stable across restarts.
-    /// `port` is 0 until the proxy binds a listener configured with port 0.
-    pub id: String,
+    pub endpoint: Endpoint,
     /// The slots this listener advertises, and covers for node-scoped commands.
     pub slots: SlotSet,
     /// The listener advertised as its replica, if any.
@@ -164,7 +159,20 @@ pub struct Endpoint {
     pub host: String,
     /// 0 until the proxy binds a listener configured with port 0.
     pub port: u16,
+    /// 40 hex characters derived from the announce address: stable across restarts.
     pub id: String,
+}
+
+impl Endpoint {
+    /// A listener configured with port 0 (tests) and no announce address advertises the
+    /// address it actually bound.
+    pub fn resolve_bound(&mut self, bound: SocketAddr) {
+        if self.port == 0 {
+            self.host = bound.ip().to_string();
+            self.port = bound.port();
+            self.id = node_id(&self.host, self.port);
+        }
+    }
 }
 
 /// A shard: where its primary listens, what it owns, and its replicas.
@@ -450,10 +458,7 @@ impl Validator<'_> {
             };
             if let (Some(m), Some(replica)) = (master, replica) {
                 nodes.push(Node {
-                    listen: m.listen,
-                    host: m.host,
-                    port: m.port,
-                    id: m.id,
+                    endpoint: m,
                     slots: SlotSet::from_ranges([ranges[i]]),
                     replica,
                 });
@@ -648,9 +653,9 @@ shards:
         assert_eq!(t.owner(8191), 0);
         assert_eq!(t.owner(8192), 1);
         assert_eq!(t.owner(16383), 1);
-        assert_eq!(t.nodes[1].host, "proxy.example");
-        assert_eq!(t.nodes[0].id.len(), 40);
-        assert_eq!(t.nodes[0].id, node_id("127.0.0.1", 7000));
+        assert_eq!(t.nodes[1].endpoint.host, "proxy.example");
+        assert_eq!(t.nodes[0].endpoint.id.len(), 40);
+        assert_eq!(t.nodes[0].endpoint.id, node_id("127.0.0.1", 7000));
         assert_eq!(t.nodes[0].slots.to_string(), "0-8191");
         assert_eq!(t.nodes[1].slots.to_string(), "8192-16383");
         assert_eq!(t.run_from(100, &SlotSet::all()).end, 8191);
@@ -662,7 +667,10 @@ shards:
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/cluster.yaml");
         let t = Topology::load(&path).unwrap();
         assert_eq!(t.nodes.len(), 3);
-        assert_eq!(t.nodes[0].listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(
+            t.nodes[0].endpoint.listen,
+            "127.0.0.1:7000".parse().unwrap()
+        );
         assert_eq!(t.nodes[2].slots.to_string(), "10923-16383");
         assert_eq!(t.standalone, Some("127.0.0.1:6380".parse().unwrap()));
         assert_eq!(t.admin, Some("127.0.0.1:9000".parse().unwrap()));

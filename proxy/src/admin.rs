@@ -65,9 +65,9 @@ async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView>
             .nodes
             .iter()
             .map(|n| NodeView {
-                id: n.id.clone(),
-                announce: format!("{}:{}", n.host, n.port),
-                listen: n.listen.to_string(),
+                id: n.endpoint.id.clone(),
+                announce: format!("{}:{}", n.endpoint.host, n.endpoint.port),
+                listen: n.endpoint.listen.to_string(),
                 slots: n.slots.to_string(),
             })
             .collect(),

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use fjord_common::client::help;
 use fjord_common::command::Resolved;
 use fjord_common::number::parse_usize;
-use fjord_common::topology::{node_id, Node, Topology};
+use fjord_common::topology::{node_id, Endpoint, Node, Topology};
 use fjord_common::{error, slot_of, Reply, SLOT_COUNT};
 
 /// Answers `CLUSTER <sub>` for a client that came through `listener`.
@@ -26,7 +26,7 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
         "nodes" => Reply::Verbatim(Bytes::from(nodes(t, listener))),
         "info" => Reply::Verbatim(Bytes::from(info(target))),
         "myid" => Reply::text(match listener {
-            Listener::Cluster(i) => t.nodes[i].id.clone(),
+            Listener::Cluster(i) => t.nodes[i].endpoint.id.clone(),
             Listener::Replica(i) => t.nodes[i].replica.as_ref().map_or_else(String::new, |r| r.id.clone()),
             Listener::Standalone => t
                 .standalone
@@ -41,7 +41,7 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
             return target.send(shard, args.to_vec()).await;
         }
         "links" => Reply::Array(vec![]),
-        "replicas" | "slaves" => match t.nodes.iter().position(|n| n.id.as_bytes() == &args[2][..]) {
+        "replicas" | "slaves" => match t.nodes.iter().position(|n| n.endpoint.id.as_bytes() == &args[2][..]) {
             Some(i) => Reply::Array(
                 node_lines(t, listener)
                     .into_iter()
@@ -101,16 +101,16 @@ fn unknown_node(id: &[u8]) -> Reply {
 /// Every advertised node id: masters and replica listeners.
 fn known_ids(t: &Topology) -> impl Iterator<Item = &str> {
     t.nodes.iter().flat_map(|n| {
-        std::iter::once(n.id.as_str()).chain(n.replica.as_ref().map(|r| r.id.as_str()))
+        std::iter::once(n.endpoint.id.as_str()).chain(n.replica.as_ref().map(|r| r.id.as_str()))
     })
 }
 
 /// A node as CLUSTER SLOTS lists it: ip, port, id, and an empty metadata map.
-fn slots_node(host: &str, port: u16, id: &str) -> Reply {
+fn slots_node(e: &Endpoint) -> Reply {
     Reply::Array(vec![
-        Reply::text(host.to_string()),
-        Reply::Int(i64::from(port)),
-        Reply::text(id.to_string()),
+        Reply::text(e.host.clone()),
+        Reply::Int(i64::from(e.port)),
+        Reply::text(e.id.clone()),
         Reply::Map(vec![]),
     ])
 }
@@ -129,13 +129,9 @@ fn slots(t: &Topology) -> Reply {
                 let mut range = vec![
                     Reply::Int(i64::from(start)),
                     Reply::Int(i64::from(end)),
-                    slots_node(&n.host, n.port, &n.id),
+                    slots_node(&n.endpoint),
                 ];
-                range.extend(
-                    n.replica
-                        .as_ref()
-                        .map(|r| slots_node(&r.host, r.port, &r.id)),
-                );
+                range.extend(n.replica.as_ref().map(slots_node));
                 Reply::Array(range)
             })
             .collect(),
@@ -153,23 +149,19 @@ fn shards(t: &Topology) -> Reply {
                     .iter()
                     .flat_map(|r| [Reply::Int(i64::from(r.start)), Reply::Int(i64::from(r.end))])
                     .collect();
-                let node = |host: &str, port: u16, id: &str, role: &str| {
+                let node = |e: &Endpoint, role: &'static str| {
                     Reply::Map(vec![
-                        (Reply::text("id"), Reply::text(id.to_string())),
-                        (Reply::text("port"), Reply::Int(i64::from(port))),
-                        (Reply::text("ip"), Reply::text(host.to_string())),
-                        (Reply::text("endpoint"), Reply::text(host.to_string())),
-                        (Reply::text("role"), Reply::text(role.to_string())),
+                        (Reply::text("id"), Reply::text(e.id.clone())),
+                        (Reply::text("port"), Reply::Int(i64::from(e.port))),
+                        (Reply::text("ip"), Reply::text(e.host.clone())),
+                        (Reply::text("endpoint"), Reply::text(e.host.clone())),
+                        (Reply::text("role"), Reply::text(role)),
                         (Reply::text("replication-offset"), Reply::Int(0)),
                         (Reply::text("health"), Reply::text("online")),
                     ])
                 };
-                let mut nodes = vec![node(&n.host, n.port, &n.id, "master")];
-                nodes.extend(
-                    n.replica
-                        .as_ref()
-                        .map(|r| node(&r.host, r.port, &r.id, "replica")),
-                );
+                let mut nodes = vec![node(&n.endpoint, "master")];
+                nodes.extend(n.replica.as_ref().map(|r| node(r, "replica")));
                 Reply::Map(vec![
                     (Reply::text("slots"), Reply::Array(slot_bounds)),
                     (Reply::text("nodes"), Reply::Array(nodes)),
@@ -218,10 +210,10 @@ fn node_lines(t: &Topology, reached: Listener) -> Vec<(Option<usize>, String)> {
             None,
             format!(
                 "{} {}:{}@{} {flags} - 0 {now_ms} {} connected {}",
-                n.id,
-                n.host,
-                n.port,
-                bus(n.port),
+                n.endpoint.id,
+                n.endpoint.host,
+                n.endpoint.port,
+                bus(n.endpoint.port),
                 t.version,
                 ranges.join(" ")
             ),
@@ -239,7 +231,7 @@ fn node_lines(t: &Topology, reached: Listener) -> Vec<(Option<usize>, String)> {
                     r.host,
                     r.port,
                     bus(r.port),
-                    n.id,
+                    n.endpoint.id,
                     t.version,
                 ),
             ));

@@ -89,9 +89,9 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     let mut cluster_listeners = Vec::new();
     let mut replica_listeners = Vec::new();
     for node in &topology.nodes {
-        let l = TcpListener::bind(node.listen)
+        let l = TcpListener::bind(node.endpoint.listen)
             .await
-            .with_context(|| format!("binding cluster listener {}", node.listen))?;
+            .with_context(|| format!("binding cluster listener {}", node.endpoint.listen))?;
         cluster_listeners.push(l);
         let replica = match &node.replica {
             Some(r) => Some(

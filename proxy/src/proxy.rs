@@ -80,7 +80,7 @@ impl Proxy {
         let t = &routing.topology;
         let mut out = String::new();
         let (mode, port) = match listener {
-            Listener::Cluster(i) => ("cluster", t.nodes.get(i).map_or(0, |n| n.port)),
+            Listener::Cluster(i) => ("cluster", t.nodes.get(i).map_or(0, |n| n.endpoint.port)),
             Listener::Replica(i) => (
                 "cluster",
                 t.nodes

@@ -10,7 +10,7 @@
 use crate::backend::{BackendOptions, ShardBackend};
 use crate::metrics::ProxyMetrics;
 use arc_swap::ArcSwap;
-use fjord_common::topology::{node_id, Topology, TopologyError};
+use fjord_common::topology::{Topology, TopologyError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,18 +47,20 @@ impl Routing {
     /// manages the shard. `spread` picks among several (a client's id).
     pub fn replica_for(&self, shard: usize, spread: u64) -> Option<usize> {
         let s = &self.topology.shards[shard];
-        let usable: Vec<usize> = self.replicas_of[shard]
-            .clone()
-            .zip(&s.replicas)
-            .filter(|(i, r)| {
-                let b = &self.replica_backends[*i];
-                (s.term == 0 || r.in_sync) && b.is_up() && !b.held_off()
-            })
-            .map(|(i, _)| self.backends.len() + i)
-            .collect();
-        match usable.len() {
+        // Walked twice rather than collected: this runs for every READONLY read.
+        let usable = || {
+            self.replicas_of[shard]
+                .clone()
+                .zip(&s.replicas)
+                .filter(|(i, r)| {
+                    let b = &self.replica_backends[*i];
+                    (s.term == 0 || r.in_sync) && b.is_up() && !b.held_off()
+                })
+                .map(|(i, _)| self.backends.len() + i)
+        };
+        match usable().count() {
             0 => None,
-            n => Some(usable[(spread % n as u64) as usize]),
+            n => usable().nth((spread % n as u64) as usize),
         }
     }
 
@@ -142,7 +144,7 @@ impl TopologyHandle {
         let prev = &old.topology;
         let listeners_changed = next.nodes.len() != prev.nodes.len()
             || next.nodes.iter().zip(&prev.nodes).any(|(a, b)| {
-                a.listen != b.listen
+                a.endpoint.listen != b.endpoint.listen
                     || a.replica.as_ref().map(|r| r.listen) != b.replica.as_ref().map(|r| r.listen)
             })
             || next.standalone != prev.standalone
@@ -286,17 +288,10 @@ fn routing(
 /// Listeners configured with port 0 (tests) and no announce address advertise the port they
 /// actually bound.
 fn apply_bound(topology: &mut Topology, bound: &[Bound]) {
-    let resolve = |host: &mut String, port: &mut u16, id: &mut String, addr: SocketAddr| {
-        if *port == 0 {
-            *host = addr.ip().to_string();
-            *port = addr.port();
-            *id = node_id(host, *port);
-        }
-    };
     for (node, b) in topology.nodes.iter_mut().zip(bound) {
-        resolve(&mut node.host, &mut node.port, &mut node.id, b.master);
+        node.endpoint.resolve_bound(b.master);
         if let (Some(r), Some(addr)) = (&mut node.replica, b.replica) {
-            resolve(&mut r.host, &mut r.port, &mut r.id, addr);
+            r.resolve_bound(addr);
         }
     }
 }

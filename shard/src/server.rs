@@ -372,7 +372,7 @@ async fn serve_connection(
                 replies.drain(out, conn.proto).await;
             }
             // And no one's unacknowledged ones.
-            if let Some(id) = cmd::read_barrier(&server.store, &resolved, &args) {
+            if let Some(id) = cmd::read_barrier(&server.store, conn, &resolved, &args) {
                 if let Err(refusal) = cmd::wait_visible(server, conn, id).await {
                     let label = CommandLabel::of(resolved.spec);
                     replies.push(out, conn.proto, Slot::Ready(refusal), label, read_at);

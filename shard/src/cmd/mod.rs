@@ -154,13 +154,23 @@ pub async fn wait_visible(server: &Server, conn: &ClientState, id: u64) -> Resul
 
 /// The op a read must wait for before it runs, so that it sees no write the primary has not
 /// acknowledged ([`crate::store::visibility`]): the last commit to its keys' slots, or to
-/// any slot for a keyspace-wide read. `None` for writes, non-data commands, and when every
-/// commit is acknowledged.
-pub fn read_barrier(store: &crate::store::Store, r: &Resolved, args: &[Bytes]) -> Option<u64> {
+/// any slot for a keyspace-wide read. `None` for writes, non-data commands, when every
+/// commit is acknowledged, and on a replica for a connection with no lag bound (it reads all
+/// the replica holds: [`wait_visible`]).
+pub fn read_barrier(
+    store: &crate::store::Store,
+    conn: &ClientState,
+    r: &Resolved,
+    args: &[Bytes],
+) -> Option<u64> {
     use fjord_common::command::flags::{MOVABLEKEYS, READONLY};
     let spec = r.effective();
     // Checked before any key is hashed: most reads stop here.
-    if store.visible.all_released() || spec.is_write() || !spec.has_flag(READONLY) {
+    if store.visible.all_released()
+        || spec.is_write()
+        || !spec.has_flag(READONLY)
+        || (conn.replica_max_lag_ms.is_none() && store.is_replica())
+    {
         return None;
     }
     let mut slots = spec
