@@ -86,6 +86,8 @@ pub struct Controller {
     paused: bool,
     /// Each shard's term in the file, and when this controller first saw it.
     terms_seen: HashMap<String, (u64, Instant)>,
+    /// The file's `replication` section, as read this round.
+    policy: fjord_common::topology::ReplicationPolicy,
 }
 
 /// How long a term another controller took is given before this one starts a failover with a
@@ -104,6 +106,7 @@ impl Controller {
             own_terms: HashSet::new(),
             paused: false,
             terms_seen: HashMap::new(),
+            policy: Default::default(),
         }
     }
 
@@ -142,6 +145,7 @@ impl Controller {
         }
         self.metrics.paused.set(i64::from(paused));
         self.forget("round");
+        self.policy = doc.topology.replication;
         self.probe_all(&doc.topology).await;
         for shard in &doc.topology.shards {
             // A term found at start is old news; only a change seen while running is recent.
@@ -351,7 +355,31 @@ impl Controller {
                 }
             }
         }
+        self.apply_policy(shard, &primary).await?;
         self.keep_record(shard, &primary).await
+    }
+
+    /// Gives the primary the file's `replication` section if it runs with another.
+    async fn apply_policy(&mut self, shard: &Shard, primary: &Status) -> Result<()> {
+        let policy = self.policy;
+        let acks = policy.acks.name();
+        let min = policy.min_insync_replicas;
+        if primary.acks == acks && primary.min_insync == min as u64 {
+            return Ok(());
+        }
+        self.call(
+            &shard.addr,
+            &[
+                "FJORD".into(),
+                "ACKS".into(),
+                shard.term.to_string(),
+                acks.into(),
+                min.to_string(),
+            ],
+        )
+        .await?;
+        tracing::info!(shard = %shard.id, primary = %shard.addr, acks, min_insync_replicas = min, "replication policy applied");
+        Ok(())
     }
 
     /// Keeps `replicas[].in_sync` and the primary's required set in step (see the module doc

@@ -128,6 +128,10 @@ pub struct Status {
     pub replicas: Vec<(String, String, u64)>,
     /// The replicas its writes wait for.
     pub required: Vec<String>,
+    /// How its replies wait for replicas: `sync` or `async`, and the in-sync replicas client
+    /// writes need.
+    pub acks: String,
+    pub min_insync: u64,
 }
 
 impl Status {
@@ -169,6 +173,8 @@ impl Status {
                         "last_id" => s.last_id = n()?,
                         "promotable" => s.promotable = n()? == 1,
                         "primary" => s.primary = value,
+                        "acks" => s.acks = value,
+                        "min_insync" => s.min_insync = n()?,
                         _ => {}
                     }
                 }

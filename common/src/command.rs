@@ -1166,6 +1166,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("promote", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD PROMOTE <term> [replica ...]: serves as the primary of the term, waiting for the replicas named."),
     sub("follow", C::Fjord, 4, ADMIN | STALE, Internal, "0.1.0", "FJORD FOLLOW <term> <host:port>: serves as a replica of that primary."),
     sub("readlag", C::Fjord, 3, CONN, Internal, "0.1.0", "FJORD READLAG <ms>: on a replica, this connection's reads are refused with TRYAGAIN once its data may be more than <ms> behind its primary."),
+    sub("acks", C::Fjord, 5, ADMIN | STALE, Internal, "0.1.0", "FJORD ACKS <term> sync|async <min-insync-replicas>: how this primary's replies wait for its replicas (the cluster file's replication section, applied by the controller)."),
     sub("isr", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD ISR <term> [replica ...]: the replicas every write waits for (the controller's record)."),
 ];
 

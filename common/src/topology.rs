@@ -27,7 +27,52 @@ pub struct ClusterFile {
     pub admin: Option<String>,
     #[serde(default)]
     pub settings: ProxySettings,
+    #[serde(default)]
+    pub replication: ReplicationPolicy,
     pub shards: Vec<ShardEntry>,
+}
+
+/// How every shard's replies wait for its replicas: the file's `replication` section. The
+/// proxy starts its local shards with it and the controller applies it to every primary it
+/// manages, so it can change while the cluster serves.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationPolicy {
+    pub acks: ReplicaAcks,
+    pub min_insync_replicas: usize,
+}
+
+/// Whether a primary's replies wait for its in-sync replicas.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaAcks {
+    /// A reply leaves once every in-sync replica has the write: a failover loses nothing
+    /// acknowledged.
+    #[default]
+    Sync,
+    /// A reply leaves at once, as in Redis: a failover can lose the last writes.
+    Async,
+}
+
+impl ReplicaAcks {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaAcks::Sync => "sync",
+            ReplicaAcks::Async => "async",
+        }
+    }
+}
+
+impl std::str::FromStr for ReplicaAcks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(ReplicaAcks::Sync),
+            "async" => Ok(ReplicaAcks::Async),
+            other => Err(format!("{other:?} is neither sync nor async")),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -207,6 +252,7 @@ pub struct Topology {
     pub standalone: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub settings: ProxySettings,
+    pub replication: ReplicationPolicy,
     /// Index into `shards` of each slot's owner.
     owner: Box<[u16]>,
 }
@@ -512,6 +558,13 @@ impl Validator<'_> {
                     self.host_port(format!("{path}.admin"), a);
                 }
             }
+            let min = file.replication.min_insync_replicas;
+            if s.replicas.len() < min {
+                self.problem(
+                    format!("shards[{i}].replicas"),
+                    format!("{} replicas, fewer than replication.min_insync_replicas ({min}): every write would fail with NOREPLICAS", s.replicas.len()),
+                );
+            }
             let mut set_ranges = Vec::new();
             for (j, text) in s.slots.iter().enumerate() {
                 let path = format!("shards[{i}].slots[{j}]");
@@ -577,6 +630,7 @@ impl Validator<'_> {
             standalone,
             admin,
             settings: file.settings,
+            replication: file.replication,
             owner: owner.into_boxed_slice(),
         })
     }
@@ -675,6 +729,7 @@ shards:
         assert_eq!(t.standalone, Some("127.0.0.1:6380".parse().unwrap()));
         assert_eq!(t.admin, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(t.settings, ProxySettings::default());
+        assert_eq!(t.replication, ReplicationPolicy::default());
         let addrs: Vec<&str> = t.shards.iter().map(|s| s.addr.as_str()).collect();
         assert_eq!(
             addrs,
@@ -722,6 +777,22 @@ shards:
             paths,
             ["shards[0].replicas[0].addr", "shards[0].replicas[1].addr"]
         );
+    }
+
+    #[test]
+    fn the_replication_section_is_checked_against_each_shards_replicas() {
+        let one_replica = "version: 1\nproxies: [{listen: 127.0.0.1:7000}]\nreplication: {acks: async, min_insync_replicas: 1}\nshards:\n  - id: s1\n    addr: 127.0.0.1:7101\n    slots: [0-16383]\n    replicas: [{addr: 127.0.0.1:7104}]\n";
+        let t = Topology::parse(one_replica, None).unwrap();
+        assert_eq!(t.replication.acks, ReplicaAcks::Async);
+        assert_eq!(t.replication.min_insync_replicas, 1);
+        let problems =
+            Topology::parse(&one_replica.replace("replicas: [{addr: 127.0.0.1:7104}]", ""), None)
+                .unwrap_err();
+        assert_eq!(problems[0].path, "shards[0].replicas");
+        assert!(problems[0].message.contains("NOREPLICAS"), "{problems:?}");
+        let problems = Topology::parse(&one_replica.replace("acks: async", "acks: maybe"), None)
+            .unwrap_err();
+        assert!(problems[0].to_string().contains("replication.acks"), "{problems:?}");
     }
 
     #[test]

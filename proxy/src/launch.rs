@@ -53,6 +53,7 @@ struct Launch {
     fsync: String,
     password: Option<String>,
     record_metrics: bool,
+    replication: fjord_common::topology::ReplicationPolicy,
 }
 
 impl LocalShards {
@@ -65,6 +66,7 @@ impl LocalShards {
             fsync: settings.local_shard_fsync.clone(),
             password: settings.shard_password.clone(),
             record_metrics: settings.record_metrics,
+            replication: topology.replication,
         };
         let mut locals = Vec::new();
         for s in &topology.shards {
@@ -233,7 +235,10 @@ fn spawn(local: &Local, launch: &Launch) -> anyhow::Result<Child> {
         .arg(&local.dir)
         .arg("--fsync")
         .arg(&launch.fsync)
-        .args(["--io-threads", "1"]);
+        .args(["--io-threads", "1"])
+        .args(["--replica-acks", launch.replication.acks.name()])
+        .arg("--min-insync-replicas")
+        .arg(launch.replication.min_insync_replicas.to_string());
     if let Some(password) = &launch.password {
         cmd.arg("--requirepass").arg(password);
     }

@@ -27,16 +27,7 @@ impl FsyncMode {
     }
 }
 
-/// Whether a primary's replies wait for its in-sync replicas.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplicaAcks {
-    /// A reply leaves once every in-sync replica has the write: a failover loses nothing
-    /// acknowledged.
-    Sync,
-    /// A reply leaves at once, as in Redis: a failover can lose the last writes.
-    Async,
-}
+pub use fjord_common::topology::ReplicaAcks;
 
 /// Everything a shard can be told. Defaults sit in `Default` and nowhere else.
 #[derive(Clone, Debug, Deserialize)]

@@ -66,8 +66,8 @@ struct Cli {
     /// Follow this primary (HOST:PORT) as a replica; remembered by the store.
     #[arg(long)]
     replica_of: Option<String>,
-    /// Whether a primary's replies wait for its in-sync replicas.
-    #[arg(long, value_enum)]
+    /// Whether a primary's replies wait for its in-sync replicas: sync or async.
+    #[arg(long)]
     replica_acks: Option<fjord_shard::config::ReplicaAcks>,
     /// In-sync replicas client writes need (NOREPLICAS below).
     #[arg(long)]

@@ -371,6 +371,48 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
 }
 
+/// The file's `replication` section reaches a running primary through the controller: with
+/// `min_insync_replicas: 1` a primary whose replica died refuses writes with NOREPLICAS, and
+/// takes them again once the replica is back; `acks: async` shows in its INFO.
+#[test]
+fn the_controller_applies_the_replication_section_while_the_shard_serves() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let text = std::fs::read_to_string(&rig.file).unwrap();
+    let version = rig.topology().version;
+    let text = text.replacen(
+        &format!("version: {version}"),
+        &format!("version: {}\nreplication: {{acks: async, min_insync_replicas: 1}}", version + 1),
+        1,
+    );
+    fjord_tests::write_atomically(&rig.file, &text).unwrap();
+    let primary = rig.addrs[0].clone();
+    let field = |name: &str| info_field(&primary, "replication", name).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(10), || field("fjord_replica_acks") == "async"
+            && field("fjord_min_insync_replicas") == "1"),
+        "the policy never reached the primary:\n{}",
+        rig.logs()
+    );
+    let mut c = RawClient::tcp(&rig.standalone).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "1"]).unwrap(), "+OK\r\n");
+    rig.shards[1].as_mut().unwrap().kill9();
+    assert!(
+        eventually(Duration::from_secs(10), || c.call_str(&["SET", "k", "2"]).unwrap()
+            == "-NOREPLICAS Not enough good replicas to write.\r\n"),
+        "writes went on without the in-sync replica the file asks for"
+    );
+    rig.restart(1);
+    assert!(
+        eventually(Duration::from_secs(20), || c.call_str(&["SET", "k", "3"]).unwrap()
+            == "+OK\r\n"),
+        "writes never resumed once the replica was back:\n{}",
+        rig.logs()
+    );
+    assert_eq!(c.call_str(&["GET", "k"]).unwrap(), "$1\r\n3\r\n");
+    assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
+}
+
 /// `fjord-admin failover s1` under load: the replica takes over, the old primary follows it,
 /// nothing acknowledged is lost, and the controller (running all along) makes no failover of
 /// its own.

@@ -1,5 +1,5 @@
 //! Replication commands a client sends (ROLE, REPLICAOF/SLAVEOF, WAIT), and those the
-//! controller sends (`FJORD STATUS/FENCE/PROMOTE/FOLLOW/ISR`, [`crate::repl::control`]).
+//! controller sends (`FJORD STATUS/FENCE/PROMOTE/FOLLOW/ISR/ACKS`, [`crate::repl::control`]).
 
 use super::Outcome;
 use crate::server::Server;
@@ -113,6 +113,22 @@ pub fn control(server: &Server, sub: &str, args: &[Bytes]) -> Outcome {
             server.repl.release_ready();
             return Reply::ok().into();
         }
+        "acks" => {
+            if let Err(e) = server.repl.control.check_current(term) {
+                return Reply::error(e).into();
+            }
+            let sync = match args[3].to_ascii_lowercase().as_slice() {
+                b"sync" => true,
+                b"async" => false,
+                _ => return Reply::error("ERR FJORD ACKS takes sync or async").into(),
+            };
+            let Some(min) = parse_i64(&args[4]).and_then(|m| usize::try_from(m).ok()) else {
+                return Reply::error(error::NOT_INTEGER).into();
+            };
+            tracing::info!(term, sync, min_insync = min, "the controller set how replies wait for replicas");
+            server.repl.set_ack_policy(sync, min);
+            return Reply::ok().into();
+        }
         other => unreachable!("FJORD {other} is not a controller command"),
     };
     Outcome::Later(task)
@@ -125,6 +141,7 @@ fn status(server: &Server) -> Reply {
     let oplog = store.oplog();
     let control = &server.repl.control;
     let link = server.repl.link_status();
+    let policy = server.repl.ack_policy();
     let bulk = |s: String| Reply::Bulk(Bytes::from(s));
     let replicas = server
         .repl
@@ -163,6 +180,8 @@ fn status(server: &Server) -> Reply {
         ("promotable", u8::from(!oplog.is_full_syncing()).to_string()),
         ("primary", server.repl.primary().unwrap_or_default()),
         ("link", link.state.to_string()),
+        ("acks", if policy.0 { "sync" } else { "async" }.to_string()),
+        ("min_insync", policy.1.to_string()),
     ];
     let mut out: Vec<Reply> = fields
         .into_iter()

@@ -45,7 +45,7 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
                 ctx.conn.replica_max_lag_ms = Some(ms as u64);
                 Reply::ok().into()
             }
-            "status" | "fence" | "promote" | "follow" | "isr" => {
+            "status" | "fence" | "promote" | "follow" | "isr" | "acks" => {
                 super::replication::control(server, sub.name, args)
             }
             other => unreachable!("FJORD {other} is in the table without a handler"),

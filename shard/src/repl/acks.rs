@@ -19,7 +19,7 @@ use super::{Peer, Replication};
 use crate::store::writer::ReplyGate;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,33 @@ impl Default for AckOptions {
             min_insync: 0,
             timeout: Duration::from_millis(1000),
         }
+    }
+}
+
+/// [`AckOptions`] as a running shard holds them: the controller applies the cluster file's
+/// `replication` section to a primary it manages (`FJORD ACKS`), so both can change while it
+/// serves.
+pub(crate) struct AckPolicy {
+    sync: AtomicBool,
+    min_insync: AtomicUsize,
+    timeout: Duration,
+}
+
+impl AckPolicy {
+    pub(crate) fn new(options: AckOptions) -> Self {
+        Self {
+            sync: AtomicBool::new(options.sync),
+            min_insync: AtomicUsize::new(options.min_insync),
+            timeout: options.timeout,
+        }
+    }
+
+    pub(crate) fn sync(&self) -> bool {
+        self.sync.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn min_insync(&self) -> usize {
+        self.min_insync.load(Ordering::Relaxed)
     }
 }
 
@@ -120,7 +147,7 @@ impl AckStats {
 impl Replication {
     /// Whether client writes must be refused for want of in-sync replicas (counted once).
     pub fn refuses_writes(&self) -> bool {
-        let min = self.acks.min_insync;
+        let min = self.acks.min_insync();
         if min == 0 || self.insync_count() >= min {
             return false;
         }
@@ -236,6 +263,20 @@ impl Replication {
     }
 }
 
+impl Replication {
+    /// Whether replies wait for the in-sync set, and how many members client writes need.
+    pub fn ack_policy(&self) -> (bool, usize) {
+        (self.acks.sync(), self.acks.min_insync())
+    }
+
+    /// Changes the policy while serving. Replies already held still wait for their
+    /// acknowledgements (or the timeout): they were promised to the in-sync set.
+    pub fn set_ack_policy(&self, sync: bool, min_insync: usize) {
+        self.acks.sync.store(sync, Ordering::Relaxed);
+        self.acks.min_insync.store(min_insync, Ordering::Relaxed);
+    }
+}
+
 impl ReplyGate for Replication {
     fn wants_grouping(&self) -> bool {
         // The gauge is the count of streaming replicas, read without the list's lock.
@@ -243,7 +284,7 @@ impl ReplyGate for Replication {
     }
 
     fn hold(&self, id: u64, release: Box<dyn FnOnce() + Send>) {
-        if !self.acks.sync {
+        if !self.acks.sync() {
             release();
             return;
         }

@@ -39,7 +39,7 @@ pub struct Replication {
     /// Woken by every ack, for WAIT.
     acked: tokio::sync::Notify,
     /// How replies wait for replicas ([`acks`]).
-    acks: acks::AckOptions,
+    acks: acks::AckPolicy,
     /// Replies waiting for the in-sync set, oldest first.
     held: Mutex<std::collections::VecDeque<acks::Held>>,
     pub stats: ReplStats,
@@ -176,7 +176,7 @@ impl Replication {
     pub fn new(replica_of: Option<String>, acks: acks::AckOptions, controller_term: u64) -> Self {
         Self {
             control: control::Control::new(controller_term),
-            acks,
+            acks: acks::AckPolicy::new(acks),
             held: Mutex::new(std::collections::VecDeque::new()),
             ack_stats: acks::AckStats::default(),
             target: watch::Sender::new(replica_of),
@@ -385,9 +385,10 @@ impl Replication {
             ));
         }
         out.push_str(&format!(
-            "fjord_insync_replicas:{}\r\nfjord_replica_acks:{}\r\n",
+            "fjord_insync_replicas:{}\r\nfjord_replica_acks:{}\r\nfjord_min_insync_replicas:{}\r\n",
             self.insync_count(),
-            if self.acks.sync { "sync" } else { "async" }
+            if self.acks.sync() { "sync" } else { "async" },
+            self.acks.min_insync()
         ));
         let role = if self.primary().is_some() {
             "slave"
