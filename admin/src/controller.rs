@@ -25,9 +25,10 @@
 //! A primary that is silent rather than gone may be frozen and wake up: the controller waits
 //! out its lease ([`LEASE`]) after fencing, so that by the time another primary serves, the
 //! old one serves nothing (its lease is renewed only by acknowledgements of the replicas
-//! just fenced).
-//!
-//! Not there yet (issue 14): graceful `failover`, pause/resume, metrics.
+//! just fenced). The lease ran from a stamp the primary read before a fenced replica's last
+//! acknowledgement of it, so only what is left of it from that acknowledgement (which the
+//! fence reports, on the replica's clock) is waited, with a margin for clock rates: a
+//! primary silent for several probes has usually used up its lease already.
 
 use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
@@ -35,6 +36,7 @@ use crate::store::FileStore;
 use anyhow::{anyhow, bail, Result};
 use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
+use redis_protocol::resp2::types::BytesFrame;
 use std::collections::{HashMap, HashSet};
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
@@ -88,6 +90,16 @@ pub struct Controller {
     terms_seen: HashMap<String, (u64, Instant)>,
     /// The file's `replication` section, as read this round.
     policy: fjord_common::topology::ReplicationPolicy,
+}
+
+/// What may be left of a frozen primary's lease, on this controller's clock, when a fenced
+/// replica last acknowledged it `since_ack` ago on its own. The lease is [`LEASE`] on the
+/// primary's clock from a stamp read before that acknowledgement. With clock rates up to
+/// 10% apart, the lease ends at most 1.1 x LEASE after the acknowledgement in real time, of
+/// which at least since_ack / 1.1 has passed; a sleep of W on this clock lasts at least
+/// W / 1.1, so W = 1.21 x LEASE - since_ack suffices, plus 50 ms for the fence's round trip.
+fn lease_left(since_ack: Duration) -> Duration {
+    (LEASE * 121 / 100 + Duration::from_millis(50)).saturating_sub(since_ack)
 }
 
 /// How long a term another controller took is given before this one starts a failover with a
@@ -511,6 +523,8 @@ impl Controller {
         wait_lease: bool,
     ) -> Result<()> {
         let mut best: Option<((u64, u64), String)> = None;
+        // The longest any fenced replica has gone without acknowledging the old primary.
+        let mut since_ack = Duration::ZERO;
         for c in candidates {
             match self
                 .call(c, &["FJORD".into(), "FENCE".into(), term.to_string()])
@@ -518,11 +532,19 @@ impl Controller {
             {
                 Ok(frame) => {
                     let parts = array(frame)?;
-                    let (last_term, last_id, promotable) = match parts.as_slice() {
-                        [a, b, c] => (number(a)?, number(b)?, number(c)? == 1),
+                    let (last_term, last_id, promotable, acked_ms) = match parts.as_slice() {
+                        [a, b, c, BytesFrame::Integer(d)] => (
+                            number(a)?,
+                            number(b)?,
+                            number(c)? == 1,
+                            u64::try_from(*d).ok(),
+                        ),
                         _ => bail!("FJORD FENCE: unexpected answer from {c}"),
                     };
-                    tracing::info!(shard = %shard.id, replica = %c, last_term, last_id, promotable, "fenced");
+                    if let Some(ms) = acked_ms {
+                        since_ack = since_ack.max(Duration::from_millis(ms));
+                    }
+                    tracing::info!(shard = %shard.id, replica = %c, last_term, last_id, promotable, since_ack_ms = ?acked_ms, "fenced");
                     if promotable && best.as_ref().is_none_or(|(k, _)| (last_term, last_id) > *k) {
                         best = Some(((last_term, last_id), c.clone()));
                     }
@@ -536,10 +558,8 @@ impl Controller {
             bail!("no in-sync replica could be fenced and promoted; trying again");
         };
         if wait_lease {
-            // Its last stamp was acknowledged before the fence; clocks may run up to 10%
-            // apart in rate.
-            let wait = LEASE + LEASE / 10 + Duration::from_millis(50);
-            tracing::info!(shard = %shard.id, wait_ms = wait.as_millis() as u64, "waiting out the old primary's lease");
+            let wait = lease_left(since_ack);
+            tracing::info!(shard = %shard.id, wait_ms = wait.as_millis() as u64, since_ack_ms = since_ack.as_millis() as u64, "waiting out the old primary's lease");
             tokio::time::sleep(wait).await;
         }
         self.call(
@@ -589,11 +609,7 @@ impl Controller {
         addrs.iter().map(|a| peer_addr(a)).collect()
     }
 
-    async fn call(
-        &mut self,
-        addr: &str,
-        args: &[String],
-    ) -> Result<redis_protocol::resp2::types::BytesFrame> {
+    async fn call(&mut self, addr: &str, args: &[String]) -> Result<BytesFrame> {
         let node = &mut self
             .nodes
             .get_mut(addr)
@@ -627,4 +643,22 @@ fn peer_addr(addr: &str) -> String {
         .and_then(|mut a| a.next())
         .map(|a| a.to_string())
         .unwrap_or_else(|| addr.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_long_unacknowledged_needs_no_wait() {
+        assert_eq!(
+            lease_left(Duration::ZERO),
+            LEASE * 121 / 100 + Duration::from_millis(50)
+        );
+        assert_eq!(
+            lease_left(Duration::from_millis(100)),
+            LEASE * 121 / 100 - Duration::from_millis(50)
+        );
+        assert_eq!(lease_left(Duration::from_secs(1)), Duration::ZERO);
+    }
 }

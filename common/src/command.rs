@@ -1162,7 +1162,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("restore", C::Fjord, -5, WRITE | DENYOOM, Internal, "0.1.0", "FJORD RESTORE <key> <pexpireat> <value> [...]: writes entries produced by DUMPSLOT."),
     sub("sync", C::Fjord, 7, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SYNC <protocol> <history> <next-op-id> <last-term> <port>: turns the connection into a replication link (fjord_common::repl)."),
     sub("status", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD STATUS: the shard's role, terms, last op and replicas, for the controller."),
-    sub("fence", C::Fjord, 3, ADMIN | STALE, Internal, "0.1.0", "FJORD FENCE <term>: stops serving and acknowledging an older primary; answers [last-term, last-op-id, promotable]."),
+    sub("fence", C::Fjord, 3, ADMIN | STALE, Internal, "0.1.0", "FJORD FENCE <term>: stops serving and acknowledging an older primary; answers [last-term, last-op-id, promotable, ms since its last acknowledgement to its primary or -1]."),
     sub("promote", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD PROMOTE <term> [replica ...]: serves as the primary of the term, waiting for the replicas named."),
     sub("follow", C::Fjord, 4, ADMIN | STALE, Internal, "0.1.0", "FJORD FOLLOW <term> <host:port>: serves as a replica of that primary."),
     sub("readlag", C::Fjord, 3, CONN, Internal, "0.1.0", "FJORD READLAG <ms>: on a replica, this connection's reads are refused with TRYAGAIN once its data may be more than <ms> behind its primary."),

@@ -785,14 +785,19 @@ shards:
         let t = Topology::parse(one_replica, None).unwrap();
         assert_eq!(t.replication.acks, ReplicaAcks::Async);
         assert_eq!(t.replication.min_insync_replicas, 1);
-        let problems =
-            Topology::parse(&one_replica.replace("replicas: [{addr: 127.0.0.1:7104}]", ""), None)
-                .unwrap_err();
+        let problems = Topology::parse(
+            &one_replica.replace("replicas: [{addr: 127.0.0.1:7104}]", ""),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(problems[0].path, "shards[0].replicas");
         assert!(problems[0].message.contains("NOREPLICAS"), "{problems:?}");
-        let problems = Topology::parse(&one_replica.replace("acks: async", "acks: maybe"), None)
-            .unwrap_err();
-        assert!(problems[0].to_string().contains("replication.acks"), "{problems:?}");
+        let problems =
+            Topology::parse(&one_replica.replace("acks: async", "acks: maybe"), None).unwrap_err();
+        assert!(
+            problems[0].to_string().contains("replication.acks"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -145,7 +145,9 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
         options,
         Arc::clone(&metrics),
     ));
-    if let Err(e) = handle.watch(Duration::from_millis(200)) {
+    // Short: a failover's publication waits on it. An editor's truncate-then-write, and the
+    // controller's write-then-rename, come well within it.
+    if let Err(e) = handle.watch(Duration::from_millis(50)) {
         tracing::warn!(error = %e, "cannot watch the cluster file; reload with SIGHUP instead");
     }
     let proxy = Arc::new(Proxy::new(Arc::clone(&handle), settings, metrics));

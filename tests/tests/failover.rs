@@ -382,14 +382,18 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     let version = rig.topology().version;
     let text = text.replacen(
         &format!("version: {version}"),
-        &format!("version: {}\nreplication: {{acks: async, min_insync_replicas: 1}}", version + 1),
+        &format!(
+            "version: {}\nreplication: {{acks: async, min_insync_replicas: 1}}",
+            version + 1
+        ),
         1,
     );
     fjord_tests::write_atomically(&rig.file, &text).unwrap();
     let primary = rig.addrs[0].clone();
     let field = |name: &str| info_field(&primary, "replication", name).unwrap_or_default();
     assert!(
-        eventually(Duration::from_secs(10), || field("fjord_replica_acks") == "async"
+        eventually(Duration::from_secs(10), || field("fjord_replica_acks")
+            == "async"
             && field("fjord_min_insync_replicas") == "1"),
         "the policy never reached the primary:\n{}",
         rig.logs()
@@ -398,13 +402,17 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     assert_eq!(c.call_str(&["SET", "k", "1"]).unwrap(), "+OK\r\n");
     rig.shards[1].as_mut().unwrap().kill9();
     assert!(
-        eventually(Duration::from_secs(10), || c.call_str(&["SET", "k", "2"]).unwrap()
+        eventually(Duration::from_secs(10), || c
+            .call_str(&["SET", "k", "2"])
+            .unwrap()
             == "-NOREPLICAS Not enough good replicas to write.\r\n"),
         "writes went on without the in-sync replica the file asks for"
     );
     rig.restart(1);
     assert!(
-        eventually(Duration::from_secs(20), || c.call_str(&["SET", "k", "3"]).unwrap()
+        eventually(Duration::from_secs(20), || c
+            .call_str(&["SET", "k", "3"])
+            .unwrap()
             == "+OK\r\n"),
         "writes never resumed once the replica was back:\n{}",
         rig.logs()

@@ -125,7 +125,12 @@ pub fn control(server: &Server, sub: &str, args: &[Bytes]) -> Outcome {
             let Some(min) = parse_i64(&args[4]).and_then(|m| usize::try_from(m).ok()) else {
                 return Reply::error(error::NOT_INTEGER).into();
             };
-            tracing::info!(term, sync, min_insync = min, "the controller set how replies wait for replicas");
+            tracing::info!(
+                term,
+                sync,
+                min_insync = min,
+                "the controller set how replies wait for replicas"
+            );
             server.repl.set_ack_policy(sync, min);
             return Reply::ok().into();
         }
@@ -197,8 +202,9 @@ fn status(server: &Server) -> Reply {
 }
 
 /// `FJORD FENCE term`: from the reply on, this shard serves no client and acknowledges
-/// nothing to a primary of an older term. Answers what it holds: `[last-term, last-op-id,
-/// promotable]`.
+/// nothing to a primary of an older term. Answers what it holds and when it last
+/// acknowledged: `[last-term, last-op-id, promotable, ms since its last acknowledgement to
+/// its primary (-1: none since it started)]`.
 async fn fence(
     repl: Arc<crate::repl::Replication>,
     store: Arc<crate::store::Store>,
@@ -215,6 +221,11 @@ async fn fence(
         Reply::Int(oplog.last_term() as i64),
         Reply::Int(oplog.last_id() as i64),
         Reply::Int(i64::from(!oplog.is_full_syncing())),
+        Reply::Int(
+            repl.control
+                .since_ack_sent_ms()
+                .map_or(-1, |ms| ms.min(i64::MAX as u64) as i64),
+        ),
     ])
 }
 

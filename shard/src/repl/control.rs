@@ -53,6 +53,10 @@ pub struct Control {
     required: Mutex<Vec<String>>,
     /// The last op and stamp each replica address acknowledged, over all its links.
     acked_by_addr: Mutex<HashMap<String, Acked>>,
+    /// As a replica: when ([`stamp`]) it last sent its primary an acknowledgement (0: not
+    /// since it started). A fence reports how long ago that was: the primary's lease ran
+    /// from a stamp it read before, so the controller need only wait out the rest.
+    last_ack_sent: AtomicU64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -77,6 +81,21 @@ impl Control {
             ack_lock: tokio::sync::Mutex::new(()),
             required: Mutex::new(Vec::new()),
             acked_by_addr: Mutex::new(HashMap::new()),
+            last_ack_sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that an acknowledgement just left for the primary.
+    pub(crate) fn ack_sent(&self) {
+        self.last_ack_sent.store(stamp(), Ordering::Release);
+    }
+
+    /// Milliseconds since the last acknowledgement left for the primary, on this shard's
+    /// clock; `None` if none has since this process started.
+    pub fn since_ack_sent_ms(&self) -> Option<u64> {
+        match self.last_ack_sent.load(Ordering::Acquire) {
+            0 => None,
+            at => Some(stamp().saturating_sub(at)),
         }
     }
 

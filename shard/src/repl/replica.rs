@@ -272,7 +272,9 @@ impl Link {
         if server.repl.control.term() != link_term {
             bail!("fenced by a newer controller term");
         }
-        self.send_frame(Frame::Ack { id, stamp }).await
+        self.send_frame(Frame::Ack { id, stamp }).await?;
+        server.repl.control.ack_sent();
+        Ok(())
     }
 
     async fn send_frame(&mut self, frame: Frame) -> anyhow::Result<()> {
