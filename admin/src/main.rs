@@ -3,6 +3,8 @@
 //! - `check`: every shard process's role, terms and last op against the topology; exits 1 on
 //!   a problem.
 //! - `failover SHARD`: a graceful hand-over to an in-sync replica ([`failover`]).
+//! - `replicate SHARD ADDR [--replace OLD]`: adds a replica, or replaces a dead one
+//!   ([`replicate`]).
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
@@ -10,6 +12,7 @@ mod controller;
 mod failover;
 mod metrics;
 mod node;
+mod replicate;
 mod store;
 
 use anyhow::{Context, Result};
@@ -23,7 +26,7 @@ use std::time::Duration;
 #[command(
     name = "fjord-admin",
     version,
-    about = "Operate a fjord cluster: check it, run its controller"
+    about = "Operate a fjord cluster: check it, fail over, add replicas, run its controller"
 )]
 struct Args {
     /// The cluster file (the topology store).
@@ -48,6 +51,28 @@ enum Verb {
         /// The replica to promote (default: the first recorded in sync).
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Adds a replica to a shard, or puts one in place of a dead one: records it in the
+    /// topology, then shows its progress while the controller attaches it and it syncs (under
+    /// load), until it is recorded in sync. Start the replica's fjord-shard first.
+    Replicate {
+        /// The shard's id.
+        shard: String,
+        /// The new replica's address (host:port of a running fjord-shard; what it holds is
+        /// replaced by the primary's data).
+        addr: String,
+        /// Its admin address, recorded for metrics and --launch-shards.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Its data folder, recorded for --launch-shards (which starts it from then on).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// The replica it takes the place of; that one must be down.
+        #[arg(long)]
+        replace: Option<String>,
+        /// Seconds to wait for it to be in sync (the file keeps it either way).
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
     },
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
@@ -106,6 +131,25 @@ async fn run(args: Args) -> Result<ExitCode> {
         Verb::Check => check(&store, args.shard_password).await,
         Verb::Failover { shard, to } => {
             failover::run(&store, &shard, to.as_deref(), args.shard_password).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Replicate {
+            shard,
+            addr,
+            admin,
+            data_dir,
+            replace,
+            timeout_secs,
+        } => {
+            let request = replicate::Request {
+                shard,
+                addr,
+                admin,
+                data_dir,
+                replace,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            replicate::run(&store, &request, args.shard_password).await?;
             Ok(ExitCode::SUCCESS)
         }
         Verb::Controller {

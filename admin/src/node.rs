@@ -124,6 +124,8 @@ pub struct Status {
     pub promotable: bool,
     /// The primary it follows (empty on a primary).
     pub primary: String,
+    /// Its link to that primary (`connecting`, `sync`, `up`, …).
+    pub link: String,
     /// Replicas streaming from it: `(ip:port, membership, acked)`.
     pub replicas: Vec<(String, String, u64)>,
     /// The replicas its writes wait for.
@@ -173,6 +175,7 @@ impl Status {
                         "last_id" => s.last_id = n()?,
                         "promotable" => s.promotable = n()? == 1,
                         "primary" => s.primary = value,
+                        "link" => s.link = value,
                         "acks" => s.acks = value,
                         "min_insync" => s.min_insync = n()?,
                         _ => {}

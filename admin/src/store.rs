@@ -277,6 +277,50 @@ impl Edit<'_> {
         Ok(())
     }
 
+    /// Adds a replica at `addr` (not in sync) to shard `id`, in place of the one at
+    /// `replace` if given.
+    pub fn add_replica(
+        &mut self,
+        id: &str,
+        addr: &str,
+        admin: Option<&str>,
+        data_dir: Option<&Path>,
+        replace: Option<&str>,
+    ) -> Result<()> {
+        let shard = self.shard(id)?;
+        if shard.get("addr").and_then(Value::as_str) == Some(addr)
+            || replicas(shard).any(|r| r.get("addr").and_then(Value::as_str) == Some(addr))
+        {
+            bail!("{addr} is already shard {id}'s primary or replica");
+        }
+        let mut entry = Mapping::new();
+        entry.insert("addr".into(), addr.into());
+        if let Some(a) = admin {
+            entry.insert("admin".into(), a.into());
+        }
+        if let Some(d) = data_dir {
+            entry.insert("data_dir".into(), d.to_string_lossy().into_owned().into());
+        }
+        entry.insert("in_sync".into(), false.into());
+        let list = shard
+            .entry("replicas".into())
+            .or_insert_with(|| Value::Sequence(Vec::new()));
+        let Some(list) = list.as_sequence_mut() else {
+            bail!("shard {id}'s replicas is not a list");
+        };
+        match replace {
+            Some(old) => {
+                let slot = list
+                    .iter_mut()
+                    .find(|r| r.get("addr").and_then(Value::as_str) == Some(old))
+                    .ok_or_else(|| anyhow!("shard {id} has no replica {old} to replace"))?;
+                *slot = Value::Mapping(entry);
+            }
+            None => list.push(Value::Mapping(entry)),
+        }
+        Ok(())
+    }
+
     /// Makes the replica at `addr` the primary and the primary one of its replicas (with its
     /// admin address and data folder); no replica is recorded in sync with the new primary.
     pub fn swap_primary(&mut self, id: &str, addr: &str) -> Result<()> {
@@ -360,6 +404,45 @@ mod tests {
             "unknown-to-us fields survive"
         );
         assert_eq!(store.load().unwrap().version(), 4);
+    }
+
+    #[test]
+    fn a_replica_is_added_or_put_in_place_of_another() {
+        let (_dir, store) = store();
+        store
+            .update(|e| {
+                e.add_replica("s1", "127.0.0.1:7105", Some("127.0.0.1:9105"), None, None)?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        let (doc, _) = store
+            .update(|e| {
+                e.add_replica(
+                    "s1",
+                    "127.0.0.1:7106",
+                    None,
+                    Some(Path::new("d/r3")),
+                    Some("127.0.0.1:7104"),
+                )?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        let r = &doc.topology.shards[0].replicas;
+        let addrs: Vec<&str> = r.iter().map(|r| r.addr.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:7106", "127.0.0.1:7105"]);
+        assert!(r.iter().all(|r| !r.in_sync));
+        assert_eq!(r[1].admin.as_deref(), Some("127.0.0.1:9105"));
+        assert!(r[0].data_dir.as_ref().unwrap().ends_with("d/r3"));
+        let refused = store.update(|e| {
+            e.add_replica("s1", "127.0.0.1:7101", None, None, None)?;
+            Ok(Change::Write)
+        });
+        assert!(refused.unwrap_err().to_string().contains("already"));
+        let refused = store.update(|e| {
+            e.add_replica("s1", "127.0.0.1:7107", None, None, Some("127.0.0.1:7999"))?;
+            Ok(Change::Write)
+        });
+        assert!(refused.unwrap_err().to_string().contains("no replica"));
     }
 
     #[test]

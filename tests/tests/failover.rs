@@ -421,6 +421,62 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
 }
 
+/// `fjord-admin replicate --replace`: a dead replica is replaced by a new, empty shard
+/// process under load. It full-syncs, is recorded in sync, and can then take over: the
+/// primary is killed and it is promoted, with nothing acknowledged lost.
+#[test]
+fn a_dead_replica_is_replaced_under_load_and_the_new_one_can_take_over() {
+    let mut rig = Rig::start("everysec", 1);
+    rig.wait_layout(0, 1);
+    let writers = Writers::start(&rig.standalone, 0, 2);
+    assert!(writers.wait_for_acks(500, Duration::from_secs(30)));
+    let new = start_shard("everysec", None, rig.dir.path().join("shard2"), &[]);
+    let old = rig.addrs[1].clone();
+    let replicate = |rig: &Rig| {
+        rig.admin(&[
+            "replicate",
+            "s1",
+            &new.addr,
+            "--replace",
+            &old,
+            "--timeout-secs",
+            "60",
+        ])
+    };
+    let (ok, said) = replicate(&rig);
+    assert!(!ok && said.contains("still answers"), "{said}");
+    rig.shards[1].as_mut().unwrap().kill9();
+    let (ok, said) = replicate(&rig);
+    assert!(ok, "{said}\n{}", rig.logs());
+    assert!(said.contains("is in sync with"), "{said}");
+    let t = rig.topology();
+    let replicas: Vec<(&str, bool)> = t.shards[0]
+        .replicas
+        .iter()
+        .map(|r| (r.addr.as_str(), r.in_sync))
+        .collect();
+    assert_eq!(replicas, [(new.addr.as_str(), true)]);
+    assert_eq!(
+        info_field(&new.addr, "replication", "fjord_last_sync").as_deref(),
+        Some("full")
+    );
+    assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
+    rig.shards[0].as_mut().unwrap().kill9();
+    assert!(
+        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
+            == new.addr),
+        "the new replica was not promoted:\n{}",
+        rig.logs()
+    );
+    assert!(
+        writers.wait_for_acks(300, Duration::from_secs(30)),
+        "{}",
+        rig.logs()
+    );
+    let logs = writers.finish();
+    verify(&rig.standalone, &logs).unwrap();
+}
+
 /// `fjord-admin failover s1` under load: the replica takes over, the old primary follows it,
 /// nothing acknowledged is lost, and the controller (running all along) makes no failover of
 /// its own.
