@@ -104,18 +104,51 @@ def start_fjord(folder, procs, settings=(), shard_args=(), shards=None):
     return port("cluster"), port("standalone")
 
 
-def start_redis_cluster(folder, procs, nodes=None):
-    """A Redis Cluster of 3 masters without replicas (appendonly yes, appendfsync everysec) on
-    free ports (each with its bus port free too); returns the masters' ports. Each node's
-    {"addr", "args", "dir", "proc"} is appended to `nodes` if given (to restart one)."""
+def start_fjord_replicated(folder, procs, acks="sync", replicas=True, fsync="everysec"):
+    """The default local cluster's shape on free ports: fjord-proxy --launch-shards with three
+    shards, each with a replica (`replicas`), the file's replication.acks = `acks`, and
+    `fjord-admin controller` (with replicas). Returns (first cluster listener port, cluster
+    file path). The launcher restarts a shard process that dies, as README line 1 does."""
+    os.makedirs(folder, exist_ok=True)
+    env = {**os.environ, "RUST_LOG": "warn"}
+    config = os.path.join(folder, "cluster.yaml")
+    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
+    with open(config, "w") as f:
+        f.write("version: 1\nproxies:\n")
+        for _ in range(3):
+            f.write("  - listen: 127.0.0.1:0\n" + ("    replica: { listen: 127.0.0.1:0 }\n" if replicas else ""))
+        f.write(f"standalone: 127.0.0.1:0\nsettings: {{ local_shard_fsync: {fsync} }}\n")
+        f.write(f"replication: {{ acks: {acks} }}\nshards:\n")
+        for i, (a, b) in enumerate(ranges):
+            f.write(f"  - id: s{i + 1}\n    addr: 127.0.0.1:{free_port()}\n    slots: [{a}-{b}]\n"
+                    f"    data_dir: s{i + 1}\n")
+            if replicas:
+                f.write(f"    replicas:\n      - addr: 127.0.0.1:{free_port()}\n        data_dir: s{i + 1}-replica\n")
+    proxy = subprocess.Popen([os.path.join(BIN, "fjord-proxy"), "--config", config, "--launch-shards"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    procs.append(proxy)
+    lines = read_until(proxy, lambda l: l == "fjord-proxy ready")
+    port = int(next(l for l in lines if " cluster " in l).rsplit(":", 1)[1])
+    if replicas:
+        procs.append(subprocess.Popen(
+            [os.path.join(BIN, "fjord-admin"), "--config", config, "controller"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "controller.log"), "w"), env=env))
+    return port, config
+
+
+def start_redis_cluster(folder, procs, nodes=None, replicas=0, node_timeout_ms=15000):
+    """A Redis Cluster of 3 masters, each with `replicas` replicas (appendonly yes, appendfsync
+    everysec, cluster-node-timeout `node_timeout_ms`) on free ports (each with its bus port
+    free too); returns the nodes' ports. Each node's {"addr", "args", "dir", "proc"} is
+    appended to `nodes` if given (to restart one)."""
     ports = []
-    for i in range(3):
+    for i in range(3 * (1 + replicas)):
         port = free_port(also_bus=True)
         d = os.path.join(folder, f"r{i}")
         os.makedirs(d)
         args = ["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                 "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "yes",
-                "--appendfsync", "everysec", "--dir", d]
+                "--appendfsync", "everysec", "--dir", d, "--cluster-node-timeout", str(node_timeout_ms)]
         p = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p)
         wait_port(port)
@@ -123,7 +156,7 @@ def start_redis_cluster(folder, procs, nodes=None):
         if nodes is not None:
             nodes.append({"addr": f"127.0.0.1:{port}", "args": args, "dir": d, "proc": p})
     subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-                    "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
+                    "--cluster-replicas", str(replicas), "--cluster-yes"], check=True, capture_output=True)
     deadline = time.time() + 30
     while b"cluster_state:ok" not in subprocess.run(
             ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True).stdout:
