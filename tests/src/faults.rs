@@ -2,8 +2,9 @@
 //! applied) or unknown, so that a test can check that nothing acknowledged went missing.
 //!
 //! Each writer thread owns keys `w{n}:{seq}` (SET with an increasing sequence number) and a
-//! counter `c{n}` (INCR), and DELs one of its older keys now and then; it reconnects after
-//! any connection failure, as an application would.
+//! counter `c{n}` (INCR), DELs one of its older keys now and then, sends a cross-slot MSET
+//! every fourth round and reads back the key it wrote last (logging the values it saw); it
+//! reconnects after any connection failure, as an application would.
 
 use crate::RawClient;
 use std::collections::BTreeMap;
@@ -46,6 +47,16 @@ pub struct Log {
     pub deletes: BTreeMap<u64, Outcome>,
     pub incr_acked: u64,
     pub incr_unknown: u64,
+    /// Cross-slot MSETs of `m{n}:{seq}:{a,b,c}` (value seq), by sequence number.
+    pub msets: BTreeMap<u64, Outcome>,
+    /// Keys `w{n}:{seq}` a GET found holding their value, whatever their SET's outcome: a
+    /// value once read must never be lost (reads see only acknowledged writes).
+    pub seen: Vec<u64>,
+}
+
+/// The keys of writer `n`'s cross-slot MSET number `seq`.
+fn mset_keys(n: usize, seq: u64) -> [String; 3] {
+    ["a", "b", "c"].map(|part| format!("m{n}:{seq}:{part}"))
 }
 
 /// Writer threads against one address.
@@ -133,7 +144,27 @@ fn write(n: usize, addr: &str, stop: &AtomicBool, acked: &AtomicU64) -> Log {
                 log.deletes.insert(victim, del);
             }
         }
-        for o in [outcome, incr] {
+        let mut outcomes = vec![outcome, incr];
+        if seq % 4 == 3 {
+            let keys = mset_keys(n, seq);
+            let value = seq.to_string();
+            let mut args = vec!["MSET"];
+            for k in &keys {
+                args.extend([k.as_str(), value.as_str()]);
+            }
+            let mset = Outcome::of(&call(&mut conn, addr, &args));
+            log.msets.insert(seq, mset);
+            outcomes.push(mset);
+        }
+        if let Some(prev) = seq.checked_sub(1) {
+            if log.sets.get(&prev) != Some(&Outcome::Failed) {
+                let want = format!("${}\r\n{prev}\r\n", prev.to_string().len());
+                if call(&mut conn, addr, &["GET", &format!("w{n}:{prev}")]).ok() == Some(want) {
+                    log.seen.push(prev);
+                }
+            }
+        }
+        for o in outcomes {
             if o == Outcome::Acked {
                 acked.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -148,8 +179,10 @@ fn write(n: usize, addr: &str, stop: &AtomicBool, acked: &AtomicU64) -> Log {
 
 /// Checks every writer's log against what `addr` holds: each acknowledged SET reads back
 /// (unless its acknowledged DEL came after), each acknowledged DEL stays deleted, each
-/// counter lies between its acknowledged INCRs and those plus the unknown ones. Returns
-/// the number of acknowledged ops checked.
+/// counter lies between its acknowledged INCRs and those plus the unknown ones, every key of
+/// an acknowledged cross-slot MSET reads back, and every value a GET saw is still there
+/// (unless a DEL of its key was tried). Returns the number of acknowledged ops and reads
+/// checked.
 pub fn verify(addr: &str, logs: &[(usize, Log)]) -> anyhow::Result<u64> {
     let mut c = RawClient::tcp(addr)?;
     let mut checked = 0;
@@ -192,6 +225,31 @@ pub fn verify(addr: &str, logs: &[(usize, Log)]) -> anyhow::Result<u64> {
             log.incr_unknown
         );
         checked += log.incr_acked;
+        for (seq, outcome) in &log.msets {
+            if *outcome != Outcome::Acked {
+                continue;
+            }
+            for key in mset_keys(*n, *seq) {
+                let got = c.call_str(&["GET", &key])?;
+                anyhow::ensure!(
+                    got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
+                    "{key}: acknowledged MSET, yet it reads {got:?}"
+                );
+            }
+            checked += 1;
+        }
+        for seq in &log.seen {
+            if log.deletes.contains_key(seq) {
+                continue;
+            }
+            let key = format!("w{n}:{seq}");
+            let got = c.call_str(&["GET", &key])?;
+            anyhow::ensure!(
+                got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
+                "{key}: a GET saw its value, yet it now reads {got:?} (a read saw a write that was lost)"
+            );
+            checked += 1;
+        }
     }
     Ok(checked)
 }
