@@ -82,8 +82,9 @@ pub struct Controller {
     nodes: HashMap<String, Probed>,
     /// Problems already logged, so that a standing one is logged once.
     reported: HashSet<String>,
-    /// Terms this controller allocated.
-    own_terms: HashSet<u64>,
+    /// Terms this controller allocated, with their shard's id: terms are per shard, so two
+    /// shards may hold the same number.
+    own_terms: HashSet<(String, u64)>,
     /// `fjord-admin controller pause` is in force (read every round).
     paused: bool,
     /// Each shard's term in the file, and when this controller first saw it.
@@ -250,7 +251,7 @@ impl Controller {
             .terms_seen
             .get(&shard.id)
             .map_or(Duration::MAX, |(_, at)| at.elapsed());
-        !self.own_terms.contains(&shard.term) && since < OTHERS_FAILOVER_GRACE
+        !self.own_terms.contains(&(shard.id.clone(), shard.term)) && since < OTHERS_FAILOVER_GRACE
     }
 
     fn observe(&self, shard: &Shard) {
@@ -300,7 +301,7 @@ impl Controller {
             // Unmanaged so far (or our file is behind the shard): a term of our own first.
             let new = self.next_term(shard);
             if self.store.take_term(&shard.id, term, &shard.addr, new)? {
-                self.own_terms.insert(new);
+                self.own_terms.insert((shard.id.clone(), new));
                 self.metrics
                     .topology_writes
                     .with_label_values(&["term"])
@@ -490,7 +491,7 @@ impl Controller {
             tracing::info!(shard = %shard.id, "the topology changed under the failover; looking again");
             return Ok(());
         }
-        self.own_terms.insert(term);
+        self.own_terms.insert((shard.id.clone(), term));
         tracing::warn!(shard = %shard.id, primary = %shard.addr, term, reason = why, "failing over");
         self.metrics
             .topology_writes
