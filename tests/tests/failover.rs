@@ -14,13 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// One shard (a primary and its replica), controllers, a proxy, on one cluster file.
+/// Shards (each a primary and its replica), controllers, a proxy, on one cluster file.
+/// Shard processes are numbered 0, 1, … across the shards: shard k starts with process 2k
+/// as its primary and 2k+1 as its replica.
 struct Rig {
     dir: tempfile::TempDir,
     file: PathBuf,
     fsync: &'static str,
-    shards: [Option<Shard>; 2],
-    addrs: [String; 2],
+    shards: Vec<Option<Shard>>,
+    addrs: Vec<String>,
     controllers: Vec<Controller>,
     /// Controllers started so far (each logs to `controllerN.log`).
     started_controllers: usize,
@@ -29,17 +31,30 @@ struct Rig {
 }
 
 impl Rig {
-    /// `controllers` controllers (0: none yet, see [`Rig::start_controller`]).
+    /// One shard and `controllers` controllers (0: none yet, see [`Rig::start_controller`]).
     fn start(fsync: &'static str, controllers: usize) -> Self {
+        Self::start_with(fsync, controllers, 1)
+    }
+
+    /// `shards` shards splitting the slots evenly.
+    fn start_with(fsync: &'static str, controllers: usize, shards: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = |n: usize| dir.path().join(format!("shard{n}"));
-        let a = start_shard(fsync, None, data(0), &[]);
-        let b = start_shard(fsync, None, data(1), &["--replica-of", &a.addr]);
+        let mut procs = Vec::new();
+        let mut text = "version: 1\nproxies: [{listen: 127.0.0.1:0}]\nstandalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings: {command_timeout_ms: 3000}\nshards:\n".to_string();
+        for k in 0..shards {
+            let a = start_shard(fsync, None, data(2 * k), &[]);
+            let b = start_shard(fsync, None, data(2 * k + 1), &["--replica-of", &a.addr]);
+            let (first, last) = (16384 * k / shards, 16384 * (k + 1) / shards - 1);
+            text.push_str(&format!(
+                "  - id: s{}\n    addr: \"{}\"\n    slots: [{first}-{last}]\n    replicas:\n      - addr: \"{}\"\n",
+                k + 1,
+                a.addr,
+                b.addr
+            ));
+            procs.extend([a, b]);
+        }
         let file = dir.path().join("cluster.yaml");
-        let text = format!(
-            "version: 1\nproxies: [{{listen: 127.0.0.1:0}}]\nstandalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings: {{command_timeout_ms: 3000}}\nshards:\n  - id: s1\n    addr: \"{}\"\n    slots: [0-16383]\n    replicas:\n      - addr: \"{}\"\n",
-            a.addr, b.addr
-        );
         std::fs::write(&file, text).unwrap();
         let (proxy, lines) = start_proxy(&file, &[]).unwrap();
         let standalone = lines
@@ -47,12 +62,12 @@ impl Rig {
             .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
             .unwrap()
             .to_string();
-        let addrs = [a.addr.clone(), b.addr.clone()];
+        let addrs = procs.iter().map(|p| p.addr.clone()).collect();
         let mut rig = Self {
             dir,
             file,
             fsync,
-            shards: [Some(a), Some(b)],
+            shards: procs.into_iter().map(Some).collect(),
             addrs,
             controllers: Vec::new(),
             started_controllers: 0,
@@ -91,11 +106,12 @@ impl Rig {
         Topology::load(&self.file).expect("the controller keeps the file valid")
     }
 
-    /// Waits until the file names `primary` the primary and records `replica` in sync.
+    /// Waits until the file names process `primary` its shard's primary and records
+    /// `replica` in sync.
     fn wait_layout(&self, primary: usize, replica: usize) {
         let ok = eventually(Duration::from_secs(30), || {
             let t = self.topology();
-            let s = &t.shards[0];
+            let s = &t.shards[primary / 2];
             s.addr == self.addrs[primary]
                 && s.replicas
                     .iter()
@@ -157,13 +173,18 @@ impl Rig {
             .collect()
     }
 
-    /// Both shard processes hold the same data, the replica in step with the primary.
+    /// Each shard's two processes hold the same data, the replica in step with the primary.
     fn wait_same_data(&self) {
-        let ok = eventually(Duration::from_secs(30), || {
-            let (a, b) = (dataset(&self.addrs[0]), dataset(&self.addrs[1]));
-            matches!((a, b), (Ok(a), Ok(b)) if a == b)
-        });
-        assert!(ok, "primary and replica never held the same data");
+        for k in 0..self.addrs.len() / 2 {
+            let ok = eventually(Duration::from_secs(30), || {
+                let (a, b) = (dataset(&self.addrs[2 * k]), dataset(&self.addrs[2 * k + 1]));
+                matches!((a, b), (Ok(a), Ok(b)) if a == b)
+            });
+            assert!(
+                ok,
+                "shard {k}: primary and replica never held the same data"
+            );
+        }
     }
 
     /// Runs `fjord-admin --config FILE ARGS…`: whether it succeeded, and what it printed.
@@ -219,20 +240,26 @@ fn role(addr: &str) -> String {
 /// write reads back, each counter lies between its acknowledged and acknowledged + unknown
 /// INCRs, acknowledged DELs stay deleted, and both hold the same data.
 fn fault_cycles(fsync: &'static str, cycles: usize) {
-    // Two controllers on one file: terms make sure each fault is failed over once.
-    let mut rig = Rig::start(fsync, 2);
+    // Two shards, faults alternating between them (the writers' keys and cross-slot MSETs
+    // span both); two controllers on one file: terms make sure each fault is failed over
+    // once.
+    let mut rig = Rig::start_with(fsync, 2, 2);
     rig.wait_layout(0, 1);
-    let mut primary = 0;
+    rig.wait_layout(2, 3);
+    // Each shard's current primary process.
+    let mut primaries = [0, 2];
     let mut writers_used = 0;
     for cycle in 0..cycles {
-        let replica = 1 - primary;
+        let shard = cycle % 2;
+        let primary = primaries[shard];
+        let replica = primary ^ 1;
         let writers = Writers::start(&rig.standalone, writers_used, 4);
         writers_used += 4;
         assert!(
             writers.wait_for_acks(1000, Duration::from_secs(30)),
             "cycle {cycle}: no progress before the fault"
         );
-        let stop = cycle % 2 == 1;
+        let stop = cycle % 4 >= 2;
         let t0 = Instant::now();
         if stop {
             rig.signal(primary, libc::SIGSTOP);
@@ -247,11 +274,12 @@ fn fault_cycles(fsync: &'static str, cycles: usize) {
             rig.logs()
         );
         eprintln!(
-            "{fsync} cycle {cycle} ({}): writes resumed {took:?} after the fault",
-            if stop { "SIGSTOP" } else { "kill -9" }
+            "{fsync} cycle {cycle} ({} of shard {}'s primary): writes resumed {took:?} after the fault",
+            if stop { "SIGSTOP" } else { "kill -9" },
+            shard + 1
         );
         assert_eq!(
-            rig.topology().shards[0].addr,
+            rig.topology().shards[shard].addr,
             rig.addrs[replica],
             "cycle {cycle}: the replica is the primary now"
         );
@@ -273,17 +301,16 @@ fn fault_cycles(fsync: &'static str, cycles: usize) {
             "cycle {cycle}: only {checked} acknowledged ops"
         );
         rig.wait_same_data();
-        primary = replica;
+        primaries[shard] = replica;
     }
     let (ok, report) = rig.admin_check();
     assert!(ok, "fjord-admin check:\n{report}");
     // The adoption's term, then one per fault: never two controllers for one fault.
-    assert_eq!(
-        rig.topology().shards[0].term,
-        1 + cycles as u64,
-        "{}",
-        rig.logs()
-    );
+    let t = rig.topology();
+    for (shard, s) in t.shards.iter().enumerate() {
+        let faults = (cycles + 1 - shard) / 2;
+        assert_eq!(s.term, 1 + faults as u64, "shard {shard}:\n{}", rig.logs());
+    }
     assert_eq!(rig.failovers("done"), cycles as f64);
     assert_eq!(rig.failovers("failed"), 0.0);
 }
