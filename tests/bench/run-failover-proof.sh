@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The long run of the failover proof test (tests/tests/failover.rs, fault_cycles): N fault
-# cycles (default 50; about 15 s each, the data checked growing with every cycle) in each of
-# everysec and always, alternating kill -9 and SIGSTOP of
-# whichever process is the primary, two controllers on one file, four writers through the
-# proxy; after every cycle every acknowledged write, DEL and INCR is checked. Prints how long
-# writes took to resume after each fault. Usage:
+# cycles (default 50; about 6 s each at first, the data checked growing with every cycle) in
+# each of everysec and always, alternating kill -9 and SIGSTOP of the primaries of two shards,
+# two controllers on one file, four writers through the proxy; after every cycle every
+# acknowledged SET, DEL, INCR and cross-slot MSET, and every value a read saw, is checked.
+# Prints how long writes took to resume after each fault. Usage:
 #   bash tests/bench/run-failover-proof.sh [CYCLES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
