@@ -89,6 +89,8 @@ pub struct Controller {
     paused: bool,
     /// Each shard's term in the file, and when this controller first saw it.
     terms_seen: HashMap<String, (u64, Instant)>,
+    /// Shards logged as degraded (fewer replicas recorded in sync than listed).
+    degraded: HashSet<String>,
     /// The file's `replication` section, as read this round.
     policy: fjord_common::topology::ReplicationPolicy,
 }
@@ -120,6 +122,7 @@ impl Controller {
             paused: false,
             terms_seen: HashMap::new(),
             policy: Default::default(),
+            degraded: HashSet::new(),
         }
     }
 
@@ -254,9 +257,18 @@ impl Controller {
         !self.own_terms.contains(&(shard.id.clone(), shard.term)) && since < OTHERS_FAILOVER_GRACE
     }
 
-    fn observe(&self, shard: &Shard) {
+    fn observe(&mut self, shard: &Shard) {
+        let listed = shard.replicas.len();
+        let in_sync = self.recorded(shard).len();
+        let degraded = in_sync < listed;
+        if degraded && self.degraded.insert(shard.id.clone()) {
+            tracing::warn!(shard = %shard.id, in_sync, replicas = listed, "shard degraded: fewer replicas recorded in sync than the file lists");
+        } else if !degraded && self.degraded.remove(&shard.id) {
+            tracing::info!(shard = %shard.id, in_sync, replicas = listed, "shard no longer degraded: every replica recorded in sync");
+        }
         let m = &self.metrics;
         let id = shard.id.as_str();
+        m.degraded.with_label_values(&[id]).set(i64::from(degraded));
         m.term.with_label_values(&[id]).set(shard.term as i64);
         let up = matches!(self.health(&shard.addr), Health::Up(s) if s.master && s.serving);
         m.primary_up.with_label_values(&[id]).set(i64::from(up));

@@ -41,7 +41,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Compares every shard process with the topology: roles, terms, last ops, in-sync record.
+    /// Compares every shard process with the topology: roles, terms, last ops, in-sync record
+    /// (a shard with fewer replicas recorded in sync than listed is degraded).
     Check,
     /// Hands a shard's primary role over to its in-sync replica, losing nothing (for
     /// maintenance, like CLUSTER FAILOVER). Needs the shard managed by a controller.
@@ -273,6 +274,15 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
                 }
             };
             println!("  {} {line}", shard.id);
+        }
+        let in_sync = shard.replicas.iter().filter(|r| r.in_sync).count();
+        if in_sync < shard.replicas.len() {
+            problems += 1;
+            println!(
+                "  {} [ERR] DEGRADED: {in_sync} of {} replicas recorded in sync",
+                shard.id,
+                shard.replicas.len()
+            );
         }
     }
     if problems > 0 {

@@ -18,6 +18,8 @@ pub struct AdminMetrics {
     pub primary_up: IntGaugeVec,
     /// Replicas the file records in sync, by shard.
     pub recorded_in_sync: IntGaugeVec,
+    /// 1 while the shard has fewer replicas recorded in sync than the file lists.
+    pub degraded: IntGaugeVec,
     /// Writes of the cluster file by what they did (term, failover, in_sync) and conflicts.
     pub topology_writes: IntCounterVec,
     /// 1 while controllers are paused.
@@ -66,6 +68,10 @@ impl AdminMetrics {
             recorded_in_sync: gauge(
                 "fjord_admin_recorded_in_sync_replicas",
                 "Replicas the cluster file records in sync (the ones a failover may promote)",
+            ),
+            degraded: gauge(
+                "fjord_admin_shard_degraded",
+                "1 while the shard has fewer replicas recorded in sync than the cluster file lists (fewer copies of each acknowledged write; with none, a failover has nothing to promote)",
             ),
             topology_writes: counter(
                 "fjord_admin_topology_writes_total",

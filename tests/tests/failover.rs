@@ -384,12 +384,26 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
         "never recorded out of sync:\n{}",
         rig.logs()
     );
+    let (ok, report) = rig.admin_check();
+    assert!(
+        !ok && report.contains("s1 [ERR] DEGRADED: 0 of 1 replicas recorded in sync"),
+        "{report}"
+    );
+    let admin = rig.controllers[0].admin.clone();
+    let degraded = || {
+        Scrape::of(&admin)
+            .unwrap()
+            .sum("fjord_admin_shard_degraded", &[("shard", "s1")])
+    };
+    assert!(eventually(Duration::from_secs(5), || degraded() == 1.0));
     assert!(
         writers.wait_for_acks(500, Duration::from_secs(30)),
         "writes stalled without the replica"
     );
     rig.restart(1);
     rig.wait_layout(0, 1);
+    assert!(eventually(Duration::from_secs(5), || degraded() == 0.0));
+    assert!(rig.logs().contains("shard no longer degraded"));
     assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
     let logs = writers.finish();
     verify(&rig.standalone, &logs).unwrap();

@@ -543,6 +543,11 @@ fn every_dashboard_expression_returns_data_in_a_real_prometheus() {
     }
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
+    // Nothing failed here: the controller, running all along, must not have failed over.
+    let failovers = fjord_tests::metrics::Scrape::of(&controller.admin)
+        .unwrap()
+        .sum("fjord_admin_failovers_total", &[]);
+    assert_eq!(failovers, 0.0, "a fault-free run made failovers");
     drop(controller);
     assert!(
         empty.is_empty(),
