@@ -140,6 +140,26 @@ impl Rig {
         (rig, b)
     }
 
+    /// Waits until the file names `addr` shard s1's primary (a failover happened).
+    fn wait_primary(&self, addr: &str) {
+        let ok = eventually(Duration::from_secs(20), || {
+            self.topology().shards[0].addr == addr
+        });
+        assert!(ok, "{addr} never became the primary:\n{}", self.logs());
+    }
+
+    /// Waits for `more` further acknowledged ops, stops the writers, and checks that every
+    /// acknowledged op is there.
+    fn finish(&self, writers: Writers, more: u64) {
+        assert!(
+            writers.wait_for_acks(more, Duration::from_secs(30)),
+            "writes stalled:\n{}",
+            self.logs()
+        );
+        let logs = writers.finish();
+        verify(&self.standalone, &logs).unwrap();
+    }
+
     fn shard(&self, n: usize) -> &Shard {
         self.shards[n].as_ref().expect("running")
     }
@@ -342,12 +362,7 @@ fn a_primary_frozen_past_its_failover_serves_nothing_when_it_wakes() {
     let mut old = rig.shard(0).client().unwrap();
     assert_eq!(old.call_str(&["SET", "k", "before"]).unwrap(), "+OK\r\n");
     rig.signal(0, libc::SIGSTOP);
-    assert!(
-        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
-            == rig.addrs[1]),
-        "no failover:\n{}",
-        rig.logs()
-    );
+    rig.wait_primary(&rig.addrs[1]);
     let mut p = RawClient::tcp(&rig.standalone).unwrap();
     assert!(eventually(Duration::from_secs(10), || {
         p.call_str(&["SET", "k", "after"])
@@ -404,9 +419,7 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
     rig.wait_layout(0, 1);
     assert!(eventually(Duration::from_secs(5), || degraded() == 0.0));
     assert!(rig.logs().contains("shard no longer degraded"));
-    assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
-    let logs = writers.finish();
-    verify(&rig.standalone, &logs).unwrap();
+    rig.finish(writers, 300);
     rig.wait_same_data();
     assert_eq!(rig.topology().shards[0].term, 1, "no failover");
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
@@ -503,19 +516,8 @@ fn a_dead_replica_is_replaced_under_load_and_the_new_one_can_take_over() {
     );
     assert!(writers.wait_for_acks(300, Duration::from_secs(30)));
     rig.shards[0].as_mut().unwrap().kill9();
-    assert!(
-        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
-            == new.addr),
-        "the new replica was not promoted:\n{}",
-        rig.logs()
-    );
-    assert!(
-        writers.wait_for_acks(300, Duration::from_secs(30)),
-        "{}",
-        rig.logs()
-    );
-    let logs = writers.finish();
-    verify(&rig.standalone, &logs).unwrap();
+    rig.wait_primary(&new.addr);
+    rig.finish(writers, 300);
 }
 
 /// `fjord-admin failover s1` under load: the replica takes over, the old primary follows it,
@@ -535,13 +537,7 @@ fn a_graceful_failover_hands_over_under_load_and_loses_nothing() {
         "{said}"
     );
     rig.wait_layout(1, 0);
-    assert!(
-        writers.wait_for_acks(1000, Duration::from_secs(30)),
-        "{}",
-        rig.logs()
-    );
-    let logs = writers.finish();
-    verify(&rig.standalone, &logs).unwrap();
+    rig.finish(writers, 1000);
     rig.wait_same_data();
     assert_eq!(role(&rig.addrs[0]), "slave");
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
@@ -571,19 +567,8 @@ fn a_paused_controller_fails_nothing_over_until_resumed() {
     );
     let (ok, said) = rig.admin(&["controller", "resume"]);
     assert!(ok, "{said}");
-    assert!(
-        eventually(Duration::from_secs(20), || rig.topology().shards[0].addr
-            == rig.addrs[1]),
-        "no failover after resume:\n{}",
-        rig.logs()
-    );
-    assert!(
-        writers.wait_for_acks(300, Duration::from_secs(30)),
-        "{}",
-        rig.logs()
-    );
-    let logs = writers.finish();
-    verify(&rig.standalone, &logs).unwrap();
+    rig.wait_primary(&rig.addrs[1]);
+    rig.finish(writers, 300);
     assert_eq!(rig.failovers("done"), 1.0);
 }
 
