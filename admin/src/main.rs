@@ -5,6 +5,8 @@
 //! - `failover SHARD`: a graceful hand-over to an in-sync replica ([`failover`]).
 //! - `replicate SHARD ADDR [--replace OLD]`: adds a replica, or replaces a dead one
 //!   ([`replicate`]).
+//! - `replication [--acks sync|async] [--min-insync-replicas N]`: shows or sets the
+//!   cluster's `replication` section.
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
@@ -74,6 +76,17 @@ enum Verb {
         /// Seconds to wait for it to be in sync (the file keeps it either way).
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+    },
+    /// Shows the cluster's `replication` section, or changes it (under the file's lock, so
+    /// that no controller write undoes it); the controller applies it to every primary
+    /// within a probe.
+    Replication {
+        /// `sync`: replies wait for the in-sync replicas; `async`: they do not, as in Redis.
+        #[arg(long)]
+        acks: Option<fjord_common::topology::ReplicaAcks>,
+        /// In-sync replicas client writes need (fewer: NOREPLICAS).
+        #[arg(long)]
+        min_insync_replicas: Option<usize>,
     },
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
@@ -151,6 +164,30 @@ async fn run(args: Args) -> Result<ExitCode> {
                 timeout: Duration::from_secs(timeout_secs),
             };
             replicate::run(&store, &request, args.shard_password).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Replication {
+            acks,
+            min_insync_replicas,
+        } => {
+            let doc = if acks.is_none() && min_insync_replicas.is_none() {
+                store.load()?
+            } else {
+                store
+                    .update(|e| {
+                        e.set_replication(acks, min_insync_replicas);
+                        Ok(store::Change::Write)
+                    })?
+                    .0
+            };
+            let policy = doc.topology.replication;
+            println!(
+                "{}: version {}, acks {}, min_insync_replicas {}",
+                store.path().display(),
+                doc.version(),
+                policy.acks.name(),
+                policy.min_insync_replicas
+            );
             Ok(ExitCode::SUCCESS)
         }
         Verb::Controller {

@@ -13,7 +13,7 @@
 //! copy (`data/cluster.yaml`), never on the committed, documented file.
 
 use anyhow::{anyhow, bail, Context, Result};
-use fjord_common::topology::Topology;
+use fjord_common::topology::{ReplicaAcks, Topology};
 use serde_yaml::{Mapping, Value};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -261,6 +261,20 @@ impl Edit<'_> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string())
+    }
+
+    /// Sets the given fields of the `replication` section (created if missing).
+    pub fn set_replication(&mut self, acks: Option<ReplicaAcks>, min_insync: Option<usize>) {
+        let section = &mut self.value["replication"];
+        if !section.is_mapping() {
+            *section = Value::Mapping(Mapping::new());
+        }
+        if let Some(acks) = acks {
+            section["acks"] = Value::from(acks.name());
+        }
+        if let Some(min) = min_insync {
+            section["min_insync_replicas"] = Value::from(min as u64);
+        }
     }
 
     pub fn set_term(&mut self, id: &str, term: u64) -> Result<()> {

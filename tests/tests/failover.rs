@@ -426,23 +426,30 @@ fn a_killed_replica_is_recorded_out_of_sync_and_back_in_once_restarted() {
 }
 
 /// The file's `replication` section reaches a running primary through the controller: with
-/// `min_insync_replicas: 1` a primary whose replica died refuses writes with NOREPLICAS, and
+/// `min_insync_replicas: 1` (set with `fjord-admin replication`) a primary whose replica died refuses writes with NOREPLICAS, and
 /// takes them again once the replica is back; `acks: async` shows in its INFO.
 #[test]
 fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     let mut rig = Rig::start("everysec", 1);
     rig.wait_layout(0, 1);
-    let text = std::fs::read_to_string(&rig.file).unwrap();
-    let version = rig.topology().version;
-    let text = text.replacen(
-        &format!("version: {version}"),
-        &format!(
-            "version: {}\nreplication: {{acks: async, min_insync_replicas: 1}}",
-            version + 1
-        ),
-        1,
+    // Through fjord-admin, under the file's lock: a plain rewrite could land between the
+    // controller's read and its own write (recording the replica in sync) and be undone.
+    let (ok, said) = rig.admin(&[
+        "replication",
+        "--acks",
+        "async",
+        "--min-insync-replicas",
+        "1",
+    ]);
+    assert!(
+        ok && said.contains("acks async, min_insync_replicas 1"),
+        "{said}"
     );
-    fjord_tests::write_atomically(&rig.file, &text).unwrap();
+    let (ok, said) = rig.admin(&["replication"]);
+    assert!(
+        ok && said.contains("acks async, min_insync_replicas 1"),
+        "{said}"
+    );
     let primary = rig.addrs[0].clone();
     let field = |name: &str| info_field(&primary, "replication", name).unwrap_or_default();
     assert!(

@@ -117,9 +117,11 @@ pub fn control(server: &Server, sub: &str, args: &[Bytes]) -> Outcome {
             if let Err(e) = server.repl.control.check_current(term) {
                 return Reply::error(e).into();
             }
-            let sync = match args[3].to_ascii_lowercase().as_slice() {
-                b"sync" => true,
-                b"async" => false,
+            let acks = match std::str::from_utf8(&args[3])
+                .map(|s| s.to_ascii_lowercase())
+                .map(|s| s.parse::<fjord_common::topology::ReplicaAcks>())
+            {
+                Ok(Ok(acks)) => acks,
                 _ => return Reply::error("ERR FJORD ACKS takes sync or async").into(),
             };
             let Some(min) = parse_i64(&args[4]).and_then(|m| usize::try_from(m).ok()) else {
@@ -127,11 +129,11 @@ pub fn control(server: &Server, sub: &str, args: &[Bytes]) -> Outcome {
             };
             tracing::info!(
                 term,
-                sync,
+                acks = acks.name(),
                 min_insync = min,
                 "the controller set how replies wait for replicas"
             );
-            server.repl.set_ack_policy(sync, min);
+            server.repl.set_ack_policy(acks, min);
             return Reply::ok().into();
         }
         other => unreachable!("FJORD {other} is not a controller command"),
@@ -185,7 +187,7 @@ fn status(server: &Server) -> Reply {
         ("promotable", u8::from(!oplog.is_full_syncing()).to_string()),
         ("primary", server.repl.primary().unwrap_or_default()),
         ("link", link.state.to_string()),
-        ("acks", if policy.0 { "sync" } else { "async" }.to_string()),
+        ("acks", policy.0.name().to_string()),
         ("min_insync", policy.1.to_string()),
     ];
     let mut out: Vec<Reply> = fields

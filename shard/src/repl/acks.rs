@@ -17,6 +17,7 @@
 
 use super::{Peer, Replication};
 use crate::store::writer::ReplyGate;
+use fjord_common::topology::ReplicaAcks;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,6 +74,14 @@ impl AckPolicy {
 
     pub(crate) fn sync(&self) -> bool {
         self.sync.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn acks(&self) -> ReplicaAcks {
+        if self.sync() {
+            ReplicaAcks::Sync
+        } else {
+            ReplicaAcks::Async
+        }
     }
 
     pub(crate) fn min_insync(&self) -> usize {
@@ -145,6 +154,20 @@ impl AckStats {
 }
 
 impl Replication {
+    /// Whether replies wait for the in-sync set, and how many members client writes need.
+    pub fn ack_policy(&self) -> (ReplicaAcks, usize) {
+        (self.acks.acks(), self.acks.min_insync())
+    }
+
+    /// Changes the policy while serving. Replies already held still wait for their
+    /// acknowledgements (or the timeout): they were promised to the in-sync set.
+    pub fn set_ack_policy(&self, acks: ReplicaAcks, min_insync: usize) {
+        self.acks
+            .sync
+            .store(acks == ReplicaAcks::Sync, Ordering::Relaxed);
+        self.acks.min_insync.store(min_insync, Ordering::Relaxed);
+    }
+
     /// Whether client writes must be refused for want of in-sync replicas (counted once).
     pub fn refuses_writes(&self) -> bool {
         let min = self.acks.min_insync();
@@ -260,20 +283,6 @@ impl Replication {
                 self.leave(&peer, "acknowledgement overdue");
             }
         }
-    }
-}
-
-impl Replication {
-    /// Whether replies wait for the in-sync set, and how many members client writes need.
-    pub fn ack_policy(&self) -> (bool, usize) {
-        (self.acks.sync(), self.acks.min_insync())
-    }
-
-    /// Changes the policy while serving. Replies already held still wait for their
-    /// acknowledgements (or the timeout): they were promised to the in-sync set.
-    pub fn set_ack_policy(&self, sync: bool, min_insync: usize) {
-        self.acks.sync.store(sync, Ordering::Relaxed);
-        self.acks.min_insync.store(min_insync, Ordering::Relaxed);
     }
 }
 

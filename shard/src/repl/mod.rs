@@ -387,7 +387,7 @@ impl Replication {
         out.push_str(&format!(
             "fjord_insync_replicas:{}\r\nfjord_replica_acks:{}\r\nfjord_min_insync_replicas:{}\r\n",
             self.insync_count(),
-            if self.acks.sync() { "sync" } else { "async" },
+            self.acks.acks().name(),
             self.acks.min_insync()
         ));
         let role = if self.primary().is_some() {
