@@ -19,6 +19,7 @@ mod store;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use fjord_common::slotset::{SlotRange, SlotSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -242,6 +243,77 @@ async fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Where a primary's own slot states or keys disagree with the slots the topology gives it:
+/// keys stored in slots it does not own, slots it owns but does not serve, slots of others it
+/// claims (set at an epoch: a store that was never told otherwise owns every slot), and
+/// moves under way.
+async fn slot_problems(node: &mut node::Node, owned: &SlotSet) -> Vec<String> {
+    let mut problems = Vec::new();
+    let others = owned.complement();
+    if !others.is_empty() {
+        let counted = node
+            .call(
+                &["FJORD", "DBSIZE", &others.to_string()],
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|f| node::number(&f));
+        match counted {
+            Ok(0) => {}
+            Ok(n) => problems.push(format!(
+                "holds {n} keys of slots the topology gives other shards (FJORD DBSIZE {others})"
+            )),
+            Err(e) => problems.push(format!("counting keys of other slots: {e:#}")),
+        }
+    }
+    let runs = match node.call(&["FJORD", "SLOTS"], Duration::from_secs(2)).await {
+        Ok(frame) => node::array(frame),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    let runs = match runs {
+        Ok(runs) => runs,
+        Err(e) => {
+            problems.push(format!("reading its slot states: {e:#}"));
+            return problems;
+        }
+    };
+    for run in runs {
+        let Ok(Ok([start, end, state, epoch, _owner])) = node::array(run).map(<[_; 5]>::try_from)
+        else {
+            problems.push("answered FJORD SLOTS with a malformed run".into());
+            continue;
+        };
+        let (Ok(start), Ok(end), Ok(state), Ok(epoch)) = (
+            node::number(&start),
+            node::number(&end),
+            node::text(&state),
+            node::number(&epoch),
+        ) else {
+            problems.push("answered FJORD SLOTS with a malformed run".into());
+            continue;
+        };
+        let run = SlotSet::from_ranges([SlotRange {
+            start: start as u16,
+            end: end as u16,
+        }]);
+        let (mine, theirs) = (run.intersect(owned), run.intersect(&others));
+        match state.as_str() {
+            "owned" if epoch > 0 && !theirs.is_empty() => problems.push(format!(
+                "claims slots {theirs} (owned at epoch {epoch}) that the topology gives other shards"
+            )),
+            "gone" if !mine.is_empty() => {
+                problems.push(format!("refuses its own slots {mine} (gone at epoch {epoch})"))
+            }
+            "importing" | "frozen" => problems.push(format!(
+                "slots {run} are {state} (epoch {epoch}): a move is under way or was interrupted"
+            )),
+            _ => {}
+        }
+    }
+    problems
+}
+
 /// One line per shard process; a problem makes the exit code 1.
 async fn check(store: &store::FileStore, password: Option<String>) -> Result<ExitCode> {
     let doc = store.load()?;
@@ -311,6 +383,12 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
                 }
             };
             println!("  {} {line}", shard.id);
+            if want == "primary" {
+                for problem in slot_problems(&mut node, &shard.slots).await {
+                    problems += 1;
+                    println!("  {} [ERR] {addr} {problem}", shard.id);
+                }
+            }
         }
         let in_sync = shard.replicas.iter().filter(|r| r.in_sync).count();
         if in_sync < shard.replicas.len() {

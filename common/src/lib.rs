@@ -14,6 +14,7 @@ pub mod glob;
 pub mod info;
 pub mod metrics;
 pub mod number;
+pub mod ownership;
 pub mod process;
 pub mod repl;
 pub mod resp;

@@ -105,6 +105,28 @@ impl SlotSet {
         Self::from_ranges(out)
     }
 
+    /// Every slot not in the set.
+    pub fn complement(&self) -> SlotSet {
+        let mut out = Vec::new();
+        let mut next: u32 = 0;
+        for r in &self.ranges {
+            if u32::from(r.start) > next {
+                out.push(SlotRange {
+                    start: next as u16,
+                    end: r.start - 1,
+                });
+            }
+            next = u32::from(r.end) + 1;
+        }
+        if next < u32::from(SLOT_COUNT) {
+            out.push(SlotRange {
+                start: next as u16,
+                end: SLOT_COUNT - 1,
+            });
+        }
+        Self { ranges: out }
+    }
+
     /// The smallest slot in the set that is >= `slot`.
     pub fn next_at_or_after(&self, slot: u16) -> Option<u16> {
         let idx = self.ranges.partition_point(|r| r.end < slot);
@@ -151,6 +173,16 @@ impl fmt::Display for SlotSet {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_complement_holds_every_other_slot() {
+        let set = |t: &str| SlotSet::parse(t).unwrap();
+        assert_eq!(set("0-99,200,16383").complement(), set("100-199,201-16382"));
+        assert_eq!(set("").complement(), SlotSet::all());
+        assert_eq!(SlotSet::all().complement(), set(""));
+        assert_eq!(set("5-10").complement().complement(), set("5-10"));
+    }
+
     use super::*;
 
     #[test]

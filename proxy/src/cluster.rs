@@ -38,7 +38,7 @@ pub async fn cluster(target: &Target, listener: Listener, r: Resolved, args: &[B
             let shard = parse_usize(&args[2])
                 .filter(|&s| s < usize::from(SLOT_COUNT))
                 .map_or(0, |s| t.owner(s as u16));
-            return target.send(shard, args.to_vec()).await;
+            return target.send(shard, args).await;
         }
         "links" => Reply::Array(vec![]),
         "replicas" | "slaves" => match t.nodes.iter().position(|n| n.endpoint.id.as_bytes() == &args[2][..]) {

@@ -22,6 +22,10 @@ pub struct ProxyMetrics {
     /// after the replica refused (too stale) or failed them.
     pub replica_reads_served: IntCounter,
     pub replica_reads_fell_back: IntCounter,
+    /// Commands a shard refused for a slot it does not serve, sent on to the slot's owner.
+    pub redirects_followed: IntCounter,
+    /// TRYAGAIN errors sent to clients: a slot stayed in motion too long.
+    pub tryagain_replies: IntCounter,
     multikey_keys: HistogramVec,
     fanout_shards: HistogramVec,
     split_cells: PerCommand<(Histogram, Histogram)>,
@@ -57,6 +61,18 @@ impl ProxyMetrics {
             replica_reads_fell_back: replica_reads.with_label_values(&["fell_back"]),
             commands: CommandMetrics::new(r, "fjord_proxy", recording),
             traffic: TrafficStats::new(r, "fjord_proxy"),
+            redirects_followed: metrics::counter(
+                r,
+                "fjord_proxy_redirects_followed_total",
+                "Commands a shard refused for a slot it does not serve (NOTOWNER: certainly \
+                 not applied), sent again to the slot's owner; one per hop",
+            ),
+            tryagain_replies: metrics::counter(
+                r,
+                "fjord_proxy_tryagain_replies_total",
+                "TRYAGAIN errors sent to clients: a slot stayed frozen or importing, or its \
+                 owner unknown, for longer than the proxy follows it (2 s)",
+            ),
             clusterdown_replies: metrics::counter(
                 r,
                 "fjord_proxy_clusterdown_replies_total",

@@ -9,16 +9,26 @@
 
 use crate::backend::{self, BackendResult, ShardBackend};
 use crate::metrics::ProxyMetrics;
-use crate::topology::Routing;
+use crate::topology::{Routing, TopologyHandle};
 use bytes::Bytes;
 use fjord_common::command::{CommandSpec, Merge, Resolved};
+use fjord_common::ownership::{Refusal, SlotState};
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, slot_of, CommandId, Reply};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// How long a command refused for a slot in motion is retried before the client gets
+/// `TRYAGAIN`: a frozen slot is handed over within one batch's pause, far less than this.
+const FOLLOW_FOR: Duration = Duration::from_secs(2);
+/// Re-sends to an owner a refusal names, per command (a proxy on an old topology needs one).
+const MAX_HOPS: u32 = 5;
+/// The longest pause between retries of a frozen or importing slot.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
 
 /// A reply that is ready, or still to come from shards.
 pub enum Pending {
@@ -48,14 +58,16 @@ impl ReplicaRead {
     /// stale (TRYAGAIN), or could not be reached or answer (CLUSTERDOWN): a read can be
     /// sent again, and the replica gets no reads for a while.
     pub async fn or_primary(self, reply: Reply, target: &Target, metrics: &ProxyMetrics) -> Reply {
-        let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN"));
+        // A replica of a shard that gave the slot away refuses it as its primary does.
+        let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.starts_with(fjord_common::ownership::PREFIX));
         if !failed {
             metrics.replica_reads_served.inc();
             return reply;
         }
         metrics.replica_reads_fell_back.inc();
         target.routing.backend(self.dest).hold_off();
-        target.send(self.shard, self.args).await.resolve().await
+        let reply = target.send(self.shard, &self.args).await.resolve().await;
+        target.follow(self.shard, &self.args, reply).await
     }
 }
 
@@ -87,14 +99,77 @@ pub struct Target {
     pub routing: Arc<Routing>,
     /// Per shard, the lane chosen on first use; `usize::MAX` until then.
     lanes: Arc<[AtomicUsize]>,
+    /// The topology as it changes, for refusals that send a command elsewhere.
+    live: Arc<TopologyHandle>,
+    metrics: Arc<ProxyMetrics>,
 }
 
 impl Target {
-    pub fn new(routing: Arc<Routing>) -> Self {
+    /// The routing in force now.
+    pub fn new(live: &Arc<TopologyHandle>, metrics: &Arc<ProxyMetrics>) -> Self {
+        let routing = live.load();
         let lanes = (0..routing.destinations())
             .map(|_| AtomicUsize::new(usize::MAX))
             .collect();
-        Self { routing, lanes }
+        Self {
+            routing,
+            lanes,
+            live: Arc::clone(live),
+            metrics: Arc::clone(metrics),
+        }
+    }
+
+    /// `reply` to `args`, or, when it is a shard's `NOTOWNER` refusal (the command was
+    /// certainly not applied there, the one case in which a command is sent again), the
+    /// answer of the shard that serves the slot: the owner the refusal names, or, for a
+    /// slot being handed over or an owner this proxy does not know, the owner of the
+    /// topology in force after a short pause; `TRYAGAIN` (which cluster clients retry) once
+    /// [`FOLLOW_FOR`] has passed. So a proxy on an old topology costs a hop, never a write
+    /// in the wrong place.
+    pub async fn follow(&self, from: usize, args: &[Bytes], reply: Reply) -> Reply {
+        let Some(mut refusal) = refusal_of(&reply) else {
+            return reply;
+        };
+        let started = Instant::now();
+        let (mut pause, mut hops, mut dest) = (Duration::from_millis(1), 0, from);
+        loop {
+            let named = match (refusal.state, &refusal.owner) {
+                (SlotState::Gone, Some(addr)) if hops < MAX_HOPS => {
+                    self.live.load().primary_at(addr)
+                }
+                _ => None,
+            };
+            dest = match named {
+                Some(named) => {
+                    hops += 1;
+                    named
+                }
+                None if started.elapsed() + pause > FOLLOW_FOR => {
+                    self.metrics.tryagain_replies.inc();
+                    return Reply::error(format!(
+                        "TRYAGAIN slot {} is being moved between shards; retry",
+                        refusal.slot
+                    ));
+                }
+                None => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    match refusal.state {
+                        // The shard handing the slot over, or taking it, will say when it
+                        // is done (serving it, or naming the new owner).
+                        SlotState::Frozen | SlotState::Importing => dest,
+                        _ => self.live.load().topology.owner(refusal.slot),
+                    }
+                }
+            };
+            self.metrics.redirects_followed.inc();
+            let again = Target::new(&self.live, &self.metrics);
+            let reply = again.send(dest, args).await.resolve().await;
+            match refusal_of(&reply) {
+                Some(r) => refusal = r,
+                None => return reply,
+            }
+        }
     }
 
     /// The connection to `dest` ([`Routing::backend`]) this read's requests use.
@@ -115,9 +190,9 @@ impl Target {
     }
 
     /// Queues `args` on `shard` and returns the reply to come.
-    pub async fn send(&self, shard: usize, args: Vec<Bytes>) -> Pending {
+    pub async fn send(&self, shard: usize, args: &[Bytes]) -> Pending {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane(shard), &args).await;
+        let rx = backend.send(self.lane(shard), args).await;
         Pending::One(rx, backend)
     }
 
@@ -125,16 +200,69 @@ impl Target {
     async fn send_raw(
         &self,
         shard: usize,
-        args: Vec<Bytes>,
+        args: &[Bytes],
     ) -> impl Future<Output = BackendResult> + Send + 'static {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane(shard), &args).await;
+        let rx = backend.send(self.lane(shard), args).await;
         async move { backend::receive(rx, &backend).await }
     }
 }
 
 fn into_reply(result: BackendResult) -> Reply {
     result.unwrap_or_else(Reply::error)
+}
+
+impl Target {
+    /// [`Target::follow`] for a part of a split command (`part[0]` the command, then its keys
+    /// each with `step - 1` values): refused as a whole for the one slot the refusal names,
+    /// its keys go on slot by slot, each to its own owner, and the answers are merged.
+    async fn follow_part(
+        &self,
+        from: usize,
+        merge: Merge,
+        step: usize,
+        part: &[Bytes],
+        reply: Reply,
+    ) -> Reply {
+        if refusal_of(&reply).is_none() {
+            return reply;
+        }
+        // Per slot, in order of first appearance: the ordinals of its keys.
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (ordinal, pos) in (1..part.len()).step_by(step).enumerate() {
+            let slot = usize::from(slot_of(&part[pos]));
+            match groups.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, ordinals)) => ordinals.push(ordinal),
+                None => groups.push((slot, vec![ordinal])),
+            }
+        }
+        if groups.len() <= 1 {
+            return self.follow(from, part, reply).await;
+        }
+        let mut replies = Vec::with_capacity(groups.len());
+        for (slot, ordinals) in &groups {
+            let mut sub = Vec::with_capacity(1 + ordinals.len() * step);
+            sub.push(part[0].clone());
+            for &o in ordinals {
+                let pos = 1 + o * step;
+                sub.extend(part[pos..pos + step].iter().cloned());
+            }
+            let now = Target::new(&self.live, &self.metrics);
+            let owner = now.routing.topology.owner(*slot as u16);
+            let reply = now.send(owner, &sub).await.resolve().await;
+            replies.push(Ok(self.follow(owner, &sub, reply).await));
+        }
+        let keys = groups.iter().map(|(_, o)| o.len()).sum();
+        merge_parts(merge, &groups, replies, keys)
+    }
+}
+
+/// A shard's refusal of a command for a slot it does not serve.
+pub fn refusal_of(reply: &Reply) -> Option<Refusal> {
+    match reply {
+        Reply::Error(e) if e.starts_with(fjord_common::ownership::PREFIX) => Refusal::parse(e),
+        _ => None,
+    }
 }
 
 /// The one slot all of a command's keys hash to; CROSSSLOT when they differ.
@@ -190,7 +318,12 @@ pub async fn split(
     sized(key_positions.len(), groups.len());
     if groups.len() <= 1 {
         let shard = groups.first().map_or(0, |g| g.0);
-        return target.send(shard, args).await;
+        let sent = target.send(shard, &args).await;
+        let target = target.clone();
+        return Pending::Later(Box::pin(async move {
+            let reply = sent.resolve().await;
+            target.follow_part(shard, merge, step, &args, reply).await
+        }));
     }
     let mut parts = Vec::with_capacity(groups.len());
     for (shard, ordinals) in &groups {
@@ -200,13 +333,19 @@ pub async fn split(
             let pos = key_positions[o];
             part.extend(args[pos..pos + step].iter().cloned());
         }
-        parts.push(target.send_raw(*shard, part).await);
+        let sent = target.send_raw(*shard, &part).await;
+        parts.push((sent, *shard, part));
     }
     let total_keys = key_positions.len();
+    let target = target.clone();
     Pending::Later(Box::pin(async move {
         let mut replies = Vec::with_capacity(parts.len());
-        for part in parts {
-            replies.push(part.await);
+        // A part a shard refused was applied nowhere: it alone goes to the slot's owner.
+        for (sent, shard, part) in parts {
+            replies.push(match sent.await {
+                Ok(reply) => Ok(target.follow_part(shard, merge, step, &part, reply).await),
+                failed => failed,
+            });
         }
         merge_parts(merge, &groups, replies, total_keys)
     }))
@@ -373,7 +512,7 @@ async fn fan_out(
 ) -> Vec<impl Future<Output = BackendResult> + Send + 'static> {
     let mut parts = Vec::new();
     for (shard, slots) in target.routing.topology.split_by_shard(scope) {
-        parts.push(target.send_raw(shard, make(slots.to_string())).await);
+        parts.push(target.send_raw(shard, &make(slots.to_string())).await);
     }
     parts
 }
@@ -412,7 +551,7 @@ fn scan(target: Target, args: Vec<Bytes>, scope: SlotSet) -> Pending {
                 Bytes::from(cursor.to_string()),
             ];
             request.extend(args[2..].iter().cloned());
-            let reply = target.send_raw(topology.owner(slot), request).await.await;
+            let reply = target.send_raw(topology.owner(slot), &request).await.await;
             let next = match reply {
                 Ok(Reply::Array(mut parts)) if parts.len() == 2 => {
                     if let Some(Reply::Array(found)) = parts.pop() {
@@ -460,7 +599,7 @@ pub async fn lastsave(target: &Target) -> Pending {
     for shard in 0..target.routing.backends.len() {
         parts.push(
             target
-                .send_raw(shard, vec![Bytes::from_static(b"LASTSAVE")])
+                .send_raw(shard, &[Bytes::from_static(b"LASTSAVE")])
                 .await,
         );
     }
@@ -495,7 +634,7 @@ pub async fn shard_info_totals(
         let args = [&b"INFO"[..], b"persistence", b"stats"]
             .map(Bytes::from_static)
             .to_vec();
-        parts.push(target.send_raw(shard, args).await);
+        parts.push(target.send_raw(shard, &args).await);
     }
     async move {
         let mut totals: Vec<(&'static str, u64)> =

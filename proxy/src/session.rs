@@ -96,6 +96,9 @@ struct Queued {
     shape: Resp3Shape,
     /// When the request was read: its latency is counted from there to its reply.
     read_at: Instant,
+    /// A batched command and its shard, kept to be sent on if the shard refuses it as not the
+    /// slot's owner ([`Target::follow`]).
+    resend: Option<(usize, Vec<Bytes>)>,
 }
 
 /// What routing one request gave.
@@ -103,6 +106,7 @@ struct Routed {
     reply: Pending,
     label: CommandLabel,
     shape: Resp3Shape,
+    resend: Option<(usize, Vec<Bytes>)>,
     /// The connection closes after this reply (QUIT).
     close: bool,
 }
@@ -113,6 +117,7 @@ impl Routed {
             reply: reply.into(),
             label,
             shape: Resp3Shape::Same,
+            resend: None,
             close: false,
         }
     }
@@ -144,9 +149,10 @@ impl Session {
                 label: CommandLabel::UNKNOWN,
                 shape: Resp3Shape::Same,
                 read_at,
+                resend: None,
             };
             // One snapshot per batch: every request of the batch routes by the same topology.
-            let target = Target::new(self.proxy.topology.load());
+            let target = Target::new(&self.proxy.topology, &self.proxy.metrics);
             let mut close = false;
             loop {
                 let args = match decoder.decode(&mut buf) {
@@ -165,6 +171,7 @@ impl Session {
                     label: routed.label,
                     shape: routed.shape,
                     read_at,
+                    resend: routed.resend,
                 });
                 if routed.close {
                     close = true;
@@ -204,7 +211,13 @@ impl Session {
         let metrics = Arc::clone(&self.proxy.metrics);
         while let Some(q) = pending.pop_front() {
             let mut reply = match q.reply {
-                Pending::Batched(id) => self.batches.next(id).await,
+                Pending::Batched(id) => {
+                    let reply = self.batches.next(id).await;
+                    match &q.resend {
+                        Some((shard, args)) => target.follow(*shard, args, reply).await,
+                        None => reply,
+                    }
+                }
                 Pending::FromReplica(read) => {
                     let reply = self.batches.next(read.batch).await;
                     read.or_primary(reply, target, &metrics).await
@@ -269,6 +282,7 @@ impl Session {
         // Whatever else reaches a shard sends the open batches first, so that it cannot
         // overtake this client's batched commands.
         let shape = command::resp3_shape(r.spec, &args);
+        let mut resend = None;
         let pending = match r.effective().route {
             Route::SingleSlot => match router::single_slot(target, r, &args) {
                 Ok(shard) => match self.replica_for(target, r, shard) {
@@ -278,7 +292,11 @@ impl Session {
                         shard,
                         args,
                     })),
-                    None => Pending::Batched(self.batches.push(target, shard, &args)),
+                    None => {
+                        let id = self.batches.push(target, shard, &args);
+                        resend = Some((shard, args));
+                        Pending::Batched(id)
+                    }
                 },
                 Err(e) => e.into(),
             },
@@ -304,6 +322,7 @@ impl Session {
         };
         Routed {
             shape,
+            resend,
             ..Routed::reply(pending, label)
         }
     }

@@ -37,6 +37,11 @@ impl Routing {
         }
     }
 
+    /// The shard whose primary is at `addr`, if this topology has one.
+    pub fn primary_at(&self, addr: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.addr == addr)
+    }
+
     /// How many destinations there are ([`Routing::backend`]).
     pub fn destinations(&self) -> usize {
         self.backends.len() + self.replica_backends.len()

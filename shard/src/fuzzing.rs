@@ -68,6 +68,11 @@ impl Harness {
         &self.server
     }
 
+    /// The connection commands run on, for tests that execute a command in steps.
+    pub fn conn(&self) -> std::sync::MutexGuard<'_, ClientState> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs one command and returns its reply.
     pub fn run(&self, args: &[Bytes]) -> Reply {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());

@@ -118,7 +118,41 @@ fn refuse(ctx: &Ctx<'_>, r: &Resolved, args: &[Bytes]) -> Option<Reply> {
             )));
         }
     }
+    if data && !ctx.server.store.serves_every_slot() {
+        let refusal = ctx
+            .server
+            .store
+            .slot_table()
+            .refusal(key_slots(r, args), r.effective().is_write());
+        if let Some(refusal) = refusal {
+            return Some(Reply::error(refusal.to_string()));
+        }
+    }
     None
+}
+
+/// The slots of a command's keys.
+fn key_slots<'a>(r: &Resolved, args: &'a [Bytes]) -> impl Iterator<Item = u16> + 'a {
+    r.effective()
+        .key_indexes(args)
+        .map(|i| fjord_common::slot_of(&args[i]))
+}
+
+/// A write checked again where it is applied, against the slot states the writer holds (they
+/// change only there), so that a write is never applied to a slot that left this shard
+/// after the command was parsed: the whole write is refused, as at parse time.
+struct Guarded {
+    slots: Vec<u16>,
+    op: Box<dyn WriteOp>,
+}
+
+impl WriteOp for Guarded {
+    fn apply(self: Box<Self>, txn: &mut crate::store::writer::Txn<'_>) -> Reply {
+        match txn.slot_table().refusal(self.slots.iter().copied(), true) {
+            Some(refusal) => Reply::error(refusal.to_string()),
+            None => self.op.apply(txn),
+        }
+    }
 }
 
 /// On a replica, the refusal of a read from a connection that bounded the lag it accepts
@@ -194,6 +228,19 @@ pub fn execute(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         Some(Handled::Close(reply)) => return Outcome::Close(reply),
         None => {}
     }
+    match dispatch(ctx, r, args) {
+        Outcome::Write(op) if r.effective().first_key > 0 || r.effective().numkeys_at > 0 => {
+            Outcome::Write(Box::new(Guarded {
+                slots: key_slots(&r, args).collect(),
+                op,
+            }))
+        }
+        other => other,
+    }
+}
+
+/// The command's own handler.
+fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
     let store = &*ctx.server.store;
     use CommandId as C;
     match r.spec.id {

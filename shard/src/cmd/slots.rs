@@ -12,6 +12,7 @@ use crate::store::writer::{Txn, WriteOp};
 use bytes::Bytes;
 use fjord_common::command::Resolved;
 use fjord_common::number::{parse_i64, parse_usize};
+use fjord_common::ownership::SlotState;
 use fjord_common::slotset::{SlotRange, SlotSet};
 use fjord_common::{error, slot_of, Reply, SLOT_COUNT};
 
@@ -45,6 +46,8 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
                 ctx.conn.replica_max_lag_ms = Some(ms as u64);
                 Reply::ok().into()
             }
+            "slots" => slot_states(&server.store),
+            "setslots" => Outcome::Write(Box::new(SetSlots::parse(&args[2..])?)),
             "status" | "fence" | "promote" | "follow" | "isr" | "acks" => {
                 super::replication::control(server, sub.name, args)
             }
@@ -52,6 +55,76 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         })
     })();
     result.unwrap_or_else(Outcome::Reply)
+}
+
+/// `FJORD SLOTS` → `[[start, end, state, epoch, owner or ""], …]`, every slot once.
+fn slot_states(store: &crate::store::Store) -> Outcome {
+    let table = store.slot_table();
+    let runs = table
+        .runs()
+        .into_iter()
+        .map(|(range, r)| {
+            Reply::Array(vec![
+                Reply::Int(i64::from(range.start)),
+                Reply::Int(i64::from(range.end)),
+                Reply::Bulk(Bytes::from_static(r.state.name().as_bytes())),
+                Reply::Int(r.epoch as i64),
+                Reply::Bulk(Bytes::from(r.owner.as_deref().unwrap_or("").to_string())),
+            ])
+        })
+        .collect();
+    Reply::Array(runs).into()
+}
+
+/// `FJORD SETSLOTS <epoch> <state> <owner|-> <slots>`: what a slot move does at each step.
+struct SetSlots {
+    epoch: u64,
+    state: SlotState,
+    owner: Option<String>,
+    slots: SlotSet,
+}
+
+impl SetSlots {
+    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let epoch = parse_i64(&args[0])
+            .and_then(|e| u64::try_from(e).ok())
+            .ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
+        let state = std::str::from_utf8(&args[1])
+            .map_err(|e| e.to_string())
+            .and_then(str::parse::<SlotState>)
+            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let owner = match &args[2][..] {
+            b"-" => None,
+            addr => Some(String::from_utf8_lossy(addr).into_owned()),
+        };
+        Ok(Self {
+            epoch,
+            state,
+            owner,
+            slots: slot_set(&args[3])?,
+        })
+    }
+}
+
+impl WriteOp for SetSlots {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let current = txn.slot_table();
+        match current.with(&self.slots, self.state, self.epoch, self.owner.as_deref()) {
+            Ok(next) if next == *current => Reply::ok(),
+            Ok(next) => {
+                tracing::info!(
+                    slots = %self.slots,
+                    state = self.state.name(),
+                    epoch = self.epoch,
+                    owner = self.owner.as_deref().unwrap_or("-"),
+                    "slot states changed"
+                );
+                txn.set_slot_table(next);
+                Reply::ok()
+            }
+            Err(e) => Reply::error(e.to_string()),
+        }
+    }
 }
 
 /// `FJORD DUMPSLOT <slot> <cursor> <count>` → `[next-cursor, [key, pexpireat, value, …]]`.
@@ -200,4 +273,114 @@ fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
     text.chunks_exact(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::{execute, Ctx, Outcome};
+    use crate::fuzzing::Harness;
+    use bytes::Bytes;
+    use fjord_common::command::resolve;
+    use fjord_common::ownership::{Refusal, SlotState};
+    use fjord_common::{slot_of, Reply};
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::from(w.to_string()))
+            .collect()
+    }
+
+    fn error(reply: Reply) -> String {
+        match reply {
+            Reply::Error(e) => e.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// A key of `slot`'s neighbourhood: the first `k<n>` whose slot is in `range`.
+    fn key_in(range: std::ops::RangeInclusive<u16>) -> String {
+        (0..)
+            .map(|n| format!("k{n}"))
+            .find(|k| range.contains(&slot_of(k.as_bytes())))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_shard_refuses_keys_of_slots_it_does_not_serve_when_parsed_and_when_applied() {
+        let h = Harness::new();
+        let (gone, frozen, owned) = (key_in(0..=99), key_in(100..=199), key_in(200..=16383));
+        assert_eq!(h.run(&args(&format!("SET {frozen} before"))), Reply::ok());
+        // Parsed while the slot is still served, applied after it left.
+        let late = {
+            let mut conn = h.conn();
+            let a = args(&format!("SET {gone} late"));
+            let r = resolve(&a).unwrap();
+            match execute(
+                &mut Ctx {
+                    server: h.server(),
+                    conn: &mut conn,
+                },
+                r,
+                &a,
+            ) {
+                Outcome::Write(op) => op,
+                _ => panic!("SET is a write"),
+            }
+        };
+        assert_eq!(
+            h.run(&args("FJORD SETSLOTS 2 gone 127.0.0.1:7102 0-99")),
+            Reply::ok()
+        );
+        assert_eq!(
+            h.run(&args("FJORD SETSLOTS 2 frozen - 100-199")),
+            Reply::ok()
+        );
+        let refused = error(h.server().writer.submit_blocking(late).unwrap());
+        let r = Refusal::parse(&refused).unwrap();
+        assert_eq!((r.state, r.epoch), (SlotState::Gone, 2));
+        assert_eq!(r.owner.as_deref(), Some("127.0.0.1:7102"));
+        let store = &h.server().store;
+        let now = crate::store::now_ms();
+        assert_eq!(
+            store.get(gone.as_bytes(), now).unwrap(),
+            None,
+            "never applied"
+        );
+
+        // At parse time: reads of a gone slot, writes of a frozen one.
+        let e = error(h.run(&args(&format!("GET {gone}"))));
+        assert!(e.starts_with("NOTOWNER "), "{e}");
+        assert_eq!(
+            h.run(&args(&format!("GET {frozen}"))),
+            Reply::Bulk(Bytes::from_static(b"before"))
+        );
+        let e = error(h.run(&args(&format!("SET {frozen} after"))));
+        assert_eq!(Refusal::parse(&e).unwrap().state, SlotState::Frozen);
+        // A multi-key write touching one such slot is applied nowhere.
+        let e = error(h.run(&args(&format!("MSET {owned} 1 {frozen} 2"))));
+        assert!(e.starts_with("NOTOWNER "), "{e}");
+        assert_eq!(h.run(&args(&format!("EXISTS {owned}"))), Reply::Int(0));
+        assert_eq!(h.run(&args(&format!("SET {owned} 1"))), Reply::ok());
+
+        // Epochs only go up; the same step again is accepted and changes nothing.
+        let e = error(h.run(&args("FJORD SETSLOTS 1 owned - 0-99")));
+        assert!(e.contains("epoch 2, newer than 1"), "{e}");
+        assert_eq!(
+            h.run(&args("FJORD SETSLOTS 2 frozen - 100-199")),
+            Reply::ok()
+        );
+        let e = error(h.run(&args("FJORD SETSLOTS 3 frozen 1.2.3.4:5 100")));
+        assert!(e.contains("only a gone slot has an owner"), "{e}");
+        let e = error(h.run(&args("FJORD SETSLOTS 3 lost - 100")));
+        assert!(e.contains("not a slot state"), "{e}");
+        let e = error(h.run(&args("FJORD SETSLOTS 3 owned - 16384")));
+        assert!(e.contains("out of range"), "{e}");
+        match h.run(&args("FJORD SLOTS")) {
+            Reply::Array(runs) => assert_eq!(runs.len(), 3, "{runs:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(h.run(&args("FJORD SETSLOTS 3 owned - 0-199")), Reply::ok());
+        assert!(h.server().store.serves_every_slot());
+        assert_eq!(h.run(&args(&format!("SET {gone} back"))), Reply::ok());
+    }
 }

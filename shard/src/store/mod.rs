@@ -20,6 +20,7 @@
 //! | | `replicaof` | `host:port` of the primary a replica follows; absent on a primary |
 //! | | `controllerterm` | the highest controller term given to this shard (u64 BE); absent = 0, never managed |
 //! | | `syncing` | present while a full sync replaces the contents (the store is then not promotable) |
+//! | | `slotstates` | which slots the store serves, with epochs ([`slots`] has the layout); absent = every slot owned |
 //!
 //! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
@@ -80,6 +81,7 @@ pub mod filter;
 pub mod garbage;
 pub mod members;
 pub mod oplog;
+pub mod slots;
 pub mod visibility;
 pub mod writer;
 
@@ -276,6 +278,8 @@ pub struct Store {
     replica: AtomicBool,
     /// What reads may see: only acknowledged writes ([`visibility`]).
     pub visible: visibility::Visibility,
+    /// Which slots this store serves ([`slots`]); replaced whole by the writer.
+    slot_table: arc_swap::ArcSwap<slots::SlotTable>,
     pub options: StoreOptions,
     pub stats: StoreStats,
 }
@@ -309,6 +313,11 @@ impl Store {
         let keys = data.approximate_len() as u64;
         let filter = KeyFilter::new(keys.saturating_mul(2), options.key_filter_bytes);
         let replica = meta.contains_key(REPLICA_OF_KEY)?;
+        let slot_table = match meta.get(slots::SLOT_STATES_KEY)? {
+            Some(raw) => slots::SlotTable::decode(&raw)
+                .ok_or_else(|| corrupt("the slot states in meta are malformed"))?,
+            None => slots::SlotTable::default(),
+        };
         let store = Self {
             db,
             data,
@@ -323,6 +332,7 @@ impl Store {
             writable: AtomicBool::new(true),
             replica: AtomicBool::new(replica),
             visible: visibility::Visibility::default(),
+            slot_table: arc_swap::ArcSwap::from_pointee(slot_table),
             options,
             stats: StoreStats::default(),
         };
@@ -442,6 +452,11 @@ impl Store {
         }
         if let Some(v) = snapshot.get(&self.meta, encoding::NEXT_VERSION_KEY)? {
             chunk.next_version(u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])));
+        }
+        // Always, so that a replica's table from before the sync is replaced too.
+        match snapshot.get(&self.meta, slots::SLOT_STATES_KEY)? {
+            Some(table) => chunk.slot_states(&table),
+            None => chunk.slot_states(&slots::SlotTable::default().encode()),
         }
         Ok(flush(&mut chunk, true))
     }
@@ -600,6 +615,16 @@ impl Store {
             None => (0, "off"),
             Some(f) => (f.size().1, f.state()),
         }
+    }
+
+    /// Which slots this store serves, as last committed.
+    pub fn slot_table(&self) -> Arc<slots::SlotTable> {
+        self.slot_table.load_full()
+    }
+
+    /// Whether every slot is served (checked before any key is hashed).
+    pub fn serves_every_slot(&self) -> bool {
+        self.slot_table.load().is_unrestricted()
     }
 
     /// The operation log, for replication and the figures INFO and metrics report.

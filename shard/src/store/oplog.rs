@@ -7,8 +7,8 @@
 //! through its own writer ([`super::writer::Writer::replay`]) and writes the same entries,
 //! so it can be promoted or feed another replica.
 //!
-//! Logged: the data keyspace's puts and deletes, the members keyspace's, garbage markers
-//! and the collection-version counter. Not logged: what a store derives from those (per-slot
+//! Logged: the data keyspace's puts and deletes, the members keyspace's, garbage markers,
+//! the collection-version counter and the slot states. Not logged: what a store derives from those (per-slot
 //! counts, the expiry index), which the replaying store derives the same way. Garbage
 //! markers are logged rather than derived because deriving them depends on the order of a
 //! group's writes (RENAME deletes the old name, then revives its version under the new one),
@@ -29,6 +29,7 @@
 //! | 5 garbage marked | `slot (u16 BE) ++ version (u64 BE)` |
 //! | 6 garbage swept | `slot (u16 BE) ++ version (u64 BE)` |
 //! | 7 next version | `version (u64 BE)` |
+//! | 8 slot states | `len (u32 BE) ++ the whole table` ([`super::slots`]) |
 //!
 //! Kind 1 marks the start of a term (the header's), kind 2 a FLUSHALL; neither has a body.
 //! `bytes_before` is the total size of every entry before this one in the history, so the
@@ -102,6 +103,8 @@ pub enum Change {
     },
     /// The collection-version counter moved on to this value.
     NextVersion(u64),
+    /// The slot states, whole (encoded).
+    SlotStates(Bytes),
 }
 
 /// Why the oplog cannot give what was asked.
@@ -194,6 +197,7 @@ impl Op {
                     dead: tag == 5,
                 },
                 7 => Change::NextVersion(body.u64().ok_or_else(bad)?),
+                8 => Change::SlotStates(body.bytes().ok_or_else(bad)?),
                 _ => return Err(bad()),
             };
             out.push(change);
@@ -320,6 +324,11 @@ impl OpBuilder {
     pub fn next_version(&mut self, version: u64) {
         self.tag(7);
         self.buf.put_u64(version);
+    }
+
+    pub fn slot_states(&mut self, table: &[u8]) {
+        self.tag(8);
+        self.field(table);
     }
 }
 
@@ -1039,6 +1048,8 @@ mod tests {
             .unwrap();
         rt.block_on(async { writer.begin_term(7).await.await.unwrap() });
         run(&a, "SET in-term-7 v");
+        run(&a, "FJORD SETSLOTS 3 gone 127.0.0.1:7102 100-200");
+        run(&a, "FJORD SETSLOTS 4 frozen - 150,300");
         // Let active expiry and the sweep do their part (they write through the oplog too).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while (sa.stats.dead_collections.get() > 0 || sa.total_keys() != 4)
@@ -1069,6 +1080,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(contents(&sa), contents(sb));
+        assert_eq!(sb.slot_table(), sa.slot_table());
         assert_eq!(sb.oplog().last_id(), sa.oplog().last_id());
         assert_eq!(sb.oplog().term(), 7);
         assert_eq!(sb.total_keys(), sa.total_keys());

@@ -30,6 +30,7 @@ use super::encoding::{
 };
 use super::members::{byte_range, merge_members};
 use super::oplog::{Change, Op, OpKind, OplogError};
+use super::slots::{SlotTable, SLOT_STATES_KEY};
 use super::{now_ms, FlushLog, Store, StoreError};
 use crate::config::FsyncMode;
 use bytes::Bytes;
@@ -514,6 +515,8 @@ pub struct Txn<'a> {
     new_term: Option<u64>,
     /// Writes no oplog entry (a snapshot being loaded).
     unlogged: bool,
+    /// New slot states, in force for the rest of the group and published once it commits.
+    slot_table: Option<Arc<SlotTable>>,
 }
 
 impl<'a> Txn<'a> {
@@ -533,7 +536,21 @@ impl<'a> Txn<'a> {
             replayed: Vec::new(),
             new_term: None,
             unlogged: false,
+            slot_table: None,
         }
+    }
+
+    /// The slot states as this group left them.
+    pub fn slot_table(&self) -> Arc<SlotTable> {
+        match &self.slot_table {
+            Some(t) => Arc::clone(t),
+            None => self.store.slot_table(),
+        }
+    }
+
+    /// Replaces the slot states from here on in the group.
+    pub fn set_slot_table(&mut self, table: SlotTable) {
+        self.slot_table = Some(Arc::new(table));
     }
 
     /// The current time for the command being applied.
@@ -788,6 +805,9 @@ impl<'a> Txn<'a> {
                     self.store.next_version.fetch_max(next, Ordering::Relaxed);
                     self.new_versions = true;
                 }
+                Change::SlotStates(raw) => {
+                    self.set_slot_table(SlotTable::decode(&raw).ok_or_else(bad)?);
+                }
             }
         }
         Ok(())
@@ -827,6 +847,7 @@ impl<'a> Txn<'a> {
             && self.garbage.is_empty()
             && self.replayed.is_empty()
             && self.new_term.is_none()
+            && self.slot_table.is_none()
         {
             return Ok(());
         }
@@ -923,6 +944,13 @@ impl<'a> Txn<'a> {
             }
             batch.insert(&store.meta, NEXT_VERSION_KEY, next.to_be_bytes().to_vec());
         }
+        if let Some(table) = &self.slot_table {
+            let encoded = table.encode();
+            if let Some(op) = &mut op {
+                op.slot_states(&encoded);
+            }
+            batch.insert(&store.meta, SLOT_STATES_KEY, encoded);
+        }
         // The oplog's entry (or the replayed ones): the op id is the next one, under the
         // commit lock, so ids follow commit order.
         let (first_id, mut end_bytes) = store.oplog.next();
@@ -984,6 +1012,9 @@ impl<'a> Txn<'a> {
         store.oplog.committed(last_id, end_bytes, logged);
         if let Some(term) = self.new_term {
             store.oplog.term_committed(term);
+        }
+        if let Some(table) = self.slot_table.take() {
+            store.slot_table.store(table);
         }
         // Before any reply of the group leaves, so an acknowledged write is what reads see.
         for (key, state, cached) in states {
