@@ -82,9 +82,28 @@ impl Batches {
 
     /// The next reply of batch `id` (replies are taken in the order the commands were pushed).
     pub async fn next(&mut self, id: usize) -> Reply {
+        self.next_within(id, None).await
+    }
+
+    /// [`Batches::next`], but if the batch's replies take longer than `within`, it fails as a
+    /// whole (its later replies too), as a batch that lost its connection does: for reads a
+    /// replica serves, which the primary can answer instead.
+    pub async fn next_within(&mut self, id: usize, within: Option<std::time::Duration>) -> Reply {
         let batch = &mut self.batches[id];
         if let State::Sent(rx) = &mut batch.state {
-            let BatchReplies { replies, failed } = backend::receive_batch(rx, &batch.backend).await;
+            let received = backend::receive_batch(rx, &batch.backend);
+            let BatchReplies { replies, failed } = match within {
+                None => received.await,
+                Some(limit) => tokio::time::timeout(limit, received)
+                    .await
+                    .unwrap_or_else(|_| BatchReplies {
+                        replies: Vec::new(),
+                        failed: Some(batch.backend.down(&format!(
+                            "no answer within {} ms (replica_max_lag_ms)",
+                            limit.as_millis()
+                        ))),
+                    }),
+            };
             batch.state = State::Received {
                 replies: replies.into_iter(),
                 failed,

@@ -21,7 +21,7 @@ use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -219,7 +219,10 @@ impl Session {
                     }
                 }
                 Pending::FromReplica(read) => {
-                    let reply = self.batches.next(read.batch).await;
+                    // A replica that does not answer within the lag bound (stopped, or
+                    // overloaded) is no better than one that lags: the primary answers.
+                    let within = Duration::from_millis(self.proxy.settings.replica_max_lag_ms);
+                    let reply = self.batches.next_within(read.batch, Some(within)).await;
                     read.or_primary(reply, target, &metrics).await
                 }
                 other => other.resolve().await,

@@ -198,3 +198,52 @@ async fn the_redis_crate_cluster_client_reads_from_replicas() {
         "no read went to a replica"
     );
 }
+
+/// A stopped replica holds its READONLY reads no longer than `replica_max_lag_ms` (not the
+/// much longer `command_timeout_ms`): the primary answers them, and the replica gets no more
+/// reads for a while.
+#[test]
+fn reads_a_stopped_replica_holds_go_to_the_primary_after_the_lag_bound() {
+    let c = Cluster::start_with(ClusterOptions {
+        replicas: true,
+        settings: vec![
+            "  replica_max_lag_ms: 300".into(),
+            "  command_timeout_ms: 120000".into(),
+        ],
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let mut primary = c.client().unwrap();
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("key:{i}"))
+        .filter(|k| fjord_common::slot_of(k.as_bytes()) <= 5000)
+        .collect();
+    for k in &keys {
+        assert_eq!(primary.call_str(&["SET", k, "v"]).unwrap(), "+OK\r\n");
+    }
+    let mut reader = RawClient::tcp(&c.replica_nodes[0]).unwrap();
+    assert_eq!(reader.call_str(&["READONLY"]).unwrap(), "+OK\r\n");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            reader.call_str(&["GET", &keys[0]]).unwrap() == "$1\r\nv\r\n"
+                && replica_reads(&c, "served") > 0.0
+        }),
+        "no read was served by the replica"
+    );
+    let pid = fjord_tests::info_field(&c.replicas[0].addr, "server", "process_id").unwrap();
+    let signal = move |sig| {
+        // SAFETY: signalling a shard this test started.
+        unsafe { libc::kill(pid.parse().unwrap(), sig) };
+    };
+    signal(libc::SIGSTOP);
+    let fell_back = replica_reads(&c, "fell_back");
+    // The client's own read timeout (30 s) is far below command_timeout_ms: only a proxy
+    // that gave up on the replica answers in time.
+    let replies: Vec<String> = keys[..10]
+        .iter()
+        .map(|k| reader.call_str(&["GET", k]).unwrap())
+        .collect();
+    signal(libc::SIGCONT);
+    assert!(replies.iter().all(|r| r == "$1\r\nv\r\n"), "{replies:?}");
+    assert!(replica_reads(&c, "fell_back") > fell_back);
+}
