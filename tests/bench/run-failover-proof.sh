@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long run of the failover proof test (tests/tests/failover.rs, fault_cycles): N fault
+# The long run of the failover proof test (tests/tests/suite/failover.rs, fault_cycles): N fault
 # cycles (default 50; about 6 s each at first, the data checked growing with every cycle) in
 # each of everysec and always, alternating kill -9 and SIGSTOP of the primaries of two shards,
 # two controllers on one file, four writers through the proxy; after every cycle every
@@ -10,5 +10,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cycles=${1:-50}
 cargo build --release --workspace
-FJORD_FAULT_CYCLES=$cycles cargo test --release -p fjord-tests --test failover ten_fault_cycles \
+FJORD_FAULT_CYCLES=$cycles cargo test --release -p fjord-tests --test suite failover::ten_fault_cycles \
   -- --test-threads 1 --nocapture 2>&1 | grep -E "writes resumed|^test |test result|panicked"

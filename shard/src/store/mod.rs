@@ -50,7 +50,7 @@
 //! oplog: it gets a history id when opened, and ids start at 1. Format 1 (strings only, no
 //! `members` keyspace, no counter) is format 2 with no collection. A change of this format
 //! must still open `tests/fixtures/format-1.tar.gz` and `format-2.tar.gz`, data directories
-//! those versions wrote (`tests/tests/format.rs`).
+//! those versions wrote (`tests/tests/suite/format.rs`).
 //!
 //! Because the slot leads the data key, a slot is a key prefix: counting, listing, moving or
 //! deleting a slot is a range scan. Keys are limited to [`encoding::MAX_KEY_LEN`] bytes so
