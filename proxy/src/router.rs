@@ -54,21 +54,21 @@ pub struct ReplicaRead {
 }
 
 impl ReplicaRead {
-    /// The replica's `reply`, or the primary's when the replica refused the read as too
-    /// stale (TRYAGAIN), or could not be reached or answer (CLUSTERDOWN): a read can be
-    /// sent again, and the replica gets no reads for a while.
-    pub async fn or_primary(self, reply: Reply, target: &Target, metrics: &ProxyMetrics) -> Reply {
-        // A replica of a shard that gave the slot away refuses it as its primary does.
-        let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.starts_with(fjord_common::ownership::PREFIX));
-        if !failed {
-            metrics.replica_reads_served.inc();
-            return reply;
-        }
-        metrics.replica_reads_fell_back.inc();
-        target.routing.backend(self.dest).hold_off();
-        let reply = target.send(self.shard, &self.args).await.resolve().await;
+    /// The replica's `reply`, or the primary's ([`Target::or_primary`]).
+    pub async fn or_primary(self, reply: Reply, target: &Target) -> Reply {
+        let reply = target
+            .or_primary(self.dest, self.shard, &self.args, reply)
+            .await;
         target.follow(self.shard, &self.args, reply).await
     }
+}
+
+/// Where a READONLY read on a replica listener may go: a replica picked by `spread` (the
+/// client's id), waited for at most `wait` (`replica_max_lag_ms`).
+#[derive(Clone, Copy)]
+pub struct FromReplicas {
+    pub spread: u64,
+    pub wait: Duration,
 }
 
 impl From<Reply> for Pending {
@@ -117,6 +117,27 @@ impl Target {
             live: Arc::clone(live),
             metrics: Arc::clone(metrics),
         }
+    }
+
+    /// A replica's (`dest`'s) `reply` to a read of `shard`, or the primary's when the replica
+    /// refused it as too stale (TRYAGAIN), could not be reached or answer in time
+    /// (CLUSTERDOWN), or no longer serves the slot (NOTOWNER, as its primary): a read can be
+    /// sent again, and the replica gets no reads for a while.
+    pub async fn or_primary(
+        &self,
+        dest: usize,
+        shard: usize,
+        args: &[Bytes],
+        reply: Reply,
+    ) -> Reply {
+        let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.starts_with(fjord_common::ownership::PREFIX));
+        if !failed {
+            self.metrics.replica_reads_served.inc();
+            return reply;
+        }
+        self.metrics.replica_reads_fell_back.inc();
+        self.routing.backend(dest).hold_off();
+        self.send(shard, args).await.resolve().await
     }
 
     /// `reply` to `args`, or, when it is a shard's `NOTOWNER` refusal (the command was
@@ -290,12 +311,14 @@ pub fn single_slot(target: &Target, r: Resolved, args: &[Bytes]) -> Result<usize
 }
 
 /// Splits a multi-key command per shard and merges the parts; `sized(keys, shards)` learns
-/// how far it spread.
+/// how far it spread. With `replicas` (a READONLY read on a replica listener) each part goes
+/// to a replica of its shard that may serve it, and to the primary if it cannot.
 pub async fn split(
     target: &Target,
     r: Resolved,
     merge: Merge,
     args: Vec<Bytes>,
+    replicas: Option<FromReplicas>,
     sized: impl FnOnce(usize, usize),
 ) -> Pending {
     let spec = r.spec;
@@ -317,11 +340,13 @@ pub async fn split(
     }
     sized(key_positions.len(), groups.len());
     if groups.len() <= 1 {
+        // The command as it came: nothing to merge.
         let shard = groups.first().map_or(0, |g| g.0);
-        let sent = target.send(shard, &args).await;
+        let part = target.send_part(shard, replicas, args).await;
         let target = target.clone();
         return Pending::Later(Box::pin(async move {
-            let reply = sent.resolve().await;
+            let (result, args) = part.await;
+            let reply = into_reply(result);
             target.follow_part(shard, merge, step, &args, reply).await
         }));
     }
@@ -333,22 +358,57 @@ pub async fn split(
             let pos = key_positions[o];
             part.extend(args[pos..pos + step].iter().cloned());
         }
-        let sent = target.send_raw(*shard, &part).await;
-        parts.push((sent, *shard, part));
+        parts.push((*shard, target.send_part(*shard, replicas, part).await));
     }
     let total_keys = key_positions.len();
     let target = target.clone();
     Pending::Later(Box::pin(async move {
         let mut replies = Vec::with_capacity(parts.len());
         // A part a shard refused was applied nowhere: it alone goes to the slot's owner.
-        for (sent, shard, part) in parts {
-            replies.push(match sent.await {
+        for (shard, part) in parts {
+            let (result, part) = part.await;
+            replies.push(match result {
                 Ok(reply) => Ok(target.follow_part(shard, merge, step, &part, reply).await),
                 failed => failed,
             });
         }
         merge_parts(merge, &groups, replies, total_keys)
     }))
+}
+
+impl Target {
+    /// Queues one part of a split command on `shard`, or on a replica of it that may serve
+    /// it (`replicas`); the future yields the answer (the primary's if the replica could not
+    /// serve the part) and the part.
+    async fn send_part(
+        &self,
+        shard: usize,
+        replicas: Option<FromReplicas>,
+        part: Vec<Bytes>,
+    ) -> impl Future<Output = (BackendResult, Vec<Bytes>)> + Send + 'static {
+        let replica =
+            replicas.and_then(|r| Some((self.routing.replica_for(shard, r.spread)?, r.wait)));
+        let sent = self
+            .send_raw(replica.map_or(shard, |(dest, _)| dest), &part)
+            .await;
+        let target = self.clone();
+        async move {
+            let Some((dest, wait)) = replica else {
+                return (sent.await, part);
+            };
+            let down = || {
+                target
+                    .routing
+                    .backend(dest)
+                    .down("no answer within replica_max_lag_ms")
+            };
+            let reply = match tokio::time::timeout(wait, sent).await {
+                Ok(result) => into_reply(result),
+                Err(_) => Reply::error(down()),
+            };
+            (Ok(target.or_primary(dest, shard, &part, reply).await), part)
+        }
+    }
 }
 
 /// Merges per-shard replies. Any failed part fails the whole command: a nil must never stand

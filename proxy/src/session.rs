@@ -223,7 +223,7 @@ impl Session {
                     // overloaded) is no better than one that lags: the primary answers.
                     let within = Duration::from_millis(self.proxy.settings.replica_max_lag_ms);
                     let reply = self.batches.next_within(read.batch, Some(within)).await;
-                    read.or_primary(reply, target, &metrics).await
+                    read.or_primary(reply, target).await
                 }
                 other => other.resolve().await,
             };
@@ -306,7 +306,11 @@ impl Session {
             Route::Split(merge) => {
                 self.batches.send(target).await;
                 let metrics = &self.proxy.metrics;
-                router::split(target, r, merge, args, |keys, shards| {
+                let replicas = self.reads_replicas(r).then(|| router::FromReplicas {
+                    spread: self.state.info.id,
+                    wait: Duration::from_millis(self.proxy.settings.replica_max_lag_ms),
+                });
+                router::split(target, r, merge, args, replicas, |keys, shards| {
                     metrics.record_split(label, keys, shards)
                 })
                 .await
@@ -333,12 +337,18 @@ impl Session {
     /// The replica that serves this read, if it goes to one: a READONLY connection on a
     /// replica listener reading a key of `shard`, which has a replica fit to serve it.
     fn replica_for(&self, target: &Target, r: Resolved, shard: usize) -> Option<usize> {
+        match self.reads_replicas(r) {
+            true => target.routing.replica_for(shard, self.state.info.id),
+            false => None,
+        }
+    }
+
+    /// Whether this command may be read from replicas: a read on a READONLY connection of
+    /// a replica listener.
+    fn reads_replicas(&self, r: Resolved) -> bool {
         let spec = r.effective();
         let read = spec.has_flag(fjord_common::command::flags::READONLY) && !spec.is_write();
-        match (self.kind, self.state.readonly && read) {
-            (Listener::Replica(_), true) => target.routing.replica_for(shard, self.state.info.id),
-            _ => None,
-        }
+        matches!(self.kind, Listener::Replica(_)) && self.state.readonly && read
     }
 
     /// The slots node-scoped commands cover for this client.

@@ -142,6 +142,21 @@ fn readonly_reads_on_a_replica_listener_come_from_replicas_and_fall_back_when_st
         );
     }
     assert!(replica_reads(&c, "served") > 0.0);
+    // Split reads too: each shard's part goes to its replica.
+    let before = replica_reads(&c, "served");
+    assert_eq!(
+        reader
+            .call_str(&["MGET", "key:1", "key:2", "key:3", "nope"])
+            .unwrap(),
+        "*4\r\n$1\r\nv\r\n$1\r\nv\r\n$1\r\nv\r\n$-1\r\n"
+    );
+    assert_eq!(
+        reader
+            .call_str(&["EXISTS", "key:1", "key:2", "nope"])
+            .unwrap(),
+        ":2\r\n"
+    );
+    assert!(replica_reads(&c, "served") >= before + 2.0);
     // Writes reach the primary (a Redis replica would redirect them there).
     assert_eq!(reader.call_str(&["SET", "w", "1"]).unwrap(), "+OK\r\n");
     assert_eq!(primary.call_str(&["GET", "w"]).unwrap(), "$1\r\n1\r\n");
@@ -239,11 +254,14 @@ fn reads_a_stopped_replica_holds_go_to_the_primary_after_the_lag_bound() {
     let fell_back = replica_reads(&c, "fell_back");
     // The client's own read timeout (30 s) is far below command_timeout_ms: only a proxy
     // that gave up on the replica answers in time.
+    // A split read first (its part waits for the replica), then single-key ones.
+    let mget = reader.call_str(&["MGET", &keys[0], &keys[1]]).unwrap();
     let replies: Vec<String> = keys[..10]
         .iter()
         .map(|k| reader.call_str(&["GET", k]).unwrap())
         .collect();
     signal(libc::SIGCONT);
+    assert_eq!(mget, "*2\r\n$1\r\nv\r\n$1\r\nv\r\n");
     assert!(replies.iter().all(|r| r == "$1\r\nv\r\n"), "{replies:?}");
     assert!(replica_reads(&c, "fell_back") > fell_back);
 }
