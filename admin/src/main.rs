@@ -278,25 +278,25 @@ async fn slot_problems(node: &mut node::Node, owned: &SlotSet) -> Vec<String> {
             return problems;
         }
     };
+    // One run of FJORD SLOTS: [start, end, state, epoch, owner].
+    let parse = |run| -> Result<(SlotSet, String, u64)> {
+        let [start, end, state, epoch, _owner] = <[_; 5]>::try_from(node::array(run)?)
+            .map_err(|_| anyhow::anyhow!("a run is not 5 fields"))?;
+        let range = SlotRange {
+            start: node::number(&start)? as u16,
+            end: node::number(&end)? as u16,
+        };
+        Ok((
+            SlotSet::from_ranges([range]),
+            node::text(&state)?,
+            node::number(&epoch)?,
+        ))
+    };
     for run in runs {
-        let Ok(Ok([start, end, state, epoch, _owner])) = node::array(run).map(<[_; 5]>::try_from)
-        else {
+        let Ok((run, state, epoch)) = parse(run) else {
             problems.push("answered FJORD SLOTS with a malformed run".into());
             continue;
         };
-        let (Ok(start), Ok(end), Ok(state), Ok(epoch)) = (
-            node::number(&start),
-            node::number(&end),
-            node::text(&state),
-            node::number(&epoch),
-        ) else {
-            problems.push("answered FJORD SLOTS with a malformed run".into());
-            continue;
-        };
-        let run = SlotSet::from_ranges([SlotRange {
-            start: start as u16,
-            end: end as u16,
-        }]);
         let (mine, theirs) = (run.intersect(owned), run.intersect(&others));
         match state.as_str() {
             "owned" if epoch > 0 && !theirs.is_empty() => problems.push(format!(

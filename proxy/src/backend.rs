@@ -296,6 +296,15 @@ impl ShardBackend {
     pub fn down(&self, why: &str) -> String {
         down(&self.id, &self.addr, why)
     }
+
+    /// The CLUSTERDOWN text for a replica that did not answer a read within `wait`
+    /// (`replica_max_lag_ms`).
+    pub fn too_slow(&self, wait: std::time::Duration) -> String {
+        self.down(&format!(
+            "no answer within {} ms (replica_max_lag_ms)",
+            wait.as_millis()
+        ))
+    }
 }
 
 /// The CLUSTERDOWN text for a shard that cannot answer.

@@ -98,10 +98,7 @@ impl Batches {
                     .await
                     .unwrap_or_else(|_| BatchReplies {
                         replies: Vec::new(),
-                        failed: Some(batch.backend.down(&format!(
-                            "no answer within {} ms (replica_max_lag_ms)",
-                            limit.as_millis()
-                        ))),
+                        failed: Some(batch.backend.too_slow(limit)),
                     }),
             };
             batch.state = State::Received {

@@ -248,26 +248,14 @@ impl Target {
         if refusal_of(&reply).is_none() {
             return reply;
         }
-        // Per slot, in order of first appearance: the ordinals of its keys.
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (ordinal, pos) in (1..part.len()).step_by(step).enumerate() {
-            let slot = usize::from(slot_of(&part[pos]));
-            match groups.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, ordinals)) => ordinals.push(ordinal),
-                None => groups.push((slot, vec![ordinal])),
-            }
-        }
+        let positions: Vec<usize> = (1..part.len()).step_by(step).collect();
+        let groups = group_keys(part, &positions, |key| usize::from(slot_of(key)));
         if groups.len() <= 1 {
             return self.follow(from, part, reply).await;
         }
         let mut replies = Vec::with_capacity(groups.len());
         for (slot, ordinals) in &groups {
-            let mut sub = Vec::with_capacity(1 + ordinals.len() * step);
-            sub.push(part[0].clone());
-            for &o in ordinals {
-                let pos = 1 + o * step;
-                sub.extend(part[pos..pos + step].iter().cloned());
-            }
+            let sub = part_of(part, &positions, ordinals, step);
             let now = Target::new(&self.live, &self.metrics);
             let owner = now.routing.topology.owner(*slot as u16);
             let reply = now.send(owner, &sub).await.resolve().await;
@@ -328,16 +316,8 @@ pub async fn split(
     if !(args.len() - 1).is_multiple_of(step) {
         return Reply::error(error::wrong_arity(spec.name)).into();
     }
-    // Per shard, in order of first appearance: the ordinals of its keys.
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let key_positions: Vec<usize> = spec.key_indexes(&args).collect();
-    for (ordinal, &pos) in key_positions.iter().enumerate() {
-        let shard = topology.owner(slot_of(&args[pos]));
-        match groups.iter_mut().find(|(s, _)| *s == shard) {
-            Some((_, ordinals)) => ordinals.push(ordinal),
-            None => groups.push((shard, vec![ordinal])),
-        }
-    }
+    let groups = group_keys(&args, &key_positions, |key| topology.owner(slot_of(key)));
     sized(key_positions.len(), groups.len());
     if groups.len() <= 1 {
         // The command as it came: nothing to merge.
@@ -352,12 +332,7 @@ pub async fn split(
     }
     let mut parts = Vec::with_capacity(groups.len());
     for (shard, ordinals) in &groups {
-        let mut part = Vec::with_capacity(1 + ordinals.len() * step);
-        part.push(args[0].clone());
-        for &o in ordinals {
-            let pos = key_positions[o];
-            part.extend(args[pos..pos + step].iter().cloned());
-        }
+        let part = part_of(&args, &key_positions, ordinals, step);
         parts.push((*shard, target.send_part(*shard, replicas, part).await));
     }
     let total_keys = key_positions.len();
@@ -396,19 +371,42 @@ impl Target {
             let Some((dest, wait)) = replica else {
                 return (sent.await, part);
             };
-            let down = || {
-                target
-                    .routing
-                    .backend(dest)
-                    .down("no answer within replica_max_lag_ms")
-            };
             let reply = match tokio::time::timeout(wait, sent).await {
                 Ok(result) => into_reply(result),
-                Err(_) => Reply::error(down()),
+                Err(_) => Reply::error(target.routing.backend(dest).too_slow(wait)),
             };
             (Ok(target.or_primary(dest, shard, &part, reply).await), part)
         }
     }
+}
+
+/// The keys at `positions` of `args` grouped by `group_of(key)` (a shard, a slot), in order
+/// of first appearance: each group's id and the ordinals of its keys.
+fn group_keys(
+    args: &[Bytes],
+    positions: &[usize],
+    group_of: impl Fn(&[u8]) -> usize,
+) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (ordinal, &pos) in positions.iter().enumerate() {
+        let id = group_of(&args[pos]);
+        match groups.iter_mut().find(|(g, _)| *g == id) {
+            Some((_, ordinals)) => ordinals.push(ordinal),
+            None => groups.push((id, vec![ordinal])),
+        }
+    }
+    groups
+}
+
+/// The command `args[0]` with only the keys `ordinals` name (each with its `step - 1` values).
+fn part_of(args: &[Bytes], positions: &[usize], ordinals: &[usize], step: usize) -> Vec<Bytes> {
+    let mut part = Vec::with_capacity(1 + ordinals.len() * step);
+    part.push(args[0].clone());
+    for &o in ordinals {
+        let pos = positions[o];
+        part.extend(args[pos..pos + step].iter().cloned());
+    }
+    part
 }
 
 /// Merges per-shard replies. Any failed part fails the whole command: a nil must never stand

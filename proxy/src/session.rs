@@ -221,7 +221,7 @@ impl Session {
                 Pending::FromReplica(read) => {
                     // A replica that does not answer within the lag bound (stopped, or
                     // overloaded) is no better than one that lags: the primary answers.
-                    let within = Duration::from_millis(self.proxy.settings.replica_max_lag_ms);
+                    let within = self.replica_wait();
                     let reply = self.batches.next_within(read.batch, Some(within)).await;
                     read.or_primary(reply, target).await
                 }
@@ -308,7 +308,7 @@ impl Session {
                 let metrics = &self.proxy.metrics;
                 let replicas = self.reads_replicas(r).then(|| router::FromReplicas {
                     spread: self.state.info.id,
-                    wait: Duration::from_millis(self.proxy.settings.replica_max_lag_ms),
+                    wait: self.replica_wait(),
                 });
                 router::split(target, r, merge, args, replicas, |keys, shards| {
                     metrics.record_split(label, keys, shards)
@@ -341,6 +341,11 @@ impl Session {
             true => target.routing.replica_for(shard, self.state.info.id),
             false => None,
         }
+    }
+
+    /// How long a read waits for a replica before the primary answers it.
+    fn replica_wait(&self) -> Duration {
+        Duration::from_millis(self.proxy.settings.replica_max_lag_ms)
     }
 
     /// Whether this command may be read from replicas: a read on a READONLY connection of

@@ -148,7 +148,7 @@ struct Guarded {
 
 impl WriteOp for Guarded {
     fn apply(self: Box<Self>, txn: &mut crate::store::writer::Txn<'_>) -> Reply {
-        match txn.slot_table().refusal(self.slots.iter().copied(), true) {
+        match txn.write_refusal(&self.slots) {
             Some(refusal) => Reply::error(refusal.to_string()),
             None => self.op.apply(txn),
         }

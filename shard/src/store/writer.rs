@@ -548,6 +548,16 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// The refusal of a write to `slots` under the slot states as this group left them
+    /// (checked for every keyed write: without taking a reference to the table).
+    pub fn write_refusal(&self, slots: &[u16]) -> Option<fjord_common::ownership::Refusal> {
+        let slots = slots.iter().copied();
+        match &self.slot_table {
+            Some(t) => t.refusal(slots, true),
+            None => self.store.slot_table.load().refusal(slots, true),
+        }
+    }
+
     /// Replaces the slot states from here on in the group.
     pub fn set_slot_table(&mut self, table: SlotTable) {
         self.slot_table = Some(Arc::new(table));
