@@ -7,6 +7,8 @@
 //!   ([`replicate`]).
 //! - `replication [--acks sync|async] [--min-insync-replicas N]`: shows or sets the
 //!   cluster's `replication` section.
+//! - `reshard --from A --to B --slots N`: moves slots with their data while the cluster
+//!   serves; `fix` finishes or rolls back a move a crash interrupted ([`reshard`]).
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
@@ -15,6 +17,7 @@ mod failover;
 mod metrics;
 mod node;
 mod replicate;
+mod reshard;
 mod store;
 
 use anyhow::{Context, Result};
@@ -89,6 +92,44 @@ enum Verb {
         #[arg(long)]
         min_insync_replicas: Option<usize>,
     },
+    /// Moves slots with their data from one shard to another while the cluster serves
+    /// (clients see no error), then publishes the topology; exits once the source has
+    /// deleted them.
+    Reshard {
+        /// The shard that gives the slots.
+        #[arg(long, required_unless_present = "abort")]
+        from: Option<String>,
+        /// The shard that gets them.
+        #[arg(long, required_unless_present = "abort")]
+        to: Option<String>,
+        /// How many of the source's slots to move (its first ones).
+        #[arg(long, conflicts_with = "slot_range", required_unless_present_any = ["slot_range", "abort"])]
+        slots: Option<usize>,
+        /// Which slots to move: `A-B[,C-D…]`, all owned by --from.
+        #[arg(long)]
+        slot_range: Option<String>,
+        /// Keys per second the copy may write on the target, at most.
+        #[arg(long)]
+        max_rate: Option<u64>,
+        /// Most slots frozen at once (a batch is frozen for the last few ms of its copy).
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// How many of the source's ops the target may lag by when a batch freezes.
+        #[arg(long, default_value_t = 200)]
+        max_lag_ops: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Stop the move under way before its next hand-over (rolled back if no mover runs).
+        #[arg(long, conflicts_with_all = ["from", "to", "slots", "slot_range"])]
+        abort: bool,
+    },
+    /// Finishes or rolls back an interrupted move: slots the source gave up go to the target,
+    /// the rest stay with the source; then no move is recorded.
+    Fix,
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
     Controller {
@@ -167,6 +208,81 @@ async fn run(args: Args) -> Result<ExitCode> {
             replicate::run(&store, &request, args.shard_password).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Verb::Reshard { abort: true, .. } => {
+            println!("{}", reshard::abort(&store, args.shard_password).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Reshard {
+            from,
+            to,
+            slots,
+            slot_range,
+            max_rate,
+            batch,
+            max_lag_ops,
+            yes,
+            json,
+            abort: false,
+        } => {
+            let selection = match (slots, slot_range) {
+                (Some(n), _) => reshard::Selection::Count(n),
+                (None, Some(text)) => reshard::Selection::Slots(
+                    SlotSet::parse(&text).map_err(|e| anyhow::anyhow!("--slot-range: {e}"))?,
+                ),
+                (None, None) => anyhow::bail!("give --slots N or --slot-range A-B"),
+            };
+            let request = reshard::Request {
+                from: from.unwrap_or_default(),
+                to: to.unwrap_or_default(),
+                slots: selection,
+                max_rate,
+                batch,
+                max_lag_ops,
+            };
+            let plan = reshard::check(&store, &request)?;
+            if !yes
+                && !confirm(&format!(
+                    "Move {} slots ({}) from {} to {}? (yes/no) ",
+                    plan.slots.len(),
+                    plan.slots,
+                    plan.from,
+                    plan.to
+                ))?
+            {
+                println!("nothing moved");
+                return Ok(ExitCode::FAILURE);
+            }
+            let plan = reshard::record(&store, plan)?;
+            let report = reshard::run(&store, &plan, &request, args.shard_password).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "moved {} slots from {} to {}: {} keys, {:.1} MB in {:.2} s ({:.0} keys/s); longest write pause {:.1} ms over {} batches{}",
+                    plan.slots.len(),
+                    report.from,
+                    report.to,
+                    report.keys,
+                    report.bytes as f64 / 1e6,
+                    report.seconds,
+                    report.keys_per_second,
+                    report.max_pause_ms,
+                    report.batches,
+                    if report.retries > 0 { format!(", {} batch(es) started over", report.retries) } else { String::new() }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Fix => {
+            match reshard::fix(&store, args.shard_password).await? {
+                Some(done) => println!("fixed: {done}"),
+                None => println!(
+                    "no move is recorded in {}: nothing to fix",
+                    store.path().display()
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Verb::Replication {
             acks,
             min_insync_replicas,
@@ -241,6 +357,19 @@ async fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Asks `question` on a terminal; without one (scripts), the answer is yes.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 /// Where a primary's own slot states or keys disagree with the slots the topology gives it:

@@ -13,6 +13,7 @@
 //! copy (`data/cluster.yaml`), never on the committed, documented file.
 
 use anyhow::{anyhow, bail, Context, Result};
+use fjord_common::slotset::SlotSet;
 use fjord_common::topology::{ReplicaAcks, Topology};
 use serde_yaml::{Mapping, Value};
 use std::fs::{File, OpenOptions};
@@ -155,6 +156,12 @@ impl FileStore {
 
     /// Whether controllers are paused (`fjord-admin controller pause`): they keep probing and
     /// keeping the in-sync record, but start no failover.
+    /// Whether `reshard --abort` asked the move under way to stop.
+    pub fn abort_requested(&self) -> Result<bool> {
+        let doc = self.load()?;
+        Ok(doc.value["moving"]["abort"].as_bool().unwrap_or(false))
+    }
+
     pub fn paused(&self) -> Result<bool> {
         match std::fs::read_to_string(self.state_path()) {
             Ok(text) => {
@@ -369,6 +376,104 @@ impl Edit<'_> {
         }
         Ok(())
     }
+}
+
+/// Slot moves: the `moving` section and the shards' `slots`.
+impl Edit<'_> {
+    /// The document's version as read (a change is published as this + 1).
+    pub fn version(&self) -> u64 {
+        self.value["version"].as_u64().unwrap_or(0)
+    }
+
+    /// Records a move under way, or (`None`) that none is.
+    pub fn set_moving(&mut self, plan: Option<&Plan>) {
+        let Some(map) = self.value.as_mapping_mut() else {
+            return;
+        };
+        match plan {
+            None => {
+                map.remove("moving");
+            }
+            Some(p) => {
+                let mut m = Mapping::new();
+                m.insert("from".into(), p.from.as_str().into());
+                m.insert("to".into(), p.to.as_str().into());
+                m.insert("slots".into(), slot_list(&p.slots));
+                m.insert("epoch".into(), Value::from(p.epoch));
+                map.insert("moving".into(), Value::Mapping(m));
+            }
+        }
+    }
+
+    pub fn has_moving(&self) -> bool {
+        self.value.get("moving").is_some_and(|m| !m.is_null())
+    }
+
+    /// Marks the move under way as to be stopped (`reshard --abort`).
+    pub fn request_abort(&mut self) {
+        if let Some(m) = self.value.get_mut("moving").and_then(Value::as_mapping_mut) {
+            m.insert("abort".into(), Value::from(true));
+        }
+    }
+
+    /// Whether shard `id` owns every slot of `slots`.
+    pub fn owns(&mut self, id: &str, slots: &SlotSet) -> Result<bool> {
+        let owned = owned_slots(self.shard(id)?)?;
+        Ok(owned.intersect(slots) == *slots)
+    }
+
+    /// Gives `slots` of shard `from` to shard `to`.
+    pub fn move_slots(&mut self, from: &str, to: &str, slots: &SlotSet) -> Result<()> {
+        let source = self.shard(from)?;
+        let left = owned_slots(source)?;
+        if left.intersect(slots) != *slots {
+            bail!("shard {from} does not own every slot of {slots}");
+        }
+        source.insert(
+            "slots".into(),
+            slot_list(&left.intersect(&slots.complement())),
+        );
+        let target = self.shard(to)?;
+        let mut gained = owned_slots(target)?.ranges().to_vec();
+        gained.extend_from_slice(slots.ranges());
+        target.insert("slots".into(), slot_list(&SlotSet::from_ranges(gained)));
+        Ok(())
+    }
+}
+
+/// The slots a shard's entry lists.
+fn owned_slots(shard: &Mapping) -> Result<SlotSet> {
+    let texts = shard
+        .get("slots")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    let mut ranges = Vec::new();
+    for text in texts {
+        ranges.extend_from_slice(SlotSet::parse(text)?.ranges());
+    }
+    Ok(SlotSet::from_ranges(ranges))
+}
+
+/// A move as the `moving` section records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub from: String,
+    pub to: String,
+    pub slots: SlotSet,
+    pub epoch: u64,
+}
+
+/// Slots as the file lists them: one range per entry.
+fn slot_list(slots: &SlotSet) -> Value {
+    Value::Sequence(
+        slots
+            .ranges()
+            .iter()
+            .map(|r| Value::from(SlotSet::from_ranges([*r]).to_string()))
+            .collect(),
+    )
 }
 
 fn replicas(shard: &mut Mapping) -> impl Iterator<Item = &mut Mapping> {

@@ -1169,7 +1169,10 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("acks", C::Fjord, 5, ADMIN | STALE, Internal, "0.1.0", "FJORD ACKS <term> sync|async <min-insync-replicas>: how this primary's replies wait for its replicas (the cluster file's replication section, applied by the controller)."),
     sub("isr", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD ISR <term> [replica ...]: the replicas every write waits for (the controller's record)."),
     sub("slots", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD SLOTS: the shard's slot states as runs [start, end, state, epoch, owner]."),
-    sub("setslots", C::Fjord, 6, WRITE | ADMIN, Internal, "0.1.0", "FJORD SETSLOTS <epoch> owned|importing|frozen|gone <owner|-> <slots>: changes slot states through the writer and the oplog; refused for a slot at a newer epoch."),
+    sub("setslots", C::Fjord, -6, WRITE | ADMIN, Internal, "0.1.0", "FJORD SETSLOTS <epoch> owned|importing|frozen|gone <owner|-> <slots> [TERM <term>]: changes slot states through the writer and the oplog; refused for a slot at a newer epoch, and if the shard's term is not <term>."),
+    sub("slotsync", C::Fjord, 5, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SLOTSYNC <protocol> <epoch> <slots>: turns the connection into a stream of the slots' entries, for a shard importing them (fjord_common::repl)."),
+    sub("import", C::Fjord, -5, ADMIN, Internal, "0.1.0", "FJORD IMPORT <epoch> <source host:port> <slots> [MAXRATE <keys/s>]: marks the slots importing and pulls them from the source (a snapshot, then its oplog) until they are owned here or given back; again, it starts over."),
+    sub("imports", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD IMPORTS: the import under way or last run, as field-value pairs (empty if none)."),
 ];
 
 static COMMANDS: &[CommandSpec] = &[

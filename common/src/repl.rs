@@ -82,6 +82,53 @@ impl SyncRequest {
     }
 }
 
+/// What a shard importing slots asks their source, on a connection of its own: `FJORD
+/// SLOTSYNC <protocol> <epoch> <slots>`. The source answers as to a replica's full sync, with
+/// only the slots' entries ([`Frame::FullSync`], [`Frame::Snap`] chunks, [`Frame::SnapEnd`]),
+/// then [`Frame::SlotOps`]: its oplog from the snapshot on, filtered to the slots. No acks go
+/// back: the importer applies the entries as its own writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotSyncRequest {
+    pub protocol: u64,
+    /// The move's epoch (for the source's log).
+    pub epoch: u64,
+    pub slots: crate::slotset::SlotSet,
+}
+
+impl SlotSyncRequest {
+    pub fn to_args(&self) -> Vec<Bytes> {
+        [
+            "FJORD".to_string(),
+            "SLOTSYNC".to_string(),
+            self.protocol.to_string(),
+            self.epoch.to_string(),
+            self.slots.to_string(),
+        ]
+        .into_iter()
+        .map(Bytes::from)
+        .collect()
+    }
+
+    /// Reads `FJORD SLOTSYNC …` (`args[0]` is `FJORD`).
+    pub fn parse(args: &[Bytes]) -> Result<Self, String> {
+        let [_, _, protocol, epoch, slots] = args else {
+            return Err("ERR wrong number of arguments for 'fjord|slotsync' command".into());
+        };
+        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let number = |b: &Bytes, what: &str| -> Result<u64, String> {
+            text(b)
+                .parse()
+                .map_err(|_| format!("ERR FJORD SLOTSYNC: {what} is not a number"))
+        };
+        Ok(Self {
+            protocol: number(protocol, "the protocol version")?,
+            epoch: number(epoch, "the epoch")?,
+            slots: crate::slotset::SlotSet::parse(&text(slots))
+                .map_err(|_| crate::error::SLOT_OUT_OF_RANGE.to_string())?,
+        })
+    }
+}
+
 /// A frame of an established link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -115,6 +162,10 @@ pub enum Frame {
     },
     /// Replica → primary: every op up to `id` is committed here, and the last stamp seen.
     Ack { id: u64, stamp: u64 },
+    /// Source → importer: the changes to the moving slots of the source's ops up to
+    /// `through`, one entry (in the oplog's layout) per op that touched them; the ops that
+    /// did not are left out. Sent with no entries, too, to tell how far the source has read.
+    SlotOps { through: u64, entries: Vec<Bytes> },
 }
 
 impl Frame {
@@ -161,6 +212,13 @@ impl Frame {
                 stamp,
             } => vec![word("PING"), num(*last_id), num(*released), num(*stamp)],
             Frame::Ack { id, stamp } => vec![word("ACK"), num(*id), num(*stamp)],
+            Frame::SlotOps { through, entries } => {
+                let mut v = Vec::with_capacity(entries.len() + 2);
+                v.push(word("SLOTOPS"));
+                v.push(num(*through));
+                v.extend(entries.iter().cloned().map(bulk));
+                v
+            }
         })
     }
 
@@ -197,6 +255,10 @@ impl Frame {
                 last_id: num(&parts[1])?,
                 released: num(&parts[2])?,
                 stamp: num(&parts[3])?,
+            },
+            (b"SLOTOPS", n) if n >= 2 => Frame::SlotOps {
+                through: num(&parts[1])?,
+                entries: parts[2..].to_vec(),
             },
             (b"ACK", 3) => Frame::Ack {
                 id: num(&parts[1])?,
@@ -250,6 +312,14 @@ mod tests {
                 id: u64::MAX,
                 stamp: 3,
             },
+            Frame::SlotOps {
+                through: 12,
+                entries: vec![Bytes::from_static(b"entry")],
+            },
+            Frame::SlotOps {
+                through: 13,
+                entries: vec![],
+            },
         ] {
             assert_eq!(Frame::parse(wire_parts(&frame.to_reply())), Ok(frame));
         }
@@ -272,5 +342,19 @@ mod tests {
         args[6] = Bytes::from_static(b"70000");
         assert!(SyncRequest::parse(&args).is_err());
         assert!(SyncRequest::parse(&args[..5]).is_err());
+    }
+
+    #[test]
+    fn a_slot_sync_request_round_trips_and_bad_slots_are_refused() {
+        let req = SlotSyncRequest {
+            protocol: PROTOCOL_VERSION,
+            epoch: 9,
+            slots: crate::slotset::SlotSet::parse("0-999,5000").unwrap(),
+        };
+        assert_eq!(SlotSyncRequest::parse(&req.to_args()), Ok(req.clone()));
+        let mut args = req.to_args();
+        args[4] = Bytes::from_static(b"16384");
+        assert!(SlotSyncRequest::parse(&args).is_err());
+        assert!(SlotSyncRequest::parse(&args[..4]).is_err());
     }
 }

@@ -30,6 +30,24 @@ pub struct ClusterFile {
     #[serde(default)]
     pub replication: ReplicationPolicy,
     pub shards: Vec<ShardEntry>,
+    /// A slot move under way (`fjord-admin reshard` records it, and removes it when done).
+    #[serde(default)]
+    pub moving: Option<MoveEntry>,
+}
+
+/// The `moving` section: which slots go from which shard to which, at which epoch.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveEntry {
+    pub from: String,
+    pub to: String,
+    /// All the slots of the move; those already handed over are in `to`'s `slots`.
+    pub slots: Vec<String>,
+    /// The epoch every slot-state change of the move carries.
+    pub epoch: u64,
+    /// Set by `fjord-admin reshard --abort`: the mover stops before its next hand-over.
+    #[serde(default)]
+    pub abort: bool,
 }
 
 /// How every shard's replies wait for its replicas: the file's `replication` section. The
@@ -243,6 +261,15 @@ pub struct Replica {
     pub in_sync: bool,
 }
 
+/// A slot move under way, by shard index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub from: usize,
+    pub to: usize,
+    pub slots: SlotSet,
+    pub epoch: u64,
+}
+
 /// A validated topology: what the proxy routes by.
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -253,6 +280,7 @@ pub struct Topology {
     pub admin: Option<SocketAddr>,
     pub settings: ProxySettings,
     pub replication: ReplicationPolicy,
+    pub moving: Option<Move>,
     /// Index into `shards` of each slot's owner.
     owner: Box<[u16]>,
 }
@@ -291,7 +319,7 @@ impl Topology {
     /// Whether two topologies route and advertise the same way (reloading one onto the other
     /// changes nothing a client can see but the version).
     pub fn same_layout(&self, other: &Topology) -> bool {
-        self.nodes == other.nodes && self.shards == other.shards
+        self.nodes == other.nodes && self.shards == other.shards && self.moving == other.moving
     }
 
     /// Reads and validates a cluster file. Relative `data_dir`s resolve against its folder.
@@ -623,6 +651,7 @@ impl Validator<'_> {
                 format!("slots {unowned} are owned by no shard (each of the 16384 slots needs exactly one owner)"),
             );
         }
+        let moving = file.moving.as_ref().and_then(|m| self.moving(m, &shards));
         Some(Topology {
             version: file.version,
             nodes,
@@ -631,7 +660,41 @@ impl Validator<'_> {
             admin,
             settings: file.settings,
             replication: file.replication,
+            moving,
             owner: owner.into_boxed_slice(),
+        })
+    }
+
+    /// The `moving` section: two different shards of the file, and slots.
+    fn moving(&mut self, m: &MoveEntry, shards: &[Shard]) -> Option<Move> {
+        let mut index = |field: &str, id: &str| {
+            let found = shards.iter().position(|s| s.id == id);
+            if found.is_none() {
+                self.problem(
+                    format!("moving.{field}"),
+                    format!("no shard has the id '{id}'"),
+                );
+            }
+            found
+        };
+        let (from, to) = (index("from", &m.from), index("to", &m.to));
+        let mut slots = Vec::new();
+        for (j, text) in m.slots.iter().enumerate() {
+            match SlotSet::parse(text) {
+                Ok(set) => slots.extend_from_slice(set.ranges()),
+                Err(e) => self.problem(format!("moving.slots[{j}]"), e.to_string()),
+            }
+        }
+        let (from, to) = (from?, to?);
+        if from == to {
+            self.problem("moving.to".into(), "a move needs two different shards");
+            return None;
+        }
+        Some(Move {
+            from,
+            to,
+            slots: SlotSet::from_ranges(slots),
+            epoch: m.epoch,
         })
     }
 }

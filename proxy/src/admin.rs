@@ -21,6 +21,19 @@ struct TopologyView {
     version: u64,
     nodes: Vec<NodeView>,
     shards: Vec<ShardView>,
+    /// Slots in motion: the move `fjord-admin reshard` recorded, if one is under way.
+    moving: Option<MoveView>,
+}
+
+#[derive(Serialize)]
+struct MoveView {
+    from: String,
+    to: String,
+    /// Every slot of the move; those handed over already show in `to`'s slots.
+    slots: String,
+    /// Those still to go.
+    pending: String,
+    epoch: u64,
 }
 
 #[derive(Serialize)]
@@ -82,6 +95,13 @@ async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView>
                 up: b.is_up(),
             })
             .collect(),
+        moving: t.moving.as_ref().map(|m| MoveView {
+            from: t.shards[m.from].id.clone(),
+            to: t.shards[m.to].id.clone(),
+            slots: m.slots.to_string(),
+            pending: m.slots.intersect(&t.shards[m.from].slots).to_string(),
+            epoch: m.epoch,
+        }),
     })
 }
 

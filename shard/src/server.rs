@@ -10,6 +10,7 @@
 use crate::cmd::{self, Ctx, Outcome};
 use crate::config::ShardConfig;
 use crate::metrics::ShardMetrics;
+use crate::repl::LinkRequest;
 use crate::repl::Replication;
 use crate::store::writer::{Inline, PendingReplies, PendingReply, WriteOp, Writer};
 use crate::store::Store;
@@ -19,7 +20,6 @@ use fjord_common::budget::{Budget, Share};
 use fjord_common::client::{ClientRegistry, ClientState, Host};
 use fjord_common::command::resolve;
 use fjord_common::metrics::CommandLabel;
-use fjord_common::repl::SyncRequest;
 use fjord_common::{info, process};
 use fjord_common::{Proto, Reply, RequestDecoder};
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +44,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     /// Whom this shard follows and who follows it ([`crate::repl`]).
     pub repl: Arc<Replication>,
+    /// Slots this shard pulls from another ([`crate::migrate`]).
+    pub imports: Arc<crate::migrate::Imports>,
     /// Bytes buffered by all clients in half-received requests.
     buffered: Budget,
 }
@@ -73,6 +75,7 @@ impl Server {
             cursors: CursorTable::default(),
             started: Instant::now(),
             run_id: process::new_run_id(),
+            imports: Arc::default(),
             local_addr,
         }
     }
@@ -278,10 +281,16 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::
             let mut stream = stream;
             match handle(&mut stream, addr, &server).await {
                 Err(e) => tracing::debug!(error = %e, %addr, "connection ended with an error"),
-                Ok(Some((request, pending))) => {
+                Ok(Some((LinkRequest::Replica(request), pending))) => {
                     let served = crate::repl::primary::serve(stream, pending, request, server);
                     if let Err(e) = served.await {
                         tracing::info!(error = %e, %addr, "replication link to a replica ended");
+                    }
+                }
+                Ok(Some((LinkRequest::Slots(request), _))) => {
+                    let served = crate::migrate::source::serve(stream, request, server);
+                    if let Err(e) = served.await {
+                        tracing::info!(error = %e, %addr, "the stream of slots to an importing shard ended");
                     }
                 }
                 Ok(None) => {}
@@ -292,7 +301,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::
 }
 
 /// A connection that asked to become a replication link, with what it sent after asking.
-type Handover = (SyncRequest, BytesMut);
+type Handover = (LinkRequest, BytesMut);
 
 async fn handle(
     stream: &mut TcpStream,

@@ -38,8 +38,9 @@ pub enum Outcome {
     Blocking(Box<dyn FnOnce() -> Reply + Send>),
     /// A reply that comes later from a task of its own (WAIT).
     Later(tokio::task::JoinHandle<Reply>),
-    /// The connection becomes a replication link (`FJORD SYNC`, [`crate::repl::primary`]).
-    Sync(fjord_common::repl::SyncRequest),
+    /// The connection becomes a link to a replica (`FJORD SYNC`, [`crate::repl::primary`])
+    /// or to a shard importing slots (`FJORD SLOTSYNC`, [`crate::migrate::source`]).
+    Sync(crate::repl::LinkRequest),
     /// Reply, then close the connection (QUIT).
     Close(Reply),
 }

@@ -38,15 +38,20 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
             "flush" => Outcome::Flush(slot_set(&args[2])?),
             "dumpslot" => dump_slot(server, &args[2], &args[3], &args[4])?.into(),
             "restore" => Outcome::Write(Box::new(Restore::parse(&args[2..])?)),
-            "sync" => {
-                Outcome::Sync(fjord_common::repl::SyncRequest::parse(args).map_err(Reply::error)?)
-            }
+            "sync" => Outcome::Sync(crate::repl::LinkRequest::Replica(
+                fjord_common::repl::SyncRequest::parse(args).map_err(Reply::error)?,
+            )),
             "readlag" => {
                 let ms = parse_usize(&args[2]).ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
                 ctx.conn.replica_max_lag_ms = Some(ms as u64);
                 Reply::ok().into()
             }
             "slots" => slot_states(&server.store),
+            "slotsync" => Outcome::Sync(crate::repl::LinkRequest::Slots(
+                fjord_common::repl::SlotSyncRequest::parse(args).map_err(Reply::error)?,
+            )),
+            "import" => crate::migrate::import(server, &args[2..]),
+            "imports" => server.imports.status(),
             "setslots" => Outcome::Write(Box::new(SetSlots::parse(&args[2..])?)),
             "status" | "fence" | "promote" | "follow" | "isr" | "acks" => {
                 super::replication::control(server, sub.name, args)
@@ -76,12 +81,15 @@ fn slot_states(store: &crate::store::Store) -> Outcome {
     Reply::Array(runs).into()
 }
 
-/// `FJORD SETSLOTS <epoch> <state> <owner|-> <slots>`: what a slot move does at each step.
+/// `FJORD SETSLOTS <epoch> <state> <owner|-> <slots> [TERM <term>]`: what a slot move does
+/// at each step. With a term, refused unless the shard is at that term: a mover that read
+/// the topology before a failover must read it again.
 struct SetSlots {
     epoch: u64,
     state: SlotState,
     owner: Option<String>,
     slots: SlotSet,
+    term: Option<u64>,
 }
 
 impl SetSlots {
@@ -97,17 +105,33 @@ impl SetSlots {
             b"-" => None,
             addr => Some(String::from_utf8_lossy(addr).into_owned()),
         };
+        let term = match &args[4..] {
+            [] => None,
+            [word, term] if word.eq_ignore_ascii_case(b"term") => Some(
+                parse_i64(term)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(|| Reply::error(error::NOT_INTEGER))?,
+            ),
+            _ => return Err(Reply::error(error::SYNTAX)),
+        };
         Ok(Self {
             epoch,
             state,
             owner,
             slots: slot_set(&args[3])?,
+            term,
         })
     }
 }
 
 impl WriteOp for SetSlots {
     fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        if let Some(term) = self.term.filter(|&t| t != txn.term()) {
+            return Reply::error(format!(
+                "ERR this shard is at term {}, not {term}: read the topology again",
+                txn.term()
+            ));
+        }
         let current = txn.slot_table();
         match current.with(&self.slots, self.state, self.epoch, self.owner.as_deref()) {
             Ok(next) if next == *current => Reply::ok(),

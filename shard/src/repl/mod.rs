@@ -15,6 +15,7 @@
 
 pub mod acks;
 pub mod control;
+pub mod link;
 pub mod primary;
 pub mod replica;
 
@@ -25,6 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// What a connection asked to become: a stream of this shard's oplog to a replica, or of
+/// some slots' entries to a shard importing them.
+#[derive(Debug)]
+pub enum LinkRequest {
+    Replica(fjord_common::repl::SyncRequest),
+    Slots(fjord_common::repl::SlotSyncRequest),
+}
 
 /// This shard's replication state: whom it follows, who follows it.
 pub struct Replication {

@@ -79,16 +79,41 @@ pub async fn serve(
 
 /// Why this shard will not serve the request, if it will not.
 fn refusal(server: &Server, req: &SyncRequest) -> Option<String> {
-    if req.protocol != PROTOCOL_VERSION {
+    link_refusal(server, req.protocol, "sync")
+}
+
+/// Why this shard serves no link of `protocol`: another version, or it is a replica (to
+/// `verb` from its primary instead).
+pub(crate) fn link_refusal(server: &Server, protocol: u64, verb: &str) -> Option<String> {
+    if protocol != PROTOCOL_VERSION {
         return Some(format!(
-            "ERR fjord replication protocol {} is not spoken here (this shard speaks {PROTOCOL_VERSION})",
-            req.protocol
+            "ERR fjord replication protocol {protocol} is not spoken here (this shard speaks {PROTOCOL_VERSION})"
         ));
     }
     if server.store.is_replica() {
-        return Some("ERR this shard is a replica: sync from its primary".into());
+        return Some(format!(
+            "ERR this shard is a replica: {verb} from its primary"
+        ));
     }
     None
+}
+
+/// Where a snapshot and the tail meet: a fjall snapshot and a pin at the next op, taken
+/// together under the commit lock, with the history and term they belong to.
+pub(crate) type SyncPoint = (fjall::Snapshot, Pin, String, u64);
+
+/// Takes a [`SyncPoint`]; `None` if the store went away.
+pub(crate) async fn sync_point(server: &Server) -> Option<Result<SyncPoint, OplogError>> {
+    server
+        .writer
+        .exclusive(|store| {
+            let snapshot = store.database().snapshot();
+            let oplog = store.oplog();
+            oplog
+                .pin(oplog.last_id() + 1)
+                .map(|pin| (snapshot, pin, oplog.history(), oplog.term()))
+        })
+        .await
 }
 
 /// A pin at the replica's next op if it can resume: same history, that op still held (or
@@ -116,17 +141,7 @@ async fn full_sync(
     write: &mut OwnedWriteHalf,
     guard: &PeerGuard,
 ) -> std::io::Result<Option<Pin>> {
-    let point = server
-        .writer
-        .exclusive(|store| {
-            let snapshot = store.database().snapshot();
-            let oplog = store.oplog();
-            oplog
-                .pin(oplog.last_id() + 1)
-                .map(|pin| (snapshot, pin, oplog.history(), oplog.term()))
-        })
-        .await;
-    let (snapshot, pin, history, term) = match point {
+    let (snapshot, pin, history, term) = match sync_point(server).await {
         Some(Ok(point)) => point,
         Some(Err(e)) => {
             send(write, Reply::error(format!("ERR {e}"))).await?;
@@ -146,7 +161,7 @@ async fn full_sync(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let store = Arc::clone(&server.store);
     let reader = tokio::task::spawn_blocking(move || {
-        store.snapshot_chunks(&snapshot, SNAP_CHUNK_BYTES, |chunk| {
+        store.snapshot_chunks(&snapshot, None, SNAP_CHUNK_BYTES, |chunk| {
             tx.blocking_send(chunk).is_ok()
         })
     });
@@ -264,7 +279,7 @@ async fn read_acks(
     }
 }
 
-async fn send(write: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<()> {
+pub(crate) async fn send(write: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     reply.encode(Proto::Resp2, &mut out);
     write.write_all(&out).await

@@ -1,23 +1,16 @@
 //! The replica's side: one task that follows the primary [`super::Replication`] names,
 //! reconnecting after any failure and resuming from the last op it holds.
 
+use super::link::Link;
 use crate::server::Server;
 use crate::store::oplog::Op;
 use crate::store::writer::load_snapshot_chunk;
-use anyhow::{anyhow, bail, Context};
-use bytes::{Bytes, BytesMut};
+use anyhow::{anyhow, bail};
 use fjord_common::repl::{Frame, SyncRequest, PROTOCOL_VERSION};
-use fjord_common::{Proto, Reply};
-use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// Silence from the primary after which the link counts as broken (it pings every 100 ms).
-const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 /// Waits between attempts to reach the primary: the first retry is quick, later ones less so.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -72,20 +65,7 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     server.repl.set_link_state("connecting");
     // The term this link works under: a fence (a newer term) ends it.
     let link_term = server.repl.control.term();
-    let stream = TcpStream::connect(primary)
-        .await
-        .with_context(|| format!("connecting to {primary}"))?;
-    stream.set_nodelay(true)?;
-    let mut link = Link {
-        stream,
-        buf: BytesMut::with_capacity(64 * 1024),
-    };
-    if let Some(pass) = &server.config.requirepass {
-        link.send(&["AUTH".into(), pass.clone().into()]).await?;
-        if let BytesFrame::Error(e) = link.read().await? {
-            bail!("the primary refused AUTH: {e}");
-        }
-    }
+    let mut link = Link::connect(primary, server.config.requirepass.as_deref()).await?;
     let store = &server.store;
     let oplog = store.oplog();
     let request = SyncRequest {
@@ -247,18 +227,8 @@ async fn full_sync(
     Ok(())
 }
 
-/// The connection to the primary, with what has been read and not yet decoded.
-struct Link {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
+/// A replica's acknowledgement on its link.
 impl Link {
-    async fn send(&mut self, args: &[Bytes]) -> anyhow::Result<()> {
-        let reply = Reply::Array(args.iter().cloned().map(Reply::Bulk).collect());
-        self.send_reply(reply).await
-    }
-
     /// Acknowledges `id`, unless a fence came after this link started: past a fence, no
     /// acknowledgement may leave for the old primary ([`crate::repl::control`]).
     async fn ack(
@@ -275,52 +245,5 @@ impl Link {
         self.send_frame(Frame::Ack { id, stamp }).await?;
         server.repl.control.ack_sent();
         Ok(())
-    }
-
-    async fn send_frame(&mut self, frame: Frame) -> anyhow::Result<()> {
-        self.send_reply(frame.to_reply()).await
-    }
-
-    async fn send_reply(&mut self, reply: Reply) -> anyhow::Result<()> {
-        let mut out = BytesMut::new();
-        reply.encode(Proto::Resp2, &mut out);
-        self.stream.write_all(&out).await?;
-        Ok(())
-    }
-
-    /// The next RESP value from the primary; silence past [`SILENCE_LIMIT`] is an error.
-    async fn read(&mut self) -> anyhow::Result<BytesFrame> {
-        loop {
-            match decode_bytes_mut(&mut self.buf) {
-                Ok(Some((frame, ..))) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => bail!("undecodable data from the primary: {e:?}"),
-            }
-            let read = tokio::time::timeout(SILENCE_LIMIT, self.stream.read_buf(&mut self.buf));
-            match read.await {
-                Err(_) => bail!("the primary was silent for {} s", SILENCE_LIMIT.as_secs()),
-                Ok(Ok(0)) => bail!("the primary closed the link"),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// The next replication frame; an error reply ends the session with its text.
-    async fn frame(&mut self) -> anyhow::Result<Frame> {
-        match self.read().await? {
-            BytesFrame::Array(items) => {
-                let parts = items
-                    .into_iter()
-                    .map(|item| match item {
-                        BytesFrame::BulkString(b) => Ok(b),
-                        other => Err(anyhow!("unexpected item in a frame: {other:?}")),
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                Frame::parse(parts).map_err(|e| anyhow!(e))
-            }
-            BytesFrame::Error(e) => bail!("the primary refused: {e}"),
-            other => bail!("unexpected reply from the primary: {other:?}"),
-        }
     }
 }

@@ -413,11 +413,14 @@ impl Store {
 
     /// Visits everything a replica needs to rebuild this store from `snapshot`, in key order,
     /// as the bodies of oplog entries of about `chunk_bytes`: data entries, members, garbage
-    /// markers and the version counter (counts and the expiry index it derives). `emit`
+    /// markers, the version counter and the slot states (counts and the expiry index it
+    /// derives). With `only`, just the data entries and members of those slots (what a
+    /// shard importing them needs; collection versions are the importer's to map). `emit`
     /// returns false to stop.
     pub fn snapshot_chunks(
         &self,
         snapshot: &fjall::Snapshot,
+        only: Option<&SlotSet>,
         chunk_bytes: usize,
         mut emit: impl FnMut(Bytes) -> bool,
     ) -> Result<bool, StoreError> {
@@ -430,33 +433,47 @@ impl Store {
             let full = std::mem::replace(chunk, oplog::OpBuilder::new(OpKind::Changes, 0, 0));
             emit(Bytes::from(full.finish()))
         };
-        for guard in snapshot.iter(&self.data) {
-            let (k, v) = guard.into_inner()?;
-            chunk.put(&k, &v);
-            if !flush(&mut chunk, false) {
-                return Ok(false);
+        let whole = SlotSet::all();
+        // Both keyspaces' keys lead with the slot, so a run of slots is one key range.
+        let ranges = || {
+            only.unwrap_or(&whole).ranges().iter().map(|r| {
+                let end = (u32::from(r.end) + 1) as u16;
+                (encoding::slot_prefix(r.start), encoding::slot_prefix(end))
+            })
+        };
+        for (start, end) in ranges() {
+            for guard in snapshot.range(&self.data, start..end) {
+                let (k, v) = guard.into_inner()?;
+                chunk.put(&k, &v);
+                if !flush(&mut chunk, false) {
+                    return Ok(false);
+                }
             }
         }
-        for guard in snapshot.iter(&self.members) {
-            let (k, v) = guard.into_inner()?;
-            chunk.put_member(&k, &v);
-            if !flush(&mut chunk, false) {
-                return Ok(false);
+        for (start, end) in ranges() {
+            for guard in snapshot.range(&self.members, start..end) {
+                let (k, v) = guard.into_inner()?;
+                chunk.put_member(&k, &v);
+                if !flush(&mut chunk, false) {
+                    return Ok(false);
+                }
             }
         }
-        for guard in snapshot.prefix(&self.meta, encoding::GARBAGE_PREFIX) {
-            let k = guard.key()?;
-            if let Some((slot, version)) = encoding::split_garbage_key(&k) {
-                chunk.garbage(slot, version, true);
+        if only.is_none() {
+            for guard in snapshot.prefix(&self.meta, encoding::GARBAGE_PREFIX) {
+                let k = guard.key()?;
+                if let Some((slot, version)) = encoding::split_garbage_key(&k) {
+                    chunk.garbage(slot, version, true);
+                }
             }
-        }
-        if let Some(v) = snapshot.get(&self.meta, encoding::NEXT_VERSION_KEY)? {
-            chunk.next_version(u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])));
-        }
-        // Always, so that a replica's table from before the sync is replaced too.
-        match snapshot.get(&self.meta, slots::SLOT_STATES_KEY)? {
-            Some(table) => chunk.slot_states(&table),
-            None => chunk.slot_states(&slots::SlotTable::default().encode()),
+            if let Some(v) = snapshot.get(&self.meta, encoding::NEXT_VERSION_KEY)? {
+                chunk.next_version(u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])));
+            }
+            // Always, so that a replica's table from before the sync is replaced too.
+            match snapshot.get(&self.meta, slots::SLOT_STATES_KEY)? {
+                Some(table) => chunk.slot_states(&table),
+                None => chunk.slot_states(&slots::SlotTable::default().encode()),
+            }
         }
         Ok(flush(&mut chunk, true))
     }

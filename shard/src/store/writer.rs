@@ -321,6 +321,10 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// A source shard's collection versions (by slot, since member keys lead with it) and the
+/// versions this store gave them, for one import ([`Txn::apply_imported`]).
+pub type VersionMap = HashMap<(u16, u64), u64>;
+
 /// Requests of writes applied to one transaction and committed together.
 struct Group<'a> {
     txn: Txn<'a>,
@@ -821,6 +825,92 @@ impl<'a> Txn<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Applies the changes of one of another shard's entries, filtered to slots this store
+    /// imports, as this store's own writes: counts, the expiry index and garbage are derived
+    /// here, and the entry logged is this store's. Members are keyed by collection version
+    /// and versions are each store's own, so a collection gets a version of this store the
+    /// first time the import meets it (`versions` remembers which); members of a version no
+    /// imported entry holds belong to a dead collection and are left behind. Returns the
+    /// data entries put.
+    pub(crate) fn apply_imported(
+        &mut self,
+        id: u64,
+        changes: &[Change],
+        versions: &mut VersionMap,
+    ) -> Result<u64, OplogError> {
+        let bad = || OplogError::Malformed(id);
+        // Deletes first: a RENAME's delete of the old name must come before the put that
+        // keeps its version, or the version would count as garbage (see `put_data`). An
+        // entry holds each key once, so no other order matters.
+        for change in changes {
+            if let Change::Delete(dkey) = change {
+                if dkey.len() < 2 {
+                    return Err(bad());
+                }
+                self.remove_physical(dkey);
+            }
+        }
+        let mut puts = 0;
+        for change in changes {
+            let Change::Put(dkey, value) = change else {
+                continue;
+            };
+            let mut entry = Entry::decode(value.clone()).ok_or_else(bad)?;
+            if dkey.len() < 2 {
+                return Err(bad());
+            }
+            if entry.kind.is_collection() {
+                let mut meta = CollectionMeta::decode(&entry.payload).ok_or_else(bad)?;
+                let from = (split_data_key(dkey).0, meta.version);
+                meta.version = match versions.get(&from) {
+                    Some(&v) => v,
+                    None => {
+                        let v = self.new_version();
+                        versions.insert(from, v);
+                        v
+                    }
+                };
+                entry.payload = meta.encode();
+            }
+            self.put_data(dkey.to_vec(), entry);
+            puts += 1;
+        }
+        let mapped = |mkey: &[u8]| -> Option<Vec<u8>> {
+            let slot = u16::from_be_bytes(mkey.get(..2)?.try_into().ok()?);
+            let version = u64::from_be_bytes(mkey.get(2..10)?.try_into().ok()?);
+            let ours = versions.get(&(slot, version))?;
+            let mut key = mkey.to_vec();
+            key[2..10].copy_from_slice(&ours.to_be_bytes());
+            Some(key)
+        };
+        for change in changes {
+            match change {
+                Change::PutMember(mkey, value) => {
+                    if let Some(key) = mapped(mkey) {
+                        self.put_member(key, value.clone());
+                    }
+                }
+                Change::DeleteMember(mkey) => {
+                    if let Some(key) = mapped(mkey) {
+                        self.remove_member(key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(puts)
+    }
+
+    /// Keys committed in `slot` (this group's changes not counted).
+    pub fn slot_count(&self, slot: u16) -> u64 {
+        self.store.count_in_slot(slot)
+    }
+
+    /// The term of this store's history.
+    pub fn term(&self) -> u64 {
+        self.store.oplog.term()
     }
 
     pub(crate) fn note_expired(&mut self) {

@@ -14,6 +14,7 @@ mod ioredis;
 mod launch;
 mod load;
 mod metrics;
+mod migration;
 mod ownership;
 mod proxy;
 mod replica_reads;

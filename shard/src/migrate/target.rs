@@ -1,0 +1,303 @@
+//! The importing side: a task that pulls the moving slots from their source and applies them
+//! through this shard's writer, starting over after any failure until the slots are no
+//! longer importing at its epoch.
+
+use super::Import;
+use crate::repl::link::Link;
+use crate::store::oplog::{Change, Op};
+use crate::store::slots::SlotTable;
+use crate::store::writer::{Txn, VersionMap, WriteOp, Writer};
+use crate::store::Store;
+use anyhow::{anyhow, bail};
+use fjord_common::ownership::SlotState;
+use fjord_common::repl::{Frame, SlotSyncRequest, PROTOCOL_VERSION};
+use fjord_common::slotset::SlotSet;
+use fjord_common::Reply;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What the task needs of its shard.
+pub struct Importer {
+    pub store: Arc<Store>,
+    pub writer: Writer,
+    pub password: Option<String>,
+}
+
+/// How a pull ended without an error.
+enum Ended {
+    /// The slots are no longer importing at this epoch: owned here, or given back.
+    Over,
+}
+
+/// Runs `import` until it is over, stopped or refused; `began` gets the answer to `FJORD
+/// IMPORT` (OK once the slots are importing here, or why they cannot be).
+pub async fn run(importer: Importer, import: Arc<Import>, began: oneshot::Sender<Reply>) {
+    let mut began = Some(began);
+    let mut stop = import.stop.subscribe();
+    let mut retry = RETRY_FIRST;
+    loop {
+        let begin = BeginImport {
+            epoch: import.epoch,
+            slots: import.slots.clone(),
+        };
+        let reply = submit(&importer.writer, Box::new(begin)).await;
+        match reply {
+            Reply::Status(ref s) if s == "OVER" => {
+                import.finish("done", None);
+                if let Some(tx) = began.take() {
+                    let _ = tx.send(Reply::error(format!(
+                        "ERR the move of epoch {} is past its import here",
+                        import.epoch
+                    )));
+                }
+                return;
+            }
+            Reply::Error(e) => {
+                tracing::warn!(error = %e, slots = %import.slots, "import refused");
+                import.finish("failed", Some(e.to_string()));
+                if let Some(tx) = began.take() {
+                    let _ = tx.send(Reply::Error(e));
+                }
+                return;
+            }
+            _ => {}
+        }
+        // Whatever an earlier attempt left goes: the snapshot brings the slots whole.
+        if let Ok(Reply::Error(e)) = importer.writer.flush(import.slots.clone()).await.await {
+            import.failed_attempt(format!("emptying the slots: {e}"));
+        } else {
+            if let Some(tx) = began.take() {
+                let _ = tx.send(Reply::ok());
+            }
+            import.restart();
+            let pulled = tokio::select! {
+                r = pull(&importer, &import) => r,
+                _ = stop.changed() => {
+                    import.finish("stopped", None);
+                    return;
+                }
+            };
+            match pulled {
+                Ok(Ended::Over) => {
+                    tracing::info!(slots = %import.slots, epoch = import.epoch, keys = import.keys(), "import over");
+                    import.finish("done", None);
+                    return;
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    tracing::warn!(source = %import.source, error = %why, retry_in_ms = retry.as_millis() as u64, "import interrupted; starting over");
+                    import.failed_attempt(why);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = stop.changed() => {
+                import.finish("stopped", None);
+                return;
+            }
+        }
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
+async fn submit(writer: &Writer, op: Box<dyn WriteOp>) -> Reply {
+    match writer.submit(vec![op]).await.await {
+        Ok(mut replies) => replies
+            .pop()
+            .unwrap_or_else(|| Reply::error("ERR no reply")),
+        Err(_) => Reply::error("ERR the shard is shutting down"),
+    }
+}
+
+/// One attempt: the snapshot, then the stream, until the link breaks or the import is over.
+async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<Ended> {
+    let mut link = Link::connect(&import.source, importer.password.as_deref()).await?;
+    let request = SlotSyncRequest {
+        protocol: PROTOCOL_VERSION,
+        epoch: import.epoch,
+        slots: import.slots.clone(),
+    };
+    link.send(&request.to_args()).await?;
+    let next_id = match link.frame().await? {
+        Frame::FullSync { next_id, .. } => next_id,
+        other => bail!("unexpected answer to FJORD SLOTSYNC: {other:?}"),
+    };
+    let versions = Arc::new(Mutex::new(VersionMap::default()));
+    let started = Instant::now();
+    loop {
+        match link.frame().await? {
+            Frame::Snap(chunk) => {
+                let op = Op::decode(0, chunk)?;
+                if apply(importer, import, vec![op], &versions).await? {
+                    return Ok(Ended::Over);
+                }
+                throttle(import, started).await;
+            }
+            Frame::SnapEnd => break,
+            other => bail!("unexpected frame during the snapshot: {other:?}"),
+        }
+    }
+    import.set_through(next_id - 1);
+    import.set_state("streaming");
+    tracing::info!(source = %import.source, slots = %import.slots, keys = import.keys(), ms = started.elapsed().as_millis() as u64, "snapshot of the slots imported; following the source");
+    loop {
+        match link.frame().await? {
+            Frame::SlotOps { through, entries } => {
+                if !entries.is_empty() {
+                    let ops = entries
+                        .into_iter()
+                        .map(|raw| Op::decode(through, raw))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if apply(importer, import, ops, &versions).await? {
+                        return Ok(Ended::Over);
+                    }
+                }
+                import.set_through(through);
+                if !importing(&importer.store, &import.slots, import.epoch) {
+                    return Ok(Ended::Over);
+                }
+            }
+            other => bail!("unexpected frame from the source: {other:?}"),
+        }
+    }
+}
+
+/// Applies entries through the writer; true if the import is over.
+async fn apply(
+    importer: &Importer,
+    import: &Import,
+    ops: Vec<Op>,
+    versions: &Arc<Mutex<VersionMap>>,
+) -> anyhow::Result<bool> {
+    let mut entries = Vec::with_capacity(ops.len());
+    let mut bytes = 0;
+    for op in &ops {
+        let changes = op.changes()?;
+        if let Some(slot) = changes
+            .iter()
+            .find_map(|c| change_slot(c).filter(|s| !import.slots.contains(*s)))
+        {
+            bail!("the source sent a change to slot {slot}, which is not imported");
+        }
+        bytes += op.len();
+        entries.push((op.id, changes));
+    }
+    let batch = ImportBatch {
+        epoch: import.epoch,
+        slots: import.slots.clone(),
+        entries,
+        versions: Arc::clone(versions),
+    };
+    match submit(&importer.writer, Box::new(batch)).await {
+        Reply::Int(keys) => {
+            import.applied(keys.max(0) as u64, bytes);
+            Ok(false)
+        }
+        Reply::Status(ref s) if s == "OVER" => Ok(true),
+        Reply::Error(e) => Err(anyhow!("applying the source's entries: {e}")),
+        other => Err(anyhow!(
+            "unexpected reply applying the source's entries: {other:?}"
+        )),
+    }
+}
+
+/// Keeps the snapshot under `--max-rate`.
+async fn throttle(import: &Import, started: Instant) {
+    let Some(rate) = import.max_rate else {
+        return;
+    };
+    let due = Duration::from_secs_f64(import.keys() as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The slot a change is about, if it is about one key or member.
+pub fn change_slot(change: &Change) -> Option<u16> {
+    match change {
+        Change::Put(k, _)
+        | Change::Delete(k)
+        | Change::PutMember(k, _)
+        | Change::DeleteMember(k) => Some(u16::from_be_bytes(k.get(..2)?.try_into().ok()?)),
+        Change::Garbage { .. } | Change::NextVersion(_) | Change::SlotStates(_) => None,
+    }
+}
+
+/// Whether every slot of `slots` is importing at `epoch` in `table`.
+fn all_importing(table: &SlotTable, slots: &SlotSet, epoch: u64) -> bool {
+    slots.slots().all(|s| {
+        let r = table.get(s);
+        r.state == SlotState::Importing && r.epoch == epoch
+    })
+}
+
+/// [`all_importing`] as committed: the stream's quiet frames end an import that is over.
+fn importing(store: &Store, slots: &SlotSet, epoch: u64) -> bool {
+    all_importing(&store.slot_table(), slots, epoch)
+}
+
+/// Marks the slots importing at the epoch: `OVER` if the move of that epoch already went
+/// past that here (owned, or given back), an error for a newer epoch or for a slot holding
+/// live keys (a slot importing at this epoch holds an earlier attempt's, emptied next).
+struct BeginImport {
+    epoch: u64,
+    slots: SlotSet,
+}
+
+impl WriteOp for BeginImport {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        let table = txn.slot_table();
+        for slot in self.slots.slots() {
+            let r = table.get(slot);
+            if r.epoch == self.epoch && r.state != SlotState::Importing {
+                return Reply::status("OVER");
+            }
+            let earlier_attempt = r.epoch == self.epoch;
+            let keys = txn.slot_count(slot);
+            if !earlier_attempt && keys > 0 {
+                return Reply::error(format!(
+                    "ERR slot {slot} holds {keys} keys here: refusing to import into it"
+                ));
+            }
+        }
+        match table.with(&self.slots, SlotState::Importing, self.epoch, None) {
+            Ok(next) if next == *table => Reply::ok(),
+            Ok(next) => {
+                tracing::info!(slots = %self.slots, epoch = self.epoch, "slot states changed: importing");
+                txn.set_slot_table(next);
+                Reply::ok()
+            }
+            Err(e) => Reply::error(e.to_string()),
+        }
+    }
+}
+
+/// Entries of the source, applied as this shard's writes if the slots still import.
+struct ImportBatch {
+    epoch: u64,
+    slots: SlotSet,
+    entries: Vec<(u64, Vec<Change>)>,
+    versions: Arc<Mutex<VersionMap>>,
+}
+
+impl WriteOp for ImportBatch {
+    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
+        if !all_importing(&txn.slot_table(), &self.slots, self.epoch) {
+            return Reply::status("OVER");
+        }
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = 0;
+        for (id, changes) in &self.entries {
+            match txn.apply_imported(*id, changes, &mut versions) {
+                Ok(n) => keys += n,
+                Err(e) => return Reply::error(format!("ERR {e}")),
+            }
+        }
+        Reply::Int(keys as i64)
+    }
+}

@@ -1,0 +1,355 @@
+//! Moving slots with their data (issue 15): `fjord-admin reshard` under load, through a proxy
+//! that reloads and one held on the old topology, with no client error; `fix` after the mover
+//! is killed; bad requests refused with nothing changed.
+
+use fjord_tests::{bin_dir, eventually, start_proxy, words, Cluster, ClusterOptions, RawClient};
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn admin(c: &Cluster, args: &[&str]) -> Output {
+    Command::new(bin_dir().join("fjord-admin"))
+        .arg("--config")
+        .arg(&c.config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn said(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn reshard(c: &Cluster, from: &str, to: &str, range: &str) {
+    let out = admin(
+        c,
+        &[
+            "reshard",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--slot-range",
+            range,
+            "--yes",
+            "--batch",
+            "700",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "reshard {from}→{to} {range}: {}",
+        said(&out)
+    );
+    eprintln!("{}", said(&out).trim());
+}
+
+fn call(c: &mut RawClient, line: &str) -> String {
+    c.call_str(&words(line)).unwrap()
+}
+
+/// What the clients were told, by key: the acknowledged value of each unique key, and each
+/// counter's acknowledged increments.
+#[derive(Default)]
+struct Acked {
+    values: BTreeMap<String, String>,
+    counters: BTreeMap<String, i64>,
+    errors: Vec<String>,
+}
+
+/// A client that writes unique keys and increments counters through `addr` until `stop`,
+/// reading back each write after its ack; every error is recorded.
+fn writer(
+    addr: String,
+    name: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut c = RawClient::tcp(&addr).unwrap();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let key = format!("{name}:{n}");
+            let value = format!("v{n}");
+            let reply = c
+                .call_str(&words(&format!("SET {key} {value}")))
+                .unwrap_or_else(|e| format!("-io {e}"));
+            let mut a = acked.lock().unwrap();
+            if reply != "+OK\r\n" {
+                a.errors.push(format!("SET {key}: {reply}"));
+                continue;
+            }
+            a.values.insert(key.clone(), value.clone());
+            drop(a);
+            let counter = format!("{name}:counter:{}", n % 50);
+            let reply = c
+                .call_str(&words(&format!("INCR {counter}")))
+                .unwrap_or_else(|e| format!("-io {e}"));
+            let mut a = acked.lock().unwrap();
+            if reply.starts_with(':') {
+                *a.counters.entry(counter).or_default() += 1;
+            } else {
+                a.errors.push(format!("INCR {counter}: {reply}"));
+            }
+            drop(a);
+            // A read that starts after the ack sees the write.
+            let read = c
+                .call_str(&words(&format!("GET {key}")))
+                .unwrap_or_default();
+            if read != format!("${}\r\n{value}\r\n", value.len()) {
+                acked
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("GET {key} after its ack: {read:?}"));
+            }
+        }
+    })
+}
+
+/// Each shard holds keys only of the slots the file gives it, and its states agree.
+fn each_key_on_its_owner(c: &Cluster) {
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let topology = fjord_common::topology::Topology::parse(&text, None).unwrap();
+    assert!(
+        topology.moving.is_none(),
+        "a move is still recorded:\n{text}"
+    );
+    for (shard, entry) in c.shards.iter().zip(&topology.shards) {
+        let others = entry.slots.complement();
+        let mut s = shard.client().unwrap();
+        if !others.is_empty() {
+            assert_eq!(
+                call(&mut s, &format!("FJORD DBSIZE {others}")),
+                ":0\r\n",
+                "{} holds others' keys",
+                entry.id
+            );
+        }
+    }
+    let check = admin(c, &["check"]);
+    assert!(check.status.success(), "{}", said(&check));
+}
+
+#[test]
+fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
+    let c = Cluster::start_with(ClusterOptions {
+        shards: 2,
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    // A proxy that never reloads: its topology stays the one before any move.
+    let stale_config = c.config.with_file_name("stale.yaml");
+    std::fs::copy(&c.config, &stale_config).unwrap();
+    let (mut stale, lines) = start_proxy(&stale_config, &[]).unwrap();
+    let stale_addr = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
+        .unwrap()
+        .to_string();
+
+    // Data of every type in the slots that move, some with a TTL.
+    let mut client = c.standalone_client().unwrap();
+    for i in 0..3000 {
+        client
+            .send(&words(&format!("SET pre:{i} value-{i}")))
+            .unwrap();
+    }
+    for i in 0..300 {
+        client
+            .send(&words(&format!("HSET hash:{i} a {i} b x")))
+            .unwrap();
+        client
+            .send(&words(&format!("ZADD zset:{i} 1 one {i} two")))
+            .unwrap();
+        client
+            .send(&words(&format!("SADD set:{i} m1 m2 m{i}")))
+            .unwrap();
+        client
+            .send(&words(&format!("SET ttl:{i} t EX 1000")))
+            .unwrap();
+    }
+    for _ in 0..(3000 + 4 * 300) {
+        let r = client.read_reply().unwrap();
+        assert!(!r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
+    }
+    let before = call(&mut client, "DBSIZE");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let writers: Vec<_> = [
+        (c.standalone.clone(), "fresh"),
+        (stale_addr.clone(), "stale"),
+    ]
+    .into_iter()
+    .map(|(addr, name)| {
+        writer(
+            addr,
+            name.to_string(),
+            Arc::clone(&stop),
+            Arc::clone(&acked),
+        )
+    })
+    .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    reshard(&c, "s1", "s2", "0-1999");
+    each_key_on_its_owner(&c);
+    reshard(&c, "s2", "s1", "0-1999");
+    reshard(&c, "s1", "s2", "100-5000");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap();
+    assert!(
+        acked.errors.is_empty(),
+        "client errors: {:?}",
+        &acked.errors[..acked.errors.len().min(10)]
+    );
+    assert!(
+        acked.values.len() > 100,
+        "only {} writes",
+        acked.values.len()
+    );
+
+    each_key_on_its_owner(&c);
+    let mut fresh = c.standalone_client().unwrap();
+    let mut old = RawClient::tcp(&stale_addr).unwrap();
+    for (key, value) in &acked.values {
+        let want = format!("${}\r\n{value}\r\n", value.len());
+        assert_eq!(call(&mut fresh, &format!("GET {key}")), want, "{key}");
+    }
+    for (key, n) in &acked.counters {
+        assert_eq!(
+            call(&mut old, &format!("GET {key}")),
+            format!("${}\r\n{n}\r\n", n.to_string().len()),
+            "{key} through the stale proxy"
+        );
+    }
+    for i in [0, 7, 299] {
+        assert_eq!(
+            call(&mut fresh, &format!("HGET hash:{i} a")),
+            format!("${}\r\n{i}\r\n", i.to_string().len())
+        );
+        assert_eq!(call(&mut fresh, &format!("HLEN hash:{i}")), ":2\r\n");
+        assert_eq!(
+            call(&mut fresh, &format!("ZSCORE zset:{i} two")),
+            format!("${}\r\n{i}\r\n", i.to_string().len())
+        );
+        assert_eq!(call(&mut old, &format!("SCARD set:{i}")), ":3\r\n");
+        let ttl = call(&mut fresh, &format!("TTL ttl:{i}"));
+        assert!(
+            ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n",
+            "{ttl}"
+        );
+    }
+    let expected = before
+        .trim_start_matches(':')
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+        + acked.values.len()
+        + acked.counters.len();
+    assert_eq!(call(&mut fresh, "DBSIZE"), format!(":{expected}\r\n"));
+    let _ = stale.kill();
+    let _ = stale.wait();
+}
+
+#[test]
+fn bad_reshard_requests_are_refused_and_change_nothing() {
+    let c = Cluster::start_with(ClusterOptions {
+        shards: 2,
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let file = std::fs::read_to_string(&c.config).unwrap();
+    for (args, wanted) in [
+        (
+            vec!["--from", "s1", "--to", "s9", "--slots", "10"],
+            "no shard \"s9\"",
+        ),
+        (
+            vec!["--from", "s1", "--to", "s1", "--slots", "10"],
+            "the same shard",
+        ),
+        (
+            vec!["--from", "s1", "--to", "s2", "--slot-range", "8000-9000"],
+            "does not own slots 8192-9000",
+        ),
+        (
+            vec!["--from", "s1", "--to", "s2", "--slot-range", "16000-16384"],
+            "--slot-range",
+        ),
+        (
+            vec!["--from", "s1", "--to", "s2", "--slots", "9000"],
+            "owns 8192 slots",
+        ),
+    ] {
+        let mut all = vec!["reshard", "--yes"];
+        all.extend(args);
+        let out = admin(&c, &all);
+        assert!(!out.status.success(), "{all:?}");
+        assert!(said(&out).contains(wanted), "{all:?}: {}", said(&out));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&c.config).unwrap(),
+        file,
+        "nothing changed"
+    );
+    // Importing into a slot that holds keys is refused by the target itself.
+    let mut s2 = c.shards[1].client().unwrap();
+    let key = (0..)
+        .map(|n| format!("k{n}"))
+        .find(|k| fjord_common::slot_of(k.as_bytes()) < 100)
+        .unwrap();
+    let mut s1 = c.shards[0].client().unwrap();
+    assert_eq!(
+        call(&mut s2, &format!("SET {key} 1")),
+        "+OK\r\n",
+        "s2 still owns every slot in its own table"
+    );
+    let refused = call(
+        &mut s2,
+        &format!("FJORD IMPORT 9 {} 0-99", c.shards[0].addr),
+    );
+    assert!(
+        refused.contains("keys here: refusing to import into it"),
+        "{refused}"
+    );
+    assert_eq!(call(&mut s1, "FJORD IMPORTS"), "*0\r\n");
+    // A recorded move blocks a second one until it is fixed.
+    assert_eq!(call(&mut s2, &format!("DEL {key}")), ":1\r\n");
+    let text = file.replace("version: 1", "version: 2")
+        + "moving: { from: s1, to: s2, slots: [0-99], epoch: 2 }\n";
+    fjord_tests::write_atomically(&c.config, &text).unwrap();
+    let out = admin(
+        &c,
+        &[
+            "reshard", "--yes", "--from", "s1", "--to", "s2", "--slots", "5",
+        ],
+    );
+    assert!(
+        !out.status.success() && said(&out).contains("is under way or was interrupted"),
+        "{}",
+        said(&out)
+    );
+    let out = admin(&c, &["fix"]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("slots 0-99 stay s1's"),
+        "{}",
+        said(&out)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || admin(&c, &["check"])
+            .status
+            .success()),
+        "{}",
+        said(&admin(&c, &["check"]))
+    );
+}
