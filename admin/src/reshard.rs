@@ -72,6 +72,11 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Attempts at a batch before the move gives up (rolled back).
 const MAX_ATTEMPTS: usize = 5;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a step of the move is repeated while its shard does not answer (restarting,
+/// failing over) before the mover gives up and leaves the rest to `fix`.
+const STEP_PATIENCE: Duration = Duration::from_secs(60);
+/// How long the target's import may keep failing before the batch is rolled back.
+const STALLED: Duration = Duration::from_secs(30);
 
 /// The shards of a move as the topology names them now.
 struct Ends {
@@ -402,6 +407,7 @@ async fn move_batch(
     // 1. Until the target follows the source closely.
     let mut said = Instant::now();
     let started = Instant::now();
+    let mut retrying_since: Option<Instant> = None;
     let status = loop {
         if aborted(store)? {
             return Err(before(anyhow!("aborted (reshard --abort)")));
@@ -418,6 +424,15 @@ async fn move_batch(
             return Err(before(anyhow!(
                 "the target's import {}: {}",
                 s.state,
+                s.error
+            )));
+        }
+        if s.state != "retrying" {
+            retrying_since = None;
+        } else if retrying_since.get_or_insert_with(Instant::now).elapsed() > STALLED {
+            return Err(before(anyhow!(
+                "the target's import has been failing for {} s: {}",
+                STALLED.as_secs(),
                 s.error
             )));
         }
@@ -501,27 +516,46 @@ fn aborted(store: &FileStore) -> Result<bool, Failure> {
     store.abort_requested().map_err(Failure::Before)
 }
 
-/// The target owns the batch: repeated until it holds (its primary may be failing over).
-async fn take(store: &FileStore, plan: &Plan, shards: &mut Shards, batch: &SlotSet) -> Result<()> {
-    let (epoch, slots) = (plan.epoch.to_string(), batch.to_string());
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Which end of a move a step is sent to.
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Target,
+}
+
+/// Sends a step to one end of the move until it holds, for up to [`STEP_PATIENCE`]: the
+/// shard may be restarting or failing over, so its address is read from the topology
+/// again each time. Every step is idempotent.
+async fn repeat(
+    store: &FileStore,
+    plan: &Plan,
+    shards: &mut Shards,
+    end: End,
+    args: &[&str],
+) -> Result<()> {
+    let deadline = Instant::now() + STEP_PATIENCE;
     loop {
-        let target = ends(store, plan)?.target;
-        match shards
-            .ok(
-                &target,
-                &["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots],
-            )
-            .await
-        {
+        let ends = ends(store, plan)?;
+        let addr = match end {
+            End::Source => ends.source,
+            End::Target => ends.target,
+        };
+        match shards.ok(&addr, args).await {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() < deadline => {
-                tracing::warn!(error = %format!("{e:#}"), "the target did not take the batch yet; again");
+                tracing::warn!(error = %format!("{e:#}"), "a step of the move did not hold yet; again");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The target owns the batch.
+async fn take(store: &FileStore, plan: &Plan, shards: &mut Shards, batch: &SlotSet) -> Result<()> {
+    let (epoch, slots) = (plan.epoch.to_string(), batch.to_string());
+    let args = ["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots];
+    repeat(store, plan, shards, End::Target, &args).await
 }
 
 /// The topology with `batch` moved.
@@ -546,18 +580,14 @@ async fn delete_on_source(
     batch: &SlotSet,
 ) -> Result<()> {
     let slots = batch.to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let source = ends(store, plan)?.source;
-        match shards.ok(&source, &["FJORD", "FLUSH", &slots]).await {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() < deadline => {
-                tracing::warn!(error = %format!("{e:#}"), "deleting the moved keys on the source failed; again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    repeat(
+        store,
+        plan,
+        shards,
+        End::Source,
+        &["FJORD", "FLUSH", &slots],
+    )
+    .await
 }
 
 /// Undoes a batch that was not handed over: the source owns it again (if it froze it), the
@@ -568,23 +598,21 @@ async fn roll_back(
     shards: &mut Shards,
     batch: &SlotSet,
 ) -> Result<()> {
-    let ends = ends(store, plan)?;
     let (epoch, slots) = (plan.epoch.to_string(), batch.to_string());
     // Without a term: whoever is the source's primary now takes the batch back.
-    shards
-        .ok(
-            &ends.source,
-            &["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots],
-        )
-        .await?;
-    shards
-        .ok(
-            &ends.target,
-            &["FJORD", "SETSLOTS", &epoch, "gone", &ends.source, &slots],
-        )
-        .await?;
-    shards.ok(&ends.target, &["FJORD", "FLUSH", &slots]).await?;
-    Ok(())
+    let owned = ["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots];
+    repeat(store, plan, shards, End::Source, &owned).await?;
+    let source = ends(store, plan)?.source;
+    let gone = ["FJORD", "SETSLOTS", &epoch, "gone", &source, &slots];
+    repeat(store, plan, shards, End::Target, &gone).await?;
+    repeat(
+        store,
+        plan,
+        shards,
+        End::Target,
+        &["FJORD", "FLUSH", &slots],
+    )
+    .await
 }
 
 /// `fix`: finishes what the source gave up, rolls back the rest, and removes the record.

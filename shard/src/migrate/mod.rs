@@ -175,7 +175,7 @@ impl Imports {
 /// `FJORD IMPORT <epoch> <source> <slots> [MAXRATE <keys/s>]` (`args` from the epoch on).
 /// Answers once the slots are importing here (or with why not); the pull goes on in a task.
 /// The same request again while it runs changes nothing; with another source (the source
-/// failed over) it starts over from that one.
+/// failed over), or after the batch was given back (a rollback), it starts over.
 pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
     let parsed = (|| -> Result<(u64, String, SlotSet, Option<u64>), Reply> {
         let epoch = parse_i64(&args[0])
@@ -221,7 +221,8 @@ pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
             ))
             .into();
         }
-        if running.source == source && running.max_rate == max_rate {
+        let same = running.source == source && running.max_rate == max_rate;
+        if same && target::importing(&server.store, &slots, epoch) {
             return Reply::ok().into();
         }
         let _ = running.stop.send(true);

@@ -43,6 +43,8 @@ pub async fn run(importer: Importer, import: Arc<Import>, began: oneshot::Sender
         let begin = BeginImport {
             epoch: import.epoch,
             slots: import.slots.clone(),
+            // Only when asked: a retry must not take back slots a rollback gave back.
+            revive: began.is_some(),
         };
         let reply = submit(&importer.writer, Box::new(begin)).await;
         match reply {
@@ -237,16 +239,18 @@ fn all_importing(table: &SlotTable, slots: &SlotSet, epoch: u64) -> bool {
 }
 
 /// [`all_importing`] as committed: the stream's quiet frames end an import that is over.
-fn importing(store: &Store, slots: &SlotSet, epoch: u64) -> bool {
+pub(crate) fn importing(store: &Store, slots: &SlotSet, epoch: u64) -> bool {
     all_importing(&store.slot_table(), slots, epoch)
 }
 
 /// Marks the slots importing at the epoch: `OVER` if the move of that epoch already went
-/// past that here (owned, or given back), an error for a newer epoch or for a slot holding
-/// live keys (a slot importing at this epoch holds an earlier attempt's, emptied next).
+/// past that here (owned; or given back, unless `revive`: the mover tries the batch again),
+/// an error for a newer epoch or for a slot holding live keys (a slot at this epoch holds
+/// an earlier attempt's, emptied next).
 struct BeginImport {
     epoch: u64,
     slots: SlotSet,
+    revive: bool,
 }
 
 impl WriteOp for BeginImport {
@@ -254,7 +258,8 @@ impl WriteOp for BeginImport {
         let table = txn.slot_table();
         for slot in self.slots.slots() {
             let r = table.get(slot);
-            if r.epoch == self.epoch && r.state != SlotState::Importing {
+            let given_back = r.state == SlotState::Gone && self.revive;
+            if r.epoch == self.epoch && r.state != SlotState::Importing && !given_back {
                 return Reply::status("OVER");
             }
             let earlier_attempt = r.epoch == self.epoch;

@@ -353,3 +353,179 @@ fn bad_reshard_requests_are_refused_and_change_nothing() {
         said(&admin(&c, &["check"]))
     );
 }
+
+/// What a client saw of each write while shards and the mover were killed: acknowledged,
+/// failed (an error reply: certainly not applied… or not known), unknown (no reply).
+#[derive(Default)]
+struct Outcomes {
+    acked: BTreeMap<String, String>,
+    failed: u64,
+    unknown: u64,
+    /// The first error replies of each kind.
+    errors: BTreeMap<String, u64>,
+}
+
+/// The owner of slot 0 as the file says, the other shard, and the slots of 0-3000 the
+/// owner has (an interrupted move may have split them).
+fn next_move(c: &Cluster) -> (String, String, String) {
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let t = fjord_common::topology::Topology::parse(&text, None).unwrap();
+    let from = &t.shards[t.owner(0)];
+    let to = t.shards.iter().find(|s| s.id != from.id).unwrap();
+    let range = fjord_common::slotset::SlotSet::parse("0-3000").unwrap();
+    (
+        from.id.clone(),
+        to.id.clone(),
+        from.slots.intersect(&range).to_string(),
+    )
+}
+
+#[test]
+fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consistent() {
+    let mut c = Cluster::start_with(ClusterOptions {
+        shards: 2,
+        shard: fjord_tests::ShardOptions {
+            fsync: "always",
+            ..fjord_tests::ShardOptions::default()
+        },
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let mut client = c.standalone_client().unwrap();
+    for i in 0..40_000 {
+        client.send(&words(&format!("SET pre:{i} {i}"))).unwrap();
+    }
+    for _ in 0..40_000 {
+        assert_eq!(client.read_reply().unwrap(), b"+OK\r\n");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+    let load = {
+        let (addr, stop, outcomes) = (
+            c.standalone.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&outcomes),
+        );
+        std::thread::spawn(move || {
+            let mut conn: Option<RawClient> = None;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let Some(c) = conn.as_mut() else {
+                    conn = RawClient::tcp(&addr).ok();
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let (key, value) = (format!("w:{n}"), format!("v{n}"));
+                match c.call_str(&words(&format!("SET {key} {value}"))) {
+                    Ok(r) if r == "+OK\r\n" => {
+                        outcomes.lock().unwrap().acked.insert(key, value);
+                    }
+                    Ok(r) => {
+                        let mut o = outcomes.lock().unwrap();
+                        o.failed += 1;
+                        let kind: String = r.split(' ').take(3).collect::<Vec<_>>().join(" ");
+                        *o.errors.entry(kind).or_default() += 1;
+                    }
+                    Err(_) => {
+                        outcomes.lock().unwrap().unknown += 1;
+                        conn = None;
+                    }
+                }
+            }
+        })
+    };
+    let mut graveyard = Vec::new();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    for fault in ["mover", "target", "source", "mover"] {
+        let (from, to, slots) = next_move(&c);
+        let mover = Command::new(bin_dir().join("fjord-admin"))
+            .arg("--config")
+            .arg(&c.config)
+            .args([
+                "reshard",
+                "--yes",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--slot-range",
+                &slots,
+                "--max-rate",
+                "6000",
+                "--batch",
+                "1000",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = Duration::from_millis(100 + (seed >> 33) % 900);
+        std::thread::sleep(after);
+        let mut mover = mover;
+        match fault {
+            "mover" => {
+                let _ = mover.kill();
+            }
+            end => {
+                let text = std::fs::read_to_string(&c.config).unwrap();
+                let t = fjord_common::topology::Topology::parse(&text, None).unwrap();
+                let id = if end == "source" { &from } else { &to };
+                let i = t.shards.iter().position(|s| &s.id == id).unwrap();
+                c.shards[i].kill9();
+                std::thread::sleep(Duration::from_millis(300));
+                let restarted = fjord_tests::Shard::start_with(fjord_tests::ShardOptions {
+                    fsync: "always",
+                    data_dir: Some(c.shards[i].data_dir.clone()),
+                    listen: Some(c.shards[i].addr.clone()),
+                    ..fjord_tests::ShardOptions::default()
+                })
+                .unwrap();
+                graveyard.push(std::mem::replace(&mut c.shards[i], restarted));
+            }
+        }
+        let out = mover.wait_with_output().unwrap();
+        eprintln!(
+            "{fault} killed after {after:?}: reshard {from}→{to} exited {:?}: {}",
+            out.status.code(),
+            said(&out).trim()
+        );
+        if !out.status.success() {
+            let fixed = admin(&c, &["fix"]);
+            assert!(fixed.status.success(), "{}", said(&fixed));
+            eprintln!("{}", said(&fixed).trim());
+        }
+        each_key_on_its_owner(&c);
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let outcomes = outcomes.lock().unwrap();
+    eprintln!(
+        "writes: {} acknowledged, {} failed ({:?}), {} unknown",
+        outcomes.acked.len(),
+        outcomes.failed,
+        outcomes.errors,
+        outcomes.unknown
+    );
+    let mut fresh = c.standalone_client().unwrap();
+    for (key, value) in &outcomes.acked {
+        let want = format!("${}\r\n{value}\r\n", value.len());
+        assert_eq!(
+            call(&mut fresh, &format!("GET {key}")),
+            want,
+            "{key} was acknowledged"
+        );
+    }
+    for i in (0..40_000).step_by(97) {
+        let want = format!("${}\r\n{i}\r\n", i.to_string().len());
+        assert_eq!(call(&mut fresh, &format!("GET pre:{i}")), want);
+    }
+    drop(graveyard);
+}
