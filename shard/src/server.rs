@@ -60,6 +60,8 @@ impl Server {
     ) -> Self {
         let metrics = ShardMetrics::new(&store, config.record_metrics);
         repl.stats.register(&metrics.registry);
+        let imports = Arc::new(crate::migrate::Imports::default());
+        imports.stats.register(&metrics.registry);
         repl.ack_stats.register(&metrics.registry);
         Self {
             metrics,
@@ -75,7 +77,7 @@ impl Server {
             cursors: CursorTable::default(),
             started: Instant::now(),
             run_id: process::new_run_id(),
-            imports: Arc::default(),
+            imports,
             local_addr,
         }
     }

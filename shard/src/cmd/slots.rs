@@ -52,7 +52,10 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
             )),
             "import" => crate::migrate::import(server, &args[2..]),
             "imports" => server.imports.status(),
-            "setslots" => Outcome::Write(Box::new(SetSlots::parse(&args[2..])?)),
+            "setslots" => Outcome::Write(Box::new(SetSlots::parse(
+                &args[2..],
+                &server.imports.stats,
+            )?)),
             "status" | "fence" | "promote" | "follow" | "isr" | "acks" => {
                 super::replication::control(server, sub.name, args)
             }
@@ -90,10 +93,15 @@ struct SetSlots {
     owner: Option<String>,
     slots: SlotSet,
     term: Option<u64>,
+    /// Where the time slots stay frozen is measured.
+    stats: std::sync::Arc<crate::migrate::MoveStats>,
 }
 
 impl SetSlots {
-    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+    fn parse(
+        args: &[Bytes],
+        stats: &std::sync::Arc<crate::migrate::MoveStats>,
+    ) -> Result<Self, Reply> {
         let epoch = parse_i64(&args[0])
             .and_then(|e| u64::try_from(e).ok())
             .ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
@@ -120,6 +128,7 @@ impl SetSlots {
             owner,
             slots: slot_set(&args[3])?,
             term,
+            stats: std::sync::Arc::clone(stats),
         })
     }
 }
@@ -136,6 +145,15 @@ impl WriteOp for SetSlots {
         match current.with(&self.slots, self.state, self.epoch, self.owner.as_deref()) {
             Ok(next) if next == *current => Reply::ok(),
             Ok(next) => {
+                let was_frozen = self
+                    .slots
+                    .slots()
+                    .any(|s| current.get(s).state == SlotState::Frozen);
+                match self.state {
+                    SlotState::Frozen => self.stats.froze(),
+                    _ if was_frozen => self.stats.thawed(),
+                    _ => {}
+                }
                 tracing::info!(
                     slots = %self.slots,
                     state = self.state.name(),

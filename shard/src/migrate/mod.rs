@@ -24,17 +24,99 @@ pub mod target;
 use crate::cmd::Outcome;
 use crate::server::Server;
 use bytes::Bytes;
+use fjord_common::metrics;
 use fjord_common::number::{parse_i64, parse_usize};
 use fjord_common::slotset::SlotSet;
 use fjord_common::{error, Reply};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// The import under way on this shard, or the last one (for `FJORD IMPORTS`).
+/// The import under way on this shard, or the last one (for `FJORD IMPORTS`), and the
+/// series of moves in and out.
 #[derive(Default)]
 pub struct Imports {
     current: Mutex<Option<Arc<Import>>>,
+    pub stats: Arc<MoveStats>,
+}
+
+/// The `fjord_shard_*` series of slot moves.
+pub struct MoveStats {
+    /// Entries and bytes of changes imported (snapshot and stream).
+    pub keys: IntCounter,
+    pub bytes: IntCounter,
+    /// Imports started over (a broken link, a restarted or failed-over source).
+    pub restarts: IntCounter,
+    /// Slots being imported now.
+    pub importing: IntGauge,
+    /// How long slots stayed frozen on this shard before they were given up or taken back:
+    /// the pause writes to them saw.
+    pub frozen: Histogram,
+    frozen_since: Mutex<Option<Instant>>,
+}
+
+impl Default for MoveStats {
+    fn default() -> Self {
+        Self {
+            keys: IntCounter::new(
+                "fjord_shard_import_keys_total",
+                "Keys this shard imported from moving slots' sources (snapshot and stream)",
+            )
+            .expect("valid metric"),
+            bytes: IntCounter::new(
+                "fjord_shard_import_bytes_total",
+                "Bytes of changes this shard imported from moving slots' sources",
+            )
+            .expect("valid metric"),
+            restarts: IntCounter::new(
+                "fjord_shard_import_restarts_total",
+                "Imports that started over from a fresh snapshot (a broken link, a restarted or failed-over source)",
+            )
+            .expect("valid metric"),
+            importing: IntGauge::new(
+                "fjord_shard_importing_slots",
+                "Slots this shard is importing now",
+            )
+            .expect("valid metric"),
+            frozen: Histogram::with_opts(
+                HistogramOpts::new(
+                    "fjord_shard_slots_frozen_seconds",
+                    "How long a batch of slots stayed frozen here before it was handed over or taken back (the pause its writes saw)",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            )
+            .expect("valid metric"),
+            frozen_since: Mutex::new(None),
+        }
+    }
+}
+
+impl MoveStats {
+    pub fn register(&self, registry: &Registry) {
+        metrics::register(registry, self.keys.clone());
+        metrics::register(registry, self.bytes.clone());
+        metrics::register(registry, self.restarts.clone());
+        metrics::register(registry, self.importing.clone());
+        metrics::register(registry, self.frozen.clone());
+    }
+
+    /// Slots went frozen here.
+    pub fn froze(&self) {
+        *self.frozen_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Frozen slots were given up or taken back.
+    pub fn thawed(&self) {
+        if let Some(at) = self
+            .frozen_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            self.frozen.observe(at.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// One import: what it pulls, from where, and how far it got.
@@ -234,6 +316,7 @@ pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
         store: Arc::clone(&server.store),
         writer: server.writer.clone(),
         password: server.config.requirepass.clone(),
+        stats: Arc::clone(&server.imports.stats),
     };
     let (began, answer) = tokio::sync::oneshot::channel();
     runtime.spawn(target::run(importer, import, began));

@@ -25,6 +25,7 @@ pub struct Importer {
     pub store: Arc<Store>,
     pub writer: Writer,
     pub password: Option<String>,
+    pub stats: Arc<super::MoveStats>,
 }
 
 /// How a pull ended without an error.
@@ -36,6 +37,12 @@ enum Ended {
 /// Runs `import` until it is over, stopped or refused; `began` gets the answer to `FJORD
 /// IMPORT` (OK once the slots are importing here, or why they cannot be).
 pub async fn run(importer: Importer, import: Arc<Import>, began: oneshot::Sender<Reply>) {
+    let stats = Arc::clone(&importer.stats);
+    attempts(importer, import, began).await;
+    stats.importing.set(0);
+}
+
+async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sender<Reply>) {
     let mut began = Some(began);
     let mut stop = import.stop.subscribe();
     let mut retry = RETRY_FIRST;
@@ -74,7 +81,10 @@ pub async fn run(importer: Importer, import: Arc<Import>, began: oneshot::Sender
         } else {
             if let Some(tx) = began.take() {
                 let _ = tx.send(Reply::ok());
+            } else {
+                importer.stats.restarts.inc();
             }
+            importer.stats.importing.set(import.slots.len() as i64);
             import.restart();
             let pulled = tokio::select! {
                 r = pull(&importer, &import) => r,
@@ -197,7 +207,10 @@ async fn apply(
     };
     match submit(&importer.writer, Box::new(batch)).await {
         Reply::Int(keys) => {
-            import.applied(keys.max(0) as u64, bytes);
+            let keys = keys.max(0) as u64;
+            import.applied(keys, bytes);
+            importer.stats.keys.inc_by(keys);
+            importer.stats.bytes.inc_by(bytes);
             Ok(false)
         }
         Reply::Status(ref s) if s == "OVER" => Ok(true),
