@@ -9,6 +9,8 @@
 //!   cluster's `replication` section.
 //! - `reshard --from A --to B --slots N`: moves slots with their data while the cluster
 //!   serves; `fix` finishes or rolls back a move a crash interrupted ([`reshard`]).
+//! - `info`, `add-shard`, `del-shard`, `rebalance`: growing and shrinking the cluster
+//!   ([`ops`]).
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
@@ -16,6 +18,7 @@ mod controller;
 mod failover;
 mod metrics;
 mod node;
+mod ops;
 mod replicate;
 mod reshard;
 mod store;
@@ -108,21 +111,8 @@ enum Verb {
         /// Which slots to move: `A-B[,C-D…]`, all owned by --from.
         #[arg(long)]
         slot_range: Option<String>,
-        /// Keys per second the copy may write on the target, at most.
-        #[arg(long)]
-        max_rate: Option<u64>,
-        /// Most slots frozen at once (a batch is frozen for the last few ms of its copy).
-        #[arg(long, default_value_t = 1024)]
-        batch: usize,
-        /// How many of the source's ops the target may lag by when a batch freezes.
-        #[arg(long, default_value_t = 200)]
-        max_lag_ops: u64,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        pace: MoveArgs,
         /// Stop the move under way before its next hand-over (rolled back if no mover runs).
         #[arg(long, conflicts_with_all = ["from", "to", "slots", "slot_range"])]
         abort: bool,
@@ -130,6 +120,52 @@ enum Verb {
     /// Finishes or rolls back an interrupted move: slots the source gave up go to the target,
     /// the rest stay with the source; then no move is recorded.
     Fix,
+    /// Keys, slots, memory and disk of each shard.
+    Info {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds a shard that owns no slot yet (start its fjord-shard first; it must be empty);
+    /// `rebalance` or `reshard` then gives it slots.
+    AddShard {
+        #[arg(long)]
+        id: String,
+        /// Its primary's address (host:port).
+        #[arg(long)]
+        addr: String,
+        /// Its replicas' addresses (started with --replica-of ADDR, or attached by the
+        /// controller).
+        #[arg(long)]
+        replica: Vec<String>,
+        /// Its admin address, recorded for metrics and --launch-shards.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Its data folder, recorded for --launch-shards.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Removes a shard from the topology; refused while it owns slots, unless --move-slots,
+    /// which first moves them to the other shards (evening them out).
+    DelShard {
+        id: String,
+        #[arg(long)]
+        move_slots: bool,
+        #[command(flatten)]
+        pace: MoveArgs,
+    },
+    /// Moves slots so that each shard owns its share (equal, or by --weight), one reshard
+    /// at a time.
+    Rebalance {
+        /// A shard's weight, `ID=W` (default 1; 0 empties it). Repeat for several.
+        #[arg(long)]
+        weight: Vec<String>,
+        /// Do nothing if no shard is further than this many percent from its share.
+        #[arg(long, default_value_t = 2.0)]
+        threshold: f64,
+        #[command(flatten)]
+        pace: MoveArgs,
+    },
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
     Controller {
@@ -147,6 +183,26 @@ enum Verb {
         #[command(subcommand)]
         action: Option<ControllerAction>,
     },
+}
+
+/// How slots move: for reshard, rebalance and del-shard.
+#[derive(clap::Args, Clone)]
+struct MoveArgs {
+    /// Keys per second the copy may write on the target, at most.
+    #[arg(long)]
+    max_rate: Option<u64>,
+    /// Most slots frozen at once (a batch is frozen for the last few ms of its copy).
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// How many of the source's ops the target may lag by when a batch freezes.
+    #[arg(long, default_value_t = 200)]
+    max_lag_ops: u64,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -217,11 +273,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             to,
             slots,
             slot_range,
-            max_rate,
-            batch,
-            max_lag_ops,
-            yes,
-            json,
+            pace,
             abort: false,
         } => {
             let selection = match (slots, slot_range) {
@@ -231,48 +283,40 @@ async fn run(args: Args) -> Result<ExitCode> {
                 ),
                 (None, None) => anyhow::bail!("give --slots N or --slot-range A-B"),
             };
-            let request = reshard::Request {
-                from: from.unwrap_or_default(),
-                to: to.unwrap_or_default(),
-                slots: selection,
-                max_rate,
-                batch,
-                max_lag_ops,
-            };
-            let plan = reshard::check(&store, &request)?;
-            if !yes
-                && !confirm(&format!(
-                    "Move {} slots ({}) from {} to {}? (yes/no) ",
-                    plan.slots.len(),
-                    plan.slots,
-                    plan.from,
-                    plan.to
-                ))?
-            {
-                println!("nothing moved");
-                return Ok(ExitCode::FAILURE);
-            }
-            let plan = reshard::record(&store, plan)?;
-            let report = reshard::run(&store, &plan, &request, args.shard_password).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "moved {} slots from {} to {}: {} keys, {:.1} MB in {:.2} s ({:.0} keys/s); longest write pause {:.1} ms over {} batches{}",
-                    plan.slots.len(),
-                    report.from,
-                    report.to,
-                    report.keys,
-                    report.bytes as f64 / 1e6,
-                    report.seconds,
-                    report.keys_per_second,
-                    report.max_pause_ms,
-                    report.batches,
-                    if report.retries > 0 { format!(", {} batch(es) started over", report.retries) } else { String::new() }
-                );
-            }
+            let moves = vec![(from.unwrap_or_default(), to.unwrap_or_default(), selection)];
+            ops::perform(&store, moves, &pace, args.shard_password).await
+        }
+        Verb::Info { json } => {
+            ops::info(&store, json, args.shard_password).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Verb::AddShard {
+            id,
+            addr,
+            replica,
+            admin,
+            data_dir,
+        } => {
+            let shard = ops::NewShard {
+                id,
+                addr,
+                replicas: replica,
+                admin,
+                data_dir,
+            };
+            ops::add_shard(&store, &shard, args.shard_password).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::DelShard {
+            id,
+            move_slots,
+            pace,
+        } => ops::del_shard(&store, &id, move_slots, &pace, args.shard_password).await,
+        Verb::Rebalance {
+            weight,
+            threshold,
+            pace,
+        } => ops::rebalance(&store, &weight, threshold, &pace, args.shard_password).await,
         Verb::Fix => {
             match reshard::fix(&store, args.shard_password).await? {
                 Some(done) => println!("fixed: {done}"),
@@ -357,19 +401,6 @@ async fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Asks `question` on a terminal; without one (scripts), the answer is yes.
-fn confirm(question: &str) -> Result<bool> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return Ok(true);
-    }
-    print!("{question}");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 /// Where a primary's own slot states or keys disagree with the slots the topology gives it:

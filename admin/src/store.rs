@@ -405,6 +405,52 @@ impl Edit<'_> {
         }
     }
 
+    /// Adds a shard that owns no slot.
+    pub fn add_shard(&mut self, shard: &crate::ops::NewShard) -> Result<()> {
+        if self.shard(&shard.id).is_ok() {
+            bail!("there is a shard {} already", shard.id);
+        }
+        let mut entry = Mapping::new();
+        entry.insert("id".into(), shard.id.as_str().into());
+        entry.insert("addr".into(), shard.addr.as_str().into());
+        entry.insert("slots".into(), Value::Sequence(Vec::new()));
+        if let Some(a) = &shard.admin {
+            entry.insert("admin".into(), a.as_str().into());
+        }
+        if let Some(d) = &shard.data_dir {
+            entry.insert("data_dir".into(), d.to_string_lossy().into_owned().into());
+        }
+        let replicas = shard
+            .replicas
+            .iter()
+            .map(|addr| {
+                let mut r = Mapping::new();
+                r.insert("addr".into(), addr.as_str().into());
+                r.insert("in_sync".into(), false.into());
+                Value::Mapping(r)
+            })
+            .collect();
+        entry.insert("replicas".into(), Value::Sequence(replicas));
+        self.value["shards"]
+            .as_sequence_mut()
+            .ok_or_else(|| anyhow!("the cluster file's shards is not a list"))?
+            .push(Value::Mapping(entry));
+        Ok(())
+    }
+
+    /// Removes a shard (it must own no slot: validation refuses the file otherwise).
+    pub fn remove_shard(&mut self, id: &str) -> Result<()> {
+        let list = self.value["shards"]
+            .as_sequence_mut()
+            .ok_or_else(|| anyhow!("the cluster file's shards is not a list"))?;
+        let before = list.len();
+        list.retain(|s| s.get("id").and_then(Value::as_str) != Some(id));
+        if list.len() == before {
+            bail!("no shard {id} in the cluster file");
+        }
+        Ok(())
+    }
+
     pub fn has_moving(&self) -> bool {
         self.value.get("moving").is_some_and(|m| !m.is_null())
     }

@@ -295,7 +295,10 @@ pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
         .current
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(running) = current.as_ref().filter(|i| i.is_running()) {
+    // One whose slots are no longer importing is over, whether or not its task noticed yet.
+    let live =
+        |i: &&Arc<Import>| i.is_running() && target::importing(&server.store, &i.slots, i.epoch);
+    if let Some(running) = current.as_ref().filter(live) {
         if running.epoch != epoch || running.slots != slots {
             return Reply::error(format!(
                 "ERR an import of slots {} (epoch {}) from {} is under way here",
@@ -303,11 +306,12 @@ pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
             ))
             .into();
         }
-        let same = running.source == source && running.max_rate == max_rate;
-        if same && target::importing(&server.store, &slots, epoch) {
+        if running.source == source && running.max_rate == max_rate {
             return Reply::ok().into();
         }
-        let _ = running.stop.send(true);
+    }
+    if let Some(previous) = current.as_ref() {
+        let _ = previous.stop.send(true);
     }
     tracing::info!(epoch, %slots, %source, ?max_rate, "importing slots");
     let import = Arc::new(Import::new(epoch, slots, source, max_rate));

@@ -47,6 +47,17 @@ fn reshard(c: &Cluster, from: &str, to: &str, range: &str) {
     eprintln!("{}", said(&out).trim());
 }
 
+/// Sets `pre:<i>` to `<i>` for `i` below `n`, pipelined.
+fn preload(c: &Cluster, n: usize) {
+    let mut client = c.standalone_client().unwrap();
+    for i in 0..n {
+        client.send(&words(&format!("SET pre:{i} {i}"))).unwrap();
+    }
+    for _ in 0..n {
+        assert_eq!(client.read_reply().unwrap(), b"+OK\r\n");
+    }
+}
+
 fn call(c: &mut RawClient, line: &str) -> String {
     c.call_str(&words(line)).unwrap()
 }
@@ -391,13 +402,7 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         ..ClusterOptions::default()
     })
     .unwrap();
-    let mut client = c.standalone_client().unwrap();
-    for i in 0..40_000 {
-        client.send(&words(&format!("SET pre:{i} {i}"))).unwrap();
-    }
-    for _ in 0..40_000 {
-        assert_eq!(client.read_reply().unwrap(), b"+OK\r\n");
-    }
+    preload(&c, 40_000);
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let load = {
@@ -528,4 +533,81 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         assert_eq!(call(&mut fresh, &format!("GET pre:{i}")), want);
     }
     drop(graveyard);
+}
+
+#[test]
+fn a_fourth_shard_is_added_and_balanced_in_under_load_then_drained_and_removed() {
+    let c = Cluster::start_with(ClusterOptions::default()).unwrap();
+    let fourth = fjord_tests::Shard::start().unwrap();
+    preload(&c, 20_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let load = writer(
+        c.standalone.clone(),
+        "w".into(),
+        Arc::clone(&stop),
+        Arc::clone(&acked),
+    );
+
+    let out = admin(&c, &["add-shard", "--id", "s4", "--addr", &fourth.addr]);
+    assert!(out.status.success(), "{}", said(&out));
+    let out = admin(&c, &["rebalance", "--yes"]);
+    assert!(out.status.success(), "{}", said(&out));
+    eprintln!("{}", said(&out).trim());
+    let info = admin(&c, &["info", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let slots: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["slots"].as_u64().unwrap())
+        .collect();
+    assert_eq!(slots, vec![4096, 4096, 4096, 4096], "{rows}");
+    let keys: u64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["keys"].as_u64().unwrap())
+        .sum();
+    assert!(rows[3]["keys"].as_u64().unwrap() > 3000, "{rows}");
+    let out = admin(&c, &["rebalance", "--yes"]);
+    assert!(said(&out).contains("balanced"), "{}", said(&out));
+    let refused = admin(&c, &["del-shard", "s4"]);
+    assert!(
+        !refused.status.success() && said(&refused).contains("owns 4096 slots"),
+        "{}",
+        said(&refused)
+    );
+
+    let out = admin(&c, &["del-shard", "s4", "--move-slots", "--yes"]);
+    assert!(out.status.success(), "{}", said(&out));
+    eprintln!("{}", said(&out).trim());
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    assert!(!text.contains(&fourth.addr), "{text}");
+    let acked = acked.lock().unwrap();
+    assert!(
+        acked.errors.is_empty(),
+        "client errors: {:?}",
+        &acked.errors[..acked.errors.len().min(10)]
+    );
+    each_key_on_its_owner(&c);
+    let mut s4 = fourth.client().unwrap();
+    assert_eq!(
+        call(&mut s4, "DBSIZE"),
+        ":0\r\n",
+        "the removed shard was emptied"
+    );
+    let mut fresh = c.standalone_client().unwrap();
+    for (key, value) in &acked.values {
+        assert_eq!(
+            call(&mut fresh, &format!("GET {key}")),
+            format!("${}\r\n{value}\r\n", value.len())
+        );
+    }
+    let total = 20_000 + acked.values.len() + acked.counters.len();
+    assert_eq!(call(&mut fresh, "DBSIZE"), format!(":{total}\r\n"));
+    assert!(keys as usize <= total);
 }
