@@ -25,7 +25,7 @@ const KEEPALIVE: Duration = Duration::from_millis(100);
 /// Most bytes of oplog read per frame.
 const OPS_READ_BYTES: u64 = 1 << 20;
 /// Bytes of changes per snapshot chunk.
-const SNAP_CHUNK_BYTES: usize = 256 * 1024;
+const SNAP_CHUNK_BYTES: usize = 32 * 1024;
 
 /// Serves an importer on `stream` until the link breaks.
 pub async fn serve(

@@ -35,6 +35,7 @@ use super::{now_ms, FlushLog, Store, StoreError};
 use crate::config::FsyncMode;
 use bytes::Bytes;
 use fjord_common::error;
+use fjord_common::ownership::SlotState;
 use fjord_common::slotset::SlotSet;
 use fjord_common::Reply;
 use foldhash::{HashMap, HashMapExt};
@@ -66,12 +67,25 @@ const MAX_GROUP: usize = 1024;
 
 /// Keys deleted per batch when flushing part of the keyspace.
 const FLUSH_CHUNK: usize = 10_000;
+/// Keys deleted per turn of the writer when flushing slots no client can write (moved away):
+/// the writes of the slots still served go in between.
+const FLUSH_TURN: usize = 1_000;
+
+/// How a flush shares the writer.
+#[derive(Clone, PartialEq, Eq)]
+enum FlushPace {
+    /// All at once, no write in between (FLUSHALL).
+    Whole,
+    /// One turn of [`FLUSH_TURN`] keys after this data key (from the start if none); while
+    /// keys may remain, the reply is the last key deleted, where the next turn goes on.
+    Turn(Option<Vec<u8>>),
+}
 
 enum Request {
     /// Writes in order; their replies come back together, in the same order.
     Ops(Vec<Box<dyn WriteOp>>, oneshot::Sender<Vec<Reply>>),
     /// Delete every key in the slots (FLUSHALL, FJORD FLUSH); runs outside any group.
-    Flush(SlotSet, oneshot::Sender<Reply>),
+    Flush(SlotSet, FlushPace, oneshot::Sender<Reply>),
     /// Apply another store's oplog entries, in order (a replica's stream).
     Replay(Vec<Op>, oneshot::Sender<Result<(), OplogError>>),
     /// Run alone under the commit lock, between groups (the steps of a full sync, a
@@ -181,17 +195,47 @@ impl Writer {
         rx
     }
 
-    /// Queues a flush of `slots`.
+    /// Queues a flush of `slots`. Slots this shard gave away (every one `gone`: the
+    /// source's delete after a move) are flushed a turn at a time, so that the writes of the
+    /// slots it still serves do not wait for the whole range.
     pub async fn flush(&self, slots: SlotSet) -> PendingReply {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Flush(slots, tx)).await;
+        let table = self.shared.store.slot_table();
+        if !slots.slots().all(|s| table.get(s).state == SlotState::Gone) {
+            let _ = self
+                .tx
+                .send(Request::Flush(slots, FlushPace::Whole, tx))
+                .await;
+            return rx;
+        }
+        let queue = self.tx.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let (turn, done) = oneshot::channel();
+                let request = Request::Flush(slots.clone(), FlushPace::Turn(after.take()), turn);
+                if queue.send(request).await.is_err() {
+                    return;
+                }
+                match done.await {
+                    Ok(Reply::Bulk(last)) => after = Some(last.to_vec()),
+                    Ok(reply) => {
+                        let _ = tx.send(reply);
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
         rx
     }
 
     /// `flush` for threads outside the async runtime.
     pub fn flush_blocking(&self, slots: SlotSet) -> Option<Reply> {
         let (tx, rx) = oneshot::channel();
-        self.tx.blocking_send(Request::Flush(slots, tx)).ok()?;
+        self.tx
+            .blocking_send(Request::Flush(slots, FlushPace::Whole, tx))
+            .ok()?;
         rx.blocking_recv().ok()
     }
 
@@ -265,8 +309,8 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Request>) {
         };
         let guard = shared.lock();
         match first {
-            Request::Flush(slots, reply) => {
-                let result = flush(store, &slots);
+            Request::Flush(slots, pace, reply) => {
+                let result = flush(store, &slots, pace);
                 let release = Box::new(move || {
                     let _ = reply.send(result);
                 });
@@ -365,7 +409,7 @@ impl<'a> Group<'a> {
     }
 }
 
-fn flush(store: &Store, slots: &SlotSet) -> Reply {
+fn flush(store: &Store, slots: &SlotSet, pace: FlushPace) -> Reply {
     if !store.is_writable() {
         return Reply::error(error::MISCONF);
     }
@@ -373,12 +417,16 @@ fn flush(store: &Store, slots: &SlotSet) -> Reply {
         .all(|s| slots.contains(s) || store.count_in_slot(s) == 0)
     {
         // Every slot with keys is being flushed: clearing the keyspaces is O(1).
-        store.clear_all(FlushLog::New)
+        store.clear_all(FlushLog::New).map(|()| None)
     } else {
-        flush_slots(store, slots)
+        match pace {
+            FlushPace::Whole => flush_slots(store, slots).map(|()| None),
+            FlushPace::Turn(after) => delete_batch(store, slots, after.as_deref(), FLUSH_TURN),
+        }
     };
     match result {
-        Ok(()) => Reply::ok(),
+        Ok(None) => Reply::ok(),
+        Ok(Some(last)) => Reply::Bulk(Bytes::from(last)),
         Err(e) => {
             store.mark_unwritable(&e);
             Reply::error(error::MISCONF)
@@ -389,22 +437,39 @@ fn flush(store: &Store, slots: &SlotSet) -> Reply {
 /// Deletes the keys of some slots in bounded batches. Not atomic as a whole: a crash midway
 /// leaves part of the slots flushed, which a retried flush completes.
 fn flush_slots(store: &Store, slots: &SlotSet) -> Result<(), StoreError> {
+    let mut after = None;
     loop {
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        store.scan_slots(slots, None, usize::MAX, 0, |dkey, _| {
-            keys.push(dkey.to_vec());
-            keys.len() < FLUSH_CHUNK
-        })?;
-        // Expired-but-present keys are visited too (now = 0), so the loop ends only when empty.
-        if keys.is_empty() {
-            return Ok(());
+        match delete_batch(store, slots, after.as_deref(), FLUSH_CHUNK)? {
+            Some(last) => after = Some(last),
+            None => return Ok(()),
         }
-        let mut txn = Txn::new(store);
-        for dkey in &keys {
-            txn.remove_physical(dkey);
-        }
-        txn.commit()?;
     }
+}
+
+/// Deletes up to `max` keys of `slots` after the data key `after`, in one batch; returns the
+/// last one deleted if there may be more. Going on from there, not from the start, skips the
+/// tombstones of the batches before (a scan from the start would read them all again).
+/// Expired-but-present keys are deleted too (now = 0).
+fn delete_batch(
+    store: &Store,
+    slots: &SlotSet,
+    after: Option<&[u8]>,
+    max: usize,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    store.scan_slots(slots, after, usize::MAX, 0, |dkey, _| {
+        keys.push(dkey.to_vec());
+        keys.len() < max
+    })?;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut txn = Txn::new(store);
+    for dkey in &keys {
+        txn.remove_physical(dkey);
+    }
+    txn.commit()?;
+    Ok((keys.len() == max).then(|| keys.pop()).flatten())
 }
 
 /// The write that starts `term` (its group's entry is the term marker).
