@@ -7,10 +7,5 @@
 #   bash tests/bench/run-reshard.sh --keys 200000 --clients 2
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-command -v redis-benchmark >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo;
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq;
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools python3-venv >/dev/null; }
-cargo build --release -p fjord-shard -p fjord-proxy -p fjord-admin
-source tests/venv.sh
-venv redispy
+source tests/bench/prepare.sh
 tests/.venv-redispy/bin/python tests/bench/reshard.py "$@"
