@@ -839,6 +839,15 @@ pub fn info_field(addr: &str, section: &str, name: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// A count a long run sets through the environment (`tests/bench/run-*-proof.sh`), or
+/// `default` in the suite.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes; whether it held.
 pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

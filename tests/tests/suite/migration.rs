@@ -445,7 +445,13 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    for fault in ["mover", "target", "source", "mover"] {
+    // The long run (tests/bench/run-migration-proof.sh) sets more rounds.
+    let rounds = fjord_tests::env_count("FJORD_MOVE_ROUNDS", 4);
+    for fault in ["mover", "target", "source", "mover"]
+        .into_iter()
+        .cycle()
+        .take(rounds)
+    {
         let (from, to, slots) = next_move(&c);
         let mover = Command::new(bin_dir().join("fjord-admin"))
             .arg("--config")
