@@ -51,8 +51,13 @@ struct Args {
 #[derive(Subcommand)]
 enum Verb {
     /// Compares every shard process with the topology: roles, terms, last ops, in-sync record
-    /// (a shard with fewer replicas recorded in sync than listed is degraded).
-    Check,
+    /// (a shard with fewer replicas recorded in sync than listed is degraded), slot states and
+    /// keys against the slots each shard owns, a recorded move; exits 1 on any problem.
+    Check {
+        /// Seconds a replica may take to reach the op its primary was at.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
     /// Hands a shard's primary role over to its in-sync replica, losing nothing (for
     /// maintenance, like CLUSTER FAILOVER). Needs the shard managed by a controller.
     Failover {
@@ -240,7 +245,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<ExitCode> {
     let store = store::FileStore::new(&args.config);
     match args.verb {
-        Verb::Check => check(&store, args.shard_password).await,
+        Verb::Check { wait } => check(&store, Duration::from_secs(wait), args.shard_password).await,
         Verb::Failover { shard, to } => {
             failover::run(&store, &shard, to.as_deref(), args.shard_password).await?;
             Ok(ExitCode::SUCCESS)
@@ -474,8 +479,30 @@ async fn slot_problems(node: &mut node::Node, owned: &SlotSet) -> Vec<String> {
     problems
 }
 
+/// A replica's status once its last op reaches `target`, or as it stands after `wait`.
+async fn caught_up(node: &mut node::Node, target: u64, wait: Duration) -> Result<node::Status> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let status = match node
+            .call(&["FJORD", "STATUS"], Duration::from_secs(2))
+            .await
+        {
+            Ok(frame) => node::Status::parse(frame)?,
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        if status.last_id >= target || tokio::time::Instant::now() >= deadline {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One line per shard process; a problem makes the exit code 1.
-async fn check(store: &store::FileStore, password: Option<String>) -> Result<ExitCode> {
+async fn check(
+    store: &store::FileStore,
+    wait: Duration,
+    password: Option<String>,
+) -> Result<ExitCode> {
     let doc = store.load()?;
     let topology = &doc.topology;
     println!(
@@ -490,7 +517,16 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
         }
     );
     let mut problems = 0;
+    if let Some(m) = &topology.moving {
+        problems += 1;
+        println!(
+            "  [ERR] a move of slots {} from {} to {} (epoch {}) is recorded: under way, or interrupted (then run `fjord-admin fix`)",
+            m.slots, topology.shards[m.from].id, topology.shards[m.to].id, m.epoch
+        );
+    }
     for shard in &topology.shards {
+        // The primary's last op when it was asked: each replica has to reach it.
+        let mut primary_last = None;
         let members = std::iter::once((shard.addr.as_str(), "primary", false)).chain(
             shard
                 .replicas
@@ -506,10 +542,28 @@ async fn check(store: &store::FileStore, password: Option<String>) -> Result<Exi
                 Ok(frame) => node::Status::parse(frame),
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             };
+            let status = match (status, primary_last) {
+                (Ok(s), Some(target)) if want == "replica" && s.last_id < target => {
+                    caught_up(&mut node, target, wait).await
+                }
+                (status, _) => status,
+            };
             let line = match status {
                 Ok(s) => {
                     let role = if s.master { "primary" } else { "replica" };
+                    if want == "primary" {
+                        primary_last = Some(s.last_id);
+                    }
                     let mut notes = Vec::new();
+                    if let Some(target) =
+                        primary_last.filter(|&t| want == "replica" && s.last_id < t)
+                    {
+                        notes.push(format!(
+                            "at op {}, still behind its primary's {target} after {} s",
+                            s.last_id,
+                            wait.as_secs()
+                        ));
+                    }
                     if role != want {
                         notes.push(format!("should be a {want}"));
                     }

@@ -349,6 +349,12 @@ fn bad_reshard_requests_are_refused_and_change_nothing() {
         "{}",
         said(&out)
     );
+    let check = admin(&c, &["check"]);
+    assert!(
+        !check.status.success() && said(&check).contains("(epoch 2) is recorded"),
+        "{}",
+        said(&check)
+    );
     let out = admin(&c, &["fix"]);
     assert!(out.status.success(), "{}", said(&out));
     assert!(
