@@ -50,6 +50,9 @@ pub struct Options {
     pub misses: u32,
     /// The shards' password, if they have one.
     pub password: Option<String>,
+    /// How long a recorded move's mover may leave its lease unrenewed before the controller
+    /// runs `fix` on it.
+    pub abandoned_move: Duration,
 }
 
 /// What the probes say about a shard process.
@@ -93,6 +96,10 @@ pub struct Controller {
     degraded: HashSet<String>,
     /// The file's `replication` section, as read this round.
     policy: fjord_common::topology::ReplicationPolicy,
+    /// When this controller first saw the move recorded now (`None`: none is).
+    move_seen: Option<Instant>,
+    /// `fix` of an abandoned move, running.
+    fixing: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What may be left of a frozen primary's lease, on this controller's clock, when a fenced
@@ -123,6 +130,8 @@ impl Controller {
             terms_seen: HashMap::new(),
             policy: Default::default(),
             degraded: HashSet::new(),
+            move_seen: None,
+            fixing: None,
         }
     }
 
@@ -163,6 +172,7 @@ impl Controller {
         self.forget("round");
         self.policy = doc.topology.replication;
         self.probe_all(&doc.topology).await;
+        self.fix_abandoned_move(&doc.topology, paused);
         for shard in &doc.topology.shards {
             // A term found at start is old news; only a change seen while running is recent.
             let long_ago = Instant::now()
@@ -189,6 +199,35 @@ impl Controller {
             }
         }
         Ok(())
+    }
+
+    /// A recorded move whose mover's lease went stale (it died) is finished or rolled back
+    /// by `fix`, in a task of its own so that probing and failing over go on meanwhile.
+    fn fix_abandoned_move(&mut self, topology: &Topology, paused: bool) {
+        if self.fixing.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let Some(m) = &topology.moving else {
+            self.move_seen = None;
+            return;
+        };
+        let seen = *self.move_seen.get_or_insert_with(Instant::now);
+        let age = crate::reshard::lease_age(&self.store).unwrap_or_else(|| seen.elapsed());
+        let after = self.opts.abandoned_move;
+        if paused || age < after || seen.elapsed() < after {
+            return;
+        }
+        tracing::warn!(slots = %m.slots, epoch = m.epoch, lease_age_s = age.as_secs(), "a move's mover stopped renewing its lease; fixing the move");
+        let (store, password) = (self.store.clone(), self.opts.password.clone());
+        self.fixing = Some(tokio::spawn(async move {
+            match crate::reshard::fix(&store, password).await {
+                Ok(Some(done)) => tracing::info!(%done, "fixed an abandoned move"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "fixing an abandoned move failed; trying again later")
+                }
+            }
+        }));
     }
 
     async fn probe_all(&mut self, topology: &Topology) {

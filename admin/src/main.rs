@@ -184,6 +184,10 @@ enum Verb {
         /// Serve /metrics, /healthz and /readyz here (host:port; port 0 picks one).
         #[arg(long)]
         admin: Option<String>,
+        /// Seconds a recorded slot move may go without its mover renewing its lease (the
+        /// mover died) before the controller finishes or rolls it back, as `fix` does.
+        #[arg(long, default_value_t = 30)]
+        abandoned_move_secs: u64,
         /// Instead of running: pause or resume the controllers of this file.
         #[command(subcommand)]
         action: Option<ControllerAction>,
@@ -377,6 +381,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             probe_ms,
             misses,
             admin,
+            abandoned_move_secs,
             action: None,
         } => {
             store
@@ -397,6 +402,7 @@ async fn run(args: Args) -> Result<ExitCode> {
                 probe_every: Duration::from_millis(probe_ms.max(10)),
                 misses: misses.max(1),
                 password: args.shard_password,
+                abandoned_move: Duration::from_secs(abandoned_move_secs),
             };
             controller::Controller::new(store, opts, metrics)
                 .run(fjord_common::process::shutdown_signal())

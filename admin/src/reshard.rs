@@ -18,7 +18,9 @@
 //! topology again. A step that fails before the point of no return rolls the batch back
 //! (the source owns it again, the target drops what it imported) and tries it again; after
 //! it, the step is repeated until it holds. `fix` decides the same from the shards' own slot
-//! states: a batch the source has given up is finished, any other is rolled back.
+//! states: a batch the source has given up is finished, any other is rolled back. A running
+//! mover renews a lease (the time of the file `FILE.move-lease`); once it is older than the
+//! controller's `--abandoned-move-secs`, the controller runs `fix` itself.
 
 use crate::node::{self, Node};
 use crate::store::{Change, FileStore, Plan};
@@ -283,6 +285,45 @@ fn ends(store: &FileStore, plan: &Plan) -> Result<Ends> {
     })
 }
 
+/// How often a running mover renews its lease (the `FILE.move-lease` file's time).
+const LEASE_EVERY: Duration = Duration::from_secs(1);
+fn lease_path(store: &FileStore) -> std::path::PathBuf {
+    let mut name = store.path().as_os_str().to_owned();
+    name.push(".move-lease");
+    std::path::PathBuf::from(name)
+}
+
+/// How long ago a mover last renewed its lease (`None`: never).
+pub fn lease_age(store: &FileStore) -> Option<Duration> {
+    let modified = std::fs::metadata(lease_path(store))
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(modified.elapsed().unwrap_or_default())
+}
+
+/// Renews the lease every [`LEASE_EVERY`] until dropped.
+struct Lease(tokio::task::JoinHandle<()>);
+
+impl Lease {
+    fn take(store: &FileStore) -> Self {
+        let path = lease_path(store);
+        Self(tokio::spawn(async move {
+            loop {
+                if let Err(e) = std::fs::write(&path, format!("{}\n", std::process::id())) {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot renew the mover's lease");
+                }
+                tokio::time::sleep(LEASE_EVERY).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Performs a recorded move, batch by batch, and removes its record.
 pub async fn run(
     store: &FileStore,
@@ -290,6 +331,7 @@ pub async fn run(
     req: &Request,
     password: Option<String>,
 ) -> Result<Report> {
+    let _lease = Lease::take(store);
     let mut shards = Shards::new(password);
     let started = Instant::now();
     let mut report = Report {
@@ -323,7 +365,7 @@ pub async fn run(
                 }
                 Err(Failure::Before(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), batch = %batch, attempt, "the batch failed before its hand-over; rolling it back");
-                    roll_back(store, plan, &mut shards, &batch)
+                    roll_back(store, plan, &mut shards, &batch, plan.epoch)
                         .await
                         .context("rolling the batch back (run `fjord-admin fix`)")?;
                     if store.abort_requested()? {
@@ -591,14 +633,17 @@ async fn delete_on_source(
 }
 
 /// Undoes a batch that was not handed over: the source owns it again (if it froze it), the
-/// target gives it back and drops what it imported.
+/// target gives it back and drops what it imported. At the move's epoch when the mover does
+/// it (it may try the batch again); `fix` uses the next one, so that a mover it took over
+/// from, should it wake up, has every further step refused.
 async fn roll_back(
     store: &FileStore,
     plan: &Plan,
     shards: &mut Shards,
     batch: &SlotSet,
+    epoch: u64,
 ) -> Result<()> {
-    let (epoch, slots) = (plan.epoch.to_string(), batch.to_string());
+    let (epoch, slots) = (epoch.to_string(), batch.to_string());
     // Without a term: whoever is the source's primary now takes the batch back.
     let owned = ["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots];
     repeat(store, plan, shards, End::Source, &owned).await?;
@@ -646,7 +691,7 @@ pub async fn fix(store: &FileStore, password: Option<String>) -> Result<Option<S
         delete_on_source(store, &plan, &mut shards, &finished).await?;
     }
     if !to_roll_back.is_empty() {
-        roll_back(store, &plan, &mut shards, &to_roll_back).await?;
+        roll_back(store, &plan, &mut shards, &to_roll_back, plan.epoch + 1).await?;
     }
     finish_record(store).await?;
     Ok(Some(format!(
@@ -670,7 +715,8 @@ pub async fn fix(store: &FileStore, password: Option<String>) -> Result<Option<S
 }
 
 /// `reshard --abort`: asks the running mover to stop before its next hand-over; if no mover
-/// acts on it within a few seconds, rolls back itself as `fix` does.
+/// runs (its lease is not renewed) or it does not act on it within 10 s, rolls back itself
+/// as `fix` does.
 pub async fn abort(store: &FileStore, password: Option<String>) -> Result<String> {
     if store.load()?.topology.moving.is_none() {
         return Ok("no move is under way".into());
@@ -679,7 +725,14 @@ pub async fn abort(store: &FileStore, password: Option<String>) -> Result<String
         e.request_abort();
         Ok(Change::Write)
     })?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // No mover renewing its lease: nobody else will act on the request.
+    let mover_runs = lease_age(store).is_some_and(|age| age < LEASE_EVERY * 3);
+    let deadline = Instant::now()
+        + if mover_runs {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        };
     while Instant::now() < deadline {
         if store.load()?.topology.moving.is_none() {
             return Ok("the move stopped; slots not yet handed over stay with their source".into());

@@ -26,6 +26,7 @@ const HEADER: &str =
     "# Written by fjord-admin. Every field is documented in fjord's config/cluster.yaml.\n";
 
 /// A cluster file as a topology store.
+#[derive(Clone)]
 pub struct FileStore {
     path: PathBuf,
 }

@@ -364,6 +364,9 @@ struct Connection {
     retired: tokio::sync::watch::Receiver<bool>,
 }
 
+/// How long a retired backend's connections wait for the replies to what they had sent.
+const RETIRE_GRACE: Duration = Duration::from_millis(500);
+
 /// Why a retired backend's requests fail.
 const RETIRED: &str =
     "it is no longer the shard's primary in the topology in force; a write's outcome is unknown";
@@ -445,14 +448,26 @@ impl Connection {
         stream: TcpStream,
         rx: &mut mpsc::Receiver<Request>,
     ) -> Option<String> {
-        let (read, write) = stream.into_split();
+        let (mut read, write) = stream.into_split();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
         let (inflight_tx, mut inflight_rx) = mpsc::unbounded_channel();
         let mut queue = VecDeque::new();
         let mut retired = self.retired.clone();
-        let (why, timed_out) = tokio::select! {
-            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => (why?, false),
-            broken = self.read_loop(read, &mut queue, &mut inflight_rx) => broken,
-            _ = retired.wait_for(|r| *r) => (RETIRED.to_string(), false),
+        let outcome = tokio::select! {
+            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => Some((why?, false)),
+            broken = self.read_loop(&mut read, &mut buf, &mut queue, &mut inflight_rx, false) => Some(broken),
+            _ = retired.wait_for(|r| *r) => None,
+        };
+        let (why, timed_out) = match outcome {
+            Some(broken) => broken,
+            None => {
+                // No longer routed to, but the shard may well answer what it was sent (a
+                // shard removed from the topology, a slot's old owner about to refuse):
+                // those replies get a moment before the rest fails.
+                let drain = self.read_loop(&mut read, &mut buf, &mut queue, &mut inflight_rx, true);
+                let _ = tokio::time::timeout(RETIRE_GRACE, drain).await;
+                (RETIRED.to_string(), false)
+            }
         };
         // Whichever half broke, every request written and unanswered fails now.
         let metrics = &self.status.metrics;
@@ -474,13 +489,16 @@ impl Connection {
     }
 
     /// Reads replies until the connection breaks; returns why, and whether it was a timeout.
+    /// Reads replies and hands them out until the connection breaks, or (`until_answered`,
+    /// once nothing more is written) until every request sent has its reply.
     async fn read_loop(
         &self,
-        mut read: OwnedReadHalf,
+        read: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
+        until_answered: bool,
     ) -> (String, bool) {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
         // Kept for the connection's life: a local histogram allocates its buckets.
         let latencies = self.status.metrics.duration.local();
         let timeout = self.options.command_timeout;
@@ -489,14 +507,19 @@ impl Connection {
             tokio::select! {
                 entry = inflight_rx.recv() => match entry {
                     Some(entry) => queue.push_back(entry),
+                    None if until_answered && queue.is_empty() => return (String::new(), false),
+                    None if until_answered => std::future::pending::<()>().await,
                     // The writer ended; it reports why.
                     None => std::future::pending::<()>().await,
                 },
-                read = read.read_buf(&mut buf) => match read {
+                read = read.read_buf(buf) => match read {
                     Ok(0) => return ("the shard closed the connection".to_string(), false),
                     Ok(_) => {
-                        if let Err(why) = self.deliver(&mut buf, queue, inflight_rx, &latencies) {
+                        if let Err(why) = self.deliver(buf, queue, inflight_rx, &latencies) {
                             return (why, false);
+                        }
+                        if until_answered && queue.is_empty() && inflight_rx.is_empty() {
+                            return (String::new(), false);
                         }
                         if buf.capacity() - buf.len() < 4096 {
                             buf.reserve(64 * 1024);

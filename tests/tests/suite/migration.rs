@@ -382,6 +382,29 @@ struct Outcomes {
     errors: BTreeMap<String, u64>,
 }
 
+/// `fjord-admin reshard` of a [`next_move`], at 6,000 keys/s, in batches of 1,000 slots.
+fn start_mover(c: &Cluster, (from, to, slots): (String, String, String)) -> std::process::Child {
+    Command::new(bin_dir().join("fjord-admin"))
+        .arg("--config")
+        .arg(&c.config)
+        .args([
+            "reshard",
+            "--yes",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--slot-range",
+            &slots,
+        ])
+        .args(["--max-rate", "6000", "--batch", "1000"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The owner of slot 0 as the file says, the other shard, and the slots of 0-3000 the
 /// owner has (an interrupted move may have split them).
 fn next_move(c: &Cluster) -> (String, String, String) {
@@ -459,28 +482,7 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         .take(rounds)
     {
         let (from, to, slots) = next_move(&c);
-        let mover = Command::new(bin_dir().join("fjord-admin"))
-            .arg("--config")
-            .arg(&c.config)
-            .args([
-                "reshard",
-                "--yes",
-                "--from",
-                &from,
-                "--to",
-                &to,
-                "--slot-range",
-                &slots,
-                "--max-rate",
-                "6000",
-                "--batch",
-                "1000",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mover = start_mover(&c, (from.clone(), to.clone(), slots));
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -521,6 +523,36 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         }
         each_key_on_its_owner(&c);
     }
+    // A mover killed with nobody to run fix: the controller notices its lease is no longer
+    // renewed and fixes the move itself.
+    let mut mover = start_mover(&c, next_move(&c));
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = mover.kill();
+    let _ = mover.wait();
+    let mut controller = Command::new(bin_dir().join("fjord-admin"))
+        .arg("--config")
+        .arg(&c.config)
+        .args([
+            "controller",
+            "--probe-ms",
+            "100",
+            "--abandoned-move-secs",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorded = || {
+        std::fs::read_to_string(&c.config)
+            .unwrap()
+            .contains("moving:")
+    };
+    let fixed = eventually(Duration::from_secs(30), || !recorded());
+    let _ = controller.kill();
+    let _ = controller.wait();
+    assert!(fixed, "the controller never fixed the abandoned move");
+    each_key_on_its_owner(&c);
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let outcomes = outcomes.lock().unwrap();
