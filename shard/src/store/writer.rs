@@ -69,7 +69,7 @@ const MAX_GROUP: usize = 1024;
 const FLUSH_CHUNK: usize = 10_000;
 /// Keys deleted per turn of the writer when flushing slots no client can write (moved away):
 /// the writes of the slots still served go in between.
-const FLUSH_TURN: usize = 1_000;
+const FLUSH_TURN: usize = 250;
 
 /// How a flush shares the writer.
 #[derive(Clone, PartialEq, Eq)]
