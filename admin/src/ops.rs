@@ -367,3 +367,49 @@ pub async fn info(store: &FileStore, json: bool, password: Option<String>) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(moves: &[(String, String, Selection)]) -> Vec<(String, String, usize)> {
+        moves
+            .iter()
+            .map(|(f, t, s)| match s {
+                Selection::Count(n) => (f.clone(), t.clone(), *n),
+                Selection::Slots(s) => (f.clone(), t.clone(), s.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shares_split_every_slot_by_weight() {
+        assert_eq!(shares(&[1.0, 1.0, 1.0]), vec![5462, 5461, 5461]);
+        assert_eq!(shares(&[1.0; 4]), vec![4096; 4]);
+        assert_eq!(shares(&[1.0, 0.0, 1.0]), vec![8192, 0, 8192]);
+        assert_eq!(shares(&[3.0, 1.0]), vec![12288, 4096]);
+        for w in [vec![1.0, 2.0, 3.0], vec![0.5, 0.25, 0.25, 7.0]] {
+            assert_eq!(shares(&w).iter().sum::<usize>(), 16384);
+        }
+    }
+
+    #[test]
+    fn balance_moves_from_the_fullest_to_the_emptiest_and_ends_even() {
+        let ids: Vec<String> = ["s1", "s2", "s3", "s4"].map(String::from).to_vec();
+        let owned = [5462, 5461, 5461, 0];
+        let wanted = shares(&[1.0; 4]);
+        let moves = counts(&balance(&ids, &owned, &wanted));
+        let mut after = owned.to_vec();
+        for (from, to, n) in &moves {
+            let (f, t) = (
+                ids.iter().position(|i| i == from).unwrap(),
+                ids.iter().position(|i| i == to).unwrap(),
+            );
+            after[f] -= n;
+            after[t] += n;
+        }
+        assert_eq!(after, wanted);
+        assert_eq!(moves.len(), 3, "{moves:?}");
+        assert!(balance(&ids, &wanted, &wanted).is_empty());
+    }
+}

@@ -649,4 +649,67 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(store.path()).unwrap(), FILE);
     }
+
+    #[test]
+    fn a_move_is_recorded_then_slots_change_hands_and_the_record_goes() {
+        let (_dir, store) = store();
+        let shard = crate::ops::NewShard {
+            id: "s2".into(),
+            addr: "127.0.0.1:7102".into(),
+            replicas: vec!["127.0.0.1:7105".into()],
+            admin: None,
+            data_dir: None,
+        };
+        store
+            .update(|e| {
+                e.add_shard(&shard)?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        let plan = Plan {
+            from: "s1".into(),
+            to: "s2".into(),
+            slots: SlotSet::parse("0-99,200").unwrap(),
+            epoch: 5,
+        };
+        let (doc, _) = store
+            .update(|e| {
+                e.set_moving(Some(&plan));
+                e.move_slots("s1", "s2", &SlotSet::parse("0-99").unwrap())?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        let t = &doc.topology;
+        let m = t.moving.as_ref().unwrap();
+        assert_eq!((m.from, m.to, m.epoch), (0, 1, 5));
+        assert_eq!(m.slots.to_string(), "0-99,200");
+        assert_eq!(t.shards[0].slots.to_string(), "100-16383");
+        assert_eq!(t.shards[1].slots.to_string(), "0-99");
+        assert!(!t.shards[1].replicas[0].in_sync);
+        let err = store
+            .update(|e| {
+                e.move_slots("s1", "s2", &SlotSet::parse("50").unwrap())?;
+                Ok(Change::Write)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("does not own every slot"), "{err}");
+        let err = store
+            .update(|e| {
+                e.remove_shard("s2")?;
+                Ok(Change::Write)
+            })
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("owned by no shard"), "{err:#}");
+        let (doc, _) = store
+            .update(|e| {
+                e.set_moving(None);
+                e.move_slots("s2", "s1", &SlotSet::parse("0-99").unwrap())?;
+                e.remove_shard("s2")?;
+                Ok(Change::Write)
+            })
+            .unwrap();
+        assert!(doc.topology.moving.is_none());
+        assert_eq!(doc.topology.shards.len(), 1);
+        assert_eq!(doc.topology.shards[0].slots.to_string(), "0-16383");
+    }
 }
