@@ -48,6 +48,7 @@ pub async fn perform(
         println!("nothing moved");
         return Ok(ExitCode::FAILURE);
     }
+    reshard::claim_ownership(store, password.clone()).await?;
     let mut plan = Some(first);
     for req in &requests {
         let checked = match plan.take() {
@@ -199,7 +200,7 @@ pub async fn add_shard(
     shard: &NewShard,
     password: Option<String>,
 ) -> Result<()> {
-    let mut node = Node::new(&shard.addr, password);
+    let mut node = Node::new(&shard.addr, password.clone());
     let status = node
         .call(&["FJORD", "STATUS"], Duration::from_secs(5))
         .await
@@ -224,6 +225,8 @@ pub async fn add_shard(
         e.add_shard(shard)?;
         Ok(Change::Write)
     })?;
+    // It owns no slot: it refuses every one, naming its owner.
+    reshard::claim_ownership(store, password).await?;
     println!(
         "added shard {} ({}) with no slots; version {}. Give it slots with `fjord-admin rebalance` or `reshard --to {}`",
         shard.id,

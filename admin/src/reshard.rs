@@ -660,6 +660,37 @@ async fn roll_back(
     .await
 }
 
+/// Tells each primary which slots are others': a slot it still holds as never moved (owned
+/// at epoch 0) but the topology gives another shard becomes `gone` with that shard's address,
+/// at the topology's version. Then a command for it that reaches this shard (a hand-edited
+/// or very old topology) is refused and sent on instead of being served here. A slot where it
+/// holds keys is left as it is and reported (`fjord-admin check` shows it too).
+pub async fn claim_ownership(store: &FileStore, password: Option<String>) -> Result<()> {
+    let t = store.load()?.topology;
+    let mut shards = Shards::new(password);
+    let epoch = t.version.max(1).to_string();
+    for s in &t.shards {
+        let never_moved = shards
+            .in_state(&s.addr, &s.slots.complement(), "owned", 0)
+            .await?;
+        for other in t.shards.iter().filter(|o| o.id != s.id) {
+            let theirs = never_moved.intersect(&other.slots);
+            if theirs.is_empty() {
+                continue;
+            }
+            let slots = theirs.to_string();
+            let held = shards.call(&s.addr, &["FJORD", "DBSIZE", &slots]).await?;
+            if node::number(&held)? > 0 {
+                tracing::warn!(shard = %s.id, slots = %theirs, owner = %other.id, "holds keys of slots the topology gives another shard; left as it is");
+                continue;
+            }
+            let args = ["FJORD", "SETSLOTS", &epoch, "gone", &other.addr, &slots];
+            shards.ok(&s.addr, &args).await?;
+        }
+    }
+    Ok(())
+}
+
 /// `fix`: finishes what the source gave up, rolls back the rest, and removes the record.
 pub async fn fix(store: &FileStore, password: Option<String>) -> Result<Option<String>> {
     let doc = store.load()?;

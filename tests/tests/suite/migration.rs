@@ -595,6 +595,20 @@ fn a_fourth_shard_is_added_and_balanced_in_under_load_then_drained_and_removed()
 
     let out = admin(&c, &["add-shard", "--id", "s4", "--addr", &fourth.addr]);
     assert!(out.status.success(), "{}", said(&out));
+    // The new shard refuses every slot, naming its owner; the others refuse each other's.
+    let mut s4 = fourth.client().unwrap();
+    let refused = call(&mut s4, "GET pre:1");
+    assert!(
+        refused.starts_with("-NOTOWNER ") && refused.contains(" gone 127.0.0.1:"),
+        "{refused}"
+    );
+    let mut s1 = c.shards[0].client().unwrap();
+    let foreign = (0..)
+        .map(|i| format!("pre:{i}"))
+        .find(|k| fjord_common::slot_of(k.as_bytes()) > 5461)
+        .unwrap();
+    let refused = call(&mut s1, &format!("GET {foreign}"));
+    assert!(refused.starts_with("-NOTOWNER "), "{refused}");
     let out = admin(&c, &["rebalance", "--yes"]);
     assert!(out.status.success(), "{}", said(&out));
     eprintln!("{}", said(&out).trim());
