@@ -445,9 +445,17 @@ async fn move_batch(
     if let Some(rate) = &rate {
         import.extend(["MAXRATE", rate]);
     }
+    // What the copy will hold, for the progress's ETA (writes meanwhile change it a little).
+    let total = match shards
+        .call(&ends.source, &["FJORD", "DBSIZE", &slots])
+        .await
+    {
+        Ok(frame) => node::number(&frame).ok(),
+        Err(_) => None,
+    };
     shards.ok(&ends.target, &import).await.map_err(before)?;
     // 1. Until the target follows the source closely.
-    let mut said = Instant::now();
+    let mut progress = Progress::new(format!("batch {n}/{of} ({} slots)", batch.len()), total);
     let started = Instant::now();
     let mut retrying_since: Option<Instant> = None;
     let status = loop {
@@ -483,13 +491,10 @@ async fn move_batch(
         if s.state == "streaming" && lag <= req.max_lag_ops {
             break s;
         }
-        if said.elapsed() >= Duration::from_secs(1) {
-            let secs = started.elapsed().as_secs_f64();
-            tracing::info!(batch = format!("{n}/{of}"), slots = batch.len(), state = %s.state, keys = s.keys, mb = format!("{:.1}", s.bytes as f64 / 1e6), keys_per_s = (s.keys as f64 / secs) as u64, lag_ops = lag, error = %s.error, "importing");
-            said = Instant::now();
-        }
+        progress.show(&s, lag, started.elapsed());
         tokio::time::sleep(POLL).await;
     };
+    progress.done();
     // 2. Freeze, then drain to the source's last op.
     let frozen_at = Instant::now();
     shards
@@ -552,6 +557,67 @@ async fn move_batch(
         bytes: drained.bytes,
         pause,
     })
+}
+
+/// A batch's copy as the operator sees it: a line redrawn in place on a terminal (keys, MB,
+/// rate, ETA), a log line a second otherwise.
+struct Progress {
+    what: String,
+    total: Option<u64>,
+    terminal: bool,
+    shown: Option<Instant>,
+}
+
+impl Progress {
+    fn new(what: String, total: Option<u64>) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            what,
+            total,
+            terminal: std::io::stderr().is_terminal(),
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, s: &ImportStatus, lag: u64, elapsed: Duration) {
+        let every = if self.terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
+        if self.shown.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        let rate = s.keys as f64 / elapsed.as_secs_f64().max(1e-3);
+        let eta = match self.total {
+            Some(total) if rate > 0.0 => {
+                format!("{:.0} s", total.saturating_sub(s.keys) as f64 / rate)
+            }
+            _ => "?".into(),
+        };
+        let total = self.total.map_or("?".to_string(), |t| t.to_string());
+        let mb = s.bytes as f64 / 1e6;
+        // Until the snapshot is in, the target has applied none of the source's ops.
+        let lag = if s.state == "streaming" {
+            lag.to_string()
+        } else {
+            "-".into()
+        };
+        if self.terminal {
+            use std::io::Write;
+            eprint!("\r{}: {} {}/{total} keys, {mb:.1} MB, {rate:.0} keys/s, ETA {eta}, lag {lag} ops   ", self.what, s.state, s.keys);
+            let _ = std::io::stderr().flush();
+        } else {
+            tracing::info!(batch = %self.what, state = %s.state, keys = s.keys, of = %total, mb = format!("{mb:.1}"), keys_per_s = rate as u64, eta = %eta, lag_ops = %lag, error = %s.error, "importing");
+        }
+    }
+
+    fn done(&self) {
+        if self.terminal && self.shown.is_some() {
+            eprintln!();
+        }
+    }
 }
 
 fn aborted(store: &FileStore) -> Result<bool, Failure> {

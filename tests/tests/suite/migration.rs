@@ -47,6 +47,20 @@ fn reshard(c: &Cluster, from: &str, to: &str, range: &str) {
     eprintln!("{}", said(&out).trim());
 }
 
+/// A second proxy on a copy of the cluster file, which no move rewrites: it routes by the
+/// topology from before the moves throughout. Returns it and its standalone listener.
+fn stale_proxy(c: &Cluster) -> (std::process::Child, String) {
+    let stale_config = c.config.with_file_name("stale.yaml");
+    std::fs::copy(&c.config, &stale_config).unwrap();
+    let (proxy, lines) = start_proxy(&stale_config, &[]).unwrap();
+    let addr = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
+        .unwrap()
+        .to_string();
+    (proxy, addr)
+}
+
 /// Sets `pre:<i>` to `<i>` for `i` below `n`, pipelined.
 fn preload(c: &Cluster, n: usize) {
     let mut client = c.standalone_client().unwrap();
@@ -80,15 +94,30 @@ fn writer(
     acked: Arc<Mutex<Acked>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut c = RawClient::tcp(&addr).unwrap();
+        let mut conn = RawClient::tcp(&addr).unwrap();
+        // An op slower than the proxy's command_timeout_ms (5 s) counts as an error: a move
+        // may pause writes briefly, never hang them.
+        let mut call = |line: String| {
+            let started = std::time::Instant::now();
+            let reply = conn
+                .call_str(&words(&line))
+                .unwrap_or_else(|e| format!("-io {e}"));
+            if started.elapsed() > Duration::from_secs(5) {
+                let took = started.elapsed();
+                acked
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("{line} took {took:?}"));
+            }
+            reply
+        };
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
             let key = format!("{name}:{n}");
             let value = format!("v{n}");
-            let reply = c
-                .call_str(&words(&format!("SET {key} {value}")))
-                .unwrap_or_else(|e| format!("-io {e}"));
+            let reply = call(format!("SET {key} {value}"));
             let mut a = acked.lock().unwrap();
             if reply != "+OK\r\n" {
                 a.errors.push(format!("SET {key}: {reply}"));
@@ -97,9 +126,7 @@ fn writer(
             a.values.insert(key.clone(), value.clone());
             drop(a);
             let counter = format!("{name}:counter:{}", n % 50);
-            let reply = c
-                .call_str(&words(&format!("INCR {counter}")))
-                .unwrap_or_else(|e| format!("-io {e}"));
+            let reply = call(format!("INCR {counter}"));
             let mut a = acked.lock().unwrap();
             if reply.starts_with(':') {
                 *a.counters.entry(counter).or_default() += 1;
@@ -108,9 +135,7 @@ fn writer(
             }
             drop(a);
             // A read that starts after the ack sees the write.
-            let read = c
-                .call_str(&words(&format!("GET {key}")))
-                .unwrap_or_default();
+            let read = call(format!("GET {key}"));
             if read != format!("${}\r\n{value}\r\n", value.len()) {
                 acked
                     .lock()
@@ -154,14 +179,7 @@ fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
     })
     .unwrap();
     // A proxy that never reloads: its topology stays the one before any move.
-    let stale_config = c.config.with_file_name("stale.yaml");
-    std::fs::copy(&c.config, &stale_config).unwrap();
-    let (mut stale, lines) = start_proxy(&stale_config, &[]).unwrap();
-    let stale_addr = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
-        .unwrap()
-        .to_string();
+    let (mut stale, stale_addr) = stale_proxy(&c);
 
     // Data of every type in the slots that move, some with a TTL.
     let mut client = c.standalone_client().unwrap();
@@ -405,6 +423,44 @@ fn start_mover(c: &Cluster, (from, to, slots): (String, String, String)) -> std:
         .unwrap()
 }
 
+/// A writer of unique keys `<prefix>:<n>` through `addr` that logs each SET as acknowledged,
+/// failed or unknown and reconnects after a broken connection.
+fn fault_load(
+    addr: String,
+    prefix: &'static str,
+    stop: Arc<AtomicBool>,
+    outcomes: Arc<Mutex<Outcomes>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut conn: Option<RawClient> = None;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let Some(c) = conn.as_mut() else {
+                conn = RawClient::tcp(&addr).ok();
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let (key, value) = (format!("{prefix}:{n}"), format!("v{n}"));
+            match c.call_str(&words(&format!("SET {key} {value}"))) {
+                Ok(r) if r == "+OK\r\n" => {
+                    outcomes.lock().unwrap().acked.insert(key, value);
+                }
+                Ok(r) => {
+                    let mut o = outcomes.lock().unwrap();
+                    o.failed += 1;
+                    let kind: String = r.split(' ').take(3).collect::<Vec<_>>().join(" ");
+                    *o.errors.entry(kind).or_default() += 1;
+                }
+                Err(_) => {
+                    outcomes.lock().unwrap().unknown += 1;
+                    conn = None;
+                }
+            }
+        }
+    })
+}
+
 /// The owner of slot 0 as the file says, the other shard, and the slots of 0-3000 the
 /// owner has (an interrupted move may have split them).
 fn next_move(c: &Cluster) -> (String, String, String) {
@@ -434,41 +490,10 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
     preload(&c, 40_000);
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let load = {
-        let (addr, stop, outcomes) = (
-            c.standalone.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&outcomes),
-        );
-        std::thread::spawn(move || {
-            let mut conn: Option<RawClient> = None;
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let Some(c) = conn.as_mut() else {
-                    conn = RawClient::tcp(&addr).ok();
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let (key, value) = (format!("w:{n}"), format!("v{n}"));
-                match c.call_str(&words(&format!("SET {key} {value}"))) {
-                    Ok(r) if r == "+OK\r\n" => {
-                        outcomes.lock().unwrap().acked.insert(key, value);
-                    }
-                    Ok(r) => {
-                        let mut o = outcomes.lock().unwrap();
-                        o.failed += 1;
-                        let kind: String = r.split(' ').take(3).collect::<Vec<_>>().join(" ");
-                        *o.errors.entry(kind).or_default() += 1;
-                    }
-                    Err(_) => {
-                        outcomes.lock().unwrap().unknown += 1;
-                        conn = None;
-                    }
-                }
-            }
-        })
-    };
+    // Through the proxy that reloads, and through one that stays on the first topology.
+    let (mut stale, stale_addr) = stale_proxy(&c);
+    let loads = [(c.standalone.clone(), "w"), (stale_addr, "s")]
+        .map(|(addr, prefix)| fault_load(addr, prefix, Arc::clone(&stop), Arc::clone(&outcomes)));
     let mut graveyard = Vec::new();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -554,7 +579,11 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
     assert!(fixed, "the controller never fixed the abandoned move");
     each_key_on_its_owner(&c);
     stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
+    for load in loads {
+        load.join().unwrap();
+    }
+    let _ = stale.kill();
+    let _ = stale.wait();
     let outcomes = outcomes.lock().unwrap();
     eprintln!(
         "writes: {} acknowledged, {} failed ({:?}), {} unknown",
