@@ -25,7 +25,7 @@ mod store;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use fjord_common::slotset::{SlotRange, SlotSet};
+use fjord_common::slotset::SlotSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -449,22 +449,8 @@ async fn slot_problems(node: &mut node::Node, owned: &SlotSet) -> Vec<String> {
             return problems;
         }
     };
-    // One run of FJORD SLOTS: [start, end, state, epoch, owner].
-    let parse = |run| -> Result<(SlotSet, String, u64)> {
-        let [start, end, state, epoch, _owner] = <[_; 5]>::try_from(node::array(run)?)
-            .map_err(|_| anyhow::anyhow!("a run is not 5 fields"))?;
-        let range = SlotRange {
-            start: node::number(&start)? as u16,
-            end: node::number(&end)? as u16,
-        };
-        Ok((
-            SlotSet::from_ranges([range]),
-            node::text(&state)?,
-            node::number(&epoch)?,
-        ))
-    };
     for run in runs {
-        let Ok((run, state, epoch)) = parse(run) else {
+        let Ok((run, state, epoch)) = node::slot_run(run) else {
             problems.push("answered FJORD SLOTS with a malformed run".into());
             continue;
         };

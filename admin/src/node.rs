@@ -220,3 +220,18 @@ pub fn array(frame: BytesFrame) -> Result<Vec<BytesFrame>> {
         other => bail!("expected an array, got {other:?}"),
     }
 }
+
+/// One run of `FJORD SLOTS`, `[start, end, state, epoch, owner]`: its slots, state and epoch.
+pub fn slot_run(run: BytesFrame) -> Result<(fjord_common::slotset::SlotSet, String, u64)> {
+    let [start, end, state, epoch, _owner] = <[_; 5]>::try_from(array(run)?)
+        .map_err(|_| anyhow!("a FJORD SLOTS run is not 5 fields"))?;
+    let range = fjord_common::slotset::SlotRange {
+        start: number(&start)? as u16,
+        end: number(&end)? as u16,
+    };
+    Ok((
+        fjord_common::slotset::SlotSet::from_ranges([range]),
+        text(&state)?,
+        number(&epoch)?,
+    ))
+}

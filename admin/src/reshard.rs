@@ -152,13 +152,9 @@ impl Shards {
     ) -> Result<SlotSet> {
         let mut found = Vec::new();
         for run in node::array(self.call(addr, &["FJORD", "SLOTS"]).await?)? {
-            let [start, end, st, ep, _owner] = <[_; 5]>::try_from(node::array(run)?)
-                .map_err(|_| anyhow!("{addr}: a FJORD SLOTS run is not 5 fields"))?;
-            if node::text(&st)? == state && node::number(&ep)? == epoch {
-                found.push(fjord_common::slotset::SlotRange {
-                    start: node::number(&start)? as u16,
-                    end: node::number(&end)? as u16,
-                });
+            let (run, st, ep) = node::slot_run(run).with_context(|| addr.to_string())?;
+            if st == state && ep == epoch {
+                found.extend_from_slice(run.ranges());
             }
         }
         Ok(SlotSet::from_ranges(found).intersect(slots))

@@ -12,7 +12,7 @@ mod keys;
 mod replication;
 mod server;
 mod sets;
-mod slots;
+pub(crate) mod slots;
 mod strings;
 mod zsets;
 

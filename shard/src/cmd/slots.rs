@@ -8,6 +8,7 @@ use super::{keys, Outcome};
 use crate::server::Server;
 use crate::store::encoding::{data_key, split_data_key, Entry, ValueType};
 use crate::store::now_ms;
+use crate::store::slots::SlotTable;
 use crate::store::writer::{Txn, WriteOp};
 use bytes::Bytes;
 use fjord_common::command::Resolved;
@@ -141,31 +142,52 @@ impl WriteOp for SetSlots {
                 txn.term()
             ));
         }
-        let current = txn.slot_table();
-        match current.with(&self.slots, self.state, self.epoch, self.owner.as_deref()) {
-            Ok(next) if next == *current => Reply::ok(),
-            Ok(next) => {
-                let was_frozen = self
-                    .slots
-                    .slots()
-                    .any(|s| current.get(s).state == SlotState::Frozen);
-                match self.state {
-                    SlotState::Frozen => self.stats.froze(),
-                    _ if was_frozen => self.stats.thawed(),
-                    _ => {}
-                }
-                tracing::info!(
-                    slots = %self.slots,
-                    state = self.state.name(),
-                    epoch = self.epoch,
-                    owner = self.owner.as_deref().unwrap_or("-"),
-                    "slot states changed"
-                );
-                txn.set_slot_table(next);
-                Reply::ok()
+        let changed = change_slots(
+            txn,
+            &self.slots,
+            self.state,
+            self.epoch,
+            self.owner.as_deref(),
+        );
+        if let Ok(Some(before)) = &changed {
+            let was_frozen = self
+                .slots
+                .slots()
+                .any(|s| before.get(s).state == SlotState::Frozen);
+            match self.state {
+                SlotState::Frozen => self.stats.froze(),
+                _ if was_frozen => self.stats.thawed(),
+                _ => {}
             }
-            Err(e) => Reply::error(e.to_string()),
         }
+        changed.map_or_else(|e| e, |_| Reply::ok())
+    }
+}
+
+/// Sets `slots` to `state` at `epoch` in the group's table (see [`SlotTable::with`]), logged.
+/// `Ok(None)` if that changed nothing, `Ok(Some(table before))` if it did, or the error reply.
+pub(crate) fn change_slots(
+    txn: &mut Txn<'_>,
+    slots: &SlotSet,
+    state: SlotState,
+    epoch: u64,
+    owner: Option<&str>,
+) -> Result<Option<std::sync::Arc<SlotTable>>, Reply> {
+    let current = txn.slot_table();
+    match current.with(slots, state, epoch, owner) {
+        Ok(next) if next == *current => Ok(None),
+        Ok(next) => {
+            tracing::info!(
+                %slots,
+                state = state.name(),
+                epoch,
+                owner = owner.unwrap_or("-"),
+                "slot states changed"
+            );
+            txn.set_slot_table(next);
+            Ok(Some(current))
+        }
+        Err(e) => Err(Reply::error(e.to_string())),
     }
 }
 

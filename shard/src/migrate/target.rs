@@ -28,22 +28,22 @@ pub struct Importer {
     pub stats: Arc<super::MoveStats>,
 }
 
-/// How a pull ended without an error.
-enum Ended {
-    /// The slots are no longer importing at this epoch: owned here, or given back.
-    Over,
-}
-
 /// Runs `import` until it is over, stopped or refused; `began` gets the answer to `FJORD
 /// IMPORT` (OK once the slots are importing here, or why they cannot be).
 pub async fn run(importer: Importer, import: Arc<Import>, began: oneshot::Sender<Reply>) {
     let stats = Arc::clone(&importer.stats);
-    attempts(importer, import, began).await;
-    stats.importing.set(0);
+    let counted = attempts(importer, &import, began).await;
+    // Added and taken away by each import, so that one superseded by the next cannot zero
+    // the next one's slots.
+    if counted {
+        stats.importing.sub(import.slots.len() as i64);
+    }
 }
 
-async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sender<Reply>) {
+/// The attempts of `run`; true if the import's slots were counted in the importing gauge.
+async fn attempts(importer: Importer, import: &Import, began: oneshot::Sender<Reply>) -> bool {
     let mut began = Some(began);
+    let mut counted = false;
     let mut stop = import.stop.subscribe();
     let mut retry = RETRY_FIRST;
     loop {
@@ -63,7 +63,7 @@ async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sende
                         import.epoch
                     )));
                 }
-                return;
+                return counted;
             }
             Reply::Error(e) => {
                 tracing::warn!(error = %e, slots = %import.slots, "import refused");
@@ -71,7 +71,7 @@ async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sende
                 if let Some(tx) = began.take() {
                     let _ = tx.send(Reply::Error(e));
                 }
-                return;
+                return counted;
             }
             _ => {}
         }
@@ -84,20 +84,23 @@ async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sende
             } else {
                 importer.stats.restarts.inc();
             }
-            importer.stats.importing.set(import.slots.len() as i64);
+            if !counted {
+                importer.stats.importing.add(import.slots.len() as i64);
+                counted = true;
+            }
             import.restart();
             let pulled = tokio::select! {
-                r = pull(&importer, &import) => r,
+                r = pull(&importer, import) => r,
                 _ = stop.changed() => {
                     import.finish("stopped", None);
-                    return;
+                    return counted;
                 }
             };
             match pulled {
-                Ok(Ended::Over) => {
+                Ok(()) => {
                     tracing::info!(slots = %import.slots, epoch = import.epoch, keys = import.keys(), "import over");
                     import.finish("done", None);
-                    return;
+                    return counted;
                 }
                 Err(e) => {
                     let why = format!("{e:#}");
@@ -110,7 +113,7 @@ async fn attempts(importer: Importer, import: Arc<Import>, began: oneshot::Sende
             _ = tokio::time::sleep(retry) => {}
             _ = stop.changed() => {
                 import.finish("stopped", None);
-                return;
+                return counted;
             }
         }
         retry = (retry * 2).min(RETRY_MAX);
@@ -126,8 +129,9 @@ async fn submit(writer: &Writer, op: Box<dyn WriteOp>) -> Reply {
     }
 }
 
-/// One attempt: the snapshot, then the stream, until the link breaks or the import is over.
-async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<Ended> {
+/// One attempt: the snapshot, then the stream, until the link breaks (an error) or the
+/// slots are no longer importing at this epoch (owned here, or given back).
+async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<()> {
     let mut link = Link::connect(&import.source, importer.password.as_deref()).await?;
     let request = SlotSyncRequest {
         protocol: PROTOCOL_VERSION,
@@ -146,7 +150,7 @@ async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<Ended> {
             Frame::Snap(chunk) => {
                 let op = Op::decode(0, chunk)?;
                 if apply(importer, import, vec![op], &versions).await? {
-                    return Ok(Ended::Over);
+                    return Ok(());
                 }
                 throttle(import, started).await;
             }
@@ -160,19 +164,21 @@ async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<Ended> {
     loop {
         match link.frame().await? {
             Frame::SlotOps { through, entries } => {
-                if !entries.is_empty() {
+                // A batch of entries checks the slots as the writer applies it; a quiet
+                // frame checks them here.
+                let over = if entries.is_empty() {
+                    !importing(&importer.store, &import.slots, import.epoch)
+                } else {
                     let ops = entries
                         .into_iter()
                         .map(|raw| Op::decode(through, raw))
                         .collect::<Result<Vec<_>, _>>()?;
-                    if apply(importer, import, ops, &versions).await? {
-                        return Ok(Ended::Over);
-                    }
+                    apply(importer, import, ops, &versions).await?
+                };
+                if over {
+                    return Ok(());
                 }
                 import.set_through(through);
-                if !importing(&importer.store, &import.slots, import.epoch) {
-                    return Ok(Ended::Over);
-                }
             }
             other => bail!("unexpected frame from the source: {other:?}"),
         }
@@ -283,15 +289,8 @@ impl WriteOp for BeginImport {
                 ));
             }
         }
-        match table.with(&self.slots, SlotState::Importing, self.epoch, None) {
-            Ok(next) if next == *table => Reply::ok(),
-            Ok(next) => {
-                tracing::info!(slots = %self.slots, epoch = self.epoch, "slot states changed: importing");
-                txn.set_slot_table(next);
-                Reply::ok()
-            }
-            Err(e) => Reply::error(e.to_string()),
-        }
+        crate::cmd::slots::change_slots(txn, &self.slots, SlotState::Importing, self.epoch, None)
+            .map_or_else(|e| e, |_| Reply::ok())
     }
 }
 
