@@ -230,10 +230,11 @@ impl ShardBackend {
         self.held_off_until.load(Ordering::Relaxed) > fjord_common::process::uptime_ms()
     }
 
-    /// The topology in force no longer routes here (the shard failed over, or moved): every
-    /// request queued or in flight fails now, as do any that a request still on the old
-    /// topology sends, rather than wait for a primary that has been deposed. Their outcome
-    /// is unknown, so none is re-sent.
+    /// The topology in force no longer routes here (the shard failed over, or moved): what
+    /// it was already sent gets up to `RETIRE_GRACE` for its replies (a shard removed from
+    /// the topology answers them), then everything queued or in flight fails, as does any
+    /// request still on the old topology, rather than wait for a primary that has been
+    /// deposed. Their outcome is unknown, so none is re-sent.
     pub fn retire(&self) {
         self.retired.send_replace(true);
     }
