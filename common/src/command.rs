@@ -89,6 +89,24 @@ pub enum CommandId {
     Hincrbyfloat,
     Hrandfield,
     Hscan,
+    // lists
+    Lpush,
+    Rpush,
+    Lpushx,
+    Rpushx,
+    Lpop,
+    Rpop,
+    Lmpop,
+    Llen,
+    Lindex,
+    Lrange,
+    Lset,
+    Ltrim,
+    Lrem,
+    Linsert,
+    Lpos,
+    Lmove,
+    Rpoplpush,
     // sets
     Sadd,
     Srem,
@@ -369,20 +387,23 @@ pub enum Resp3Shape {
     /// The scores inside ZMPOP's nested pairs become doubles; its "nothing" is a null
     /// array in RESP2 (`*-1`), which the shard's RESP2 reply cannot tell from a null bulk.
     NestedScores,
+    /// Unchanged, but "nothing" is a null array, not a null bulk (LMPOP, LPOP with a count).
+    NullArray,
 }
 
 impl Resp3Shape {
     /// The shard's RESP2 reply to a request of this shape, as a client speaking `proto`
     /// must get it.
     pub fn apply(self, reply: Reply, proto: Proto) -> Reply {
-        if self == Resp3Shape::NestedScores && reply == Reply::Nil {
+        let null_array = matches!(self, Resp3Shape::NestedScores | Resp3Shape::NullArray);
+        if null_array && reply == Reply::Nil {
             return Reply::NilArray;
         }
         if proto != Proto::Resp3 {
             return reply;
         }
         match self {
-            Resp3Shape::Same => reply,
+            Resp3Shape::Same | Resp3Shape::NullArray => reply,
             Resp3Shape::Map => reply.into_map(),
             Resp3Shape::Pairs => reply.into_pairs(),
             Resp3Shape::Set => reply.into_set(),
@@ -428,6 +449,8 @@ pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
         CommandId::Zpopmin | CommandId::Zpopmax if args.len() == 3 => Resp3Shape::ScorePairs,
         CommandId::Zpopmin | CommandId::Zpopmax => Resp3Shape::FlatScores,
         CommandId::Zmpop => Resp3Shape::NestedScores,
+        CommandId::Lmpop => Resp3Shape::NullArray,
+        CommandId::Lpop | CommandId::Rpop if args.len() == 3 => Resp3Shape::NullArray,
         _ => Resp3Shape::Same,
     }
 }
@@ -1250,6 +1273,24 @@ static COMMANDS: &[CommandSpec] = &[
     spec("hincrbyfloat", C::Hincrbyfloat, 4, WF, ONE_KEY, SingleSlot, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
     spec("hrandfield", C::Hrandfield, -2, READONLY, ONE_KEY, SingleSlot, "hash", "6.2.0", "Returns one or more random fields from a hash."),
     spec("hscan", C::Hscan, -3, READONLY, ONE_KEY, SingleSlot, "hash", "2.8.0", "Iterates over fields and values of a hash."),
+    // lists
+    spec("lpush", C::Lpush, -3, WF, ONE_KEY, SingleSlot, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec("rpush", C::Rpush, -3, WF, ONE_KEY, SingleSlot, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec("lpushx", C::Lpushx, -3, WF, ONE_KEY, SingleSlot, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists."),
+    spec("rpushx", C::Rpushx, -3, WF, ONE_KEY, SingleSlot, "list", "2.2.0", "Appends an element to a list only when the list exists."),
+    spec("lpop", C::Lpop, -2, WRITE | FAST, ONE_KEY, SingleSlot, "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    spec("rpop", C::Rpop, -2, WRITE | FAST, ONE_KEY, SingleSlot, "list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    numkeys(spec("lmpop", C::Lmpop, -4, WRITE | MOVABLEKEYS, NO_KEYS, SingleSlot, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."), 1),
+    spec("llen", C::Llen, 2, RF, ONE_KEY, SingleSlot, "list", "1.0.0", "Returns the length of a list."),
+    spec("lindex", C::Lindex, 3, READONLY, ONE_KEY, SingleSlot, "list", "1.0.0", "Returns an element from a list by its index."),
+    spec("lrange", C::Lrange, 4, READONLY, ONE_KEY, SingleSlot, "list", "1.0.0", "Returns a range of elements from a list."),
+    spec("lset", C::Lset, 4, W, ONE_KEY, SingleSlot, "list", "1.0.0", "Sets the value of an element in a list by its index."),
+    spec("ltrim", C::Ltrim, 4, WRITE, ONE_KEY, SingleSlot, "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
+    spec("lrem", C::Lrem, 4, WRITE, ONE_KEY, SingleSlot, "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed."),
+    spec("linsert", C::Linsert, 5, W, ONE_KEY, SingleSlot, "list", "2.2.0", "Inserts an element before or after another element in a list."),
+    spec("lpos", C::Lpos, -3, READONLY, ONE_KEY, SingleSlot, "list", "6.0.6", "Returns the index of matching elements in a list."),
+    spec("lmove", C::Lmove, 5, W, TWO_KEYS, SingleSlot, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    spec("rpoplpush", C::Rpoplpush, 3, W, TWO_KEYS, SingleSlot, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
     // sets
     spec("sadd", C::Sadd, -3, WF, ONE_KEY, SingleSlot, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
     spec("srem", C::Srem, -3, WRITE | FAST, ONE_KEY, SingleSlot, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
@@ -1342,6 +1383,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("brpop", C::Unsupported, -3, WRITE | BLOCKING, (1, -2, 1), Unsupported, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise."),
     spec("brpoplpush", C::Unsupported, 4, WRITE | DENYOOM | BLOCKING, TWO_KEYS, Unsupported, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it."),
     spec("blmove", C::Unsupported, 6, WRITE | DENYOOM | BLOCKING, TWO_KEYS, Unsupported, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it."),
+    numkeys(spec("blmpop", C::Unsupported, -5, WRITE | BLOCKING | MOVABLEKEYS, NO_KEYS, Unsupported, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise."), 2),
     spec("bzpopmin", C::Unsupported, -3, WRITE | BLOCKING | FAST, (1, -2, 1), Unsupported, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets."),
     spec("bzpopmax", C::Unsupported, -3, WRITE | BLOCKING | FAST, (1, -2, 1), Unsupported, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets."),
     spec("monitor", C::Unsupported, 1, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "server", "1.0.0", "Listens for all requests received by the server in real-time."),

@@ -9,6 +9,7 @@ mod bitmaps;
 mod dump;
 mod hashes;
 mod keys;
+mod lists;
 mod replication;
 mod server;
 mod sets;
@@ -302,6 +303,18 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Hincrby | C::Hincrbyfloat => write::<hashes::HIncrBy>(args),
         C::Hrandfield => read::<hashes::HRandField>(args, store),
         C::Hscan => keys::scan_collection(ctx.server, ValueType::Hash, args).into(),
+        C::Lpush | C::Rpush | C::Lpushx | C::Rpushx => write::<lists::Push>(args),
+        C::Lpop | C::Rpop => write::<lists::Pop>(args),
+        C::Lmpop => write::<lists::LMPop>(args),
+        C::Llen => read::<lists::LLen>(args, store),
+        C::Lindex => read::<lists::LIndex>(args, store),
+        C::Lrange => read::<lists::LRange>(args, store),
+        C::Lset => write::<lists::LSet>(args),
+        C::Ltrim => write::<lists::LTrim>(args),
+        C::Lrem => write::<lists::LRem>(args),
+        C::Linsert => write::<lists::LInsert>(args),
+        C::Lpos => read::<lists::LPos>(args, store),
+        C::Lmove | C::Rpoplpush => write::<lists::LMove>(args),
         C::Sadd | C::Srem => write::<sets::SAddRem>(args),
         C::Sismember | C::Smismember | C::Scard => read::<sets::SIsMember>(args, store),
         C::Smembers => read::<sets::SMembers>(args, store),

@@ -6,6 +6,7 @@
 //! size counts its members, and a collection left empty is deleted, as in Redis.
 
 pub mod hash;
+pub mod list;
 pub mod set;
 pub mod zset;
 

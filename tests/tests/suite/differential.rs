@@ -680,6 +680,128 @@ DEL ints
 DBSIZE
 ";
 
+/// Every list command, with Redis's argument checks in Redis's order, edge indexes, pops
+/// with and without counts (a null array for a missing key), and inserts and removals in the
+/// middle of a list from both sides (fjord shifts whichever side is shorter). Every key is
+/// in one slot, so that LMOVE and LMPOP run through the proxy too.
+const LISTS: &str = r"
+FLUSHALL
+RPUSH {t}l a b c a b
+LPOS {t}l b rank -1 count 0
+LPOS {t}l b maxlen 1
+LPOS {t}l b count 0 maxlen 2
+LPOS {t}l z count 0
+LPOS {t}nokey a
+LPOS {t}nokey a count 1
+SET {t}s x
+LPOS {t}s a
+LPUSH {t}s x
+LMPOP 2 {t}nokey {t}s left
+LMPOP 2 {t}l {t}s left
+LPOS {t}l a rank 1 count 1 rank 2
+LINSERT {t}l before zz x
+LINSERT {t}nokey before a x
+SET {t}s2 x
+LINSERT {t}s2 before a x
+LREM {t}l 0 a
+LRANGE {t}l 0 -1
+RPOPLPUSH {t}nokey {t}l
+LMOVE {t}l {t}s right left
+LMOVE {t}l {t}l2 right left
+LRANGE {t}l2 0 -1
+LPOP {t}nokey 0
+LPOP {t}l 0
+LPOP {t}s 0
+LPOS {t}l a rank 0
+LPOS {t}l a rank x
+LPOS {t}l a count -1
+LPOS {t}l a count x
+LPOS {t}l a maxlen -1
+LPOS {t}l a rank -9223372036854775808
+LPOP {t}l -1
+LPOP {t}l x
+LMPOP 0 {t}l left
+LMPOP 1 {t}l mid
+LMPOP 1 {t}l left count 0
+LMPOP 2 {t}l
+LMPOP 1 {t}l left count 1 count 1
+LSET {t}nokey 0 x
+LSET {t}l 10 x
+LSET {t}l x x
+LINSERT {t}l middle a x
+LINSERT {t}nokey middle a x
+LMOVE {t}l {t}l2 up left
+LRANGE {t}l x 1
+LREM {t}l x a
+LTRIM {t}l a 1
+LINDEX {t}l x
+LINDEX {t}nokey x
+LRANGE {t}nokey x 1
+DEL {t}l
+RPUSH {t}l 1 2 3 4 5 6 7 8 9 10
+LINSERT {t}l before 2 x
+LINSERT {t}l after 9 y
+LRANGE {t}l 0 -1
+LREM {t}l 1 5
+LREM {t}l -1 x
+LRANGE {t}l 0 -1
+RPUSH {t}l 1 1 1
+LREM {t}l -2 1
+LRANGE {t}l 0 -1
+LREM {t}l 0 1
+LRANGE {t}l 0 -1
+LTRIM {t}l 1 -2
+LRANGE {t}l 0 -1
+LTRIM {t}l -100 100
+LRANGE {t}l 0 -1
+LTRIM {t}l 3 2
+EXISTS {t}l
+RPUSH {t}l a b c
+LMOVE {t}l {t}l left left
+LRANGE {t}l 0 -1
+LMOVE {t}l {t}l left right
+LRANGE {t}l 0 -1
+RPOPLPUSH {t}l {t}l
+LRANGE {t}l 0 -1
+LSET {t}l -1 z
+LSET {t}l -4 z
+LINDEX {t}l -1
+LINDEX {t}l -3
+LINDEX {t}l -4
+LINDEX {t}l 3
+LRANGE {t}l -2 -1
+LRANGE {t}l 1 100
+LRANGE {t}l -100 0
+LPUSHX {t}nokey a
+RPUSHX {t}l {t}d e
+LPUSHX {t}l q
+LRANGE {t}l 0 -1
+RPOP {t}l 2
+LPOP {t}l 10
+EXISTS {t}l
+RPUSH {t}l a
+RPOP {t}l 0
+RPOP {t}l
+RPOP {t}l
+LPOP {t}l 2 3
+LLEN {t}s
+LLEN {t}nokey
+TYPE {t}l2
+OBJECT encoding {t}l2
+LMPOP 1 {t}l2 right count 5
+RPUSH {t}big a b c {t}d e f g h i j k {t}l m n o p
+LREM {t}big 0 b
+LINSERT {t}big before o X
+LINSERT {t}big after a Y
+LRANGE {t}big 0 -1
+RPUSH {t}d a b a b a b a b
+LREM {t}d 3 a
+LRANGE {t}d 0 -1
+RPUSH {t}d2 a b a b a b a b
+LREM {t}d2 -3 b
+LRANGE {t}d2 0 -1
+";
+
 const CONNECTION: &str = r"
 PING
 PING hi
@@ -787,6 +909,25 @@ fn through_the_proxy_sets_match_redis() {
     let (s, mut p) = cluster_pair(false);
     p.run_script(SETS);
     s.pair(true).run_script(SETS);
+}
+
+#[test]
+fn lists_match_redis_in_resp2() {
+    let (_s, mut p) = pair(false);
+    p.run_script(LISTS);
+}
+
+#[test]
+fn lists_match_redis_in_resp3() {
+    let (_s, mut p) = pair(true);
+    p.run_script(LISTS);
+}
+
+#[test]
+fn through_the_proxy_lists_match_redis() {
+    let (s, mut p) = cluster_pair(false);
+    p.run_script(LISTS);
+    s.pair(true).run_script(LISTS);
 }
 
 #[test]
@@ -983,6 +1124,8 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let hfield = prop::sample::select(vec!["f", "g", "h", "10"]);
     let zscore = prop::sample::select(vec!["1", "2.5", "-3", "1.1", "inf", "0"]);
     let zopt = prop::sample::select(vec!["", "NX", "XX", "GT", "LT", "CH", "XX CH"]);
+    let index = prop::sample::select(vec!["0", "1", "-1", "2", "-3", "7"]);
+    let end = prop::sample::select(vec!["LEFT", "RIGHT"]);
     prop_oneof![
         (key.clone(), value.clone(), set_opt).prop_map(|(k, v, o)| format!("SET {k} {v} {o}")),
         key.clone().prop_map(|k| format!("GET {k}")),
@@ -1098,7 +1241,7 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
         (key.clone(), zscore, hfield.clone()).prop_map(|(k, s, m)| format!("ZINCRBY {k} {s} {m}")),
         (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("ZSCORE {k} {m}")),
         (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("ZREM {k} {m}")),
-        (key.clone(), hfield).prop_map(|(k, m)| format!("ZRANK {k} {m}")),
+        (key.clone(), hfield.clone()).prop_map(|(k, m)| format!("ZRANK {k} {m}")),
         (
             key.clone(),
             prop::sample::select(vec![
@@ -1112,6 +1255,52 @@ fn command() -> impl Strategy<Value = Vec<Vec<u8>>> {
             ])
         )
             .prop_map(|(k, c)| c.replace("{}", k)),
+        (
+            key.clone(),
+            prop::sample::select(vec!["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]),
+            hfield.clone(),
+            value.clone()
+        )
+            .prop_map(|(k, c, a, b)| format!("{c} {k} {a} {b}")),
+        (
+            key.clone(),
+            prop::sample::select(vec!["LPOP", "RPOP"]),
+            prop::sample::select(vec!["", "0", "2"])
+        )
+            .prop_map(|(k, c, n)| format!("{c} {k} {n}")),
+        (key.clone(), index.clone(), index.clone())
+            .prop_map(|(k, a, b)| format!("LRANGE {k} {a} {b}")),
+        (key.clone(), index.clone(), index.clone())
+            .prop_map(|(k, a, b)| format!("LTRIM {k} {a} {b}")),
+        (key.clone(), index.clone()).prop_map(|(k, i)| format!("LINDEX {k} {i}")),
+        (key.clone(), index.clone(), value.clone())
+            .prop_map(|(k, i, v)| format!("LSET {k} {i} {v}")),
+        (key.clone(), index.clone(), hfield.clone())
+            .prop_map(|(k, n, v)| format!("LREM {k} {n} {v}")),
+        (
+            key.clone(),
+            prop::sample::select(vec!["BEFORE", "AFTER"]),
+            hfield.clone(),
+            value.clone()
+        )
+            .prop_map(|(k, w, p, v)| format!("LINSERT {k} {w} {p} {v}")),
+        (
+            key.clone(),
+            hfield.clone(),
+            prop::sample::select(vec!["", "RANK -1", "COUNT 0", "RANK 2 COUNT 2", "MAXLEN 2"])
+        )
+            .prop_map(|(k, v, o)| format!("LPOS {k} {v} {o}")),
+        key.clone().prop_map(|k| format!("LLEN {k}")),
+        (tagged.clone(), tagged.clone(), end.clone(), end.clone())
+            .prop_map(|(a, b, x, y)| format!("LMOVE {a} {b} {x} {y}")),
+        (tagged.clone(), tagged.clone()).prop_map(|(a, b)| format!("RPOPLPUSH {a} {b}")),
+        (
+            tagged.clone(),
+            tagged.clone(),
+            end,
+            prop::sample::select(vec!["", "COUNT 2"])
+        )
+            .prop_map(|(a, b, e, c)| format!("LMPOP 2 {a} {b} {e} {c}")),
     ]
     .prop_map(|line| words(&line))
 }
