@@ -648,9 +648,11 @@ fn function(r: Resolved, args: &[Bytes]) -> Reply {
 }
 
 /// `CONFIG SET name value [name value ...]`: fjord's settings come from its files, so every
-/// parameter it has is immutable here, except Redis's encoding [`tunables`]. The errors are
+/// parameter it has is immutable here, except Redis's encoding [`tunables`]; setting one to
+/// the value it has already changes nothing and is accepted (test suites and tools send
+/// `CONFIG SET save ""`, which fjord, never saving a snapshot, already is). The errors are
 /// Redis's, in its order: an odd number of arguments, then the first unknown name, then the
-/// first known one.
+/// first known one that would change.
 fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
     if !pairs.len().is_multiple_of(2) {
         return Reply::error(error::SYNTAX);
@@ -662,10 +664,16 @@ fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
                 .iter()
                 .any(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
     };
-    let settable = |p: &[Bytes]| tunables::is_tunable(&p[0]);
+    let unchanged = |name: &[u8], value: &[u8]| {
+        known
+            .iter()
+            .any(|(k, v)| k.as_bytes().eq_ignore_ascii_case(name) && v.as_bytes() == value)
+    };
+    let settable = |p: &[Bytes]| tunables::is_tunable(&p[0]) || unchanged(&p[0], &p[1]);
     if pairs.chunks_exact(2).all(settable) {
         let pairs: Vec<(&[u8], &[u8])> = pairs
             .chunks_exact(2)
+            .filter(|p| tunables::is_tunable(&p[0]))
             .map(|p| (&p[0][..], &p[1][..]))
             .collect();
         return match tunables::set(&pairs) {
@@ -673,7 +681,10 @@ fn config_set(host: &impl Host, pairs: &[Bytes]) -> Reply {
             Err(e) => Reply::error(e),
         };
     }
-    let mut names = pairs.iter().step_by(2).filter(|n| !tunables::is_tunable(n));
+    let mut names = pairs
+        .chunks_exact(2)
+        .filter(|p| !settable(p))
+        .map(|p| &p[0]);
     if let Some(unknown) = names.clone().find(|n| !is_known(n)) {
         return Reply::error(format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",

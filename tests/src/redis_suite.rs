@@ -46,14 +46,44 @@ pub const DENIED_TAGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Tests left out by name: (unit, Tcl regexp over its test names, why), passed as `--skiptest
+/// /regexp` to that file only. Only tests of the blocking commands are here: they need a
+/// connection pinned to one client, which fjord does not offer yet (the data-types issue
+/// leaves them to a later one). Most of them wait 5 s for a client to block before they
+/// fail, about three minutes for the list file alone, and one that fails between `HELLO 3`
+/// and `HELLO 2` leaves the next tests on RESP3. Each regexp matches exactly the tests that
+/// fail for want of a blocking command (checked against a run without it) and no test that
+/// passes; the run prints how many each file skipped.
+pub const SKIPPED_TESTS: &[(&str, &str, &str)] = &[
+    (
+        "unit/type/list",
+        "^(BLPOP|BRPOP|BLMPOP_LEFT|BLMPOP_RIGHT|BLMOVE|BRPOPLPUSH)|of view of B|blocked client|\
+         client unblock|^Linked LMOVEs$|^(Circular|Self-referential) BRPOPLPUSH$|\
+         ^PUSH resulting from BRPOPLPUSH|NON-BLOCK or BLOCK",
+        BLOCKING,
+    ),
+    (
+        "unit/type/zset",
+        "^(BZPOPMIN|BZPOPMAX|BZMPOP|BZPOP/BZMPOP)|of view of BZ",
+        BLOCKING,
+    ),
+];
+
+const BLOCKING: &str = "blocking commands (BLPOP, BRPOP, BLMOVE, BLMPOP, BRPOPLPUSH, BZPOPMIN, \
+                        BZPOPMAX, BZMPOP) need a connection pinned to one client: a later issue";
+
+/// The `--skiptest` arguments for `unit` ([`SKIPPED_TESTS`]).
+pub fn skip_arguments(unit: &str) -> Vec<String> {
+    SKIPPED_TESTS
+        .iter()
+        .filter(|(u, ..)| *u == unit)
+        .flat_map(|(_, regexp, _)| ["--skiptest".to_string(), format!("/{regexp}")])
+        .collect()
+}
+
 /// Files that run longer than the default limit for a known reason: (unit, seconds, why). The
 /// limit exists to stop a file that hangs; these do not hang, they wait.
-pub const SLOW_FILES: &[(&str, u64, &str)] = &[(
-    "unit/type/zset",
-    300,
-    "22 blocking-pop tests each wait 5 s for a client to block (wait_for_blocked_client): about \
-     115 s, with no blocking commands in fjord yet",
-)];
+pub const SLOW_FILES: &[(&str, u64, &str)] = &[];
 
 /// How long `unit` may run: its [`SLOW_FILES`] limit, or `default` seconds.
 pub fn time_limit(unit: &str, default: u64) -> u64 {
@@ -87,6 +117,8 @@ pub struct UnitRun {
     pub tests: Vec<(String, Outcome)>,
     /// Tests left out by tag (`[ignore]`) or by the external mode (`external:skip`).
     pub ignored: usize,
+    /// Tests left out by name ([`SKIPPED_TESTS`], `[skip]`).
+    pub skipped: usize,
     /// Why the file stopped before its end, if it did.
     pub aborted: Option<String>,
 }
@@ -134,8 +166,10 @@ pub fn parse_run(output: &str, exit: Option<i32>) -> UnitRun {
         } else if let Some(rest) = line.strip_prefix("[exception]: ") {
             let why = rest.strip_prefix("Executing test client: ").unwrap_or(rest);
             run.aborted = Some(why.trim().to_string());
-        } else if line.starts_with("[ignore]: ") || line.starts_with("[skip]: ") {
+        } else if line.starts_with("[ignore]: ") {
             run.ignored += 1;
+        } else if line.starts_with("[skip]: ") {
+            run.skipped += 1;
         } else if line.starts_with('[') && line.contains(" done]: ") {
             done = true;
         }
@@ -447,6 +481,7 @@ n command 'getbit', with args beginning with: 'mykey' '0'
 ERR unknown command 'getbit', with args beginning with: 'mykey' '0' 
     while executing
 [ignore]: Extended SET can detect syntax errors: Tag: needs:debug denied
+[skip]: BLPOP: timeout
 [ok]: SETBIT fuzzing (3 ms)
 [err]: n subcommand 'unpause'. Try CLIENT HELP.
 ERR unknown subcommand 'unpause'. Try CLIENT HELP.
@@ -459,6 +494,7 @@ ERR unknown subcommand 'unpause'. Try CLIENT HELP.
         let run = parse_run(OUTPUT, Some(1));
         assert_eq!(run.aborted, None);
         assert_eq!(run.ignored, 1);
+        assert_eq!(run.skipped, 1);
         assert_eq!(run.tests.len(), 5);
         assert_eq!(
             run.tests[4],

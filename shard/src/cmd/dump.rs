@@ -9,7 +9,9 @@
 //! strings. A hash is written as RDB's plain hash (a count, then field and value strings),
 //! which every Redis reads; RESTORE also reads the listpack (Redis 7) and ziplist (Redis 6)
 //! forms Redis writes for small hashes. Sets are written in RDB's plain form too; RESTORE also
-//! reads intsets. A valid payload of a type fjord does not store yet is
+//! reads intsets. Lists are written as RDB's plain list (a count, then the elements), which
+//! Redis 7.0 still reads; RESTORE also reads the quicklists Redis 7 (listpack or plain nodes)
+//! and Redis 6 (ziplist nodes) write, and a lone ziplist. A valid payload of a type fjord does not store yet is
 //! refused with a clear error.
 
 use super::{Parse, Read};
@@ -17,7 +19,7 @@ use crate::store::encoding::{Entry, ValueType};
 use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
-use crate::types::{hash, set, Collection};
+use crate::types::{hash, list, set, Collection};
 use bytes::{BufMut, Bytes, BytesMut};
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
@@ -27,11 +29,19 @@ const RDB_VERSION: u16 = 10;
 
 /// RDB object types.
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_LIST: u8 = 1;
 const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_LIST_ZIPLIST: u8 = 10;
 const RDB_TYPE_SET_INTSET: u8 = 11;
 const RDB_TYPE_HASH_ZIPLIST: u8 = 13;
+const RDB_TYPE_LIST_QUICKLIST: u8 = 14;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
+const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
+
+/// A node of a Redis 7 quicklist: one element as it is, or a listpack of several.
+const QUICKLIST_NODE_PLAIN: usize = 1;
+const QUICKLIST_NODE_PACKED: usize = 2;
 
 /// CRC-64/Jones as Redis computes it (reflected, no final xor).
 fn crc64(data: &[u8]) -> u64 {
@@ -114,6 +124,17 @@ pub fn dump_hash(pairs: &[(Bytes, Bytes)]) -> Bytes {
     seal(out)
 }
 
+/// The DUMP payload of a list: RDB's plain list encoding.
+pub fn dump_list(elements: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_LIST);
+    put_len(&mut out, elements.len());
+    for e in elements {
+        put_string(&mut out, e);
+    }
+    seal(out)
+}
+
 /// The DUMP payload of a set: RDB's plain set encoding.
 pub fn dump_set(members: &[Bytes]) -> Bytes {
     let mut out = BytesMut::new();
@@ -189,6 +210,16 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string as `rdbGenericLoadStringObject` reads it.
+    /// A count, then that many strings (a plain set or list). Each takes at least one byte:
+    /// a count beyond what is left is refused before anything is allocated for it.
+    fn strings(&mut self) -> Result<Vec<Bytes>, PayloadError> {
+        let n = self.len()?;
+        if n > self.data.len() - self.at {
+            return Err(PayloadError::BadFormat);
+        }
+        (0..n).map(|_| self.string()).collect()
+    }
+
     fn string(&mut self) -> Result<Bytes, PayloadError> {
         match self.len_or_encoding()? {
             Ok(n) => Ok(Bytes::copy_from_slice(self.take(n)?)),
@@ -395,6 +426,16 @@ pub enum Value {
     Hash(Vec<(Bytes, Bytes)>),
     /// Members, each once.
     Set(Vec<Bytes>),
+    /// Elements in order, at least one.
+    List(Vec<Bytes>),
+}
+
+/// Refuses an empty list (Redis refuses an empty key as corrupt).
+fn non_empty(elements: Vec<Bytes>) -> Result<Vec<Bytes>, PayloadError> {
+    match elements.is_empty() {
+        true => Err(PayloadError::BadFormat),
+        false => Ok(elements),
+    }
 }
 
 /// Refuses an empty set or a repeated member (Redis refuses both as corrupt).
@@ -448,7 +489,8 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, PayloadError> {
         return Err(PayloadError::VersionOrChecksum);
     }
     let mut c = Cursor { data: body, at: 0 };
-    let value = match c.byte()? {
+    let kind = c.byte()?;
+    let value = match kind {
         RDB_TYPE_STRING => Value::String(c.string()?),
         RDB_TYPE_HASH => {
             let n = c.len()?;
@@ -464,20 +506,36 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, PayloadError> {
             Value::Hash(hash_pairs(flat)?)
         }
         RDB_TYPE_HASH_LISTPACK => Value::Hash(hash_pairs(listpack_entries(&c.string()?)?)?),
-        RDB_TYPE_SET => {
-            let n = c.len()?;
-            if n > body.len() {
+        RDB_TYPE_SET => Value::Set(set_members(c.strings()?)?),
+        RDB_TYPE_LIST => Value::List(non_empty(c.strings()?)?),
+        RDB_TYPE_LIST_ZIPLIST => Value::List(non_empty(ziplist_entries(&c.string()?)?)?),
+        RDB_TYPE_LIST_QUICKLIST | RDB_TYPE_LIST_QUICKLIST_2 => {
+            let nodes = c.len()?;
+            if nodes > body.len() {
                 return Err(PayloadError::BadFormat);
             }
-            let mut members = Vec::with_capacity(n);
-            for _ in 0..n {
-                members.push(c.string()?);
+            let mut elements = Vec::new();
+            for _ in 0..nodes {
+                let packed = match kind {
+                    RDB_TYPE_LIST_QUICKLIST => true,
+                    _ => match c.len()? {
+                        QUICKLIST_NODE_PLAIN => false,
+                        QUICKLIST_NODE_PACKED => true,
+                        _ => return Err(PayloadError::BadFormat),
+                    },
+                };
+                let node = c.string()?;
+                match (packed, kind) {
+                    (false, _) => elements.push(node),
+                    (true, RDB_TYPE_LIST_QUICKLIST) => elements.extend(ziplist_entries(&node)?),
+                    // Redis drops an empty node as it loads; so does fjord.
+                    (true, _) => elements.extend(listpack_entries(&node)?),
+                }
             }
-            Value::Set(set_members(members)?)
+            Value::List(non_empty(elements)?)
         }
         RDB_TYPE_SET_INTSET => Value::Set(set_members(intset_entries(&c.string()?)?)?),
         RDB_TYPE_HASH_ZIPLIST => Value::Hash(hash_pairs(ziplist_entries(&c.string()?)?)?),
-        1 | 10 | 14 | 18 => return Err(PayloadError::Unsupported("list")),
         3 | 5 | 12 | 17 => return Err(PayloadError::Unsupported("sorted set")),
         9 => return Err(PayloadError::Unsupported("zipmap hash (Redis 2.4)")),
         15 | 19 => return Err(PayloadError::Unsupported("stream")),
@@ -538,6 +596,17 @@ impl Read for Dump {
                 };
                 match set::members(&mut view, &s) {
                     Ok(members) => Reply::Bulk(dump_set(&members)),
+                    Err(e) => e,
+                }
+            }
+            ValueType::List => {
+                let l = match list::find(&mut view, &self.key) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return Reply::Nil,
+                    Err(e) => return e,
+                };
+                match list::range(&mut view, &l, (0, l.meta.size - 1)) {
+                    Ok(elements) => Reply::Bulk(dump_list(&elements)),
                     Err(e) => e,
                 }
             }
@@ -657,6 +726,17 @@ impl WriteOp for Restore {
                     hash::set(txn, &mut h, &f, v);
                 }
                 h.save(txn, &self.key);
+            }
+            Value::List(elements) => {
+                let mut l = match list::find_or_create(txn, &self.key) {
+                    Ok(l) => l,
+                    Err(e) => return e,
+                };
+                l.expire_at = expire_at;
+                for e in elements {
+                    list::push(txn, &mut l, list::End::Right, e);
+                }
+                l.save(txn, &self.key);
             }
             Value::Set(members) => {
                 let mut s = match Collection::find_or_create(txn, &self.key, ValueType::Set) {
@@ -809,6 +889,43 @@ mod tests {
             restore_value(&dump_set(&words(&["a", "a"]))),
             Err(PayloadError::BadFormat)
         );
+    }
+
+    #[test]
+    fn lists_dumped_by_redis_7_restore_from_listpack_and_plain_nodes() {
+        let words = |w: &[&str]| {
+            w.iter()
+                .map(|s| Bytes::from(s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        // redis-server 7.0.15: `RPUSH a x 12 -300 70000 hello` (one listpack node).
+        let one_node = unhex(
+            "1201021b1b00000005008178020c01ded402f2701101048568656c6c6f06ff0a00d3eca5ead3fe8a3d",
+        );
+        assert_eq!(
+            restore_value(&one_node).unwrap(),
+            Value::List(words(&["x", "12", "-300", "70000", "hello"]))
+        );
+        // With list-max-listpack-size 1, `RPUSH b aa bb`: two listpack nodes.
+        let two_nodes =
+            unhex("1202020b0b000000010082616103ff020b0b000000010082626203ff0a0029dd9b699d0f7acf");
+        assert_eq!(
+            restore_value(&two_nodes).unwrap(),
+            Value::List(words(&["aa", "bb"]))
+        );
+        // With DEBUG QUICKLIST-PACKED-THRESHOLD 1b, `RPUSH c bigger small`: plain nodes.
+        let plain = unhex("120201066269676765720105736d616c6c0a00ba4e2ffd3e8eb76e");
+        assert_eq!(
+            restore_value(&plain).unwrap(),
+            Value::List(words(&["bigger", "small"]))
+        );
+        let ours = words(&["a", "12", "", &"x".repeat(300)]);
+        assert_eq!(restore_value(&dump_list(&ours)).unwrap(), Value::List(ours));
+        assert_eq!(restore_value(&dump_list(&[])), Err(PayloadError::BadFormat));
+        // A node that is neither plain (1) nor packed (2) is corrupt.
+        let mut bad = BytesMut::new();
+        bad.extend_from_slice(&[RDB_TYPE_LIST_QUICKLIST_2, 1, 3, 1, b'x']);
+        assert_eq!(restore_value(&seal(bad)), Err(PayloadError::BadFormat));
     }
 
     #[test]

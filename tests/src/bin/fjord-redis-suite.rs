@@ -153,6 +153,7 @@ fn run_unit(cli: &Cli, unit: &str) -> Result<(String, Option<i32>, Duration)> {
             "--durable",
         ])
         .args(["--tags", &redis_suite::tags_argument()])
+        .args(redis_suite::skip_arguments(unit))
         .current_dir(&cli.suite)
         // No colours, whatever the caller's terminal.
         .env("TERM", "dumb")
@@ -246,13 +247,14 @@ fn run(cli: Cli) -> Result<bool> {
                         let run = redis_suite::parse_run(&output, status);
                         let verdict = expectations.judge(&unit, &run);
                         println!(
-                            "[{:>2}/{total}] {unit}: {} passed, {} expected failures{}, {} problems, {} ignored ({:.1} s)",
+                            "[{:>2}/{total}] {unit}: {} passed, {} expected failures{}, {} problems, {} ignored, {} skipped ({:.1} s)",
                             index + 1,
                             verdict.passed,
                             verdict.expected_failures,
                             if verdict.expected_abort { ", aborts as expected" } else { "" },
                             verdict.problems.len(),
                             run.ignored,
+                            run.skipped,
                             took.as_secs_f64()
                         );
                         for p in &verdict.problems {

@@ -319,3 +319,161 @@ fn hgetall(c: &mut RawClient, key: &str) -> HashMap<String, String> {
         .map(|p| (p[0].to_string(), p[1].to_string()))
         .collect()
 }
+
+/// What one list writer had acknowledged when the shard died. Its list holds, in order, the
+/// numbers `popped + 1 ..= pushed`, and a `marker` that an LINSERT put in its middle
+/// until an LREM takes it out again. Only a writer's last command can be unknown: it stops
+/// at its first error.
+#[derive(Default)]
+struct ListLog {
+    pushed: u64,
+    popped: u64,
+    markers: u64,
+    /// The last command, sent but not answered: it may or may not have been applied.
+    unknown: Option<ListOp>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ListOp {
+    Push,
+    Pop,
+    Insert,
+    Remove,
+}
+
+#[test]
+fn kill_9_in_fsync_always_keeps_every_acknowledged_list_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard = shard_on(dir.path(), "always");
+    let stop = Arc::new(AtomicBool::new(false));
+    let logs: Vec<Arc<Mutex<ListLog>>> = (0..4).map(|_| Arc::default()).collect();
+    let writers: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(w, log)| {
+            let (addr, stop, log) = (shard.addr.clone(), Arc::clone(&stop), Arc::clone(log));
+            std::thread::spawn(move || list_writer(&format!("q{w}"), &addr, &stop, &log))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    shard.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    let mut checked = 0;
+    for (w, log) in logs.iter().enumerate() {
+        let log = log.lock().unwrap();
+        let reply = String::from_utf8(c.call(&["LRANGE", &format!("q{w}"), "0", "-1"]).unwrap());
+        let items: Vec<String> = reply
+            .unwrap()
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+            .map(String::from)
+            .collect();
+        let markers = items.iter().filter(|i| *i == "marker").count() as u64;
+        let numbers: Vec<u64> = items.iter().filter_map(|i| i.parse().ok()).collect();
+        assert_eq!(
+            numbers.len() as u64 + markers,
+            items.len() as u64,
+            "q{w}: {items:?}"
+        );
+        // What the unknown last command may have done to each end and to the markers.
+        let (mut first, mut last, mut marks) =
+            (vec![log.popped + 1], vec![log.pushed], vec![log.markers]);
+        match log.unknown {
+            Some(ListOp::Push) => last.push(log.pushed + 1),
+            Some(ListOp::Pop) => first.push(log.popped + 2),
+            Some(ListOp::Insert) => marks.push(log.markers + 1),
+            Some(ListOp::Remove) => marks.push(log.markers.saturating_sub(1)),
+            None => {}
+        }
+        assert!(
+            marks.contains(&markers),
+            "q{w}: {markers} markers, {log_markers} acknowledged",
+            log_markers = log.markers
+        );
+        let expected_first = numbers.first().copied().unwrap_or(log.popped + 1);
+        assert!(
+            first.contains(&expected_first),
+            "q{w} starts at {expected_first}, {} popped",
+            log.popped
+        );
+        let end = numbers.last().copied().unwrap_or(expected_first - 1);
+        assert!(
+            last.contains(&end),
+            "q{w} ends at {end}, {} pushed",
+            log.pushed
+        );
+        assert!(
+            numbers.windows(2).all(|p| p[1] == p[0] + 1),
+            "q{w} lost or repeated an element: {numbers:?}"
+        );
+        assert_eq!(
+            int(&c.call(&["LLEN", &format!("q{w}")]).unwrap()) as usize,
+            items.len()
+        );
+        checked += log.pushed;
+    }
+    println!("{checked} acknowledged pushes checked after kill -9");
+    assert!(checked > 0, "no write was acknowledged before the kill");
+}
+
+/// Pushes the next number onto its own list; every 7th command pops the head, and now and
+/// then an LINSERT puts a marker in the middle (shifting one side) that a later LREM takes
+/// out (shifting again), logging what was acknowledged.
+fn list_writer(key: &str, addr: &str, stop: &AtomicBool, log: &Mutex<ListLog>) {
+    let Ok(mut c) = RawClient::tcp(addr) else {
+        return;
+    };
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let (op, args): (ListOp, Vec<String>) = {
+            let l = log.lock().unwrap();
+            let middle = (l.popped + l.pushed) / 2 + 1;
+            if i % 7 == 0 && l.pushed > l.popped + 1 {
+                (ListOp::Pop, vec!["LPOP".into(), key.into()])
+            } else if i % 13 == 0 && l.markers == 0 && middle <= l.pushed && middle > l.popped {
+                let at = middle.to_string();
+                (
+                    ListOp::Insert,
+                    vec![
+                        "LINSERT".into(),
+                        key.into(),
+                        "BEFORE".into(),
+                        at,
+                        "marker".into(),
+                    ],
+                )
+            } else if i % 13 == 6 && l.markers == 1 {
+                (
+                    ListOp::Remove,
+                    vec!["LREM".into(), key.into(), "1".into(), "marker".into()],
+                )
+            } else {
+                (
+                    ListOp::Push,
+                    vec!["RPUSH".into(), key.into(), (l.pushed + 1).to_string()],
+                )
+            }
+        };
+        let reply = c.call(&args);
+        let mut l = log.lock().unwrap();
+        match reply {
+            Ok(r) if !r.starts_with(b"-") => match op {
+                ListOp::Push => l.pushed += 1,
+                ListOp::Pop => l.popped += 1,
+                ListOp::Insert => l.markers += 1,
+                ListOp::Remove => l.markers -= 1,
+            },
+            _ => {
+                l.unknown = Some(op);
+                return;
+            }
+        }
+    }
+}

@@ -201,8 +201,11 @@ fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
         client
             .send(&words(&format!("SET ttl:{i} t EX 1000")))
             .unwrap();
+        client
+            .send(&words(&format!("RPUSH list:{i} a {i} c")))
+            .unwrap();
     }
-    for _ in 0..(3000 + 4 * 300) {
+    for _ in 0..(3000 + 5 * 300) {
         let r = client.read_reply().unwrap();
         assert!(!r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
     }
@@ -271,6 +274,13 @@ fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
             format!("${}\r\n{i}\r\n", i.to_string().len())
         );
         assert_eq!(call(&mut old, &format!("SCARD set:{i}")), ":3\r\n");
+        assert_eq!(
+            call(&mut fresh, &format!("LRANGE list:{i} 0 -1")),
+            format!(
+                "*3\r\n$1\r\na\r\n${}\r\n{i}\r\n$1\r\nc\r\n",
+                i.to_string().len()
+            )
+        );
         let ttl = call(&mut fresh, &format!("TTL ttl:{i}"));
         assert!(
             ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n",

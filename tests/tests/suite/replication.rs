@@ -68,6 +68,8 @@ fn mixed_writes(c: &mut RawClient, round: usize) {
         run(c, &format!("HSET h{round} f{i} {i}"));
         run(c, &format!("SADD set{} m{i}", i % 3));
         run(c, &format!("ZADD z{round} {i}.5 m{i}"));
+        run(c, &format!("RPUSH l{round} e{i}"));
+        run(c, &format!("LPUSH l{} e{i}", i % 2));
     }
     run(c, &format!("SET ttl{round} x EX 1000"));
     run(c, &format!("SET gone{round} x PX 1"));
@@ -77,6 +79,14 @@ fn mixed_writes(c: &mut RawClient, round: usize) {
     run(c, &format!("COPY z{round} zcopy{round}"));
     run(c, "DEL set0");
     run(c, "SPOP set1 3");
+    // Lists: pops, a trim, and inserts and removals that shift elements either way.
+    run(c, &format!("LPOP l{round} 2"));
+    run(c, &format!("LTRIM l{round} 1 -2"));
+    run(c, &format!("LINSERT l{round} BEFORE e10 x"));
+    run(c, &format!("LINSERT l{round} AFTER e40 y"));
+    run(c, &format!("LREM l{round} 0 e20"));
+    run(c, &format!("LSET l{round} 5 z"));
+    run(c, "LMOVE l0 l1 LEFT RIGHT");
 }
 
 #[test]
