@@ -435,9 +435,13 @@ fn list_writer(key: &str, addr: &str, stop: &AtomicBool, log: &Mutex<ListLog>) {
         let (op, args): (ListOp, Vec<String>) = {
             let l = log.lock().unwrap();
             let middle = (l.popped + l.pushed) / 2 + 1;
-            if i % 7 == 0 && l.pushed > l.popped + 1 {
+            if i.is_multiple_of(7) && l.pushed > l.popped + 1 {
                 (ListOp::Pop, vec!["LPOP".into(), key.into()])
-            } else if i % 13 == 0 && l.markers == 0 && middle <= l.pushed && middle > l.popped {
+            } else if i.is_multiple_of(13)
+                && l.markers == 0
+                && middle <= l.pushed
+                && middle > l.popped
+            {
                 let at = middle.to_string();
                 (
                     ListOp::Insert,
