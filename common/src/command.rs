@@ -183,6 +183,8 @@ pub enum CommandId {
     Scan,
     Keys,
     Randomkey,
+    Sort,
+    SortRo,
     // refused until pinned connections exist
     Unsupported,
     // shard-internal slot commands
@@ -254,6 +256,9 @@ pub enum Route {
     Unsupported,
     /// Spoken between proxy and shard only; never accepted from clients by the proxy.
     Internal,
+    /// SORT and SORT_RO: single-slot (the key and a STORE destination), unless a BY or GET
+    /// pattern names other keys, which may be on any shard: the proxy resolves those itself.
+    Sort,
 }
 
 /// One entry of the command table.
@@ -273,6 +278,8 @@ pub struct CommandSpec {
     /// For commands whose keys follow a count (`SINTERCARD numkeys key …`): the position of
     /// that count; 0 otherwise. The keys are then the `numkeys` arguments after it.
     pub numkeys_at: usize,
+    /// SORT: the destination after a `STORE` option is a key too.
+    pub store_key: bool,
     pub route: Route,
     /// `COMMAND DOCS` group, e.g. `"string"`.
     pub group: &'static str,
@@ -331,7 +338,10 @@ impl CommandSpec {
                 (at + 1).min(argc)..(at + 1).saturating_add(count).min(argc)
             }
         };
-        fixed.step_by(step).chain(counted)
+        fixed
+            .step_by(step)
+            .chain(counted)
+            .chain(self.store_key.then(|| sort_store_index(args)).flatten())
     }
 
     /// The subcommand named `name` (any case).
@@ -455,6 +465,27 @@ pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
     }
 }
 
+/// Where SORT's STORE destination is, as Redis's `sortGetKeys` finds it: options are
+/// skipped with their arguments (so a GET pattern spelled `store` is not one), and the last
+/// STORE wins.
+fn sort_store_index(args: &[Bytes]) -> Option<usize> {
+    let mut found = None;
+    let mut j = 2;
+    while j < args.len() {
+        let skip = match args[j].to_ascii_lowercase().as_slice() {
+            b"limit" => 2,
+            b"get" | b"by" => 1,
+            b"store" => {
+                found = (j + 1 < args.len()).then_some(j + 1).or(found);
+                1
+            }
+            _ => 0,
+        };
+        j += skip + 1;
+    }
+    found
+}
+
 /// Whether `word` (any case) is among `args`.
 fn has_word(args: &[Bytes], word: &[u8]) -> bool {
     args.iter().any(|a| a.eq_ignore_ascii_case(word))
@@ -549,12 +580,19 @@ const fn spec(
         last_key: keys.1,
         step: keys.2,
         numkeys_at: 0,
+        store_key: false,
         route,
         group,
         since,
         summary,
         subcommands: &[],
     }
+}
+
+/// SORT, whose `STORE destination` is a key (movable: COMMAND reports only the sorted key).
+const fn store_key(mut spec: CommandSpec) -> CommandSpec {
+    spec.store_key = true;
+    spec
 }
 
 /// A command whose keys follow a count at position `at` (movable keys: COMMAND reports 0 0 0).
@@ -612,7 +650,7 @@ const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
 const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
 
 use CommandId as C;
-use Route::{Internal, Local, NodeScoped, SingleSlot, Split, Unsupported};
+use Route::{Internal, Local, NodeScoped, SingleSlot, Sort, Split, Unsupported};
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
 const W: u32 = WRITE | DENYOOM;
@@ -1196,6 +1234,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("slotsync", C::Fjord, 5, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SLOTSYNC <protocol> <epoch> <slots>: turns the connection into a stream of the slots' entries, for a shard importing them (fjord_common::repl)."),
     sub("import", C::Fjord, -5, ADMIN, Internal, "0.1.0", "FJORD IMPORT <epoch> <source host:port> <slots> [MAXRATE <keys/s>]: marks the slots importing and pulls them from the source (a snapshot, then its oplog) until they are owned here or given back; again, it starts over."),
     sub("imports", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD IMPORTS: the import under way or last run, as field-value pairs (empty if none)."),
+    keyed_sub("storelist", C::Fjord, -3, WRITE | DENYOOM, "0.1.0", "FJORD STORELIST <key> [element ...]: replaces the key with a list of the elements, or deletes it for none (the STORE of a SORT whose patterns the proxy resolved across shards)."),
 ];
 
 static COMMANDS: &[CommandSpec] = &[
@@ -1366,6 +1405,8 @@ static COMMANDS: &[CommandSpec] = &[
     container(spec("object", C::Object, -2, 0, NO_KEYS, SingleSlot, "generic", "2.2.3", "A container for object introspection commands."), OBJECT_SUBS),
     spec("scan", C::Scan, -2, READONLY, NO_KEYS, NodeScoped, "generic", "2.8.0", "Iterates over the key names in the database."),
     spec("keys", C::Keys, 2, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns all key names that match a pattern."),
+    store_key(spec("sort", C::Sort, -2, W | MOVABLEKEYS, ONE_KEY, Sort, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.")),
+    spec("sort_ro", C::SortRo, -2, READONLY | MOVABLEKEYS, ONE_KEY, Sort, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set."),
     spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),
     // Refused until connections pinned to one client exist (transactions, pub/sub, blocking).
     spec("multi", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "1.2.0", "Starts a transaction."),
@@ -1458,6 +1499,11 @@ mod tests {
         assert_eq!(keys(sintercard, "sintercard 2 a b LIMIT 1"), vec![2, 3]);
         assert_eq!(keys(sintercard, "sintercard 9 a"), vec![2]);
         assert_eq!(keys(sintercard, "sintercard x a"), Vec::<usize>::new());
+        let sort = lookup(b"sort").unwrap();
+        assert_eq!(keys(sort, "sort a store d"), vec![1, 3]);
+        assert_eq!(keys(sort, "sort a store x get store store d"), vec![1, 7]);
+        assert_eq!(keys(sort, "sort a limit 0 1 get #"), vec![1]);
+        assert_eq!(keys(sort, "sort a store"), vec![1]);
         let zunionstore = lookup(b"zunionstore").unwrap();
         assert_eq!(
             keys(zunionstore, "zunionstore d 2 a b WEIGHTS 1 2"),

@@ -20,6 +20,7 @@ pub mod repl;
 pub mod resp;
 pub mod slot;
 pub mod slotset;
+pub mod sort;
 pub mod topology;
 pub mod tunables;
 mod yaml_lines;

@@ -14,6 +14,7 @@ mod metrics;
 mod proxy;
 mod router;
 mod session;
+mod sort;
 mod topology;
 
 /// Many small allocations per request (arguments, replies, futures): mimalloc handles them

@@ -534,7 +534,7 @@ impl IntoReply for Result<Reply, Reply> {
     }
 }
 
-fn unexpected(other: Reply) -> Reply {
+pub(crate) fn unexpected(other: Reply) -> Reply {
     Reply::error(format!("ERR unexpected reply from a shard: {other:?}"))
 }
 

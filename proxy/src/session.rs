@@ -287,7 +287,11 @@ impl Session {
         let shape = command::resp3_shape(r.spec, &args);
         let mut resend = None;
         let pending = match r.effective().route {
-            Route::SingleSlot => match router::single_slot(target, r, &args) {
+            Route::Sort if crate::sort::resolved_here(r, &args) => {
+                self.batches.send(target).await;
+                crate::sort::sort(target, r, args).await
+            }
+            Route::SingleSlot | Route::Sort => match router::single_slot(target, r, &args) {
                 Ok(shard) => match self.replica_for(target, r, shard) {
                     Some(dest) => Pending::FromReplica(Box::new(ReplicaRead {
                         batch: self.batches.push(target, dest, &args),

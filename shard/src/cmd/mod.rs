@@ -14,6 +14,7 @@ mod replication;
 mod server;
 mod sets;
 pub(crate) mod slots;
+pub(crate) mod sort;
 mod strings;
 mod zsets;
 
@@ -362,6 +363,11 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Scan => keys::scan(ctx.server, &SlotSet::all(), &args[1..]).into(),
         C::Keys => keys::keys(ctx.server, SlotSet::all(), args[1].clone()),
         C::Randomkey => keys::random_key(store, &SlotSet::all()).into(),
+        C::Sort | C::SortRo => match <sort::Sort as Parse>::parse(args) {
+            Ok(cmd) if cmd.stores() => Outcome::Write(Box::new(cmd)),
+            Ok(cmd) => cmd.execute(store).into(),
+            Err(e) => e.into(),
+        },
         C::Unsupported => unreachable!("refused above"),
         C::Fjord => slots::fjord(ctx, r, args),
     }

@@ -4,7 +4,7 @@
 //! covers only the slots it advertises), and the slot primitives that moving slots will use:
 //! stream a slot's entries with a cursor, write such entries back.
 
-use super::{keys, Outcome};
+use super::{keys, Outcome, Parse};
 use crate::server::Server;
 use crate::store::encoding::{data_key, split_data_key, Entry, ValueType};
 use crate::store::now_ms;
@@ -53,6 +53,7 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
             )),
             "import" => crate::migrate::import(server, &args[2..]),
             "imports" => server.imports.status(),
+            "storelist" => Outcome::Write(Box::new(super::sort::StoreList::parse(args)?)),
             "setslots" => Outcome::Write(Box::new(SetSlots::parse(
                 &args[2..],
                 &server.imports.stats,

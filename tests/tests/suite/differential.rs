@@ -802,6 +802,87 @@ LREM {t}d2 -3 b
 LRANGE {t}d2 0 -1
 ";
 
+/// SORT and SORT_RO: numeric and ALPHA order, LIMIT, BY and GET patterns (keys and hash
+/// fields, missing and of other types), STORE, nosort on each type, bad weights and bad
+/// options. The sorted keys and most STORE destinations share a slot; the keys the patterns
+/// name do not, nor does `elsewhere`, so through the proxy they are read from (and written
+/// to) other shards. (Not ALPHA BY a pattern over a set with missing values: those tie, and
+/// tied elements keep the set's own order, which differs between the two.)
+const SORTS: &str = r"
+FLUSHALL
+RPUSH {t}l 3 1 2 10 1e1 -5
+SORT {t}l
+SORT {t}l desc
+SORT {t}l limit 1 2
+SORT {t}l limit -1 2
+SORT {t}l limit 2 -1
+SORT {t}l limit 10 1
+SORT {t}l alpha
+SORT {t}l alpha desc
+SORT {t}l by nosort
+SORT {t}l by nosort desc
+SORT {t}l by nosort desc limit 1 2
+MSET w_3 30 w_1 10 w_2 20 w_10 5
+SORT {t}l by w_*
+SORT {t}l by w_* desc
+SORT {t}l by w_* alpha
+SORT {t}l by w_* get # get w_*
+SORT {t}l get w_* get #
+HSET h_3 f c
+HSET h_1 f a
+SORT {t}l by h_*->f alpha
+SORT {t}l by h_*->f
+SORT {t}l get h_*->f
+SORT {t}l by w_* STORE {t}dst
+LRANGE {t}dst 0 -1
+SORT {t}l get w_* STORE {t}dst2
+LRANGE {t}dst2 0 -1
+SORT {t}nokey
+SORT {t}nokey STORE {t}dst
+EXISTS {t}dst
+SET {t}str x
+SORT {t}str
+SORT {t}l STORE {t}str
+TYPE {t}str
+SADD {t}s c a b
+SORT {t}s alpha
+SORT {t}s
+SORT {t}s by nosort STORE {t}dst3
+LRANGE {t}dst3 0 -1
+ZADD {t}z 3 c 1 a 2 b
+SORT {t}z by nosort
+SORT {t}z by nosort desc limit 0 2
+SORT {t}z alpha
+SORT {t}z
+SORT_RO {t}l STORE {t}x
+SORT_RO {t}l by w_* limit 0 3
+SORT {t}l limit 1
+SORT {t}l bogus
+SORT {t}l limit x 1
+RPUSH {t}bad 1 x
+SORT {t}bad
+SORT {t}bad by nosort
+SORT {t}bad alpha
+SORT {t}l by w_* get # get h_*->f get w_*->f
+SORT {t}l by w_* desc limit 0 2 STORE {t}dst4
+LRANGE {t}dst4 0 -1
+SORT {t}s by w_*
+SADD {t}s 1 2 3
+SORT {t}s by w_* desc get w_*
+ZADD {t}z 5 1 6 3
+SORT {t}z by w_* desc
+SORT_RO {t}z by h_*->f alpha get h_*->f
+MSET w_a x
+SORT {t}l by w_*
+SORT {t}l STORE elsewhere
+LRANGE elsewhere 0 -1
+SORT {t}l BY nosort DESC GET w_* STORE elsewhere
+LRANGE elsewhere 0 -1
+SORT {t}nokey STORE elsewhere
+EXISTS elsewhere
+SORT {t}s by w_*
+";
+
 const CONNECTION: &str = r"
 PING
 PING hi
@@ -928,6 +1009,20 @@ fn through_the_proxy_lists_match_redis() {
     let (s, mut p) = cluster_pair(false);
     p.run_script(LISTS);
     s.pair(true).run_script(LISTS);
+}
+
+#[test]
+fn sort_matches_redis_in_resp2_and_resp3() {
+    let s = Servers::start();
+    s.pair(false).run_script(SORTS);
+    s.pair(true).run_script(SORTS);
+}
+
+#[test]
+fn through_the_proxy_sort_with_patterns_across_shards_matches_redis() {
+    let s = Servers::start_cluster();
+    s.pair(false).run_script(SORTS);
+    s.pair(true).run_script(SORTS);
 }
 
 #[test]
