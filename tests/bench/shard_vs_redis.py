@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark: fjord-shard against redis-server (AOF on, same appendfsync) with redis-benchmark.
 
-Runs `redis-benchmark -c 50 -d 100 -r 100000 -n N -t set,get,mset -P {1,16} --csv` against
+Runs `redis-benchmark -c 50 -d 100 -r 100000 -n N -t TESTS -P {1,16} --csv` against
 both servers for each fsync mode, alternating targets, median of 3 runs, and prints ops/s,
 p50/p99 and the ratio fjord/redis as a Markdown table. Both servers run on free loopback ports
 and are stopped at the end, also on Ctrl-C or failure.
 
 Usage: python3 tests/bench/shard_vs_redis.py [--modes always,everysec,no] [-n 500000] [--reps 3]
+       [--tests set,get,mset]   (redis-benchmark's names: lpush,rpush,lpop,rpop,lrange_100 for lists)
 (build first: cargo build --release; tests/bench/run.sh does both).
 """
 import argparse, os, statistics, subprocess, sys, tempfile
@@ -40,9 +41,9 @@ class Servers:
         stop_all(self.procs, self.dir)
 
 
-def bench(port, pipeline, n):
+def bench(port, pipeline, n, tests):
     return redis_benchmark(["-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100", "-r", "100000",
-                            "-n", str(n), "-t", "set,get,mset", "-P", str(pipeline)])
+                            "-n", str(n), "-t", tests, "-P", str(pipeline)])
 
 
 def main():
@@ -50,6 +51,7 @@ def main():
     ap.add_argument("--modes", default="always,everysec,no")
     ap.add_argument("-n", type=int, default=500000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tests", default="set,get,mset")
     args = ap.parse_args()
     if not os.path.exists(SHARD):
         sys.exit("build first: cargo build --release")
@@ -65,9 +67,9 @@ def main():
                     if rep % 2:
                         order.reverse()
                     for name, port in order:
-                        runs[name].append(bench(port, pipeline, args.n))
+                        runs[name].append(bench(port, pipeline, args.n, args.tests))
                         print(f"  {mode} -P {pipeline} rep {rep + 1} {name} done", file=sys.stderr, flush=True)
-                for test in ("SET", "GET", "MSET"):
+                for test in runs["fjord"][0]:
                     med = {}
                     for name in runs:
                         vals = [r[test] for r in runs[name] if test in r]

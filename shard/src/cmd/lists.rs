@@ -135,27 +135,7 @@ pub struct LMPop {
 
 impl Parse for LMPop {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let numkeys = parse_i64(&args[1])
-            .filter(|&n| n > 0)
-            .ok_or(Reply::error("ERR numkeys should be greater than 0"))?
-            as usize;
-        if numkeys > args.len().saturating_sub(3) {
-            return Err(Reply::error(error::SYNTAX));
-        }
-        let keys = args[2..2 + numkeys].to_vec();
-        let mut rest = args[2 + numkeys..].iter();
-        let end = end_arg(rest.next().map_or(&b""[..], |w| w))?;
-        let mut count = 1;
-        match (rest.next(), rest.next(), rest.next()) {
-            (None, ..) => {}
-            (Some(opt), Some(n), None) if opt.eq_ignore_ascii_case(b"count") => {
-                count = parse_i64(n)
-                    .filter(|&n| n > 0)
-                    .ok_or(Reply::error("ERR count should be greater than 0"))?
-                    as u64;
-            }
-            _ => return Err(Reply::error(error::SYNTAX)),
-        }
+        let (keys, end, count) = super::mpop_args(args, End::parse)?;
         Ok(Self { keys, end, count })
     }
 }

@@ -373,6 +373,39 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
     }
 }
 
+/// The arguments of LMPOP and ZMPOP, `numkeys key [key …] <side> [COUNT count]`, with Redis's
+/// checks and texts in its order; `side` reads the side word (LEFT/RIGHT, MIN/MAX).
+pub(crate) fn mpop_args<T>(
+    args: &[Bytes],
+    side: impl Fn(&[u8]) -> Option<T>,
+) -> Result<(Vec<Bytes>, T, u64), Reply> {
+    use fjord_common::number::parse_i64;
+    let numkeys = parse_i64(&args[1])
+        .filter(|&n| n > 0)
+        .ok_or(Reply::error("ERR numkeys should be greater than 0"))? as usize;
+    if numkeys > args.len().saturating_sub(3) {
+        return Err(Reply::error(error::SYNTAX));
+    }
+    let keys = args[2..2 + numkeys].to_vec();
+    let mut rest = args[2 + numkeys..].iter();
+    let side = rest
+        .next()
+        .and_then(|w| side(w))
+        .ok_or(Reply::error(error::SYNTAX))?;
+    let mut count = 1;
+    match (rest.next(), rest.next(), rest.next()) {
+        (None, ..) => {}
+        (Some(opt), Some(n), None) if opt.eq_ignore_ascii_case(b"count") => {
+            count = parse_i64(n)
+                .filter(|&n| n > 0)
+                .ok_or(Reply::error("ERR count should be greater than 0"))?
+                as u64;
+        }
+        _ => return Err(Reply::error(error::SYNTAX)),
+    }
+    Ok((keys, side, count))
+}
+
 /// A command's name as given (for error texts that quote the command).
 pub(crate) fn lower_name(args: &[Bytes]) -> String {
     String::from_utf8_lossy(&args[0]).to_ascii_lowercase()

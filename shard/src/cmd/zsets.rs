@@ -671,31 +671,12 @@ pub struct ZMPop {
 
 impl Parse for ZMPop {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let numkeys = parse_i64(&args[1])
-            .filter(|&n| n > 0)
-            .ok_or(Reply::error("ERR numkeys should be greater than 0"))?
-            as usize;
-        if numkeys > args.len().saturating_sub(3) {
-            return Err(Reply::error(error::SYNTAX));
-        }
-        let keys = args[2..2 + numkeys].to_vec();
-        let mut rest = args[2 + numkeys..].iter();
-        let max = match rest.next().map(|a| a.to_ascii_uppercase()) {
-            Some(w) if w == b"MIN" => false,
-            Some(w) if w == b"MAX" => true,
-            _ => return Err(Reply::error(error::SYNTAX)),
+        let side = |w: &[u8]| match w.to_ascii_uppercase().as_slice() {
+            b"MIN" => Some(false),
+            b"MAX" => Some(true),
+            _ => None,
         };
-        let mut count = 1;
-        match (rest.next(), rest.next(), rest.next()) {
-            (None, ..) => {}
-            (Some(opt), Some(n), None) if opt.eq_ignore_ascii_case(b"count") => {
-                count = parse_i64(n)
-                    .filter(|&n| n > 0)
-                    .ok_or(Reply::error("ERR count should be greater than 0"))?
-                    as u64;
-            }
-            _ => return Err(Reply::error(error::SYNTAX)),
-        }
+        let (keys, max, count) = super::mpop_args(args, side)?;
         Ok(Self { keys, max, count })
     }
 }

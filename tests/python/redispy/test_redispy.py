@@ -101,6 +101,47 @@ def test_errors_map_to_redis_py_exceptions(rc):
         rc.execute_command("GET", "a", "b")
 
 
+def test_collections_through_the_cluster_client(rc):
+    # Hashes: a user profile.
+    assert rc.hset("user:1", mapping={"name": "ada", "visits": 1}) == 2
+    assert rc.hincrby("user:1", "visits", 2) == 3
+    assert rc.hgetall("user:1") == {b"name": b"ada", b"visits": b"3"}
+    # Lists: a queue, moved between two lists of one slot.
+    assert rc.rpush("{q}:jobs", *[f"job{i}" for i in range(10)]) == 10
+    assert rc.lpop("{q}:jobs") == b"job0"
+    assert rc.lpop("{q}:jobs", 2) == [b"job1", b"job2"]
+    assert rc.lmove("{q}:jobs", "{q}:done", "LEFT", "RIGHT") == b"job3"
+    assert rc.lrange("{q}:done", 0, -1) == [b"job3"]
+    assert rc.lpos("{q}:jobs", "job9") == 5
+    assert rc.linsert("{q}:jobs", "BEFORE", "job5", "urgent") == 7
+    assert rc.lindex("{q}:jobs", 1) == b"urgent"
+    assert rc.lrem("{q}:jobs", 0, "urgent") == 1
+    assert rc.ltrim("{q}:jobs", 0, 1)
+    assert rc.lrange("{q}:jobs", 0, -1) == [b"job4", b"job5"]
+    assert rc.lpop("missing", 2) is None
+    # Sets: tags.
+    assert rc.sadd("{t}:a", "x", "y", "z") == 3
+    assert rc.sadd("{t}:b", "y") == 1
+    assert rc.sinter("{t}:a", "{t}:b") == {b"y"}
+    assert rc.smembers("{t}:a") == {b"x", b"y", b"z"}
+    # Sorted sets: a leaderboard.
+    assert rc.zadd("board", {"ann": 10, "bob": 30, "cy": 20}) == 3
+    assert rc.zincrby("board", 5, "ann") == 15.0
+    # redis-py gives pairs as tuples in RESP2 and as lists in RESP3, from Redis too.
+    top = [tuple(p) for p in rc.zrevrange("board", 0, 1, withscores=True)]
+    assert top == [(b"bob", 30.0), (b"cy", 20.0)]
+    assert rc.zscore("board", "cy") == 20.0
+    # SORT, its weights on other shards (allowed by fjord, refused by Redis Cluster).
+    rc.rpush("ids", 3, 1, 2)
+    rc.mset_nonatomic({"weight_1": 30, "weight_2": 10, "weight_3": 20})
+    assert rc.sort("ids") == [b"1", b"2", b"3"]
+    assert rc.sort("ids", by="weight_*", get=["#", "weight_*"]) == [
+        b"2", b"10", b"3", b"20", b"1", b"30"
+    ]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        rc.lpush("user:1", "x")
+
+
 def test_standalone_listener_with_a_plain_client(cluster):
     host, port = cluster.standalone.rsplit(":", 1)
     for protocol in (2, 3):

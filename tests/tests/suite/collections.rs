@@ -91,6 +91,76 @@ fn a_field_written_into_a_big_hash_costs_what_it_costs_in_a_small_one() {
     );
 }
 
+/// Fills the list `key` with `n` elements (`e0`, `e1`, …), 1000 per RPUSH, pipelined.
+fn fill_list(c: &mut RawClient, key: &str, n: usize) {
+    let chunks: Vec<Vec<String>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            let mut args = vec!["RPUSH".to_string(), key.to_string()];
+            args.extend(chunk.iter().map(|i| format!("e{i}")));
+            args
+        })
+        .collect();
+    for args in &chunks {
+        c.send(args).unwrap();
+    }
+    for _ in &chunks {
+        int(&c.read_reply().unwrap());
+    }
+}
+
+/// Member entries the store read for one command.
+fn reads_of(shard: &Shard, c: &mut RawClient, args: &[&str]) -> (f64, Vec<u8>) {
+    let before = counter(shard, "fjord_shard_members_read_total");
+    let reply = c.call(args).unwrap();
+    (
+        counter(shard, "fjord_shard_members_read_total") - before,
+        reply,
+    )
+}
+
+#[test]
+fn a_big_list_pushes_pops_and_reads_by_index_at_the_cost_of_a_small_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    fill_list(&mut c, "small", 3);
+    fill_list(&mut c, "big", BIG);
+    assert_eq!(int(&c.call(&["LLEN", "big"]).unwrap()), BIG as i64);
+    for args in [
+        ["LPUSH", "x"].as_slice(),
+        &["RPUSH", "x"],
+        &["LPOP"],
+        &["RPOP"],
+        &["LSET", "1", "y"],
+    ] {
+        let line = |key: &'static str| [&[args[0], key][..], &args[1..]].concat();
+        let small = cost_of(&shard, &mut c, &line("small"));
+        let big = cost_of(&shard, &mut c, &line("big"));
+        println!(
+            "{}: {small} entries into a 3-element list, {big} into a {BIG}-element one",
+            args[0]
+        );
+        assert_eq!(small, big, "{}", args[0]);
+        assert!(big <= 2.0, "{} wrote {big} entries", args[0]);
+    }
+    // An index or a range reads what it returns, wherever it is in the list.
+    let middle = (BIG / 2).to_string();
+    let (read, reply) = reads_of(&shard, &mut c, &["LINDEX", "big", &middle]);
+    assert_eq!(read, 1.0);
+    assert_eq!(
+        reply,
+        format!("${}\r\ne{middle}\r\n", middle.len() + 1).into_bytes()
+    );
+    let (read, _) = reads_of(&shard, &mut c, &["LRANGE", "big", "-10", "-1"]);
+    assert_eq!(read, 10.0);
+    // An insert shifts the shorter side: 10 elements from the head, not 200k from the tail.
+    let cost = cost_of(&shard, &mut c, &["LINSERT", "big", "BEFORE", "e10", "new"]);
+    assert!(cost <= 12.0, "LINSERT near the head wrote {cost} entries");
+    assert_eq!(c.call(&["LINDEX", "big", "10"]).unwrap(), b"$3\r\nnew\r\n");
+}
+
 #[test]
 fn del_of_a_big_hash_is_one_write_and_the_sweep_reclaims_its_members() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,24 +275,7 @@ struct Acked {
 #[test]
 fn kill_9_in_fsync_always_loses_no_acknowledged_field_and_revives_no_deleted_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut shard = shard_on(dir.path(), "always");
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Vec<Arc<Mutex<Acked>>> = (0..4).map(|_| Arc::default()).collect();
-    let writers: Vec<_> = acked
-        .iter()
-        .enumerate()
-        .map(|(w, acked)| {
-            let (addr, stop, acked) = (shard.addr.clone(), Arc::clone(&stop), Arc::clone(acked));
-            std::thread::spawn(move || writer(w, &addr, &stop, &acked))
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(1500));
-    shard.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let shard = shard_on(dir.path(), "always");
+    let (shard, acked) = writers_then_kill_9(dir.path(), writer);
     let mut c = shard.client().unwrap();
     let mut checked = 0;
     for acked in &acked {
@@ -248,6 +301,33 @@ fn kill_9_in_fsync_always_loses_no_acknowledged_field_and_revives_no_deleted_one
     }
     println!("{checked} acknowledged fields checked after kill -9");
     assert!(checked > 0, "no write was acknowledged before the kill");
+}
+
+/// Runs 4 `write(w, addr, stop, log)` threads against a shard in fsync always for 1.5 s,
+/// kills the shard with kill -9, stops the writers, and starts it again on its data: the
+/// restarted shard, and each writer's log of what was acknowledged.
+fn writers_then_kill_9<L: Default + Send + 'static>(
+    dir: &std::path::Path,
+    write: fn(usize, &str, &AtomicBool, &Mutex<L>),
+) -> (Shard, Vec<Arc<Mutex<L>>>) {
+    let mut shard = shard_on(dir, "always");
+    let stop = Arc::new(AtomicBool::new(false));
+    let logs: Vec<Arc<Mutex<L>>> = (0..4).map(|_| Arc::default()).collect();
+    let writers: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(w, log)| {
+            let (addr, stop, log) = (shard.addr.clone(), Arc::clone(&stop), Arc::clone(log));
+            std::thread::spawn(move || write(w, &addr, &stop, &log))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    shard.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    (shard_on(dir, "always"), logs)
 }
 
 /// HSETs fields into a few hashes and now and then DELs one, logging what was acknowledged.
@@ -344,24 +424,7 @@ enum ListOp {
 #[test]
 fn kill_9_in_fsync_always_keeps_every_acknowledged_list_change() {
     let dir = tempfile::tempdir().unwrap();
-    let mut shard = shard_on(dir.path(), "always");
-    let stop = Arc::new(AtomicBool::new(false));
-    let logs: Vec<Arc<Mutex<ListLog>>> = (0..4).map(|_| Arc::default()).collect();
-    let writers: Vec<_> = logs
-        .iter()
-        .enumerate()
-        .map(|(w, log)| {
-            let (addr, stop, log) = (shard.addr.clone(), Arc::clone(&stop), Arc::clone(log));
-            std::thread::spawn(move || list_writer(&format!("q{w}"), &addr, &stop, &log))
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(1500));
-    shard.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let shard = shard_on(dir.path(), "always");
+    let (shard, logs) = writers_then_kill_9(dir.path(), list_writer);
     let mut c = shard.client().unwrap();
     let mut checked = 0;
     for (w, log) in logs.iter().enumerate() {
@@ -425,7 +488,8 @@ fn kill_9_in_fsync_always_keeps_every_acknowledged_list_change() {
 /// Pushes the next number onto its own list; every 7th command pops the head, and now and
 /// then an LINSERT puts a marker in the middle (shifting one side) that a later LREM takes
 /// out (shifting again), logging what was acknowledged.
-fn list_writer(key: &str, addr: &str, stop: &AtomicBool, log: &Mutex<ListLog>) {
+fn list_writer(w: usize, addr: &str, stop: &AtomicBool, log: &Mutex<ListLog>) {
+    let key = &format!("q{w}");
     let Ok(mut c) = RawClient::tcp(addr) else {
         return;
     };
