@@ -18,6 +18,9 @@ use fjord_common::Reply;
 /// Where both ends of a new list start.
 pub const START: u64 = 1 << 63;
 
+/// Pops of up to this many elements read them one by one rather than as a range.
+const POINT_READS: u64 = 8;
+
 /// Which end of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
@@ -160,10 +163,21 @@ pub fn pop(
         End::Right => (len - count, len - 1),
     };
     let mut popped = Vec::with_capacity(count.min(1 << 16) as usize);
-    for_each(txn, list, span, end == End::Right, |_, v| {
-        popped.push(Bytes::copy_from_slice(v));
-        true
-    })?;
+    if count <= POINT_READS {
+        // A point read is far cheaper than opening a range, and pops are mostly of one.
+        let indexes: Vec<u64> = match end {
+            End::Left => (span.0..=span.1).collect(),
+            End::Right => (span.0..=span.1).rev().collect(),
+        };
+        for i in indexes {
+            popped.push(get(txn, list, i)?.unwrap_or_default());
+        }
+    } else {
+        for_each(txn, list, span, end == End::Right, |_, v| {
+            popped.push(Bytes::copy_from_slice(v));
+            true
+        })?;
+    }
     let (head, tail) = ends(list);
     for i in span.0..=span.1 {
         txn.remove_member(element_key(list, head + i));
