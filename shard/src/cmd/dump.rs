@@ -11,7 +11,10 @@
 //! forms Redis writes for small hashes. Sets are written in RDB's plain form too; RESTORE also
 //! reads intsets. Lists are written as RDB's plain list (a count, then the elements), which
 //! Redis 7.0 still reads; RESTORE also reads the quicklists Redis 7 (listpack or plain nodes)
-//! and Redis 6 (ziplist nodes) write, and a lone ziplist. A valid payload of a type fjord does not store yet is
+//! and Redis 6 (ziplist nodes) write, and a lone ziplist. Sorted sets are written as RDB's
+//! `ZSET_2` (members with binary doubles), which Redis 7.0 writes for big ones; RESTORE also
+//! reads the listpack (Redis 7) and ziplist (Redis 6) forms of small ones and the old form
+//! with text scores. A valid payload of a type fjord does not store yet is
 //! refused with a clear error.
 
 use super::{Parse, Read};
@@ -19,7 +22,7 @@ use crate::store::encoding::{Entry, ValueType};
 use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
-use crate::types::{hash, list, set, Collection};
+use crate::types::{hash, list, set, zset, Collection};
 use bytes::{BufMut, Bytes, BytesMut};
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
@@ -31,12 +34,16 @@ const RDB_VERSION: u16 = 10;
 const RDB_TYPE_STRING: u8 = 0;
 const RDB_TYPE_LIST: u8 = 1;
 const RDB_TYPE_SET: u8 = 2;
+const RDB_TYPE_ZSET: u8 = 3;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_ZSET_2: u8 = 5;
 const RDB_TYPE_LIST_ZIPLIST: u8 = 10;
 const RDB_TYPE_SET_INTSET: u8 = 11;
+const RDB_TYPE_ZSET_ZIPLIST: u8 = 12;
 const RDB_TYPE_HASH_ZIPLIST: u8 = 13;
 const RDB_TYPE_LIST_QUICKLIST: u8 = 14;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
+const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
 const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 
 /// A node of a Redis 7 quicklist: one element as it is, or a listpack of several.
@@ -135,6 +142,19 @@ pub fn dump_list(elements: &[Bytes]) -> Bytes {
     seal(out)
 }
 
+/// The DUMP payload of a sorted set: RDB's `ZSET_2` (each member, then its score as a
+/// little-endian double).
+pub fn dump_zset(items: &[(Bytes, f64)]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_ZSET_2);
+    put_len(&mut out, items.len());
+    for (member, score) in items {
+        put_string(&mut out, member);
+        out.put_f64_le(*score);
+    }
+    seal(out)
+}
+
 /// The DUMP payload of a set: RDB's plain set encoding.
 pub fn dump_set(members: &[Bytes]) -> Bytes {
     let mut out = BytesMut::new();
@@ -210,6 +230,20 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string as `rdbGenericLoadStringObject` reads it.
+    /// A score of RDB's old sorted-set form: a length byte (253 NaN, 254 +inf, 255 -inf),
+    /// then the number as text.
+    fn text_score(&mut self) -> Result<f64, PayloadError> {
+        match self.byte()? {
+            253 => Err(PayloadError::BadFormat),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            len => {
+                let text = self.take(usize::from(len))?;
+                fjord_common::number::parse_f64(text).ok_or(PayloadError::BadFormat)
+            }
+        }
+    }
+
     /// A count, then that many strings (a plain set or list). Each takes at least one byte:
     /// a count beyond what is left is refused before anything is allocated for it.
     fn strings(&mut self) -> Result<Vec<Bytes>, PayloadError> {
@@ -419,7 +453,7 @@ fn intset_entries(is: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
 }
 
 /// A value a DUMP payload holds.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Value {
     String(Bytes),
     /// Field-value pairs, each field once.
@@ -428,6 +462,18 @@ pub enum Value {
     Set(Vec<Bytes>),
     /// Elements in order, at least one.
     List(Vec<Bytes>),
+    /// Members with their scores, each member once.
+    ZSet(Vec<(Bytes, f64)>),
+}
+
+/// Refuses a NaN score (Redis refuses it as corrupt).
+fn scored(items: impl Iterator<Item = (Bytes, f64)>) -> Result<Vec<(Bytes, f64)>, PayloadError> {
+    items
+        .map(|(m, s)| match s.is_nan() {
+            true => Err(PayloadError::BadFormat),
+            false => Ok((m, s)),
+        })
+        .collect()
 }
 
 /// Refuses an empty list (Redis refuses an empty key as corrupt).
@@ -536,7 +582,39 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, PayloadError> {
         }
         RDB_TYPE_SET_INTSET => Value::Set(set_members(intset_entries(&c.string()?)?)?),
         RDB_TYPE_HASH_ZIPLIST => Value::Hash(hash_pairs(ziplist_entries(&c.string()?)?)?),
-        3 | 5 | 12 | 17 => return Err(PayloadError::Unsupported("sorted set")),
+        RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 => {
+            let n = c.len()?;
+            if n > body.len() {
+                return Err(PayloadError::BadFormat);
+            }
+            let mut flat = Vec::with_capacity(n * 2);
+            let mut scores = Vec::with_capacity(n);
+            for _ in 0..n {
+                flat.push(c.string()?);
+                flat.push(Bytes::new());
+                scores.push(match kind {
+                    RDB_TYPE_ZSET_2 => f64::from_le_bytes(
+                        c.take(8)?.try_into().map_err(|_| PayloadError::BadFormat)?,
+                    ),
+                    _ => c.text_score()?,
+                });
+            }
+            let members = hash_pairs(flat)?.into_iter().map(|(m, _)| m);
+            Value::ZSet(scored(members.zip(scores))?)
+        }
+        RDB_TYPE_ZSET_LISTPACK | RDB_TYPE_ZSET_ZIPLIST => {
+            let entries = match kind {
+                RDB_TYPE_ZSET_LISTPACK => listpack_entries(&c.string()?)?,
+                _ => ziplist_entries(&c.string()?)?,
+            };
+            let mut items = Vec::with_capacity(entries.len() / 2);
+            for (member, score) in hash_pairs(entries)? {
+                let score =
+                    fjord_common::number::parse_f64(&score).ok_or(PayloadError::BadFormat)?;
+                items.push((member, score));
+            }
+            Value::ZSet(scored(items.into_iter())?)
+        }
         9 => return Err(PayloadError::Unsupported("zipmap hash (Redis 2.4)")),
         15 | 19 => return Err(PayloadError::Unsupported("stream")),
         6 | 7 => return Err(PayloadError::Unsupported("module")),
@@ -610,10 +688,22 @@ impl Read for Dump {
                     Err(e) => e,
                 }
             }
-            other => Reply::error(error::not_supported(
-                "dump",
-                &format!("fjord cannot dump a {} value yet", other.name()),
-            )),
+            ValueType::ZSet => {
+                let z = match zset::find(&mut view, &self.key) {
+                    Ok(Some(z)) => z,
+                    Ok(None) => return Reply::Nil,
+                    Err(e) => return e,
+                };
+                let mut items = Vec::with_capacity(z.meta.size.min(1 << 16) as usize);
+                let walked = zset::walk(&mut view, &z, false, |m, score| {
+                    items.push((Bytes::copy_from_slice(m), score));
+                    true
+                });
+                match walked {
+                    Ok(()) => Reply::Bulk(dump_zset(&items)),
+                    Err(e) => e,
+                }
+            }
         }
     }
 }
@@ -737,6 +827,17 @@ impl WriteOp for Restore {
                     list::push(txn, &mut l, list::End::Right, e);
                 }
                 l.save(txn, &self.key);
+            }
+            Value::ZSet(items) => {
+                let mut z = match Collection::find_or_create(txn, &self.key, ValueType::ZSet) {
+                    Ok(z) => z,
+                    Err(e) => return e,
+                };
+                z.expire_at = expire_at;
+                for (m, score) in &items {
+                    zset::set(txn, &mut z, m, *score);
+                }
+                z.save(txn, &self.key);
             }
             Value::Set(members) => {
                 let mut s = match Collection::find_or_create(txn, &self.key, ValueType::Set) {
@@ -926,6 +1027,37 @@ mod tests {
         let mut bad = BytesMut::new();
         bad.extend_from_slice(&[RDB_TYPE_LIST_QUICKLIST_2, 1, 3, 1, b'x']);
         assert_eq!(restore_value(&seal(bad)), Err(PayloadError::BadFormat));
+    }
+
+    #[test]
+    fn sorted_sets_dumped_by_redis_7_restore_from_listpack_and_zset_2() {
+        let items = |w: &[(&str, f64)]| {
+            w.iter()
+                .map(|(m, s)| (Bytes::from(m.to_string()), *s))
+                .collect::<Vec<_>>()
+        };
+        // redis-server 7.0.15: `ZADD za 1 a 2.5 b -3 c` (a listpack, in score order).
+        let listpack =
+            unhex("111a1a0000000600816302dffd02816102010181620283322e3504ff0a00a68a1ab1a9f2dcc2");
+        assert_eq!(
+            restore_value(&listpack).unwrap(),
+            Value::ZSet(items(&[("c", -3.0), ("a", 1.0), ("b", 2.5)]))
+        );
+        // With zset-max-listpack-entries 0, `ZADD zb 1 a 2.5 b inf c`: ZSET_2, from the top.
+        let zset_2 = unhex(
+            "05030163000000000000f07f016200000000000004400161000000000000f03f0a00d05d23af3e180fa6",
+        );
+        assert_eq!(
+            restore_value(&zset_2).unwrap(),
+            Value::ZSet(items(&[("c", f64::INFINITY), ("b", 2.5), ("a", 1.0)]))
+        );
+        let ours = items(&[("x", -0.5), ("y", 1e300), ("z", f64::NEG_INFINITY)]);
+        assert_eq!(restore_value(&dump_zset(&ours)).unwrap(), Value::ZSet(ours));
+        let repeated = dump_zset(&items(&[("x", 1.0), ("x", 2.0)]));
+        assert_eq!(restore_value(&repeated), Err(PayloadError::BadFormat));
+        let nan = dump_zset(&items(&[("x", f64::NAN)]));
+        assert_eq!(restore_value(&nan), Err(PayloadError::BadFormat));
+        assert_eq!(restore_value(&dump_zset(&[])), Err(PayloadError::BadFormat));
     }
 
     #[test]
