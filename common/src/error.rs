@@ -15,6 +15,7 @@ pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
 pub const VALUE_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
 pub const OUT_OF_RANGE: &str = "ERR value is out of range";
 pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
 pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
 pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";

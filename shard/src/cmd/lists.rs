@@ -10,7 +10,7 @@ use crate::store::members::View;
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
 use crate::types::list::{self, End};
-use crate::types::Collection;
+use crate::types::{pop_count, Collection};
 use bytes::Bytes;
 use fjord_common::number::parse_i64;
 use fjord_common::{error, Reply};
@@ -86,20 +86,10 @@ impl Parse for Pop {
         if args.len() > 3 {
             return Err(Reply::error(error::wrong_arity(&super::lower_name(args))));
         }
-        let count = match args.get(2) {
-            // getPositiveLongFromObjectOrReply: one text for both failures.
-            Some(n) => Some(
-                parse_i64(n)
-                    .filter(|&n| n >= 0)
-                    .ok_or(Reply::error("ERR value is out of range, must be positive"))?
-                    as u64,
-            ),
-            None => None,
-        };
         Ok(Self {
             key: args[1].clone(),
             end: end_of(&args[0]),
-            count,
+            count: pop_count(args)?,
         })
     }
 }

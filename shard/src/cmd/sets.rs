@@ -199,19 +199,9 @@ impl Parse for SPop {
         if args.len() > 3 {
             return Err(Reply::error(error::SYNTAX));
         }
-        let count = match args.get(2) {
-            Some(a) => {
-                // getPositiveLongFromObjectOrReply: one text for both failures.
-                let n = parse_i64(a)
-                    .filter(|&n| n >= 0)
-                    .ok_or(Reply::error("ERR value is out of range, must be positive"))?;
-                Some(n as u64)
-            }
-            None => None,
-        };
         Ok(Self {
             key: args[1].clone(),
-            count,
+            count: crate::types::pop_count(args)?,
         })
     }
 }

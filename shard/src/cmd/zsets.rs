@@ -629,19 +629,10 @@ impl Parse for ZPop {
         if args.len() > 3 {
             return Err(Reply::error(error::SYNTAX));
         }
-        let count = match args.get(2) {
-            Some(a) => Some(
-                parse_i64(a)
-                    .filter(|&n| n >= 0)
-                    .ok_or(Reply::error("ERR value is out of range, must be positive"))?
-                    as u64,
-            ),
-            None => None,
-        };
         Ok(Self {
             key: args[1].clone(),
             max: args[0].eq_ignore_ascii_case(b"zpopmax"),
-            count,
+            count: crate::types::pop_count(args)?,
         })
     }
 }

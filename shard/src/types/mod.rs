@@ -205,6 +205,19 @@ pub fn random_count(args: &[Bytes], with: Option<&[u8]>) -> Result<(Option<i64>,
     Ok((Some(n), with_given))
 }
 
+/// The optional count of SPOP, LPOP/RPOP and ZPOPMIN/ZPOPMAX (`args[2]`), as Redis's
+/// `getPositiveLongFromObjectOrReply` reads it: one text for a word and a negative number.
+pub fn pop_count(args: &[Bytes]) -> Result<Option<u64>, Reply> {
+    args.get(2)
+        .map(|a| {
+            fjord_common::number::parse_i64(a)
+                .filter(|&n| n >= 0)
+                .map(|n| n as u64)
+                .ok_or(Reply::error(error::NOT_POSITIVE))
+        })
+        .transpose()
+}
+
 /// Refuses a member name the store cannot key (longer than [`MAX_MEMBER_LEN`]).
 pub fn check_member_name(name: &[u8]) -> Result<(), Reply> {
     if name.len() > MAX_MEMBER_LEN {
