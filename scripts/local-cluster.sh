@@ -11,10 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-cli >/dev/null; then
+# redis-cli to talk to it; protoc for the build (etcd-client, the etcd topology store).
+missing=()
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-tools >/dev/null
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Builds whatever changed, so the binaries below are never stale.
 cargo build --release -p fjord-shard -p fjord-proxy -p fjord-admin

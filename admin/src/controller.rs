@@ -32,7 +32,7 @@
 
 use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
-use crate::store::FileStore;
+use crate::store::Store;
 use anyhow::{anyhow, bail, Result};
 use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
@@ -79,7 +79,7 @@ struct Probed {
 }
 
 pub struct Controller {
-    store: FileStore,
+    store: Store,
     opts: Options,
     metrics: Arc<AdminMetrics>,
     nodes: HashMap<String, Probed>,
@@ -118,7 +118,7 @@ fn lease_left(since_ack: Duration) -> Duration {
 const OTHERS_FAILOVER_GRACE: Duration = Duration::from_millis(3000);
 
 impl Controller {
-    pub fn new(store: FileStore, opts: Options, metrics: Arc<AdminMetrics>) -> Self {
+    pub fn new(store: Store, opts: Options, metrics: Arc<AdminMetrics>) -> Self {
         Self {
             store,
             opts,
@@ -140,7 +140,7 @@ impl Controller {
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(self.opts.probe_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(file = %self.store.path().display(), probe_every_ms = self.opts.probe_every.as_millis() as u64, misses = self.opts.misses, "controller running");
+        tracing::info!(file = %self.store, probe_every_ms = self.opts.probe_every.as_millis() as u64, misses = self.opts.misses, "controller running");
         loop {
             tokio::select! {
                 _ = &mut stop => return Ok(()),
@@ -212,7 +212,10 @@ impl Controller {
             return;
         };
         let seen = *self.move_seen.get_or_insert_with(Instant::now);
-        let age = crate::reshard::lease_age(&self.store).unwrap_or_else(|| seen.elapsed());
+        let age = self
+            .store
+            .mover_lease_age()
+            .unwrap_or_else(|| seen.elapsed());
         let after = self.opts.abandoned_move;
         if paused || age < after || seen.elapsed() < after {
             return;

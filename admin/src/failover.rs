@@ -10,7 +10,7 @@
 //! seconds old.
 
 use crate::node::{array, number, Node, Status};
-use crate::store::FileStore;
+use crate::store::Store;
 use anyhow::{anyhow, bail, Context, Result};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
 pub async fn run(
-    store: &FileStore,
+    store: &Store,
     id: &str,
     to: Option<&str>,
     password: Option<String>,
@@ -30,7 +30,7 @@ pub async fn run(
         .shards
         .iter()
         .find(|s| s.id == id)
-        .ok_or_else(|| anyhow!("no shard {id} in {}", store.path().display()))?;
+        .ok_or_else(|| anyhow!("no shard {id} in {}", store))?;
     if shard.term == 0 {
         bail!("shard {id} has no term yet: a controller (`fjord-admin controller`) must manage it first");
     }

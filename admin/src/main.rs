@@ -11,6 +11,8 @@
 //!   serves; `fix` finishes or rolls back a move a crash interrupted ([`reshard`]).
 //! - `info`, `add-shard`, `del-shard`, `rebalance`: growing and shrinking the cluster
 //!   ([`ops`]).
+//! - `import FILE`, `export`: move a topology into or out of etcd (`--store etcd://…`;
+//!   every verb works on either store).
 //! - `controller`: the daemon that keeps roles as the topology says and fails over dead
 //!   primaries ([`controller`]).
 
@@ -41,6 +43,11 @@ struct Args {
     /// The cluster file (the topology store).
     #[arg(long, default_value = "data/cluster.yaml")]
     config: PathBuf,
+    /// The topology store in etcd instead of the file:
+    /// `etcd://[USER@]HOST:PORT[,HOST:PORT…]/PREFIX[?ca=PEM&cert=PEM&key=PEM]` (USER's
+    /// password in FJORD_ETCD_PASSWORD).
+    #[arg(long, conflicts_with = "config")]
+    store: Option<fjord_common::etcd::EtcdUrl>,
     /// The shards' password (their requirepass), if they have one.
     #[arg(long)]
     shard_password: Option<String>,
@@ -171,6 +178,14 @@ enum Verb {
         #[command(flatten)]
         pace: MoveArgs,
     },
+    /// Stores a cluster file as the topology in etcd (`--store`); its relative data_dirs
+    /// are made absolute. Over a stored topology, the version goes above the stored one.
+    Import {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Prints the stored topology (the YAML proxies read).
+    Export,
     /// Keeps every shard's roles as the topology says, and fails a dead primary over to an
     /// in-sync replica.
     Controller {
@@ -247,8 +262,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode> {
-    let store = store::FileStore::new(&args.config);
+    let store = match &args.store {
+        Some(url) => store::Store::etcd(url)?,
+        None => store::Store::file(&args.config),
+    };
     match args.verb {
+        Verb::Import { file } => {
+            let version = store.import(&file)?;
+            println!("stored {} in {store} as version {version}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Export => {
+            print!("{}", store.export()?);
+            Ok(ExitCode::SUCCESS)
+        }
         Verb::Check { wait } => check(&store, Duration::from_secs(wait), args.shard_password).await,
         Verb::Failover { shard, to } => {
             failover::run(&store, &shard, to.as_deref(), args.shard_password).await?;
@@ -329,10 +356,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         Verb::Fix => {
             match reshard::fix(&store, args.shard_password).await? {
                 Some(done) => println!("fixed: {done}"),
-                None => println!(
-                    "no move is recorded in {}: nothing to fix",
-                    store.path().display()
-                ),
+                None => println!("no move is recorded in {}: nothing to fix", store),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -353,7 +377,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             let policy = doc.topology.replication;
             println!(
                 "{}: version {}, acks {}, min_insync_replicas {}",
-                store.path().display(),
+                store,
                 doc.version(),
                 policy.acks.name(),
                 policy.min_insync_replicas
@@ -368,7 +392,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             store.set_paused(paused)?;
             println!(
                 "controllers of {}: {}",
-                store.path().display(),
+                store,
                 if paused {
                     "paused (no failover until `fjord-admin controller resume`)"
                 } else {
@@ -489,17 +513,44 @@ async fn caught_up(node: &mut node::Node, target: u64, wait: Duration) -> Result
     }
 }
 
+/// One line per etcd member: its id, the leader it follows and its raft term, or why it does
+/// not answer. Returns the problems (a member down, members that disagree on the leader).
+fn etcd_health(etcd: &fjord_common::etcd::Etcd) -> usize {
+    let mut problems = 0;
+    let mut leaders = std::collections::HashSet::new();
+    for (endpoint, status) in etcd.members() {
+        match status {
+            Ok(s) if s.leader != 0 => {
+                leaders.insert(s.leader);
+                println!(
+                    "  [OK] etcd {endpoint}: member {:x}, leader {:x}, raft term {}, etcd {}",
+                    s.id, s.leader, s.raft_term, s.version
+                );
+            }
+            Ok(s) => {
+                problems += 1;
+                println!("  [ERR] etcd {endpoint}: member {:x} has no leader", s.id);
+            }
+            Err(e) => {
+                problems += 1;
+                println!("  [ERR] etcd {endpoint}: {e}");
+            }
+        }
+    }
+    if leaders.len() > 1 {
+        problems += 1;
+        println!("  [ERR] etcd members name different leaders: {leaders:x?}");
+    }
+    problems
+}
+
 /// One line per shard process; a problem makes the exit code 1.
-async fn check(
-    store: &store::FileStore,
-    wait: Duration,
-    password: Option<String>,
-) -> Result<ExitCode> {
+async fn check(store: &store::Store, wait: Duration, password: Option<String>) -> Result<ExitCode> {
     let doc = store.load()?;
     let topology = &doc.topology;
     println!(
         "{}: version {}, {} shards, all 16384 slots covered{}",
-        store.path().display(),
+        store,
         topology.version,
         topology.shards.len(),
         if store.paused()? {
@@ -509,6 +560,9 @@ async fn check(
         }
     );
     let mut problems = 0;
+    if let Some(etcd) = store.etcd_client() {
+        problems += etcd_health(etcd);
+    }
     if let Some(m) = &topology.moving {
         problems += 1;
         println!(

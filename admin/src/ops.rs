@@ -4,7 +4,7 @@
 
 use crate::node::{self, Node};
 use crate::reshard::{self, Request, Selection};
-use crate::store::{Change, FileStore};
+use crate::store::{Change, Store};
 use crate::MoveArgs;
 use anyhow::{anyhow, bail, Result};
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Runs moves one after the other, each checked against the topology as the previous one
 /// left it; asks first (once, on a terminal, unless --yes).
 pub async fn perform(
-    store: &FileStore,
+    store: &Store,
     moves: Vec<(String, String, Selection)>,
     pace: &MoveArgs,
     password: Option<String>,
@@ -144,7 +144,7 @@ fn balance(ids: &[String], owned: &[usize], wanted: &[usize]) -> Vec<(String, St
 
 /// `rebalance`.
 pub async fn rebalance(
-    store: &FileStore,
+    store: &Store,
     weights: &[String],
     threshold: f64,
     pace: &MoveArgs,
@@ -195,11 +195,7 @@ pub struct NewShard {
 }
 
 /// `add-shard`: checks the shard answers as an empty primary, then records it with no slot.
-pub async fn add_shard(
-    store: &FileStore,
-    shard: &NewShard,
-    password: Option<String>,
-) -> Result<()> {
+pub async fn add_shard(store: &Store, shard: &NewShard, password: Option<String>) -> Result<()> {
     let mut node = Node::new(&shard.addr, password.clone());
     let status = node
         .call(&["FJORD", "STATUS"], Duration::from_secs(5))
@@ -239,7 +235,7 @@ pub async fn add_shard(
 
 /// `del-shard`.
 pub async fn del_shard(
-    store: &FileStore,
+    store: &Store,
     id: &str,
     move_slots: bool,
     pace: &MoveArgs,
@@ -250,7 +246,7 @@ pub async fn del_shard(
         .shards
         .iter()
         .position(|s| s.id == id)
-        .ok_or_else(|| anyhow!("no shard {id:?} in {}", store.path().display()))?;
+        .ok_or_else(|| anyhow!("no shard {id:?} in {}", store))?;
     if t.shards.len() == 1 {
         bail!("{id} is the only shard");
     }
@@ -309,7 +305,7 @@ struct ShardInfo {
 }
 
 /// `info`.
-pub async fn info(store: &FileStore, json: bool, password: Option<String>) -> Result<()> {
+pub async fn info(store: &Store, json: bool, password: Option<String>) -> Result<()> {
     let t = store.load()?.topology;
     let mut rows = Vec::new();
     for s in &t.shards {
@@ -345,7 +341,7 @@ pub async fn info(store: &FileStore, json: bool, password: Option<String>) -> Re
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(());
     }
-    println!("{}: version {}", store.path().display(), t.version);
+    println!("{}: version {}", store, t.version);
     let mb = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
     for r in &rows {
         println!(

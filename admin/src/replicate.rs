@@ -7,7 +7,7 @@
 //! this command exits. Until then it is never promoted.
 
 use crate::node::{Node, Status};
-use crate::store::{Change, FileStore};
+use crate::store::{Change, Store};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ pub struct Request {
     pub timeout: Duration,
 }
 
-pub async fn run(store: &FileStore, req: &Request, password: Option<String>) -> Result<()> {
+pub async fn run(store: &Store, req: &Request, password: Option<String>) -> Result<()> {
     let mut new = Node::new(&req.addr, password.clone());
     if let Err(e) = status(&mut new).await {
         bail!(
@@ -57,7 +57,7 @@ pub async fn run(store: &FileStore, req: &Request, password: Option<String>) -> 
     })?;
     println!(
         "{}: {} recorded as a replica of {} (version {}){}; waiting for the controller to attach it and for it to catch up",
-        store.path().display(),
+        store,
         req.addr,
         req.shard,
         doc.version(),

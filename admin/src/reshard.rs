@@ -23,7 +23,7 @@
 //! controller's `--abandoned-move-secs`, the controller runs `fix` itself.
 
 use crate::node::{self, Node};
-use crate::store::{Change, FileStore, Plan};
+use crate::store::{Change, Plan, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use fjord_common::slotset::SlotSet;
 use fjord_common::topology::Topology;
@@ -173,7 +173,7 @@ struct ImportStatus {
 }
 
 /// Checks the request against the topology; the plan's epoch is set when it is recorded.
-pub fn check(store: &FileStore, req: &Request) -> Result<Plan> {
+pub fn check(store: &Store, req: &Request) -> Result<Plan> {
     let doc = store.load()?;
     let t = &doc.topology;
     if let Some(m) = &t.moving {
@@ -186,13 +186,10 @@ pub fn check(store: &FileStore, req: &Request) -> Result<Plan> {
         );
     }
     let shard = |id: &str| {
-        t.shards.iter().find(|s| s.id == id).ok_or_else(|| {
-            anyhow!(
-                "no shard {id:?} in {} (shards: {})",
-                store.path().display(),
-                ids(t)
-            )
-        })
+        t.shards
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| anyhow!("no shard {id:?} in {} (shards: {})", store, ids(t)))
     };
     let (from, to) = (shard(&req.from)?, shard(&req.to)?);
     if from.id == to.id {
@@ -236,7 +233,7 @@ pub fn check(store: &FileStore, req: &Request) -> Result<Plan> {
 
 /// Records the move in the topology, at the version that record is published under (its
 /// epoch), unless another move was recorded meanwhile or the slots moved.
-pub fn record(store: &FileStore, plan: Plan) -> Result<Plan> {
+pub fn record(store: &Store, plan: Plan) -> Result<Plan> {
     let mut recorded = None;
     let (_, written) = store.update(|e| {
         if e.has_moving() || !e.owns(&plan.from, &plan.slots)? {
@@ -265,7 +262,7 @@ fn ids(t: &Topology) -> String {
 }
 
 /// The move's shards' primaries as the topology names them now.
-fn ends(store: &FileStore, plan: &Plan) -> Result<Ends> {
+fn ends(store: &Store, plan: &Plan) -> Result<Ends> {
     let doc = store.load()?;
     let addr = |id: &str| {
         doc.topology
@@ -281,53 +278,14 @@ fn ends(store: &FileStore, plan: &Plan) -> Result<Ends> {
     })
 }
 
-/// How often a running mover renews its lease (the `FILE.move-lease` file's time).
-const LEASE_EVERY: Duration = Duration::from_secs(1);
-fn lease_path(store: &FileStore) -> std::path::PathBuf {
-    let mut name = store.path().as_os_str().to_owned();
-    name.push(".move-lease");
-    std::path::PathBuf::from(name)
-}
-
-/// How long ago a mover last renewed its lease (`None`: never).
-pub fn lease_age(store: &FileStore) -> Option<Duration> {
-    let modified = std::fs::metadata(lease_path(store))
-        .and_then(|m| m.modified())
-        .ok()?;
-    Some(modified.elapsed().unwrap_or_default())
-}
-
-/// Renews the lease every [`LEASE_EVERY`] until dropped.
-struct Lease(tokio::task::JoinHandle<()>);
-
-impl Lease {
-    fn take(store: &FileStore) -> Self {
-        let path = lease_path(store);
-        Self(tokio::spawn(async move {
-            loop {
-                if let Err(e) = std::fs::write(&path, format!("{}\n", std::process::id())) {
-                    tracing::warn!(error = %e, path = %path.display(), "cannot renew the mover's lease");
-                }
-                tokio::time::sleep(LEASE_EVERY).await;
-            }
-        }))
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Performs a recorded move, batch by batch, and removes its record.
 pub async fn run(
-    store: &FileStore,
+    store: &Store,
     plan: &Plan,
     req: &Request,
     password: Option<String>,
 ) -> Result<Report> {
-    let _lease = Lease::take(store);
+    let _lease = store.mover_lease()?;
     let mut shards = Shards::new(password);
     let started = Instant::now();
     let mut report = Report {
@@ -397,7 +355,7 @@ fn moved_before(plan: &Plan, batch: &SlotSet) -> usize {
 }
 
 /// Removes the `moving` record.
-async fn finish_record(store: &FileStore) -> Result<()> {
+async fn finish_record(store: &Store) -> Result<()> {
     store.update(|e| {
         e.set_moving(None);
         Ok(Change::Write)
@@ -419,7 +377,7 @@ struct Moved {
 }
 
 async fn move_batch(
-    store: &FileStore,
+    store: &Store,
     plan: &Plan,
     req: &Request,
     shards: &mut Shards,
@@ -616,7 +574,7 @@ impl Progress {
     }
 }
 
-fn aborted(store: &FileStore) -> Result<bool, Failure> {
+fn aborted(store: &Store) -> Result<bool, Failure> {
     store.abort_requested().map_err(Failure::Before)
 }
 
@@ -631,7 +589,7 @@ enum End {
 /// shard may be restarting or failing over, so its address is read from the topology
 /// again each time. Every step is idempotent.
 async fn repeat(
-    store: &FileStore,
+    store: &Store,
     plan: &Plan,
     shards: &mut Shards,
     end: End,
@@ -656,14 +614,14 @@ async fn repeat(
 }
 
 /// The target owns the batch.
-async fn take(store: &FileStore, plan: &Plan, shards: &mut Shards, batch: &SlotSet) -> Result<()> {
+async fn take(store: &Store, plan: &Plan, shards: &mut Shards, batch: &SlotSet) -> Result<()> {
     let (epoch, slots) = (plan.epoch.to_string(), batch.to_string());
     let args = ["FJORD", "SETSLOTS", &epoch, "owned", "-", &slots];
     repeat(store, plan, shards, End::Target, &args).await
 }
 
 /// The topology with `batch` moved.
-fn publish(store: &FileStore, plan: &Plan, batch: &SlotSet) -> Result<()> {
+fn publish(store: &Store, plan: &Plan, batch: &SlotSet) -> Result<()> {
     store.update(|e| {
         let moved = e.owns(&plan.to, batch)?;
         if moved {
@@ -678,7 +636,7 @@ fn publish(store: &FileStore, plan: &Plan, batch: &SlotSet) -> Result<()> {
 /// Deletes the batch's keys on the source (through its writer: its replicas follow), so the
 /// slots can move straight back.
 async fn delete_on_source(
-    store: &FileStore,
+    store: &Store,
     plan: &Plan,
     shards: &mut Shards,
     batch: &SlotSet,
@@ -699,7 +657,7 @@ async fn delete_on_source(
 /// it (it may try the batch again); `fix` uses the next one, so that a mover it took over
 /// from, should it wake up, has every further step refused.
 async fn roll_back(
-    store: &FileStore,
+    store: &Store,
     plan: &Plan,
     shards: &mut Shards,
     batch: &SlotSet,
@@ -727,7 +685,7 @@ async fn roll_back(
 /// at the topology's version. Then a command for it that reaches this shard (a hand-edited
 /// or very old topology) is refused and sent on instead of being served here. A slot where it
 /// holds keys is left as it is and reported (`fjord-admin check` shows it too).
-pub async fn claim_ownership(store: &FileStore, password: Option<String>) -> Result<()> {
+pub async fn claim_ownership(store: &Store, password: Option<String>) -> Result<()> {
     let t = store.load()?.topology;
     let mut shards = Shards::new(password);
     let epoch = t.version.max(1).to_string();
@@ -754,7 +712,7 @@ pub async fn claim_ownership(store: &FileStore, password: Option<String>) -> Res
 }
 
 /// `fix`: finishes what the source gave up, rolls back the rest, and removes the record.
-pub async fn fix(store: &FileStore, password: Option<String>) -> Result<Option<String>> {
+pub async fn fix(store: &Store, password: Option<String>) -> Result<Option<String>> {
     let doc = store.load()?;
     let Some(m) = doc.topology.moving.clone() else {
         return Ok(None);
@@ -810,7 +768,7 @@ pub async fn fix(store: &FileStore, password: Option<String>) -> Result<Option<S
 /// `reshard --abort`: asks the running mover to stop before its next hand-over; if no mover
 /// runs (its lease is not renewed) or it does not act on it within 10 s, rolls back itself
 /// as `fix` does.
-pub async fn abort(store: &FileStore, password: Option<String>) -> Result<String> {
+pub async fn abort(store: &Store, password: Option<String>) -> Result<String> {
     if store.load()?.topology.moving.is_none() {
         return Ok("no move is under way".into());
     }
@@ -819,7 +777,9 @@ pub async fn abort(store: &FileStore, password: Option<String>) -> Result<String
         Ok(Change::Write)
     })?;
     // No mover renewing its lease: nobody else will act on the request.
-    let mover_runs = lease_age(store).is_some_and(|age| age < LEASE_EVERY * 3);
+    let mover_runs = store
+        .mover_lease_age()
+        .is_some_and(|age| age < crate::store::MOVER_LEASE_TTL);
     let deadline = Instant::now()
         + if mover_runs {
             Duration::from_secs(10)

@@ -1,34 +1,55 @@
-//! The topology store: where the controller and `fjord-admin` read the cluster file and
-//! publish changes to it. Today the file itself (etcd is issue 16).
+//! The topology store: where the controller and `fjord-admin` read the cluster document and
+//! publish changes to it. Two backends behind one interface (load, compare-and-swap update,
+//! the controllers' shared state, the mover's lease):
 //!
-//! A write is a compare-and-swap on the document's `version`: the change is computed on the
-//! document as read, then, under an exclusive lock on the sibling `FILE.lock`, the file is
-//! read again; if its version moved (another controller, or an operator's edit), the change
-//! is computed again on the new document. The result is validated as a proxy would, gets
-//! version+1, and replaces the file by a rename of a synced temporary file, so a proxy never
-//! reads half a file and a crash leaves the old one or the new one.
+//! - **A file** (the default). A write is a compare-and-swap on the document's `version`: the
+//!   change is computed on the document as read, then, under an exclusive lock on the sibling
+//!   `FILE.lock`, the file is read again; if its version moved (another controller, or an
+//!   operator's edit), the change is computed again on the new document. The result replaces
+//!   the file by a rename of a synced temporary file, so a proxy never reads half a file and a
+//!   crash leaves the old one or the new one.
+//! - **etcd** ([`fjord_common::etcd`]): the document is one value; a write is a transaction
+//!   that applies only if the value's mod_revision is still the one read (and, for an elected
+//!   controller, only while it still holds its leadership key), otherwise the change is
+//!   computed again on the new value.
+//!
+//! Either way the result is validated as a proxy would and gets version+1.
 //!
 //! The document is edited as YAML values, so that fields this tool does not know (the proxy's
 //! settings, comments aside) survive. Comments do not: the default local cluster runs on a
 //! copy (`data/cluster.yaml`), never on the committed, documented file.
 
 use anyhow::{anyhow, bail, Context, Result};
+use fjord_common::etcd::{Etcd, EtcdUrl, Held};
+use fjord_common::files;
 use fjord_common::slotset::SlotSet;
 use fjord_common::topology::{ReplicaAcks, Topology};
 use serde_yaml::{Mapping, Value};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The first line of a file this tool wrote.
 const HEADER: &str =
     "# Written by fjord-admin. Every field is documented in fjord's config/cluster.yaml.\n";
 
-/// A cluster file as a topology store.
+/// How long a mover's lease outlives its last renewal.
+pub const MOVER_LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// A topology store: the cluster file or etcd.
 #[derive(Clone)]
-pub struct FileStore {
-    path: PathBuf,
+pub struct Store {
+    backend: Backend,
+    /// The leadership key of the elected controller this store writes for: with etcd, a
+    /// write applies only while it is held, so a deposed leader's writes are refused.
+    held: Option<Held>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    File(PathBuf),
+    Etcd(Etcd),
 }
 
 /// The document as read: its YAML, and what it means.
@@ -44,28 +65,138 @@ impl Doc {
     }
 }
 
-/// What a change did: `Skip` leaves the file as it is.
+/// What a change did: `Skip` leaves the document as it is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
     Write,
     Skip,
 }
 
-impl FileStore {
-    pub fn new(path: &Path) -> Self {
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::File(path) => write!(f, "{}", path.display()),
+            Backend::Etcd(etcd) => write!(f, "{}", etcd.url),
+        }
+    }
+}
+
+impl Store {
+    pub fn file(path: &Path) -> Self {
         Self {
-            path: path.to_path_buf(),
+            backend: Backend::File(path.to_path_buf()),
+            held: None,
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn etcd(url: &EtcdUrl) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::Etcd(Etcd::connect(url).map_err(|e| anyhow!(e))?),
+            held: None,
+        })
+    }
+
+    /// The etcd connection, if this store is etcd.
+    pub fn etcd_client(&self) -> Option<&Etcd> {
+        match &self.backend {
+            Backend::Etcd(e) => Some(e),
+            Backend::File(_) => None,
+        }
     }
 
     pub fn load(&self) -> Result<Doc> {
-        let text = std::fs::read_to_string(&self.path)
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        parse(&text, &self.path)
+        Ok(self.read()?.0)
+    }
+
+    /// The document and the guard a compare-and-swap checks: etcd's mod_revision (the file
+    /// checks the document's version instead).
+    fn read(&self) -> Result<(Doc, i64)> {
+        match &self.backend {
+            Backend::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Ok((parse(&text, &path.display().to_string(), path.parent())?, 0))
+            }
+            Backend::Etcd(etcd) => {
+                let key = etcd.url.topology_key();
+                let read = etcd.block(etcd.get(key.clone())).map_err(|e| anyhow!(e))?;
+                let read = read.ok_or_else(|| {
+                    anyhow!(
+                        "there is no topology at {} ({key}): store one with `fjord-admin --store {} import FILE`",
+                        etcd.url,
+                        etcd.url
+                    )
+                })?;
+                Ok((parse(&read.value, &key, None)?, read.mod_revision))
+            }
+        }
+    }
+
+    /// The stored document's text, as a proxy reads it.
+    pub fn export(&self) -> Result<String> {
+        match &self.backend {
+            Backend::File(path) => {
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+            }
+            Backend::Etcd(etcd) => {
+                self.read()?;
+                let read = etcd.block(etcd.get(etcd.url.topology_key()));
+                Ok(read
+                    .map_err(|e| anyhow!(e))?
+                    .map(|v| v.value)
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// Stores the cluster file at `path` as the topology, its relative `data_dir`s made
+    /// absolute (they resolved against its folder). Over a stored topology, it takes a version
+    /// above the stored one, so that proxies never see the version go down. Returns the
+    /// version stored.
+    pub fn import(&self, path: &Path) -> Result<u64> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let folder = std::path::absolute(path)?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let doc = parse(&text, &path.display().to_string(), Some(&folder))?;
+        let mut value = doc.value;
+        let absolute =
+            |d: &Path| Value::from(files::lexically_normal(d).to_string_lossy().into_owned());
+        for (i, shard) in doc.topology.shards.iter().enumerate() {
+            let entry = &mut value["shards"][i];
+            if let Some(d) = &shard.data_dir {
+                entry["data_dir"] = absolute(d);
+            }
+            for (j, r) in shard.replicas.iter().enumerate() {
+                if let Some(d) = &r.data_dir {
+                    entry["replicas"][j]["data_dir"] = absolute(d);
+                }
+            }
+        }
+        let Backend::Etcd(etcd) = &self.backend else {
+            bail!("import stores a file into etcd: give --store etcd://…");
+        };
+        loop {
+            let key = etcd.url.topology_key();
+            let current = etcd.block(etcd.get(key.clone())).map_err(|e| anyhow!(e))?;
+            let (rev, version) = match &current {
+                Some(c) => {
+                    let stored: Value = serde_yaml::from_str(&c.value).unwrap_or_default();
+                    let stored = stored["version"].as_u64().unwrap_or(0);
+                    (c.mod_revision, doc.topology.version.max(stored + 1))
+                }
+                None => (0, doc.topology.version),
+            };
+            value["version"] = Value::from(version);
+            let text = serde_yaml::to_string(&value)?;
+            parse(&text, &key, None).context("the imported topology is invalid")?;
+            let put = etcd.put_if(key, text, rev, self.held.clone());
+            if etcd.block(put).map_err(|e| anyhow!(e))? {
+                return Ok(version);
+            }
+        }
     }
 
     /// Applies `change` to the current document and publishes it with version+1, re-reading
@@ -76,28 +207,64 @@ impl FileStore {
         mut change: impl FnMut(&mut Edit<'_>) -> Result<Change>,
     ) -> Result<(Doc, bool)> {
         loop {
-            let read = self.load()?;
+            let (read, rev) = self.read()?;
             let mut next = read.value.clone();
             if change(&mut Edit { value: &mut next })? == Change::Skip {
                 return Ok((read, false));
             }
-            let _lock = self.lock()?;
-            let now = self.load()?;
-            if now.version() != read.version() {
-                tracing::info!(
-                    read = read.version(),
-                    now = now.version(),
-                    "the cluster file changed meanwhile; applying the change again"
-                );
-                continue;
-            }
             let version = read.version() + 1;
             next["version"] = Value::from(version);
-            let text = format!("{HEADER}{}", serde_yaml::to_string(&next)?);
-            let doc = parse(&text, &self.path).context("the changed topology is invalid")?;
-            self.replace(&text)?;
-            return Ok((doc, true));
+            let written = match &self.backend {
+                Backend::File(path) => {
+                    let _lock = lock(path)?;
+                    let (now, _) = self.read()?;
+                    if now.version() != read.version() {
+                        tracing::info!(
+                            read = read.version(),
+                            now = now.version(),
+                            "the cluster file changed meanwhile; applying the change again"
+                        );
+                        continue;
+                    }
+                    let text = format!("{HEADER}{}", serde_yaml::to_string(&next)?);
+                    let doc = parse(&text, &path.display().to_string(), path.parent())
+                        .context("the changed topology is invalid")?;
+                    write_replacing(path, &text)?;
+                    doc
+                }
+                Backend::Etcd(etcd) => {
+                    let key = etcd.url.topology_key();
+                    let text = serde_yaml::to_string(&next)?;
+                    let doc =
+                        parse(&text, &key, None).context("the changed topology is invalid")?;
+                    let put = etcd.put_if(key, text, rev, self.held.clone());
+                    if !etcd.block(put).map_err(|e| anyhow!(e))? {
+                        self.check_held()?;
+                        tracing::info!(
+                            read = read.version(),
+                            "the stored topology changed meanwhile; applying the change again"
+                        );
+                        continue;
+                    }
+                    doc
+                }
+            };
+            return Ok((written, true));
         }
+    }
+
+    /// Fails if this store writes for a leader that no longer holds its key.
+    fn check_held(&self) -> Result<()> {
+        let (Some(held), Backend::Etcd(etcd)) = (&self.held, &self.backend) else {
+            return Ok(());
+        };
+        let key = String::from_utf8_lossy(&held.key).into_owned();
+        if !etcd.block(etcd.exists(key)).map_err(|e| anyhow!(e))? {
+            bail!(
+                "this controller is no longer the leader (its lease expired); its write is refused"
+            );
+        }
+        Ok(())
     }
 
     /// Takes `new` as shard `id`'s term if the file still has it at `term` with primary
@@ -147,90 +314,157 @@ impl FileStore {
         Ok(written.then(|| doc.version()))
     }
 
-    /// Where the controllers' own state lives: `FILE.controller` beside the cluster file
-    /// (proxies never read it).
-    fn state_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".controller");
-        PathBuf::from(name)
-    }
-
-    /// Whether controllers are paused (`fjord-admin controller pause`): they keep probing and
-    /// keeping the in-sync record, but start no failover.
     /// Whether `reshard --abort` asked the move under way to stop.
     pub fn abort_requested(&self) -> Result<bool> {
         let doc = self.load()?;
         Ok(doc.value["moving"]["abort"].as_bool().unwrap_or(false))
     }
 
+    /// Whether controllers are paused (`fjord-admin controller pause`): they keep probing and
+    /// keeping the in-sync record, but start no failover. The controllers' shared state lives
+    /// beside the topology (`FILE.controller`, or the prefix's `controller` key); proxies
+    /// never read it.
     pub fn paused(&self) -> Result<bool> {
-        match std::fs::read_to_string(self.state_path()) {
-            Ok(text) => {
-                let state: Value = serde_yaml::from_str(&text)
-                    .with_context(|| format!("reading {}", self.state_path().display()))?;
-                Ok(state["paused"].as_bool().unwrap_or(false))
+        let text = match &self.backend {
+            Backend::File(path) => match std::fs::read_to_string(state_path(path)) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("reading {}", state_path(path).display()))
+                }
+            },
+            Backend::Etcd(etcd) => {
+                let read = etcd.block(etcd.get(etcd.url.controller_key()));
+                match read.map_err(|e| anyhow!(e))? {
+                    Some(v) => v.value,
+                    None => return Ok(false),
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.state_path().display())),
-        }
+        };
+        let state: Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("reading {self}'s controller state"))?;
+        Ok(state["paused"].as_bool().unwrap_or(false))
     }
 
     pub fn set_paused(&self, paused: bool) -> Result<()> {
-        let _lock = self.lock()?;
         let text = format!("# fjord-admin controller pause|resume\npaused: {paused}\n");
-        write_replacing(&self.state_path(), &text)
-    }
-
-    /// An exclusive lock on `FILE.lock`, released when the file closes.
-    fn lock(&self) -> Result<File> {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&name)
-            .with_context(|| format!("opening {}", Path::new(&name).display()))?;
-        // SAFETY: flock on a descriptor this function owns; it blocks until granted.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!(
-                "locking {}: {}",
-                Path::new(&name).display(),
-                std::io::Error::last_os_error()
-            );
+        match &self.backend {
+            Backend::File(path) => {
+                let _lock = lock(path)?;
+                write_replacing(&state_path(path), &text)
+            }
+            Backend::Etcd(etcd) => etcd
+                .block(etcd.put(etcd.url.controller_key(), text, None))
+                .map_err(|e| anyhow!(e)),
         }
-        Ok(file)
     }
 
-    fn replace(&self, text: &str) -> Result<()> {
-        write_replacing(&self.path, text)
+    /// Holds the mover's lease (one `reshard` at a time runs a move; a controller finishes or
+    /// rolls back a move whose mover stopped renewing it) until the returned value is dropped.
+    pub fn mover_lease(&self) -> Result<MoverLease> {
+        let task = match &self.backend {
+            Backend::File(path) => {
+                let path = mover_path(path);
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = std::fs::write(&path, format!("{}\n", std::process::id())) {
+                            tracing::warn!(error = %e, path = %path.display(), "cannot renew the mover's lease");
+                        }
+                        tokio::time::sleep(MOVER_LEASE_TTL / 3).await;
+                    }
+                })
+            }
+            Backend::Etcd(etcd) => {
+                let (id, keep_alive) = etcd
+                    .block({
+                        let etcd = etcd.clone();
+                        async move { etcd.lease(MOVER_LEASE_TTL).await }
+                    })
+                    .map_err(|e| anyhow!(e))?;
+                let value = format!("pid {}\n", std::process::id());
+                etcd.block(etcd.put(etcd.url.mover_key(), value, Some(id)))
+                    .map_err(|e| anyhow!(e))?;
+                keep_alive
+            }
+        };
+        Ok(MoverLease(task))
+    }
+
+    /// How long ago a mover last renewed its lease (`None`: none holds it). etcd tells only
+    /// whether the lease is alive: then zero.
+    pub fn mover_lease_age(&self) -> Option<Duration> {
+        match &self.backend {
+            Backend::File(path) => {
+                let modified = std::fs::metadata(mover_path(path))
+                    .and_then(|m| m.modified())
+                    .ok()?;
+                Some(modified.elapsed().unwrap_or_default())
+            }
+            Backend::Etcd(etcd) => etcd
+                .block(etcd.exists(etcd.url.mover_key()))
+                .ok()?
+                .then_some(Duration::ZERO),
+        }
     }
 }
 
-/// Replaces `path` by a synced temporary file and a rename: readers see the old file or the
-/// new one, and a crash leaves one of them.
+/// A mover's lease, renewed until dropped.
+pub struct MoverLease(tokio::task::JoinHandle<()>);
+
+impl Drop for MoverLease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `FILE.controller`: the controllers' shared state beside a cluster file.
+fn state_path(path: &Path) -> PathBuf {
+    sibling(path, ".controller")
+}
+
+/// `FILE.move-lease`: a running mover rewrites it every second.
+fn mover_path(path: &Path) -> PathBuf {
+    sibling(path, ".move-lease")
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// An exclusive lock on `FILE.lock`, released when the file closes.
+fn lock(path: &Path) -> Result<File> {
+    let name = sibling(path, ".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("opening {}", name.display()))?;
+    // SAFETY: flock on a descriptor this function owns; it blocks until granted.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!(
+            "locking {}: {}",
+            name.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(file)
+}
+
+/// Replaces `path` by a synced temporary file and a rename ([`files::write_replacing`]).
 fn write_replacing(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    files::write_replacing(path, text).with_context(|| format!("replacing {}", path.display()))
 }
-fn parse(text: &str, path: &Path) -> Result<Doc> {
-    let topology = Topology::parse(text, path.parent()).map_err(|problems| {
+
+/// Parses and validates a document; `name` says where it came from, `base` is the folder
+/// relative paths resolve against.
+fn parse(text: &str, name: &str, base: Option<&Path>) -> Result<Doc> {
+    let topology = Topology::parse(text, base).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        anyhow!("{} is invalid:\n  {}", path.display(), lines.join("\n  "))
+        anyhow!("{name} is invalid:\n  {}", lines.join("\n  "))
     })?;
     let value = serde_yaml::from_str(text)?;
     Ok(Doc { value, topology })
@@ -538,11 +772,11 @@ mod tests {
 
     const FILE: &str = "version: 3\nproxies: [{listen: 127.0.0.1:7000}]\nsettings: {backend_connections: 3}\nshards:\n  - id: s1\n    addr: 127.0.0.1:7101\n    admin: 127.0.0.1:9101\n    data_dir: d/s1\n    slots: [0-16383]\n    replicas:\n      - {addr: 127.0.0.1:7104, data_dir: d/r1, in_sync: true}\n";
 
-    fn store() -> (tempfile::TempDir, FileStore) {
+    fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.yaml");
         std::fs::write(&path, FILE).unwrap();
-        (dir, FileStore::new(&path))
+        (dir, Store::file(&path))
     }
 
     #[test]
@@ -613,7 +847,7 @@ mod tests {
 
     #[test]
     fn a_conflicting_write_is_reapplied_on_the_new_document() {
-        let (_dir, store) = store();
+        let (dir, store) = store();
         let mut runs = 0;
         let (doc, written) = store
             .update(|e| {
@@ -621,7 +855,7 @@ mod tests {
                 if runs == 1 {
                     // Someone else publishes between our read and our write.
                     let other = FILE.replace("version: 3", "version: 9");
-                    std::fs::write(store.path(), other).unwrap();
+                    std::fs::write(dir.path().join("cluster.yaml"), other).unwrap();
                 }
                 let term = e.term("s1")?;
                 e.set_term("s1", term + 1)?;
@@ -635,7 +869,7 @@ mod tests {
 
     #[test]
     fn an_invalid_result_is_refused_and_the_file_stays() {
-        let (_dir, store) = store();
+        let (dir, store) = store();
         let err = store
             .update(|e| {
                 e.swap_primary("s1", "127.0.0.1:7104")?;
@@ -647,7 +881,10 @@ mod tests {
             err.to_string().contains("no replica 127.0.0.1:9999"),
             "{err}"
         );
-        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), FILE);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cluster.yaml")).unwrap(),
+            FILE
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod budget;
 pub mod client;
 pub mod command;
 pub mod error;
+pub mod etcd;
+pub mod files;
 pub mod glob;
 pub mod info;
 pub mod metrics;

@@ -2,11 +2,11 @@
 //! ([`fjord_common::admin`]) plus the topology.
 //!
 //! `GET /topology` shows the routing in force with each shard's reachability;
-//! `POST /topology/reload` re-reads the cluster file and answers what happened, or why the file
+//! `POST /topology/reload` re-reads the topology (the cluster file, or etcd) and answers what happened, or why the file
 //! was refused.
 
 use crate::proxy::Proxy;
-use crate::topology::{Reloaded, TopologyHandle};
+use crate::topology::{Reloaded, Source, TopologyHandle};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -23,6 +23,18 @@ struct TopologyView {
     shards: Vec<ShardView>,
     /// Slots in motion: the move `fjord-admin reshard` recorded, if one is under way.
     moving: Option<MoveView>,
+    /// Where the topology comes from.
+    store: StoreView,
+}
+
+#[derive(Serialize)]
+struct StoreView {
+    /// The cluster file's path or the etcd address.
+    source: String,
+    /// False while etcd cannot be read (the topology shown stays in force meanwhile).
+    up: bool,
+    /// Why it cannot be read.
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +107,21 @@ async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView>
                 up: b.is_up(),
             })
             .collect(),
+        store: match topology.source() {
+            Source::File(path) => StoreView {
+                source: path.display().to_string(),
+                up: true,
+                error: None,
+            },
+            Source::Store(store) => {
+                let error = store.down();
+                StoreView {
+                    source: store.url().to_string(),
+                    up: error.is_none(),
+                    error,
+                }
+            }
+        },
         moving: t.moving.as_ref().map(|m| MoveView {
             from: t.shards[m.from].id.clone(),
             to: t.shards[m.to].id.clone(),
@@ -106,7 +133,7 @@ async fn show(State(topology): State<Arc<TopologyHandle>>) -> Json<TopologyView>
 }
 
 async fn reload(State(topology): State<Arc<TopologyHandle>>) -> (StatusCode, Json<ReloadView>) {
-    match topology.reload() {
+    match topology.reload().await {
         Ok(Reloaded::Unchanged { version }) => (
             StatusCode::OK,
             Json(ReloadView {

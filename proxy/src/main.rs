@@ -1,6 +1,7 @@
 //! `fjord-proxy`: the cluster-mode front of fjord.
 //!
-//! Reads the cluster file, connects to the shards, opens the cluster listeners (advertised as
+//! Reads the cluster file (or, with `--store etcd://…`, the topology from etcd and the proxy's
+//! own part from the file), connects to the shards, opens the cluster listeners (advertised as
 //! the masters of a Redis cluster) and the optional standalone listener, and routes every
 //! command by its keys' slots. Prints `fjord-proxy listening on <kind> <addr>` per listener and
 //! `fjord-proxy ready` once it serves, so scripts and tests can use port 0.
@@ -34,14 +35,24 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use topology::{Bound, TopologyHandle};
+use topology::{Bound, Source, StoreSource, TopologyHandle};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "fjord's cluster-mode proxy")]
 struct Cli {
-    /// The cluster file: topology and proxy settings (see config/cluster.yaml).
+    /// The cluster file: topology and proxy settings (see config/cluster.yaml). With
+    /// --store, only its proxies, standalone, admin and settings are used.
     #[arg(long, default_value = "config/cluster.yaml")]
     config: PathBuf,
+    /// Take the topology from etcd and follow it:
+    /// `etcd://[USER@]HOST:PORT[,HOST:PORT…]/PREFIX[?ca=PEM&cert=PEM&key=PEM]` (USER's
+    /// password in FJORD_ETCD_PASSWORD).
+    #[arg(long)]
+    store: Option<fjord_common::etcd::EtcdUrl>,
+    /// With --store: keep the last topology read here, and start from it if etcd cannot be
+    /// read at start.
+    #[arg(long, requires = "store")]
+    store_cache: Option<PathBuf>,
     /// Development: start the topology's shards that have a data_dir, wait until they
     /// answer, and stop them on exit.
     #[arg(long)]
@@ -61,7 +72,16 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let topology = Topology::load(&cli.config)?;
+    let (source, topology) = match &cli.store {
+        Some(url) => {
+            let (store, t) = StoreSource::open(url, &cli.config, cli.store_cache.clone())?;
+            (Source::Store(Box::new(store)), t)
+        }
+        None => (
+            Source::File(cli.config.clone()),
+            Topology::load(&cli.config)?,
+        ),
+    };
     process::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(topology.settings.io_threads)
@@ -69,10 +89,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(cli, topology))
+    runtime.block_on(serve(cli, source, topology))
 }
 
-async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
+async fn serve(cli: Cli, source: Source, topology: Topology) -> anyhow::Result<()> {
     let _local_shards = match cli.launch_shards {
         true => {
             let binary = match cli.shard_binary {
@@ -140,7 +160,7 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
     };
     let metrics = Arc::new(ProxyMetrics::new(settings.record_metrics));
     let handle = Arc::new(TopologyHandle::new(
-        &cli.config,
+        source,
         topology,
         bound.clone(),
         options,
@@ -194,8 +214,8 @@ async fn serve(cli: Cli, topology: Topology) -> anyhow::Result<()> {
             return;
         };
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the cluster file");
-            let _ = reloader.reload();
+            tracing::info!("SIGHUP: reloading the topology");
+            let _ = reloader.reload().await;
         }
     });
 

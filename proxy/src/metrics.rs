@@ -18,6 +18,9 @@ pub struct ProxyMetrics {
     pub topology_version: IntGauge,
     pub reloads_ok: IntCounter,
     pub reloads_failed: IntCounter,
+    /// 1 while the topology store (etcd) is followed; 0 while it cannot be read and the last
+    /// topology stays in force. Stays 1 with the file store.
+    pub store_up: IntGauge,
     /// READONLY reads on replica listeners: served by a replica, or sent to the primary
     /// after the replica refused (too stale) or failed them.
     pub replica_reads_served: IntCounter,
@@ -83,6 +86,16 @@ impl ProxyMetrics {
                 "fjord_proxy_topology_version",
                 "Version of the topology in force",
             ),
+            store_up: {
+                let g = metrics::gauge(
+                    r,
+                    "fjord_proxy_topology_store_up",
+                    "1 while the topology store (etcd) is followed; 0 while it cannot be read \
+                     (the last topology stays in force)",
+                );
+                g.set(1);
+                g
+            },
             reloads_ok: reloads.with_label_values(&["ok"]),
             reloads_failed: reloads.with_label_values(&["failed"]),
             multikey_keys: metrics::histogram_vec(

@@ -1,16 +1,24 @@
-//! The topology in force: loaded from the cluster file, swapped atomically on reload.
+//! The topology in force: loaded from the cluster file or etcd, swapped atomically on reload.
 //!
 //! A [`Routing`] pairs a validated topology with the backends of its shards. Requests load the
 //! current one once (`ArcSwap::load_full`) and finish on it even if a reload swaps in another.
-//! A reload re-reads the whole file (editors truncate, then write), validates it, keeps the
-//! backends of shards whose address did not change and starts the others; an invalid file is
-//! refused with a log line per problem and the old routing stays. Reloads come from the file
-//! changing (the folder is watched and events debounced), SIGHUP, and the admin endpoint.
+//! A reload reads the whole document anew (editors truncate, then write), validates it, keeps
+//! the backends of shards whose address did not change and starts the others; an invalid one
+//! is refused with a log line per problem and the old routing stays. Reloads come from the
+//! file changing (the folder is watched and events debounced) or etcd's key changing (it is
+//! watched), SIGHUP, and the admin endpoint.
+//!
+//! With etcd ([`StoreSource`]) the proxy's own part of the document (its listeners, admin
+//! address and settings) comes from the local cluster file, the rest from etcd. While etcd
+//! cannot be read the last topology stays in force: the proxy keeps serving and says so (a
+//! log line, `fjord_proxy_topology_store_up`, `GET /topology`).
 
 use crate::backend::{BackendOptions, ShardBackend};
 use crate::metrics::ProxyMetrics;
 use arc_swap::ArcSwap;
-use fjord_common::topology::{Topology, TopologyError};
+use fjord_common::etcd::{Etcd, EtcdUrl, Followed};
+use fjord_common::topology::{Problem, Topology, TopologyError};
+use serde_yaml::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -95,7 +103,7 @@ pub enum Reloaded {
 
 /// The current routing and how to replace it.
 pub struct TopologyHandle {
-    path: PathBuf,
+    source: Source,
     current: ArcSwap<Routing>,
     /// Addresses the cluster listeners and their replica listeners actually bound (port 0
     /// resolved), by index.
@@ -108,7 +116,7 @@ pub struct TopologyHandle {
 impl TopologyHandle {
     /// Starts backends for `topology`, whose listeners were bound at `bound`.
     pub fn new(
-        path: &Path,
+        source: Source,
         mut topology: Topology,
         bound: Vec<Bound>,
         options: BackendOptions,
@@ -116,9 +124,12 @@ impl TopologyHandle {
     ) -> Self {
         apply_bound(&mut topology, &bound);
         metrics.topology_version.set(topology.version as i64);
+        if let Source::Store(store) = &source {
+            metrics.store_up.set(i64::from(store.down().is_none()));
+        }
         let routing = routing(topology, None, &options, &metrics);
         Self {
-            path: path.to_path_buf(),
+            source,
             current: ArcSwap::from_pointee(routing),
             bound,
             options,
@@ -132,11 +143,25 @@ impl TopologyHandle {
         self.current.load_full()
     }
 
-    /// Re-reads the file and swaps it in if valid. Must run inside the runtime (it may start
-    /// backends).
-    pub fn reload(&self) -> Result<Reloaded, TopologyError> {
+    /// Where the topology comes from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Reads the document anew and swaps it in if valid. Must run inside the runtime (it may
+    /// start backends).
+    pub async fn reload(&self) -> Result<Reloaded, TopologyError> {
+        let next = match &self.source {
+            Source::File(path) => Topology::load(path),
+            Source::Store(store) => store.read().await,
+        };
+        self.apply(next)
+    }
+
+    /// Swaps `next` in if it is valid (`Ok`).
+    fn apply(&self, next: Result<Topology, TopologyError>) -> Result<Reloaded, TopologyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = match Topology::load(&self.path) {
+        let mut next = match next {
             Ok(t) => t,
             Err(e) => {
                 self.metrics.reloads_failed.inc();
@@ -204,16 +229,23 @@ impl TopologyHandle {
         Ok(outcome)
     }
 
-    /// Reloads whenever the file's folder changes, after things settle for `debounce`.
+    /// Reloads whenever the topology changes: for the file, when its folder changes and
+    /// things settle for `debounce`; for etcd, at each change of its key.
     pub fn watch(self: &Arc<Self>, debounce: Duration) -> anyhow::Result<()> {
+        let path = match &self.source {
+            Source::File(path) => path,
+            Source::Store(_) => {
+                self.follow_store();
+                return Ok(());
+            }
+        };
         use notify::Watcher;
-        let dir = self
-            .path
+        let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let file_name = self.path.file_name().map(|n| n.to_os_string());
+        let file_name = path.file_name().map(|n| n.to_os_string());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -241,10 +273,181 @@ impl TopologyHandle {
                     }
                 }
                 tracing::info!("cluster file changed; reloading");
-                let _ = handle.reload();
+                let _ = handle.reload().await;
             }
         });
         Ok(())
+    }
+
+    /// Follows etcd's topology key: each value is swapped in (and kept in the cache file);
+    /// while etcd cannot be read, the last one stays in force and the store shows as down.
+    fn follow_store(self: &Arc<Self>) {
+        let Source::Store(store) = &self.source else {
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        store.etcd.follow(store.etcd.url.topology_key(), tx);
+        let handle = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let Source::Store(store) = &handle.source else {
+                    return;
+                };
+                match event {
+                    Followed::Value(v) => {
+                        store.set_status(None, &handle.metrics);
+                        let next = store.topology(&v.value);
+                        if handle.apply(next).is_ok() {
+                            store.keep(&v.value);
+                        }
+                    }
+                    Followed::Down(why) => store.set_status(Some(why), &handle.metrics),
+                }
+            }
+        });
+    }
+}
+
+/// Where the topology comes from.
+pub enum Source {
+    File(PathBuf),
+    Store(Box<StoreSource>),
+}
+
+/// The topology in etcd, completed by the local cluster file's own part.
+pub struct StoreSource {
+    etcd: Etcd,
+    /// The local cluster file as YAML: its [`LOCAL_FIELDS`] replace the stored ones.
+    local: Value,
+    /// The local file's folder: relative paths in the stored document resolve against it.
+    base: PathBuf,
+    /// Where the last topology read from etcd is kept, to start from while etcd is down.
+    cache: Option<PathBuf>,
+    /// Why etcd cannot be read, while it cannot.
+    down: Mutex<Option<String>>,
+}
+
+/// The fields of a cluster file that belong to the proxy reading it, not to the cluster.
+const LOCAL_FIELDS: [&str; 4] = ["proxies", "standalone", "admin", "settings"];
+
+impl StoreSource {
+    /// Connects to etcd and reads the topology; if etcd cannot be read, starts from the cache
+    /// file when there is one. `local` is the proxy's own cluster file.
+    pub fn open(
+        url: &EtcdUrl,
+        local: &Path,
+        cache: Option<PathBuf>,
+    ) -> anyhow::Result<(StoreSource, Topology)> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(local)
+            .with_context(|| format!("reading {}", local.display()))?;
+        let local_value: Value =
+            serde_yaml::from_str(&text).with_context(|| format!("reading {}", local.display()))?;
+        let ignored: Vec<&str> = local_value
+            .as_mapping()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter_map(Value::as_str)
+            .filter(|k| !LOCAL_FIELDS.contains(k))
+            .collect();
+        if !ignored.is_empty() {
+            tracing::info!(file = %local.display(), ?ignored, store = %url, "the topology comes from the store: these fields of the local file are ignored");
+        }
+        let etcd = Etcd::connect(url).map_err(anyhow::Error::msg)?;
+        let source = StoreSource {
+            etcd,
+            local: local_value,
+            base: local.parent().map(Path::to_path_buf).unwrap_or_default(),
+            cache,
+            down: Mutex::new(None),
+        };
+        let key = url.topology_key();
+        let read = source.etcd.block(source.etcd.get(key.clone()));
+        let stored = match read {
+            Ok(Some(v)) => v.value,
+            Ok(None) => anyhow::bail!(
+                "there is no topology at {url} ({key}): store one with `fjord-admin --store {url} import FILE`"
+            ),
+            Err(e) => match &source.cache {
+                Some(path) if path.exists() => {
+                    tracing::warn!(cache = %path.display(), "{e}; starting from the cached copy, and following etcd once it answers");
+                    *source.down.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                }
+                _ => anyhow::bail!("{e} (give --store-cache FILE to start from the last topology read while etcd is down)"),
+            },
+        };
+        let topology = source.topology(&stored)?;
+        source.keep(&stored);
+        Ok((source, topology))
+    }
+
+    /// Reads the stored topology now.
+    async fn read(&self) -> Result<Topology, TopologyError> {
+        match self.etcd.get(self.etcd.url.topology_key()).await {
+            Ok(Some(v)) => self.topology(&v.value),
+            Ok(None) => Err(self.problem("there is no topology stored".into())),
+            Err(e) => Err(self.problem(e)),
+        }
+    }
+
+    /// The topology a stored document makes with the local file's own part.
+    fn topology(&self, stored: &str) -> Result<Topology, TopologyError> {
+        let mut doc: Value =
+            serde_yaml::from_str(stored).map_err(|e| self.problem(e.to_string()))?;
+        let Some(map) = doc.as_mapping_mut() else {
+            return Err(self.problem("the stored topology is not a mapping".into()));
+        };
+        for field in LOCAL_FIELDS {
+            match self.local.get(field) {
+                Some(v) => map.insert(field.into(), v.clone()),
+                None => map.remove(field),
+            };
+        }
+        let text = serde_yaml::to_string(&doc).map_err(|e| self.problem(e.to_string()))?;
+        Topology::parse(&text, Some(&self.base)).map_err(|problems| TopologyError {
+            file: self.etcd.url.topology_key(),
+            problems,
+        })
+    }
+
+    fn problem(&self, message: String) -> TopologyError {
+        TopologyError {
+            file: format!("{}/topology", self.etcd.url),
+            problems: vec![Problem {
+                path: String::new(),
+                line: None,
+                message,
+            }],
+        }
+    }
+
+    /// Keeps `stored` in the cache file, if there is one.
+    fn keep(&self, stored: &str) {
+        if let Some(path) = &self.cache {
+            if let Err(e) = fjord_common::files::write_replacing(path, stored) {
+                tracing::warn!(cache = %path.display(), error = %e, "cannot keep the topology in the cache file");
+            }
+        }
+    }
+
+    fn set_status(&self, down: Option<String>, metrics: &ProxyMetrics) {
+        metrics.store_up.set(i64::from(down.is_none()));
+        let mut slot = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if down.is_some() && slot.is_none() {
+            tracing::warn!(store = %self.etcd.url, "the topology store cannot be read; the last topology stays in force");
+        }
+        *slot = down;
+    }
+
+    pub fn url(&self) -> &EtcdUrl {
+        &self.etcd.url
+    }
+
+    /// Why etcd cannot be read, while it cannot.
+    pub fn down(&self) -> Option<String> {
+        self.down.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

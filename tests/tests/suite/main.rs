@@ -8,6 +8,7 @@ mod cluster_client;
 mod collections;
 mod differential;
 mod durability;
+mod etcd;
 mod failover;
 mod format;
 mod ioredis;

@@ -1,0 +1,302 @@
+//! The topology in etcd: a real 3-member etcd cluster (Debian's `etcd-server`), proxies
+//! started with `--store etcd://…`, and `fjord-admin --store` writing to it. A change reaches
+//! every proxy; the proxies keep serving through the loss of etcd's leader and of its quorum,
+//! and say so; `import` and `export` round-trip the default topology.
+
+use fjord_common::files::lexically_normal;
+use fjord_common::topology::Topology;
+use fjord_tests::etcd::EtcdCluster;
+use fjord_tests::{bin_dir, eventually, http, start_proxy, RawClient, Shard};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn admin(url: &str, args: &[&str]) -> Output {
+    Command::new(bin_dir().join("fjord-admin"))
+        .args(["--store", url])
+        .args(args)
+        .output()
+        .expect("running fjord-admin")
+}
+
+fn ok(out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "fjord-admin failed: {text}");
+    text
+}
+
+/// A topology document at `version` whose one shard `s1` is the process at `addr`.
+fn document(version: u64, addr: &str) -> String {
+    format!(
+        "version: {version}\nproxies:\n  - listen: 127.0.0.1:7000\nshards:\n  - {{ id: s1, addr: \"{addr}\", slots: [0-16383] }}\n"
+    )
+}
+
+/// A proxy following the store, with one cluster listener.
+struct Proxy {
+    child: Child,
+    node: String,
+    admin: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The proxies' own cluster file: listeners on free ports, no topology.
+fn local_file(dir: &Path) -> PathBuf {
+    let path = dir.join("proxy.yaml");
+    std::fs::write(
+        &path,
+        "proxies:\n  - listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings:\n  command_timeout_ms: 2000\n",
+    )
+    .unwrap();
+    path
+}
+
+fn start(local: &Path, url: &str, extra: &[&str]) -> anyhow::Result<Proxy> {
+    let mut args = vec!["--store", url];
+    args.extend_from_slice(extra);
+    let (child, lines) = start_proxy(local, &args)?;
+    let find = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap()
+            .to_string()
+    };
+    Ok(Proxy {
+        child,
+        node: find("fjord-proxy listening on cluster "),
+        admin: find("fjord-proxy listening on admin "),
+    })
+}
+
+/// The proxy's `GET /topology`.
+fn topology_view(p: &Proxy) -> serde_json::Value {
+    let (_, body) = http(&p.admin, "GET", "/topology").unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn get(p: &Proxy, key: &str) -> String {
+    RawClient::tcp(&p.node)
+        .and_then(|mut c| c.call_str(&["GET", key]))
+        .unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// Writes `text` into the store with `fjord-admin import`; returns when it is stored.
+fn import(url: &str, dir: &Path, text: &str) -> Instant {
+    let file = dir.join("import.yaml");
+    std::fs::write(&file, text).unwrap();
+    ok(admin(url, &["import", file.to_str().unwrap()]));
+    Instant::now()
+}
+
+/// Waits until every proxy answers `want` for GET `key`; prints how long each took after
+/// `since`.
+fn all_answer(proxies: &[Proxy], key: &str, want: &str, since: Instant, what: &str) {
+    let mut delays = Vec::new();
+    for (i, p) in proxies.iter().enumerate() {
+        assert!(
+            eventually(Duration::from_secs(20), || get(p, key) == want),
+            "proxy {i} does not serve the new topology ({what}): GET {key} = {:?}, /topology {}",
+            get(p, key),
+            topology_view(p)
+        );
+        delays.push(since.elapsed().as_millis());
+    }
+    println!("{what}: each proxy served the new topology after {delays:?} ms (polled in turn)");
+}
+
+#[test]
+fn import_and_export_round_trip_the_default_topology() {
+    let etcd = EtcdCluster::start(1).unwrap();
+    let url = etcd.url("fjord/roundtrip");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/cluster.yaml");
+    let out = admin(&url, &["export"]);
+    assert!(
+        !out.status.success(),
+        "an empty store has nothing to export"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("import"),
+        "the error says what to do: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(admin(&url, &["import", config.to_str().unwrap()]));
+    let exported = ok(admin(&url, &["export"]));
+    let mut from_file = Topology::load(&config).unwrap();
+    for s in &mut from_file.shards {
+        let plain = |d: &mut Option<PathBuf>| {
+            *d = d.as_deref().map(lexically_normal);
+        };
+        plain(&mut s.data_dir);
+        s.replicas.iter_mut().for_each(|r| plain(&mut r.data_dir));
+    }
+    let from_store = Topology::parse(&exported, None).unwrap();
+    assert!(from_store.same_layout(&from_file), "{exported}");
+    assert_eq!(from_store.version, from_file.version);
+    assert_eq!(from_store.replication, from_file.replication);
+    assert_eq!(from_store.settings, from_file.settings);
+    assert_eq!(
+        (from_store.standalone, from_store.admin),
+        (from_file.standalone, from_file.admin)
+    );
+    for s in &from_store.shards {
+        let dir = s.data_dir.as_ref().unwrap();
+        assert!(dir.is_absolute(), "import stores absolute paths: {dir:?}");
+    }
+
+    // The exported document is a fixed point: stored elsewhere and exported, byte for byte.
+    let dir = tempfile::tempdir().unwrap();
+    let again = etcd.url("fjord/again");
+    import(&again, dir.path(), &exported);
+    assert_eq!(ok(admin(&again, &["export"])), exported);
+
+    // A second import goes above the stored version, so proxies never see it go down.
+    let text = ok(admin(&url, &["import", config.to_str().unwrap()]));
+    assert!(
+        text.contains(&format!("as version {}", from_file.version + 1)),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_proxy_follows_a_change_also_after_etcds_leader_dies() {
+    let mut etcd = EtcdCluster::start(3).unwrap();
+    let url = etcd.url("fjord/follow");
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (Shard::start().unwrap(), Shard::start().unwrap());
+    import(&url, dir.path(), &document(1, &x.addr));
+    let local = local_file(dir.path());
+    let proxies: Vec<Proxy> = (0..5).map(|_| start(&local, &url, &[]).unwrap()).collect();
+    let mut c = RawClient::tcp(&proxies[0].node).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "on-x"]).unwrap(), "+OK\r\n");
+    for p in &proxies {
+        assert_eq!(get(p, "k"), "$4\r\non-x\r\n");
+        let view = topology_view(p);
+        assert_eq!(view["version"], 1);
+        assert_eq!(view["store"]["up"], true, "{view}");
+    }
+
+    // s1 moves to the empty process y: every proxy routes there.
+    let since = import(&url, dir.path(), &document(2, &y.addr));
+    all_answer(&proxies, "k", "$-1\r\n", since, "version 2");
+    let check = ok(admin(&url, &["check"]));
+    assert_eq!(check.matches("[OK] etcd").count(), 3, "{check}");
+
+    // kill -9 of etcd's leader: the proxies serve on, and follow the next change through
+    // the two members left.
+    let leader = etcd.wait_for_leader(Duration::from_secs(10)).unwrap();
+    etcd.kill(leader);
+    for p in &proxies {
+        assert_eq!(get(p, "k"), "$-1\r\n", "serving while etcd elects");
+    }
+    etcd.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let since = import(&url, dir.path(), &document(3, &x.addr));
+    all_answer(
+        &proxies,
+        "k",
+        "$4\r\non-x\r\n",
+        since,
+        "version 3, etcd leader killed",
+    );
+    let check = admin(&url, &["check"]);
+    assert!(!check.status.success(), "check reports the dead member");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(text.matches("[ERR] etcd").count(), 1, "{text}");
+    etcd.restart(leader).unwrap();
+}
+
+#[test]
+fn without_a_quorum_proxies_keep_the_last_topology_and_say_so() {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let url = etcd.url("fjord/quorum");
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (Shard::start().unwrap(), Shard::start().unwrap());
+    import(&url, dir.path(), &document(1, &x.addr));
+    let local = local_file(dir.path());
+    let cache = dir.path().join("topology.cache");
+    let cache_arg = cache.to_str().unwrap();
+    let proxies = [
+        start(&local, &url, &[]).unwrap(),
+        start(&local, &url, &["--store-cache", cache_arg]).unwrap(),
+    ];
+    assert!(cache.exists(), "the proxy keeps what it read");
+    let mut c = RawClient::tcp(&proxies[0].node).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+
+    // Two of three members stop: no quorum.
+    let leader = etcd.wait_for_leader(Duration::from_secs(10)).unwrap();
+    let stopped = [leader, (leader + 1) % 3];
+    for &i in &stopped {
+        etcd.pause(i, true);
+    }
+    for (i, p) in proxies.iter().enumerate() {
+        assert!(
+            eventually(Duration::from_secs(30), || topology_view(p)["store"]["up"]
+                == false),
+            "proxy {i} says the store is down: {}",
+            topology_view(p)
+        );
+        let view = topology_view(p);
+        assert!(
+            view["store"]["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{view}"
+        );
+        assert_eq!(view["version"], 1, "the last topology stays in force");
+        assert_eq!(get(p, "k"), "$1\r\nv\r\n", "proxy {i} serves on");
+        let (_, metrics) = http(&p.admin, "GET", "/metrics").unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "fjord_proxy_topology_store_up 0"),
+            "the metric says so"
+        );
+        let (status, ready) = http(&p.admin, "GET", "/readyz").unwrap();
+        assert_eq!(status, 200, "stays ready: {ready}");
+    }
+    let out = admin(&url, &["export"]);
+    assert!(!out.status.success(), "nothing to read without a quorum");
+
+    // A new proxy without a cached copy refuses to start, with the reason; one with the
+    // cache starts from it.
+    let refused = start(&local, &url, &[]);
+    let why = format!(
+        "{:#}",
+        refused.err().expect("a proxy cannot start on nothing")
+    );
+    assert!(why.contains("exited"), "{why}");
+    let cached = start(&local, &url, &["--store-cache", cache_arg]).unwrap();
+    assert_eq!(get(&cached, "k"), "$1\r\nv\r\n");
+    assert_eq!(topology_view(&cached)["store"]["up"], false);
+
+    // The quorum comes back: every proxy follows etcd again.
+    for &i in &stopped {
+        etcd.pause(i, false);
+    }
+    etcd.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let since = import(&url, dir.path(), &document(2, &y.addr));
+    let all: Vec<&Proxy> = proxies.iter().chain([&cached]).collect();
+    for (i, p) in all.iter().enumerate() {
+        assert!(
+            eventually(Duration::from_secs(30), || get(p, "k") == "$-1\r\n"),
+            "proxy {i} follows etcd again: {}",
+            topology_view(p)
+        );
+        assert_eq!(topology_view(p)["store"]["up"], true);
+    }
+    println!(
+        "after the quorum came back, all proxies served the change within {} ms",
+        since.elapsed().as_millis()
+    );
+}
