@@ -34,6 +34,7 @@ use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
 use crate::store::Store;
 use anyhow::{anyhow, bail, Result};
+use fjord_common::etcd::Etcd;
 use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
 use redis_protocol::resp2::types::BytesFrame;
@@ -41,6 +42,86 @@ use std::collections::{HashMap, HashSet};
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long an elected controller's lease outlives its last renewal: a controller killed or
+/// frozen is replaced about this long after, and a frozen one's writes are refused by then.
+const LEADER_TTL: Duration = Duration::from_secs(2);
+
+/// Runs the controller on `store`. With etcd, several controllers campaign on a lease and
+/// only the elected one acts; all of its topology writes apply only while it still holds its
+/// leadership key, so one deposed (its lease expired while it was frozen or cut off) can
+/// write nothing. On losing the lease it stops acting and campaigns again.
+pub async fn serve(
+    store: Store,
+    opts: Options,
+    metrics: Arc<AdminMetrics>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(stop);
+    let Some(etcd) = store.etcd_client().cloned() else {
+        metrics.leader.set(1);
+        return Controller::new(store, opts, metrics).run(stop).await;
+    };
+    let me = format!("pid {} on {}", std::process::id(), hostname());
+    loop {
+        metrics.leader.set(0);
+        let lease = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            lease = elected(&etcd, &me) => lease,
+        };
+        let Some((lease, held)) = lease else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        tracing::info!(%me, "elected: this controller acts");
+        metrics.leader.set(1);
+        let controller = Controller::new(store.holding(held), opts.clone(), Arc::clone(&metrics));
+        let mut alive = lease.alive.clone();
+        let lost = async move {
+            while *alive.borrow_and_update() {
+                if alive.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = controller.run(&mut stop) => return r,
+            _ = lost => tracing::warn!(%me, "lost the leadership (its lease expired): no longer acting; campaigning again"),
+        }
+    }
+}
+
+/// Campaigns until elected (etcd answers a campaign only then, or when its request times
+/// out: then again). `None`: the lease was lost meanwhile, or etcd failed; start over.
+async fn elected(
+    etcd: &Etcd,
+    me: &str,
+) -> Option<(fjord_common::etcd::Lease, fjord_common::etcd::Held)> {
+    let lease = match etcd.lease(LEADER_TTL).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("{e}; campaigning later");
+            return None;
+        }
+    };
+    tracing::info!(%me, "campaigning to be the acting controller");
+    while *lease.alive.borrow() {
+        match etcd
+            .campaign(etcd.url.election(), me.to_string(), lease.id)
+            .await
+        {
+            Ok(held) => return Some((lease, held)),
+            Err(e) => tracing::debug!("{e}; campaigning on"),
+        }
+    }
+    None
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
 
 /// How the controller probes.
 #[derive(Clone, Debug)]

@@ -428,9 +428,13 @@ async fn run(args: Args) -> Result<ExitCode> {
                 password: args.shard_password,
                 abandoned_move: Duration::from_secs(abandoned_move_secs),
             };
-            controller::Controller::new(store, opts, metrics)
-                .run(fjord_common::process::shutdown_signal())
-                .await?;
+            controller::serve(
+                store,
+                opts,
+                metrics,
+                fjord_common::process::shutdown_signal(),
+            )
+            .await?;
             let _ = stop_admin.send(true);
             tracing::info!("controller stopped");
             Ok(ExitCode::SUCCESS)

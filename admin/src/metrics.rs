@@ -24,6 +24,8 @@ pub struct AdminMetrics {
     pub topology_writes: IntCounterVec,
     /// 1 while controllers are paused.
     pub paused: prometheus::IntGauge,
+    /// 1 while this controller acts: always with the file store, while elected with etcd.
+    pub leader: prometheus::IntGauge,
 }
 
 impl AdminMetrics {
@@ -83,6 +85,14 @@ impl AdminMetrics {
                 prometheus::IntGauge::new(
                     "fjord_admin_paused",
                     "1 while controllers are paused (fjord-admin controller pause): no failover",
+                )
+                .expect("valid metric"),
+            ),
+            leader: fjord_common::metrics::register(
+                &registry,
+                prometheus::IntGauge::new(
+                    "fjord_admin_leader",
+                    "1 while this controller acts: always on a cluster file; with etcd, while it is the elected leader",
                 )
                 .expect("valid metric"),
             ),

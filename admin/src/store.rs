@@ -96,6 +96,14 @@ impl Store {
         })
     }
 
+    /// This store, writing only while `held` (an elected controller's leadership key).
+    pub fn holding(&self, held: Held) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            held: Some(held),
+        }
+    }
+
     /// The etcd connection, if this store is etcd.
     pub fn etcd_client(&self) -> Option<&Etcd> {
         match &self.backend {
@@ -376,19 +384,16 @@ impl Store {
                 })
             }
             Backend::Etcd(etcd) => {
-                let (id, keep_alive) = etcd
-                    .block({
-                        let etcd = etcd.clone();
-                        async move { etcd.lease(MOVER_LEASE_TTL).await }
-                    })
+                let lease = etcd
+                    .block(etcd.lease(MOVER_LEASE_TTL))
                     .map_err(|e| anyhow!(e))?;
                 let value = format!("pid {}\n", std::process::id());
-                etcd.block(etcd.put(etcd.url.mover_key(), value, Some(id)))
+                etcd.block(etcd.put(etcd.url.mover_key(), value, Some(lease.id)))
                     .map_err(|e| anyhow!(e))?;
-                keep_alive
+                return Ok(MoverLease::Etcd(lease));
             }
         };
-        Ok(MoverLease(task))
+        Ok(MoverLease::File(task))
     }
 
     /// How long ago a mover last renewed its lease (`None`: none holds it). etcd tells only
@@ -409,12 +414,18 @@ impl Store {
     }
 }
 
-/// A mover's lease, renewed until dropped.
-pub struct MoverLease(tokio::task::JoinHandle<()>);
+/// A mover's lease, renewed until dropped: a file rewritten by a task, or an etcd lease
+/// (held only to be dropped: its own task renews it).
+pub enum MoverLease {
+    File(tokio::task::JoinHandle<()>),
+    Etcd(#[allow(dead_code)] fjord_common::etcd::Lease),
+}
 
 impl Drop for MoverLease {
     fn drop(&mut self) {
-        self.0.abort();
+        if let MoverLease::File(task) = self {
+            task.abort();
+        }
     }
 }
 

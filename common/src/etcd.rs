@@ -223,6 +223,20 @@ pub struct Held {
     pub create_revision: i64,
 }
 
+/// A lease kept alive until dropped.
+pub struct Lease {
+    pub id: i64,
+    /// Turns false once the lease expired, or could not be renewed for its whole ttl.
+    pub alive: tokio::sync::watch::Receiver<bool>,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
+    }
+}
+
 /// What [`Etcd::follow`] reports.
 #[derive(Debug)]
 pub enum Followed {
@@ -411,13 +425,12 @@ impl Etcd {
         async move { Ok(read.await?.count() > 0) }
     }
 
-    /// A lease of `ttl`, kept alive by a task until the returned handle is aborted (then it
-    /// expires within `ttl`).
+    /// A lease of `ttl`, kept alive until the returned [`Lease`] is dropped (then it expires
+    /// within `ttl`).
     pub fn lease(
         &self,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(i64, tokio::task::JoinHandle<()>), Error>> + Send + 'static
-    {
+    ) -> impl Future<Output = Result<Lease, Error>> + Send + 'static {
         let etcd = self.clone();
         let seconds = ttl.as_secs().max(1) as i64;
         async move {
@@ -425,9 +438,12 @@ impl Etcd {
                 c.lease_grant(seconds, None).await
             });
             let id = grant.await?.id();
+            let (alive_tx, alive) = tokio::sync::watch::channel(true);
             let renew = runtime().spawn(async move {
                 let every = (ttl / 3).max(Duration::from_millis(200));
-                loop {
+                let mut renewed = tokio::time::Instant::now();
+                // Without an answer for ttl, the lease is as good as gone: etcd lets it expire.
+                while renewed.elapsed() < ttl {
                     let keep = etcd.call("renewing a lease".into(), move |mut c| async move {
                         c.lease_keep_alive(id).await
                     });
@@ -436,10 +452,13 @@ impl Etcd {
                             if keeper.keep_alive().await.is_err() {
                                 break;
                             }
-                            match stream.message().await {
-                                Ok(Some(r)) if r.ttl() > 0 => {}
-                                Ok(Some(_)) => {
+                            let answer =
+                                tokio::time::timeout(ttl.saturating_sub(renewed.elapsed()), stream.message());
+                            match answer.await {
+                                Ok(Ok(Some(r))) if r.ttl() > 0 => renewed = tokio::time::Instant::now(),
+                                Ok(Ok(Some(_))) => {
                                     tracing::warn!(lease = id, url = %etcd.url, "a lease expired before it was renewed");
+                                    let _ = alive_tx.send(false);
                                     return;
                                 }
                                 _ => break,
@@ -450,8 +469,10 @@ impl Etcd {
                     }
                     tokio::time::sleep(RETRY_EVERY).await;
                 }
+                tracing::warn!(lease = id, url = %etcd.url, "a lease could not be renewed in time");
+                let _ = alive_tx.send(false);
             });
-            Ok((id, renew))
+            Ok(Lease { id, alive, renew })
         }
     }
 

@@ -509,9 +509,18 @@ impl Controller {
     /// Starts `fjord-admin --config FILE controller --probe-ms N` with its admin port on a
     /// free one. Its log goes to `log`.
     pub fn start(config: &Path, probe_ms: u64, log: Stdio) -> Result<Self> {
+        let store = ["--config".as_ref(), config.as_os_str()];
+        Self::start_on(&store, probe_ms, log)
+    }
+
+    /// The same on the store `store` names (`--config FILE` or `--store URL`).
+    pub fn start_on<S: AsRef<std::ffi::OsStr>>(
+        store: &[S],
+        probe_ms: u64,
+        log: Stdio,
+    ) -> Result<Self> {
         let mut child = Command::new(binary("fjord-admin")?)
-            .arg("--config")
-            .arg(config)
+            .args(store)
             .args(["controller", "--probe-ms", &probe_ms.to_string()])
             .args(["--admin", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
@@ -529,8 +538,26 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    pub fn pause(&self, stop: bool) {
+        let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+}
+
 impl Drop for Controller {
     fn drop(&mut self) {
+        self.pause(false);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

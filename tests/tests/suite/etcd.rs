@@ -1,14 +1,18 @@
 //! The topology in etcd: a real 3-member etcd cluster (Debian's `etcd-server`), proxies
 //! started with `--store etcd://…`, and `fjord-admin --store` writing to it. A change reaches
 //! every proxy; the proxies keep serving through the loss of etcd's leader and of its quorum,
-//! and say so; `import` and `export` round-trip the default topology.
+//! and say so; `import` and `export` round-trip the default topology; of several controllers
+//! one is elected and acts, and the next finishes what a killed one left.
 
 use fjord_common::files::lexically_normal;
 use fjord_common::topology::Topology;
 use fjord_tests::etcd::EtcdCluster;
-use fjord_tests::{bin_dir, eventually, http, start_proxy, RawClient, Shard};
+use fjord_tests::metrics::Scrape;
+use fjord_tests::{
+    bin_dir, eventually, http, start_proxy, Controller, RawClient, Shard, ShardOptions,
+};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn admin(url: &str, args: &[&str]) -> Output {
@@ -299,4 +303,151 @@ fn without_a_quorum_proxies_keep_the_last_topology_and_say_so() {
         "after the quorum came back, all proxies served the change within {} ms",
         since.elapsed().as_millis()
     );
+}
+
+/// Whether each controller says it is the acting one (`fjord_admin_leader`); a controller
+/// that does not answer (stopped) counts as not acting.
+fn leaders(controllers: &[Option<Controller>]) -> Vec<bool> {
+    controllers
+        .iter()
+        .map(|c| {
+            c.as_ref()
+                .and_then(|c| Scrape::of(&c.admin).ok())
+                .is_some_and(|s| s.sum("fjord_admin_leader", &[]) == 1.0)
+        })
+        .collect()
+}
+
+fn one_leader(controllers: &[Option<Controller>]) -> usize {
+    let mut seen = Vec::new();
+    let ok = eventually(Duration::from_secs(30), || {
+        seen = leaders(controllers);
+        seen.iter().filter(|l| **l).count() == 1
+    });
+    assert!(ok, "exactly one controller acts: {seen:?}");
+    seen.iter().position(|l| *l).unwrap()
+}
+
+/// Shard s1 as the store holds it.
+fn stored_shard(url: &str) -> fjord_common::topology::Shard {
+    let text = ok(admin(url, &["export"]));
+    Topology::parse(&text, None).unwrap().shards[0].clone()
+}
+
+#[test]
+fn one_elected_controller_acts_and_the_next_finishes_its_failover() {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let url = etcd.url("fjord/controllers");
+    let dir = tempfile::tempdir().unwrap();
+    let always = ShardOptions {
+        fsync: "always",
+        ..Default::default()
+    };
+    let a = Shard::start_with(always.clone()).unwrap();
+    let b = Shard::start_with(ShardOptions {
+        extra_args: vec!["--replica-of".into(), a.addr.clone()],
+        ..always
+    })
+    .unwrap();
+    let doc = format!(
+        "version: 1\nproxies:\n  - listen: 127.0.0.1:7000\nshards:\n  - id: s1\n    addr: \"{}\"\n    slots: [0-16383]\n    replicas: [{{ addr: \"{}\" }}]\n",
+        a.addr, b.addr
+    );
+    import(&url, dir.path(), &doc);
+    let proxy = start(&local_file(dir.path()), &url, &[]).unwrap();
+    let start_controller = |n: usize| {
+        let log = std::fs::File::create(dir.path().join(format!("controller{n}.log"))).unwrap();
+        Some(Controller::start_on(&["--store", &url], 100, Stdio::from(log)).unwrap())
+    };
+    let logs = || {
+        (1..=3)
+            .map(|n| {
+                let text = std::fs::read_to_string(dir.path().join(format!("controller{n}.log")))
+                    .unwrap_or_default();
+                format!("--- controller{n}:\n{text}")
+            })
+            .collect::<String>()
+    };
+    let mut controllers = vec![start_controller(1), start_controller(2)];
+    let first = one_leader(&controllers);
+
+    // The leader manages the shard: a term, the replica recorded in sync; writes acknowledged.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let s = stored_shard(&url);
+            s.term > 0 && s.replicas[0].in_sync
+        }),
+        "the elected controller never managed the shard:\n{}",
+        logs()
+    );
+    let mut c = RawClient::tcp(&proxy.node).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "acked"]).unwrap(), "+OK\r\n");
+
+    // SIGSTOP of the primary; as soon as the leader has taken the failover's term (it then
+    // fences, waits out the silent primary's lease, promotes, publishes), kill -9 of the
+    // leader.
+    let term = stored_shard(&url).term;
+    // SAFETY: a signal to the test's own shard process (killed when dropped).
+    unsafe {
+        libc::kill(a.pid(), libc::SIGSTOP);
+    }
+    let mut caught = None;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let s = stored_shard(&url);
+            if s.term > term {
+                caught = Some(s);
+            }
+            caught.is_some()
+        }),
+        "the leader never started the failover:\n{}",
+        logs()
+    );
+    controllers[first].as_mut().unwrap().kill9();
+    controllers[first] = None;
+    let caught = caught.unwrap();
+    assert_eq!(
+        caught.addr, a.addr,
+        "the leader was killed in the middle of the failover (term {} taken, not published)",
+        caught.term
+    );
+
+    // The other is elected once the dead one's lease expires, and finishes the failover.
+    let second = one_leader(&controllers);
+    assert_ne!(second, first);
+    assert!(
+        eventually(Duration::from_secs(30), || stored_shard(&url).addr
+            == b.addr),
+        "the next leader did not finish the failover:\n{}",
+        logs()
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            RawClient::tcp(&proxy.node)
+                .and_then(|mut c| c.call_str(&["GET", "k"]))
+                .is_ok_and(|r| r == "$5\r\nacked\r\n")
+        }),
+        "the acknowledged write is served by the new primary"
+    );
+
+    // SIGSTOP of the leader until its lease expires: a third controller takes over; the
+    // stopped one, woken, has lost its leadership and says so, and acts no more.
+    controllers.push(start_controller(3));
+    let version = Topology::parse(&ok(admin(&url, &["export"])), None)
+        .unwrap()
+        .version;
+    controllers[second].as_ref().unwrap().pause(true);
+    let third = one_leader(&controllers);
+    assert_eq!(third, 2);
+    controllers[second].as_ref().unwrap().pause(false);
+    assert!(
+        eventually(Duration::from_secs(20), || logs()
+            .contains("lost the leadership")),
+        "the woken controller knows it lost:\n{}",
+        logs()
+    );
+    assert_eq!(one_leader(&controllers), 2, "{}", logs());
+    let after = Topology::parse(&ok(admin(&url, &["export"])), None).unwrap();
+    assert!(after.version >= version);
+    assert_eq!(after.shards[0].addr, b.addr);
 }
