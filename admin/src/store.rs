@@ -119,11 +119,26 @@ impl Store {
     /// The document and the guard a compare-and-swap checks: etcd's mod_revision (the file
     /// checks the document's version instead).
     fn read(&self) -> Result<(Doc, i64)> {
+        let (text, rev) = self.text()?;
+        let doc = match &self.backend {
+            Backend::File(path) => parse(&text, &path.display().to_string(), path.parent())?,
+            Backend::Etcd(etcd) => parse(&text, &etcd.url.topology_key(), None)?,
+        };
+        Ok((doc, rev))
+    }
+
+    /// The stored document's text, as a proxy reads it.
+    pub fn export(&self) -> Result<String> {
+        Ok(self.text()?.0)
+    }
+
+    /// The stored document's text and its mod_revision (0 for the file).
+    fn text(&self) -> Result<(String, i64)> {
         match &self.backend {
             Backend::File(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                Ok((parse(&text, &path.display().to_string(), path.parent())?, 0))
+                Ok((text, 0))
             }
             Backend::Etcd(etcd) => {
                 let key = etcd.url.topology_key();
@@ -135,24 +150,7 @@ impl Store {
                         etcd.url
                     )
                 })?;
-                Ok((parse(&read.value, &key, None)?, read.mod_revision))
-            }
-        }
-    }
-
-    /// The stored document's text, as a proxy reads it.
-    pub fn export(&self) -> Result<String> {
-        match &self.backend {
-            Backend::File(path) => {
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-            }
-            Backend::Etcd(etcd) => {
-                self.read()?;
-                let read = etcd.block(etcd.get(etcd.url.topology_key()));
-                Ok(read
-                    .map_err(|e| anyhow!(e))?
-                    .map(|v| v.value)
-                    .unwrap_or_default())
+                Ok((read.value, read.mod_revision))
             }
         }
     }
@@ -390,7 +388,7 @@ impl Store {
                 let value = format!("pid {}\n", std::process::id());
                 etcd.block(etcd.put(etcd.url.mover_key(), value, Some(lease.id)))
                     .map_err(|e| anyhow!(e))?;
-                return Ok(MoverLease::Etcd(lease));
+                return Ok(MoverLease::Etcd { _lease: lease });
             }
         };
         Ok(MoverLease::File(task))
@@ -415,10 +413,10 @@ impl Store {
 }
 
 /// A mover's lease, renewed until dropped: a file rewritten by a task, or an etcd lease
-/// (held only to be dropped: its own task renews it).
+/// (its own task renews it; held only to be dropped).
 pub enum MoverLease {
     File(tokio::task::JoinHandle<()>),
-    Etcd(#[allow(dead_code)] fjord_common::etcd::Lease),
+    Etcd { _lease: fjord_common::etcd::Lease },
 }
 
 impl Drop for MoverLease {

@@ -275,19 +275,15 @@ impl Etcd {
         })
     }
 
-    /// Runs `f` on the etcd runtime and waits for it. Must not be called from that runtime.
-    fn block_on<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+    /// Runs `f` (one of this client's requests) on the etcd runtime and waits for it, for
+    /// synchronous callers. Must not be called from that runtime.
+    pub fn block<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
         let (tx, rx) = std::sync::mpsc::channel();
         runtime().spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv()
             .expect("the etcd runtime runs until the process ends")
-    }
-
-    /// Waits for one of this client's requests (for synchronous callers).
-    pub fn block<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
-        Self::block_on(f)
     }
 
     /// Member `i`'s client, connected on first use.
@@ -610,7 +606,7 @@ impl Etcd {
                     let status = etcd.call("asking for its status".into(), |mut c| async move {
                         c.status().await
                     });
-                    Self::block_on(status).map(|s| MemberStatus {
+                    etcd.block(status).map(|s| MemberStatus {
                         id: s.header().map(|h| h.member_id()).unwrap_or_default(),
                         leader: s.leader(),
                         raft_term: s.raft_term(),

@@ -289,10 +289,10 @@ impl TopologyHandle {
         store.etcd.follow(store.etcd.url.topology_key(), tx);
         let handle = Arc::clone(self);
         tokio::spawn(async move {
+            let Source::Store(store) = &handle.source else {
+                return;
+            };
             while let Some(event) = rx.recv().await {
-                let Source::Store(store) = &handle.source else {
-                    return;
-                };
                 match event {
                     Followed::Value(v) => {
                         store.set_status(None, &handle.metrics);
