@@ -37,7 +37,10 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 
 stage "build (release)"
-cargo build --release --workspace --locked
+# Every target, tests included: the tests' dev-dependencies turn on features of shared crates
+# (tokio's among them), and a build without them would be compiled a second time, whole, for
+# the tests.
+cargo build --release --workspace --all-targets --locked
 
 stage "clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
@@ -49,7 +52,7 @@ if [ ! -d tests/node/node_modules/ioredis ] ||
 fi
 
 stage "tests"
-# Test binaries are built in the same release profile, so nothing is compiled twice.
+# The build above made the test binaries too: nothing is compiled here.
 cargo test --release --workspace --locked -- --test-threads 2
 
 # Python clients, each in its own pinned venv inside the repo (ignored by git).

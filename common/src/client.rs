@@ -109,6 +109,13 @@ pub fn execute(
         C::Config => config(host, r, args),
         C::Time => time(),
         C::Function => function(r, args),
+        C::Pfselftest => {
+            let seed = rand::random();
+            match crate::hll::self_test(seed, crate::hll::sparse_max_bytes()) {
+                Ok(()) => Reply::ok(),
+                Err(e) => Reply::error(e),
+            }
+        }
         C::Debug => Reply::error(error::not_supported(
             "debug",
             "it inspects one Redis process's internals, and a fjord cluster is several processes",

@@ -185,6 +185,11 @@ pub enum CommandId {
     Randomkey,
     Sort,
     SortRo,
+    Pfadd,
+    Pfcount,
+    Pfmerge,
+    Pfdebug,
+    Pfselftest,
     // refused until pinned connections exist
     Unsupported,
     // shard-internal slot commands
@@ -210,6 +215,9 @@ pub mod flags {
     /// the proxy in RESP2, so the proxy turns the flat array back into a map for RESP3
     /// clients.
     pub const MAP_REPLY: u32 = 1 << 13;
+    /// A read that may still change its key and replicate the change (PFCOUNT updating the
+    /// cached count it keeps in the value).
+    pub const MAY_REPLICATE: u32 = 1 << 14;
 
     /// Flag names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -224,8 +232,9 @@ pub mod flags {
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MOVABLEKEYS, "movablekeys"),
+        (MAY_REPLICATE, "may_replicate"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 use flags::*;
@@ -256,6 +265,10 @@ pub enum Route {
     Unsupported,
     /// Spoken between proxy and shard only; never accepted from clients by the proxy.
     Internal,
+    /// Read-only commands over several keys (PFCOUNT): single-slot on the cluster listeners,
+    /// as in Redis Cluster; on the standalone listener, keys in several slots are read from
+    /// their shards and the proxy computes the answer, as one Redis would.
+    Gather,
     /// SORT and SORT_RO: single-slot (the key and a STORE destination), unless a BY or GET
     /// pattern names other keys, which may be on any shard: the proxy resolves those itself.
     Sort,
@@ -650,7 +663,7 @@ const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
 const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
 
 use CommandId as C;
-use Route::{Internal, Local, NodeScoped, SingleSlot, Sort, Split, Unsupported};
+use Route::{Gather, Internal, Local, NodeScoped, SingleSlot, Sort, Split, Unsupported};
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
 const W: u32 = WRITE | DENYOOM;
@@ -1409,6 +1422,11 @@ static COMMANDS: &[CommandSpec] = &[
     spec("sort_ro", C::SortRo, -2, READONLY | MOVABLEKEYS, ONE_KEY, Sort, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set."),
     spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),
     // Refused until connections pinned to one client exist (transactions, pub/sub, blocking).
+    spec("pfadd", C::Pfadd, -2, WF, ONE_KEY, SingleSlot, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist."),
+    spec("pfcount", C::Pfcount, -2, READONLY | MAY_REPLICATE, ALL_KEYS, Gather, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s)."),
+    spec("pfmerge", C::Pfmerge, -2, W, ALL_KEYS, SingleSlot, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key."),
+    spec("pfdebug", C::Pfdebug, 3, W | ADMIN, (2, 2, 1), SingleSlot, "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values."),
+    spec("pfselftest", C::Pfselftest, 1, ADMIN, NO_KEYS, Local, "hyperloglog", "2.8.9", "An internal command for testing HyperLogLog values."),
     spec("multi", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "1.2.0", "Starts a transaction."),
     spec("exec", C::Unsupported, 1, NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "transactions", "1.2.0", "Executes all commands in a transaction."),
     spec("discard", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "2.0.0", "Discards a transaction."),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod etcd;
 pub mod files;
 pub mod glob;
+pub mod hll;
 pub mod info;
 pub mod metrics;
 pub mod number;

@@ -98,15 +98,24 @@ fn position(name: &[u8]) -> Option<usize> {
     })
 }
 
-fn value(i: usize) -> String {
-    let v = match VALUES[i].load(Ordering::Relaxed) {
+fn raw(i: usize) -> i64 {
+    match VALUES[i].load(Ordering::Relaxed) {
         i64::MIN => TUNABLES[i].default,
         v => v,
-    };
+    }
+}
+
+fn value(i: usize) -> String {
+    let v = raw(i);
     match TUNABLES[i].choices.get(v as usize) {
         Some(choice) => choice.to_string(),
         None => v.to_string(),
     }
+}
+
+/// A tunable's current value (an index into its choices for a named one).
+pub fn get(name: &str) -> i64 {
+    raw(position(name.as_bytes()).expect("a tunable's name"))
 }
 
 /// Whether `name` is a tunable (under either name).

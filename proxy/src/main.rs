@@ -10,6 +10,7 @@ mod admin;
 mod backend;
 mod batch;
 mod cluster;
+mod gather;
 mod launch;
 mod metrics;
 mod proxy;

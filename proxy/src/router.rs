@@ -210,6 +210,18 @@ impl Target {
         Arc::clone(self.routing.backend(dest))
     }
 
+    /// Queues each request on its shard; their answers are awaited with [`Asked::replies`].
+    pub async fn ask_each(&self, requests: Vec<(usize, Vec<Bytes>)>) -> Asked {
+        let mut pending = Vec::with_capacity(requests.len());
+        for (shard, args) in requests {
+            pending.push((shard, self.send(shard, &args).await, args));
+        }
+        Asked {
+            target: self.clone(),
+            pending,
+        }
+    }
+
     /// Queues `args` on `shard` and returns the reply to come.
     pub async fn send(&self, shard: usize, args: &[Bytes]) -> Pending {
         let backend = self.backend(shard);
@@ -263,6 +275,24 @@ impl Target {
         }
         let keys = groups.iter().map(|(_, o)| o.len()).sum();
         merge_parts(merge, &groups, replies, keys)
+    }
+}
+
+/// Requests queued by [`Target::ask_each`].
+pub struct Asked {
+    target: Target,
+    pending: Vec<(usize, Pending, Vec<Bytes>)>,
+}
+
+impl Asked {
+    /// The answers in request order, each followed to the slot's owner if it was refused.
+    pub async fn replies(self) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(self.pending.len());
+        for (shard, reply, args) in self.pending {
+            let reply = reply.resolve().await;
+            replies.push(self.target.follow(shard, &args, reply).await);
+        }
+        replies
     }
 }
 

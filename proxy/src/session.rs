@@ -291,22 +291,31 @@ impl Session {
                 self.batches.send(target).await;
                 crate::sort::sort(target, r, args).await
             }
-            Route::SingleSlot | Route::Sort => match router::single_slot(target, r, &args) {
-                Ok(shard) => match self.replica_for(target, r, shard) {
-                    Some(dest) => Pending::FromReplica(Box::new(ReplicaRead {
-                        batch: self.batches.push(target, dest, &args),
-                        dest,
-                        shard,
-                        args,
-                    })),
-                    None => {
-                        let id = self.batches.push(target, shard, &args);
-                        resend = Some((shard, args));
-                        Pending::Batched(id)
-                    }
-                },
-                Err(e) => e.into(),
-            },
+            Route::Gather
+                if matches!(self.kind, Listener::Standalone)
+                    && router::common_slot(r.effective(), &args).is_err() =>
+            {
+                self.batches.send(target).await;
+                crate::gather::gather(target, r, args)
+            }
+            Route::SingleSlot | Route::Sort | Route::Gather => {
+                match router::single_slot(target, r, &args) {
+                    Ok(shard) => match self.replica_for(target, r, shard) {
+                        Some(dest) => Pending::FromReplica(Box::new(ReplicaRead {
+                            batch: self.batches.push(target, dest, &args),
+                            dest,
+                            shard,
+                            args,
+                        })),
+                        None => {
+                            let id = self.batches.push(target, shard, &args);
+                            resend = Some((shard, args));
+                            Pending::Batched(id)
+                        }
+                    },
+                    Err(e) => e.into(),
+                }
+            }
             Route::Split(merge) => {
                 self.batches.send(target).await;
                 let metrics = &self.proxy.metrics;

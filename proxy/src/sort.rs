@@ -117,17 +117,21 @@ async fn fetch(
         found.insert(l, None);
     }
     // Every HGET is queued before any answer is awaited, and with the MGET's parts.
-    let mut hgets = Vec::with_capacity(fields.len());
-    for l in fields {
-        let Lookup::Field(k, f) = &l else { continue };
-        let args = vec![
-            Bytes::from_static(b"HGET"),
-            Bytes::copy_from_slice(k),
-            Bytes::copy_from_slice(f),
-        ];
-        let owner = target.routing.topology.owner(slot_of(k));
-        hgets.push((l, owner, target.send(owner, &args).await, args));
-    }
+    let requests = fields
+        .iter()
+        .map(|l| {
+            let Lookup::Field(k, f) = l else {
+                unreachable!("only fields here")
+            };
+            let args = vec![
+                Bytes::from_static(b"HGET"),
+                Bytes::copy_from_slice(k),
+                Bytes::copy_from_slice(f),
+            ];
+            (target.routing.topology.owner(slot_of(k)), args)
+        })
+        .collect();
+    let hgets = target.ask_each(requests).await;
     if !keys.is_empty() {
         let mut args = vec![Bytes::from_static(b"MGET")];
         args.extend(keys.iter().cloned());
@@ -157,9 +161,8 @@ async fn fetch(
             found.insert(Lookup::Key(k.to_vec()), value);
         }
     }
-    for (l, owner, pending, args) in hgets {
-        let reply = pending.resolve().await;
-        let value = match target.follow(owner, &args, reply).await {
+    for (l, reply) in fields.into_iter().zip(hgets.replies().await) {
+        let value = match reply {
             Reply::Bulk(b) => Some(b),
             Reply::Error(e) if e.starts_with("WRONGTYPE") => None,
             e @ Reply::Error(_) => return Err(e),

@@ -72,6 +72,22 @@ async function main() {
   assert.equal(await plain.dbsize(), 102);
   assert.deepEqual(await plain.mget("key:1", "key:2", "{p}a"), ["value:1", "value:2", "1"]);
   plain.disconnect();
+
+  // The data types, as an application uses them through ioredis's cluster client.
+  assert.equal(await cluster.hset("user:1", { name: "ada", visits: "1" }), 2);
+  assert.equal(await cluster.hincrby("user:1", "visits", 2), 3);
+  assert.deepEqual(await cluster.hgetall("user:1"), { name: "ada", visits: "3" });
+  assert.equal(await cluster.rpush("{q}jobs", "a", "b", "c"), 3);
+  assert.equal(await cluster.lmove("{q}jobs", "{q}done", "LEFT", "RIGHT"), "a");
+  assert.deepEqual(await cluster.lrange("{q}jobs", 0, -1), ["b", "c"]);
+  assert.equal(await cluster.sadd("{t}a", "x", "y"), 2);
+  assert.equal(await cluster.sadd("{t}b", "y", "z"), 2);
+  assert.deepEqual(await cluster.sinter("{t}a", "{t}b"), ["y"]);
+  assert.equal(await cluster.zadd("board", 10, "ann", 30, "bob"), 2);
+  assert.deepEqual(await cluster.zrevrange("board", 0, -1, "WITHSCORES"), ["bob", "30", "ann", "10"]);
+  assert.equal(await cluster.pfadd("visits", "u1", "u2", "u3", "u2"), 1);
+  assert.equal(await cluster.pfcount("visits"), 3);
+  await assert.rejects(cluster.lpush("user:1", "x"), /WRONGTYPE/);
   cluster.disconnect();
 
   // scaleReads: "slave" sends reads to the advertised replicas (the replica listeners).

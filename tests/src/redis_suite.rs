@@ -40,10 +40,6 @@ pub const DENIED_TAGS: &[(&str, &str)] = &[
         "needs:reset",
         "RESET of a connection's state (MULTI, pub/sub, tracking) fjord does not keep",
     ),
-    (
-        "needs:pfdebug",
-        "PFDEBUG inspects a HyperLogLog's internal encoding",
-    ),
 ];
 
 /// Tests left out by name: (unit, Tcl regexp over its test names, why), passed as `--skiptest

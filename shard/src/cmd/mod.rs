@@ -8,6 +8,7 @@
 mod bitmaps;
 mod dump;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 mod replication;
@@ -259,6 +260,7 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         | C::Time
         | C::Function
         | C::Debug
+        | C::Pfselftest
         | C::Readonly
         | C::Readwrite
         | C::Asking => {
@@ -368,6 +370,10 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
             Ok(cmd) => cmd.execute(store).into(),
             Err(e) => e.into(),
         },
+        C::Pfadd => write::<hyperloglog::PfAdd>(args),
+        C::Pfcount => hyperloglog::pfcount(ctx.server, args),
+        C::Pfmerge => write::<hyperloglog::PfMerge>(args),
+        C::Pfdebug => write::<hyperloglog::PfDebug>(args),
         C::Unsupported => unreachable!("refused above"),
         C::Fjord => slots::fjord(ctx, r, args),
     }

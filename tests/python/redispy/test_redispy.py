@@ -140,6 +140,13 @@ def test_collections_through_the_cluster_client(rc):
     ]
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         rc.lpush("user:1", "x")
+    # HyperLogLog: unique visitors per day, merged into a week.
+    assert rc.pfadd("{v}:mon", *[f"user{i}" for i in range(1000)]) == 1
+    assert rc.pfadd("{v}:tue", *[f"user{i}" for i in range(500, 1500)]) == 1
+    assert abs(rc.pfcount("{v}:mon") - 1000) < 30
+    assert rc.pfmerge("{v}:week", "{v}:mon", "{v}:tue")
+    assert abs(rc.pfcount("{v}:week") - 1500) < 45
+    assert rc.pfcount("{v}:mon", "{v}:tue") == rc.pfcount("{v}:week")
 
 
 def test_standalone_listener_with_a_plain_client(cluster):
@@ -154,6 +161,10 @@ def test_standalone_listener_with_a_plain_client(cluster):
         assert r.dbsize() == 50
         assert len(list(r.scan_iter(count=10))) == 50
         assert r.info()["loading"] == 0
+        # PFCOUNT of keys in different slots, as one Redis answers it.
+        assert r.pfadd("hll-a", *range(100)) == 1
+        assert r.pfadd("hll-b", *range(50, 150)) == 1
+        assert abs(r.pfcount("hll-a", "hll-b") - 150) < 5
         with r.pipeline(transaction=False) as p:
             for i in range(50, 100):
                 p.get(f"x{i}")
