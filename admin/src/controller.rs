@@ -34,7 +34,7 @@ use crate::metrics::AdminMetrics;
 use crate::node::{array, number, CallError, Node, Status};
 use crate::store::Store;
 use anyhow::{anyhow, bail, Result};
-use fjord_common::etcd::Etcd;
+use fjord_common::etcd::{Etcd, Held, Lease};
 use fjord_common::repl::LEASE;
 use fjord_common::topology::{Shard, Topology};
 use redis_protocol::resp2::types::BytesFrame;
@@ -63,6 +63,7 @@ pub async fn serve(
         return Controller::new(store, opts, metrics).run(stop).await;
     };
     let me = format!("pid {} on {}", std::process::id(), hostname());
+    tracing::info!(%me, "campaigning to be the acting controller");
     loop {
         metrics.leader.set(0);
         let lease = tokio::select! {
@@ -70,33 +71,52 @@ pub async fn serve(
             lease = elected(&etcd, &me) => lease,
         };
         let Some((lease, held)) = lease else {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         tracing::info!(%me, "elected: this controller acts");
         metrics.leader.set(1);
-        let controller = Controller::new(store.holding(held), opts.clone(), Arc::clone(&metrics));
-        let mut alive = lease.alive.clone();
-        let lost = async move {
-            while *alive.borrow_and_update() {
-                if alive.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
+        let controller = Controller::new(
+            store.holding(held.clone()),
+            opts.clone(),
+            Arc::clone(&metrics),
+        );
         tokio::select! {
             r = controller.run(&mut stop) => return r,
-            _ = lost => tracing::warn!(%me, "lost the leadership (its lease expired): no longer acting; campaigning again"),
+            why = deposed(&etcd, lease, held) => tracing::warn!(%me, "lost the leadership ({why}): no longer acting; campaigning again"),
         }
     }
 }
 
-/// Campaigns until elected (etcd answers a campaign only then, or when its request times
-/// out: then again). `None`: the lease was lost meanwhile, or etcd failed; start over.
-async fn elected(
-    etcd: &Etcd,
-    me: &str,
-) -> Option<(fjord_common::etcd::Lease, fjord_common::etcd::Held)> {
+/// Returns once this controller no longer leads: its lease expired, or its leadership key is
+/// gone (etcd deleted it; the controller's writes are then refused, so it must not go on
+/// believing it acts).
+async fn deposed(etcd: &Etcd, lease: Lease, held: Held) -> &'static str {
+    let mut alive = lease.alive.clone();
+    let key = String::from_utf8_lossy(&held.key).into_owned();
+    loop {
+        tokio::select! {
+            changed = alive.changed() => {
+                if changed.is_err() || !*alive.borrow_and_update() {
+                    return "its lease expired";
+                }
+            }
+            _ = tokio::time::sleep(LEADER_TTL / 4) => {
+                if let Ok(false) = etcd.exists(key.clone()).await {
+                    return "its leadership key is gone";
+                }
+            }
+        }
+    }
+}
+
+/// Campaigns once on a new lease; returns once elected, or `None` if the campaign failed
+/// (its request timed out: etcd answers a campaign only once it leads) or the lease was lost
+/// meanwhile. Each campaign takes a new lease because etcd withdraws a campaign whose
+/// request was cancelled by deleting that lease's key, possibly after a campaign retried on
+/// the same lease had made the key again: that controller would then act without a key, and
+/// every write it made would be refused.
+async fn elected(etcd: &Etcd, me: &str) -> Option<(Lease, Held)> {
     let lease = match etcd.lease(LEADER_TTL).await {
         Ok(l) => l,
         Err(e) => {
@@ -104,17 +124,18 @@ async fn elected(
             return None;
         }
     };
-    tracing::info!(%me, "campaigning to be the acting controller");
-    while *lease.alive.borrow() {
-        match etcd
-            .campaign(etcd.url.election(), me.to_string(), lease.id)
-            .await
-        {
-            Ok(held) => return Some((lease, held)),
-            Err(e) => tracing::debug!("{e}; campaigning on"),
+    tracing::debug!(%me, lease = lease.id, "campaigning to be the acting controller");
+    match etcd
+        .campaign(etcd.url.election(), me.to_string(), lease.id)
+        .await
+    {
+        Ok(held) if *lease.alive.borrow() => Some((lease, held)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!("{e}; campaigning again");
+            None
         }
     }
-    None
 }
 
 fn hostname() -> String {
