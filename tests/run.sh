@@ -26,6 +26,7 @@ command -v tclsh >/dev/null || missing+=(tcl)  # Redis's own test suite
 command -v dpkg-source >/dev/null || missing+=(dpkg-dev)  # unpacks that suite's source package
 command -v protoc >/dev/null || missing+=(protobuf-compiler)  # etcd-client's build needs protoc
 command -v etcd >/dev/null || missing+=(etcd-server)  # the etcd topology store's tests run a real one
+command -v openssl >/dev/null || missing+=(openssl)  # makes the CA of the etcd TLS test
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   stage "installing ${missing[*]}"

@@ -323,7 +323,18 @@ impl Etcd {
             for k in 0..n {
                 let i = (first + k) % n;
                 let result = match etcd.member(i).await {
-                    Ok(c) => op(c).await.map_err(short),
+                    Ok(c) => match op(c.clone()).await {
+                        // etcd forgets auth tokens it has not seen used for a while
+                        // (`--auth-token-ttl`) and on a restart, and the client does not
+                        // renew its own: authenticate again, then retry once.
+                        Err(e) if e.to_string().contains("invalid auth token") => {
+                            match c.refresh_token().await {
+                                Ok(()) => op(c).await.map_err(short),
+                                Err(e) => Err(short(e)),
+                            }
+                        }
+                        other => other.map_err(short),
+                    },
                     Err(e) => Err(e),
                 };
                 match result {

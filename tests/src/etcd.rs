@@ -17,6 +17,8 @@ struct Member {
     child: Option<Child>,
     client: u16,
     peer: u16,
+    /// Plain HTTP /metrics, also when clients must speak TLS.
+    metrics: u16,
 }
 
 /// A running etcd cluster, stopped and removed when dropped.
@@ -24,24 +26,142 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     data: tempfile::TempDir,
     initial_cluster: String,
+    tls: Option<(TestCa, u32)>,
 }
 
-/// Two free loopback ports below 32768, for a member's client and peer URLs.
-fn two_ports() -> Result<(u16, u16)> {
+/// Three free loopback ports below 32768, for a member's client, peer and metrics URLs.
+fn three_ports() -> Result<(u16, u16, u16)> {
     let mut rng = rand::thread_rng();
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     for _ in 0..1000 {
-        let p = rng.gen_range(20000..32000u16) & !1;
-        if free(p) && free(p + 1) {
-            return Ok((p, p + 1));
+        let p = rng.gen_range(20000..32000u16) & !3;
+        if free(p) && free(p + 1) && free(p + 2) {
+            return Ok((p, p + 1, p + 2));
         }
     }
-    bail!("no two free ports below 32768")
+    bail!("no three free ports below 32768")
+}
+
+/// A certificate authority made for one test (with `openssl`), a server certificate for
+/// 127.0.0.1 signed by it, and a client certificate whose common name is `nobody` (no etcd
+/// user has that name, so a request is allowed only through the user and password it
+/// authenticates with).
+#[derive(Clone)]
+pub struct TestCa {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn make(dir: &std::path::Path) -> Result<Self> {
+        let run = |args: &[&str]| -> Result<()> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .context("running openssl (tests/run.sh installs it)")?;
+            if !out.status.success() {
+                bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=fjord test CA",
+            ],
+        ]
+        .concat())?;
+        for (name, cn, usage) in [
+            (
+                "server",
+                "etcd",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth",
+            ),
+            ("client", "nobody", "extendedKeyUsage=clientAuth"),
+        ] {
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(dir.join(&ext), usage)?;
+            run(&[
+                &["req"],
+                &ec[..],
+                &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")],
+            ]
+            .concat())?;
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ])?;
+        }
+        Ok(TestCa {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        })
+    }
+
+    /// The query part of a store address that makes fjord speak TLS with this CA.
+    pub fn query(&self) -> String {
+        format!(
+            "?ca={}&cert={}&key={}",
+            self.ca.display(),
+            self.client_cert.display(),
+            self.client_key.display()
+        )
+    }
 }
 
 impl EtcdCluster {
     /// Starts `n` members and waits until the cluster has a leader.
     pub fn start(n: usize) -> Result<Self> {
+        Self::start_with(n, None)
+    }
+
+    /// Starts `n` members whose clients must speak TLS with a client certificate of `ca`
+    /// (`--client-cert-auth`); simple auth tokens expire after `token_ttl_s` unused.
+    pub fn start_tls(n: usize, ca: TestCa, token_ttl_s: u32) -> Result<Self> {
+        Self::start_with(n, Some((ca, token_ttl_s)))
+    }
+
+    fn start_with(n: usize, tls: Option<(TestCa, u32)>) -> Result<Self> {
         let shm = std::path::Path::new("/dev/shm");
         let data = match shm.is_dir() {
             true => tempfile::tempdir_in(shm)?,
@@ -49,12 +169,13 @@ impl EtcdCluster {
         };
         let mut members = Vec::new();
         for i in 0..n {
-            let (client, peer) = two_ports()?;
+            let (client, peer, metrics) = three_ports()?;
             members.push(Member {
                 name: format!("e{i}"),
                 child: None,
                 client,
                 peer,
+                metrics,
             });
         }
         let initial_cluster = members
@@ -66,6 +187,7 @@ impl EtcdCluster {
             members,
             data,
             initial_cluster,
+            tls,
         };
         for i in 0..n {
             cluster.spawn(i)?;
@@ -78,10 +200,24 @@ impl EtcdCluster {
         let m = &self.members[i];
         let dir: PathBuf = self.data.path().join(&m.name);
         let log = std::fs::File::create(self.data.path().join(format!("{}.log", m.name)))?;
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new("etcd")
+        let metrics = format!("http://127.0.0.1:{}", m.metrics);
+        let mut etcd = Command::new("etcd");
+        if let Some((ca, token_ttl_s)) = &self.tls {
+            etcd.arg("--cert-file")
+                .arg(&ca.server_cert)
+                .arg("--key-file")
+                .arg(&ca.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&ca.ca)
+                .arg("--client-cert-auth")
+                .args(["--auth-token-ttl", &token_ttl_s.to_string()]);
+        }
+        let child = etcd
             .args(["--name", &m.name])
+            .args(["--listen-metrics-urls", &metrics])
             .arg("--data-dir")
             .arg(&dir)
             .args(["--listen-client-urls", &client])
@@ -109,9 +245,47 @@ impl EtcdCluster {
             .join(",")
     }
 
-    /// The store address fjord takes: `etcd://ENDPOINTS/PREFIX`.
+    /// The store address fjord takes: `etcd://ENDPOINTS/PREFIX`, with the CA and client
+    /// certificate when the cluster speaks TLS.
     pub fn url(&self, prefix: &str) -> String {
-        format!("etcd://{}/{prefix}", self.endpoints())
+        let query = self
+            .tls
+            .as_ref()
+            .map(|(ca, _)| ca.query())
+            .unwrap_or_default();
+        format!("etcd://{}/{prefix}{query}", self.endpoints())
+    }
+
+    /// Turns on etcd's authentication with a `root` user and a user `user` (password
+    /// `password`) that may read and write under `prefix` only.
+    pub fn enable_auth(&self, user: &str, password: &str, prefix: &str) -> Result<()> {
+        use etcd_client::{Certificate, Client, ConnectOptions, Identity, Permission, TlsOptions};
+        let (ca, _) = self.tls.as_ref().context("auth is tested over TLS only")?;
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(std::fs::read(&ca.ca)?))
+            .identity(Identity::from_pem(
+                std::fs::read(&ca.client_cert)?,
+                std::fs::read(&ca.client_key)?,
+            ));
+        let endpoint = format!("https://127.0.0.1:{}", self.members[0].client);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let mut c =
+                Client::connect([endpoint], Some(ConnectOptions::new().with_tls(tls))).await?;
+            c.user_add("root", "root-password", None).await?;
+            // Some etcd versions have the root role built in.
+            let _ = c.role_add("root").await;
+            c.user_grant_role("root", "root").await?;
+            c.role_add("fjord").await?;
+            let perm = Permission::read_write(prefix).with_prefix();
+            c.role_grant_permission("fjord", perm).await?;
+            c.user_add(user, password, None).await?;
+            c.user_grant_role(user, "fjord").await?;
+            c.auth_enable().await?;
+            anyhow::Ok(())
+        })
     }
 
     /// The member that leads now, by its own metrics.
@@ -119,7 +293,7 @@ impl EtcdCluster {
         (0..self.members.len()).find(|&i| {
             self.members[i].child.is_some()
                 && crate::http(
-                    &format!("127.0.0.1:{}", self.members[i].client),
+                    &format!("127.0.0.1:{}", self.members[i].metrics),
                     "GET",
                     "/metrics",
                 )

@@ -485,10 +485,20 @@ impl Drop for Cluster {
 /// Starts `fjord-proxy --config FILE ARGS…` and waits until it is ready; returns it with
 /// the lines it printed (its listeners' addresses).
 pub fn start_proxy(config: &Path, args: &[&str]) -> Result<(Child, Vec<String>)> {
+    start_proxy_with_env(config, args, &[])
+}
+
+/// [`start_proxy`] with these variables in its environment.
+pub fn start_proxy_with_env(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Child, Vec<String>)> {
     let mut proxy = Command::new(binary("fjord-proxy")?)
         .arg("--config")
         .arg(config)
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

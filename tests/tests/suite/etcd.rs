@@ -6,19 +6,24 @@
 
 use fjord_common::files::lexically_normal;
 use fjord_common::topology::Topology;
-use fjord_tests::etcd::EtcdCluster;
+use fjord_tests::etcd::{EtcdCluster, TestCa};
 use fjord_tests::metrics::Scrape;
 use fjord_tests::{
-    bin_dir, eventually, http, start_proxy, Controller, RawClient, Shard, ShardOptions,
+    bin_dir, eventually, http, start_proxy_with_env, Controller, RawClient, Shard, ShardOptions,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn admin(url: &str, args: &[&str]) -> Output {
+    admin_env(url, args, &[])
+}
+
+fn admin_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin_dir().join("fjord-admin"))
         .args(["--store", url])
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running fjord-admin")
 }
@@ -66,9 +71,18 @@ fn local_file(dir: &Path) -> PathBuf {
 }
 
 fn start(local: &Path, url: &str, extra: &[&str]) -> anyhow::Result<Proxy> {
+    start_env(local, url, extra, &[])
+}
+
+fn start_env(
+    local: &Path,
+    url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Proxy> {
     let mut args = vec!["--store", url];
     args.extend_from_slice(extra);
-    let (child, lines) = start_proxy(local, &args)?;
+    let (child, lines) = start_proxy_with_env(local, &args, env)?;
     let find = |prefix: &str| {
         lines
             .iter()
@@ -97,9 +111,13 @@ fn get(p: &Proxy, key: &str) -> String {
 
 /// Writes `text` into the store with `fjord-admin import`; returns when it is stored.
 fn import(url: &str, dir: &Path, text: &str) -> Instant {
+    import_env(url, dir, text, &[])
+}
+
+fn import_env(url: &str, dir: &Path, text: &str, env: &[(&str, &str)]) -> Instant {
     let file = dir.join("import.yaml");
     std::fs::write(&file, text).unwrap();
-    ok(admin(url, &["import", file.to_str().unwrap()]));
+    ok(admin_env(url, &["import", file.to_str().unwrap()], env));
     Instant::now()
 }
 
@@ -169,6 +187,80 @@ fn import_and_export_round_trip_the_default_topology() {
     assert!(
         text.contains(&format!("as version {}", from_file.version + 1)),
         "{text}"
+    );
+}
+
+/// etcd over TLS, with client certificates required and a user: fjord-admin and a proxy
+/// connect with the CA and client certificate the address names and the password from
+/// `FJORD_ETCD_PASSWORD`; a wrong or missing password, a prefix the user may not touch and
+/// a missing client certificate are refused with errors that say so; a proxy keeps following
+/// after its auth token expired while it was idle.
+#[test]
+fn tls_client_certificates_and_a_user_and_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::make(dir.path()).unwrap();
+    let mut etcd = EtcdCluster::start_tls(1, ca, 2).unwrap();
+    // fjord keeps its keys under `/PREFIX/`.
+    etcd.enable_auth("fjord", "s3cret", "/fjord/").unwrap();
+    let url = etcd
+        .url("fjord/tls")
+        .replacen("etcd://", "etcd://fjord@", 1);
+    let password = [("FJORD_ETCD_PASSWORD", "s3cret")];
+    let (x, y) = (Shard::start().unwrap(), Shard::start().unwrap());
+
+    let refused = |url: &str, env: &[(&str, &str)], why: &str| {
+        let out = admin_env(url, &["export"], env);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && text.contains(why), "{why}: {text}");
+    };
+    refused(&url, &[], "FJORD_ETCD_PASSWORD");
+    refused(
+        &url,
+        &[("FJORD_ETCD_PASSWORD", "wrong")],
+        "authentication failed",
+    );
+    let elsewhere = etcd
+        .url("other/tls")
+        .replacen("etcd://", "etcd://fjord@", 1);
+    refused(&elsewhere, &password, "permission denied");
+    let no_cert = url.split("&cert=").next().unwrap().to_string();
+    let out = admin_env(&no_cert, &["export"], &password);
+    assert!(
+        !out.status.success(),
+        "a client without a certificate is refused"
+    );
+
+    import_env(&url, dir.path(), &document(1, &x.addr), &password);
+    let exported = ok(admin_env(&url, &["export"], &password));
+    assert!(exported.contains(&x.addr), "{exported}");
+    let check = ok(admin_env(&url, &["check"], &password));
+    assert!(check.contains("[OK] etcd"), "{check}");
+
+    let local = local_file(dir.path());
+    let proxy = start_env(&local, &url, &[], &password).unwrap();
+    let mut c = RawClient::tcp(&proxy.node).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "on-x"]).unwrap(), "+OK\r\n");
+    // Idle past the token's 2 s: the proxy must still see the next change.
+    std::thread::sleep(Duration::from_secs(4));
+    let since = import_env(&url, dir.path(), &document(2, &y.addr), &password);
+    all_answer(
+        std::slice::from_ref(&proxy),
+        "k",
+        "$-1\r\n",
+        since,
+        "TLS, after the auth token expired",
+    );
+    // etcd restarted forgets every token: the proxy's watch comes back only if it
+    // authenticates again.
+    etcd.restart(0).unwrap();
+    etcd.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let since = import_env(&url, dir.path(), &document(3, &x.addr), &password);
+    all_answer(
+        std::slice::from_ref(&proxy),
+        "k",
+        "$4\r\non-x\r\n",
+        since,
+        "TLS, after etcd restarted",
     );
 }
 
