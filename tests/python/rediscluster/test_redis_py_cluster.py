@@ -26,3 +26,20 @@ def test_starts_and_serves_with_default_options(cluster):
     assert rc.set("t", "v", ex=60) and 58 <= rc.ttl("t") <= 60
     rc.set(b"\x00\xff", b"\x01\xfe")
     assert rc.get(b"\x00\xff") == b"\x01\xfe"
+
+
+def test_the_data_types(cluster):
+    rc = RedisCluster(startup_nodes=[{"host": cluster.host, "port": str(cluster.port)}])
+    assert rc.hset("user:1", "name", "ada") == 1
+    assert rc.hincrby("user:1", "visits", 2) == 2
+    assert rc.hgetall("user:1") == {b"name": b"ada", b"visits": b"2"}
+    assert rc.rpush("{q}jobs", "a", "b", "c") == 3
+    assert rc.rpoplpush("{q}jobs", "{q}done") == b"c"
+    assert rc.lrange("{q}jobs", 0, -1) == [b"a", b"b"]
+    assert rc.sadd("{t}a", "x", "y") == 2
+    assert rc.sadd("{t}b", "y", "z") == 2
+    assert rc.sinter("{t}a", "{t}b") == {b"y"}
+    assert rc.zadd("board", {"ann": 10, "bob": 30}) == 2
+    assert rc.zrevrange("board", 0, -1, withscores=True) == [(b"bob", 30.0), (b"ann", 10.0)]
+    assert rc.pfadd("visits", "u1", "u2", "u3", "u2") == 1
+    assert rc.pfcount("visits") == 3
