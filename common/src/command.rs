@@ -190,6 +190,17 @@ pub enum CommandId {
     Pfmerge,
     Pfdebug,
     Pfselftest,
+    // geo (on sorted sets)
+    Geoadd,
+    Geodist,
+    Geohash,
+    Geopos,
+    Georadius,
+    GeoradiusRo,
+    Georadiusbymember,
+    GeoradiusbymemberRo,
+    Geosearch,
+    Geosearchstore,
     // refused until pinned connections exist
     Unsupported,
     // shard-internal slot commands
@@ -274,6 +285,9 @@ pub enum Route {
     Sort,
 }
 
+/// Where a key named by an option is in a command's arguments, if it is given.
+pub type KeyFinder = fn(&[Bytes]) -> Option<usize>;
+
 /// One entry of the command table.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -291,8 +305,9 @@ pub struct CommandSpec {
     /// For commands whose keys follow a count (`SINTERCARD numkeys key …`): the position of
     /// that count; 0 otherwise. The keys are then the `numkeys` arguments after it.
     pub numkeys_at: usize,
-    /// SORT: the destination after a `STORE` option is a key too.
-    pub store_key: bool,
+    /// For commands whose destination follows an option (SORT … STORE d, GEORADIUS …
+    /// STOREDIST d): where that key is in the arguments, if it is given.
+    pub store_key: Option<KeyFinder>,
     pub route: Route,
     /// `COMMAND DOCS` group, e.g. `"string"`.
     pub group: &'static str,
@@ -354,7 +369,7 @@ impl CommandSpec {
         fixed
             .step_by(step)
             .chain(counted)
-            .chain(self.store_key.then(|| sort_store_index(args)).flatten())
+            .chain(self.store_key.and_then(|find| find(args)))
     }
 
     /// The subcommand named `name` (any case).
@@ -412,6 +427,11 @@ pub enum Resp3Shape {
     NestedScores,
     /// Unchanged, but "nothing" is a null array, not a null bulk (LMPOP, LPOP with a count).
     NullArray,
+    /// GEOPOS: each `[longitude, latitude]` becomes two doubles; a missing point is a null
+    /// array in RESP2 too, which the shard's RESP2 reply cannot tell from a null bulk.
+    Coordinates,
+    /// A geo search WITHCOORD: each item's last part, its coordinates, becomes two doubles.
+    ItemCoordinates,
 }
 
 impl Resp3Shape {
@@ -421,6 +441,9 @@ impl Resp3Shape {
         let null_array = matches!(self, Resp3Shape::NestedScores | Resp3Shape::NullArray);
         if null_array && reply == Reply::Nil {
             return Reply::NilArray;
+        }
+        if self == Resp3Shape::Coordinates {
+            return reply.into_coordinates(proto == Proto::Resp3);
         }
         if proto != Proto::Resp3 {
             return reply;
@@ -435,6 +458,8 @@ impl Resp3Shape {
             Resp3Shape::ScorePairs => reply.into_score_pairs(),
             Resp3Shape::FlatScores => reply.into_flat_scores(),
             Resp3Shape::NestedScores => reply.into_nested_scores(),
+            Resp3Shape::Coordinates => reply,
+            Resp3Shape::ItemCoordinates => reply.into_item_coordinates(),
         }
     }
 }
@@ -473,6 +498,16 @@ pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
         CommandId::Zpopmin | CommandId::Zpopmax => Resp3Shape::FlatScores,
         CommandId::Zmpop => Resp3Shape::NestedScores,
         CommandId::Lmpop => Resp3Shape::NullArray,
+        CommandId::Geopos => Resp3Shape::Coordinates,
+        CommandId::Georadius
+        | CommandId::GeoradiusRo
+        | CommandId::Georadiusbymember
+        | CommandId::GeoradiusbymemberRo
+        | CommandId::Geosearch
+            if has_word(&args[2..], b"withcoord") =>
+        {
+            Resp3Shape::ItemCoordinates
+        }
         CommandId::Lpop | CommandId::Rpop if args.len() == 3 => Resp3Shape::NullArray,
         _ => Resp3Shape::Same,
     }
@@ -495,6 +530,24 @@ fn sort_store_index(args: &[Bytes]) -> Option<usize> {
             _ => 0,
         };
         j += skip + 1;
+    }
+    found
+}
+
+/// Where the destination of GEORADIUS or GEORADIUSBYMEMBER is, as Redis's
+/// `georadiusGetKeys` finds it: after the last STORE or STOREDIST from the sixth argument on.
+fn georadius_store_index(args: &[Bytes]) -> Option<usize> {
+    let mut found = None;
+    let mut i = 5;
+    while i < args.len() {
+        let word = &args[i];
+        if (word.eq_ignore_ascii_case(b"store") || word.eq_ignore_ascii_case(b"storedist"))
+            && i + 1 < args.len()
+        {
+            found = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
     }
     found
 }
@@ -593,7 +646,7 @@ const fn spec(
         last_key: keys.1,
         step: keys.2,
         numkeys_at: 0,
-        store_key: false,
+        store_key: None,
         route,
         group,
         since,
@@ -602,9 +655,10 @@ const fn spec(
     }
 }
 
-/// SORT, whose `STORE destination` is a key (movable: COMMAND reports only the sorted key).
-const fn store_key(mut spec: CommandSpec) -> CommandSpec {
-    spec.store_key = true;
+/// A command whose destination follows an option, found by `find` (movable: COMMAND
+/// reports only the source key).
+const fn store_key(mut spec: CommandSpec, find: KeyFinder) -> CommandSpec {
+    spec.store_key = Some(find);
     spec
 }
 
@@ -1418,7 +1472,7 @@ static COMMANDS: &[CommandSpec] = &[
     container(spec("object", C::Object, -2, 0, NO_KEYS, SingleSlot, "generic", "2.2.3", "A container for object introspection commands."), OBJECT_SUBS),
     spec("scan", C::Scan, -2, READONLY, NO_KEYS, NodeScoped, "generic", "2.8.0", "Iterates over the key names in the database."),
     spec("keys", C::Keys, 2, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns all key names that match a pattern."),
-    store_key(spec("sort", C::Sort, -2, W | MOVABLEKEYS, ONE_KEY, Sort, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.")),
+    store_key(spec("sort", C::Sort, -2, W | MOVABLEKEYS, ONE_KEY, Sort, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result."), sort_store_index),
     spec("sort_ro", C::SortRo, -2, READONLY | MOVABLEKEYS, ONE_KEY, Sort, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set."),
     spec("randomkey", C::Randomkey, 1, READONLY, NO_KEYS, NodeScoped, "generic", "1.0.0", "Returns a random key name from the database."),
     // Refused until connections pinned to one client exist (transactions, pub/sub, blocking).
@@ -1427,6 +1481,17 @@ static COMMANDS: &[CommandSpec] = &[
     spec("pfmerge", C::Pfmerge, -2, W, ALL_KEYS, SingleSlot, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key."),
     spec("pfdebug", C::Pfdebug, 3, W | ADMIN, (2, 2, 1), SingleSlot, "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values."),
     spec("pfselftest", C::Pfselftest, 1, ADMIN, NO_KEYS, Local, "hyperloglog", "2.8.9", "An internal command for testing HyperLogLog values."),
+    // geo: points in sorted sets (`fjord_common::geo`)
+    spec("geoadd", C::Geoadd, -5, W, ONE_KEY, SingleSlot, "geo", "3.2.0", "Add one or more geospatial items in the geospatial index represented using a sorted set"),
+    spec("geodist", C::Geodist, -4, READONLY, ONE_KEY, SingleSlot, "geo", "3.2.0", "Returns the distance between two members of a geospatial index"),
+    spec("geohash", C::Geohash, -2, READONLY, ONE_KEY, SingleSlot, "geo", "3.2.0", "Returns members of a geospatial index as standard geohash strings"),
+    spec("geopos", C::Geopos, -2, READONLY, ONE_KEY, SingleSlot, "geo", "3.2.0", "Returns longitude and latitude of members of a geospatial index"),
+    store_key(spec("georadius", C::Georadius, -6, W | MOVABLEKEYS, ONE_KEY, SingleSlot, "geo", "3.2.0", "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point"), georadius_store_index),
+    spec("georadius_ro", C::GeoradiusRo, -6, READONLY, ONE_KEY, SingleSlot, "geo", "3.2.10", "A read-only variant for GEORADIUS"),
+    store_key(spec("georadiusbymember", C::Georadiusbymember, -5, W | MOVABLEKEYS, ONE_KEY, SingleSlot, "geo", "3.2.0", "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member"), georadius_store_index),
+    spec("georadiusbymember_ro", C::GeoradiusbymemberRo, -5, READONLY, ONE_KEY, SingleSlot, "geo", "3.2.10", "A read-only variant for GEORADIUSBYMEMBER"),
+    spec("geosearch", C::Geosearch, -7, READONLY, ONE_KEY, SingleSlot, "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle."),
+    spec("geosearchstore", C::Geosearchstore, -8, W, TWO_KEYS, SingleSlot, "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key."),
     spec("multi", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "1.2.0", "Starts a transaction."),
     spec("exec", C::Unsupported, 1, NOSCRIPT | LOADING | STALE, NO_KEYS, Unsupported, "transactions", "1.2.0", "Executes all commands in a transaction."),
     spec("discard", C::Unsupported, 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, Unsupported, "transactions", "2.0.0", "Discards a transaction."),
@@ -1522,6 +1587,13 @@ mod tests {
         assert_eq!(keys(sort, "sort a store x get store store d"), vec![1, 7]);
         assert_eq!(keys(sort, "sort a limit 0 1 get #"), vec![1]);
         assert_eq!(keys(sort, "sort a store"), vec![1]);
+        let georadius = lookup(b"georadius").unwrap();
+        assert_eq!(keys(georadius, "georadius a 1 2 3 km store d"), vec![1, 7]);
+        assert_eq!(
+            keys(georadius, "georadius a 1 2 3 km store d storedist e"),
+            vec![1, 9]
+        );
+        assert_eq!(keys(georadius, "georadius a 1 2 3 km withdist"), vec![1]);
         let zunionstore = lookup(b"zunionstore").unwrap();
         assert_eq!(
             keys(zunionstore, "zunionstore d 2 a b WEIGHTS 1 2"),

@@ -12,6 +12,7 @@ pub mod command;
 pub mod error;
 pub mod etcd;
 pub mod files;
+pub mod geo;
 pub mod glob;
 pub mod hll;
 pub mod info;

@@ -80,7 +80,21 @@ pub fn format_f64_at_scale(v: f64, scale: f64) -> String {
         true => 14 - scale.log10().floor() as i64,
         false => 17,
     };
-    let decimals = decimals.clamp(0, 17) as usize;
+    fixed(v, decimals.clamp(0, 17) as usize)
+}
+
+/// A double exactly as Redis prints it through a long double in `LD_STR_HUMAN` mode
+/// (`%.17Lf`, trailing zeros removed, never `-0`), for values that are doubles to begin with
+/// (GEOPOS's coordinates), where the long double adds no digit.
+pub fn format_f64_exact(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    fixed(v, 17)
+}
+
+/// `v` with `decimals` digits after the point, trailing zeros and a bare `-0` removed.
+fn fixed(v: f64, decimals: usize) -> String {
     let mut out = format!("{v:.decimals$}");
     if out.contains('.') {
         let kept = out.trim_end_matches('0').trim_end_matches('.').len();

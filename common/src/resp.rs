@@ -350,6 +350,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double in RESP3, a bulk string in RESP2.
     Double(f64),
+    /// A double printed as the command prints it (GEOPOS's coordinates, which Redis prints
+    /// with `%.17Lf`, not `%.17g`): the same text as a double in RESP3, a bulk string in RESP2.
+    DoubleText(Bytes),
     /// A boolean in RESP3, 1/0 in RESP2.
     Bool(bool),
     /// A verbatim `txt` string in RESP3 (INFO, CLUSTER NODES), a bulk string in RESP2.
@@ -436,6 +439,58 @@ impl Reply {
                 parts.extend(inner);
                 Reply::Array(parts)
             }
+            other => other,
+        }
+    }
+
+    /// A `[longitude, latitude]` pair of bulk strings as [`Reply::DoubleText`]s, text
+    /// unchanged; anything else (a missing point) as it is.
+    fn into_coordinate_pair(self) -> Self {
+        match self {
+            Reply::Array(xy) => Reply::Array(
+                xy.into_iter()
+                    .map(|c| match c {
+                        Reply::Bulk(b) => Reply::DoubleText(b),
+                        other => other,
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// GEOPOS's `[[longitude, latitude] | nil, …]` with its missing points as null arrays,
+    /// and with the coordinates as doubles when `doubles`.
+    pub fn into_coordinates(self, doubles: bool) -> Self {
+        let point = |p: Reply| match p {
+            Reply::Nil => Reply::NilArray,
+            p if doubles => p.into_coordinate_pair(),
+            p => p,
+        };
+        match self {
+            Reply::Array(points) => Reply::Array(points.into_iter().map(point).collect()),
+            other => other,
+        }
+    }
+
+    /// A geo search's items `[member, …, [longitude, latitude]]` (WITHCOORD) with the
+    /// coordinates, always the last part, as doubles.
+    pub fn into_item_coordinates(self) -> Self {
+        match self {
+            Reply::Array(items) => Reply::Array(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        Reply::Array(mut parts) => {
+                            if let Some(last) = parts.pop() {
+                                parts.push(last.into_coordinate_pair());
+                            }
+                            Reply::Array(parts)
+                        }
+                        other => other,
+                    })
+                    .collect(),
+            ),
             other => other,
         }
     }
@@ -544,6 +599,10 @@ impl Reply {
                     Proto::Resp3 => line(out, b',', text.as_bytes()),
                 }
             }
+            Reply::DoubleText(text) => match proto {
+                Proto::Resp2 => bulk(out, text),
+                Proto::Resp3 => line(out, b',', text),
+            },
             Reply::Bool(b) => match proto {
                 Proto::Resp2 => int_line(out, b':', i64::from(*b)),
                 Proto::Resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),

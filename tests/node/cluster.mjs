@@ -87,6 +87,13 @@ async function main() {
   assert.deepEqual(await cluster.zrevrange("board", 0, -1, "WITHSCORES"), ["bob", "30", "ann", "10"]);
   assert.equal(await cluster.pfadd("visits", "u1", "u2", "u3", "u2"), 1);
   assert.equal(await cluster.pfcount("visits"), 3);
+  assert.equal(await cluster.geoadd("shops", 13.361389, 38.115556, "palermo", 15.087269, 37.502669, "catania"), 2);
+  assert.equal(await cluster.geodist("shops", "palermo", "catania", "km"), "166.2742");
+  assert.deepEqual(
+    await cluster.geosearch("shops", "FROMLONLAT", 15, 37, "BYRADIUS", 200, "km", "ASC", "WITHDIST"),
+    [["catania", "56.4413"], ["palermo", "190.4424"]],
+  );
+  assert.deepEqual(await cluster.geopos("shops", "palermo", "nowhere"), [["13.36138933897018433", "38.11555639549629859"], null]);
   await assert.rejects(cluster.lpush("user:1", "x"), /WRONGTYPE/);
   cluster.disconnect();
 

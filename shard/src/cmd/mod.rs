@@ -7,6 +7,7 @@
 
 mod bitmaps;
 mod dump;
+mod geo;
 mod hashes;
 mod hyperloglog;
 mod keys;
@@ -374,6 +375,23 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Pfcount => hyperloglog::pfcount(ctx.server, args),
         C::Pfmerge => write::<hyperloglog::PfMerge>(args),
         C::Pfdebug => write::<hyperloglog::PfDebug>(args),
+        C::Geoadd => match geo::geoadd(args) {
+            Ok(add) => Outcome::Write(Box::new(add)),
+            Err(e) => e.into(),
+        },
+        C::Geodist | C::Geohash | C::Geopos => read::<geo::GeoLookup>(args, store),
+        C::Georadius
+        | C::GeoradiusRo
+        | C::Georadiusbymember
+        | C::GeoradiusbymemberRo
+        | C::Geosearch
+        | C::Geosearchstore => {
+            if geo::GeoSearch::stores(args, r.effective()) {
+                write::<geo::GeoSearch>(args)
+            } else {
+                read::<geo::GeoSearch>(args, store)
+            }
+        }
         C::Unsupported => unreachable!("refused above"),
         C::Fjord => slots::fjord(ctx, r, args),
     }

@@ -88,6 +88,28 @@ pub struct ZAdd {
     incr: bool,
 }
 
+impl ZAdd {
+    /// GEOADD's ZADD: points as their scores, with GEOADD's options (NX, XX, CH).
+    pub(super) fn points(
+        key: Bytes,
+        pairs: Vec<(f64, Bytes)>,
+        nx: bool,
+        xx: bool,
+        ch: bool,
+    ) -> Self {
+        ZAdd {
+            key,
+            pairs,
+            nx,
+            xx,
+            gt: false,
+            lt: false,
+            ch,
+            incr: false,
+        }
+    }
+}
+
 impl Parse for ZAdd {
     fn parse(args: &[Bytes]) -> Result<Self, Reply> {
         let mut z = ZAdd {

@@ -43,3 +43,9 @@ def test_the_data_types(cluster):
     assert rc.zrevrange("board", 0, -1, withscores=True) == [(b"bob", 30.0), (b"ann", 10.0)]
     assert rc.pfadd("visits", "u1", "u2", "u3", "u2") == 1
     assert rc.pfcount("visits") == 3
+    assert rc.geoadd("shops", 13.361389, 38.115556, "palermo", 15.087269, 37.502669, "catania") == 2
+    assert rc.geodist("shops", "palermo", "catania", unit="km") == 166.2742
+    assert rc.georadius("shops", 15, 37, 200, unit="km", withdist=True, sort="ASC") == [
+        [b"catania", 56.4413],
+        [b"palermo", 190.4424],
+    ]

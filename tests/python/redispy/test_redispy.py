@@ -147,6 +147,23 @@ def test_collections_through_the_cluster_client(rc):
     assert rc.pfmerge("{v}:week", "{v}:mon", "{v}:tue")
     assert abs(rc.pfcount("{v}:week") - 1500) < 45
     assert rc.pfcount("{v}:mon", "{v}:tue") == rc.pfcount("{v}:week")
+    # Geo: shops near a point.
+    shops = [13.361389, 38.115556, "palermo", 15.087269, 37.502669, "catania"]
+    assert rc.geoadd("{g}:shops", shops) == 2
+    assert rc.geodist("{g}:shops", "palermo", "catania", unit="km") == 166.2742
+    near = rc.geosearch(
+        "{g}:shops", longitude=15, latitude=37, radius=200, unit="km", sort="ASC", withdist=True
+    )
+    assert [tuple(p) for p in near] == [(b"catania", 56.4413), (b"palermo", 190.4424)]
+    assert rc.geosearchstore(
+        "{g}:near", "{g}:shops", longitude=15, latitude=37, radius=100, unit="km"
+    ) == 1
+    assert rc.zrange("{g}:near", 0, -1) == [b"catania"]
+    (lon, lat), missing = rc.geopos("{g}:shops", "palermo", "nowhere")
+    assert abs(lon - 13.361389) < 1e-5 and abs(lat - 38.115556) < 1e-5 and missing is None
+    # redis-py decodes GEOHASH's strings in RESP2 only, from Redis too.
+    (geohash,) = rc.geohash("{g}:shops", "palermo")
+    assert geohash in ("sqc8b49rny0", b"sqc8b49rny0")
 
 
 def test_standalone_listener_with_a_plain_client(cluster):
