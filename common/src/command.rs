@@ -276,7 +276,8 @@ pub enum Route {
     Unsupported,
     /// Spoken between proxy and shard only; never accepted from clients by the proxy.
     Internal,
-    /// Read-only commands over several keys (PFCOUNT): single-slot on the cluster listeners,
+    /// Read-only commands over several keys (PFCOUNT, the set and sorted-set algebra without
+    /// STORE: SINTER, ZUNION, …): single-slot on the cluster listeners,
     /// as in Redis Cluster; on the standalone listener, keys in several slots are read from
     /// their shards and the proxy computes the answer, as one Redis would.
     Gather,
@@ -1407,12 +1408,12 @@ static COMMANDS: &[CommandSpec] = &[
     spec("spop", C::Spop, -2, WRITE | FAST, ONE_KEY, SingleSlot, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
     spec("srandmember", C::Srandmember, -2, READONLY, ONE_KEY, SingleSlot, "set", "1.0.0", "Get one or multiple random members from a set"),
     spec("smove", C::Smove, 4, WRITE | FAST, TWO_KEYS, SingleSlot, "set", "1.0.0", "Moves a member from one set to another."),
-    spec("sinter", C::Sinter, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the intersect of multiple sets."),
-    numkeys(spec("sintercard", C::Sintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."), 1),
+    spec("sinter", C::Sinter, -2, READONLY, ALL_KEYS, Gather, "set", "1.0.0", "Returns the intersect of multiple sets."),
+    numkeys(spec("sintercard", C::Sintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, Gather, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."), 1),
     spec("sinterstore", C::Sinterstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the intersect of multiple sets in a key."),
-    spec("sunion", C::Sunion, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the union of multiple sets."),
+    spec("sunion", C::Sunion, -2, READONLY, ALL_KEYS, Gather, "set", "1.0.0", "Returns the union of multiple sets."),
     spec("sunionstore", C::Sunionstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the union of multiple sets in a key."),
-    spec("sdiff", C::Sdiff, -2, READONLY, ALL_KEYS, SingleSlot, "set", "1.0.0", "Returns the difference of multiple sets."),
+    spec("sdiff", C::Sdiff, -2, READONLY, ALL_KEYS, Gather, "set", "1.0.0", "Returns the difference of multiple sets."),
     spec("sdiffstore", C::Sdiffstore, -3, W, ALL_KEYS, SingleSlot, "set", "1.0.0", "Stores the difference of multiple sets in a key."),
     spec("sscan", C::Sscan, -3, READONLY, ONE_KEY, SingleSlot, "set", "2.8.0", "Iterates over members of a set."),
     // sorted sets
@@ -1441,13 +1442,13 @@ static COMMANDS: &[CommandSpec] = &[
     numkeys(spec("zmpop", C::Zmpop, -4, WRITE | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."), 1),
     spec("zrandmember", C::Zrandmember, -2, READONLY, ONE_KEY, SingleSlot, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set."),
     spec("zscan", C::Zscan, -3, READONLY, ONE_KEY, SingleSlot, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
-    numkeys(spec("zunion", C::Zunion, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."), 1),
-    numkeys(spec("zinter", C::Zinter, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."), 1),
-    numkeys(spec("zdiff", C::Zdiff, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."), 1),
+    numkeys(spec("zunion", C::Zunion, -3, READONLY | MOVABLEKEYS, NO_KEYS, Gather, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."), 1),
+    numkeys(spec("zinter", C::Zinter, -3, READONLY | MOVABLEKEYS, NO_KEYS, Gather, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."), 1),
+    numkeys(spec("zdiff", C::Zdiff, -3, READONLY | MOVABLEKEYS, NO_KEYS, Gather, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."), 1),
     numkeys(spec("zunionstore", C::Zunionstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."), 2),
     numkeys(spec("zinterstore", C::Zinterstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."), 2),
     numkeys(spec("zdiffstore", C::Zdiffstore, -4, W | MOVABLEKEYS, (1, 1, 1), SingleSlot, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."), 2),
-    numkeys(spec("zintercard", C::Zintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, SingleSlot, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."), 1),
+    numkeys(spec("zintercard", C::Zintercard, -3, READONLY | MOVABLEKEYS, NO_KEYS, Gather, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."), 1),
     // generic keyspace
     spec("del", C::Del, -2, WRITE, ALL_KEYS, Split(Merge::SumInts), "generic", "1.0.0", "Deletes one or more keys."),
     spec("unlink", C::Unlink, -2, WRITE | FAST, ALL_KEYS, Split(Merge::SumInts), "generic", "4.0.0", "Asynchronously deletes one or more keys."),

@@ -6,6 +6,7 @@
 //! convention.
 
 pub mod admin;
+pub mod algebra;
 pub mod budget;
 pub mod client;
 pub mod command;

@@ -5,6 +5,7 @@
 //! the writer's group). [`execute`] maps a resolved table entry to its type; the `match` over
 //! [`CommandId`] is exhaustive, so every entry of the shared table has a handler here.
 
+mod algebra;
 mod bitmaps;
 mod dump;
 mod geo;
@@ -325,9 +326,10 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Srandmember => read::<sets::SRandMember>(args, store),
         C::Spop => write::<sets::SPop>(args),
         C::Smove => write::<sets::SMove>(args),
-        C::Sinter | C::Sunion | C::Sdiff => read::<sets::SCombine>(args, store),
-        C::Sinterstore | C::Sunionstore | C::Sdiffstore => write::<sets::SCombineStore>(args),
-        C::Sintercard => read::<sets::SInterCard>(args, store),
+        C::Sinter | C::Sunion | C::Sdiff | C::Sintercard => {
+            read::<algebra::SetCommand>(args, store)
+        }
+        C::Sinterstore | C::Sunionstore | C::Sdiffstore => write::<algebra::SetCommand>(args),
         C::Sscan => keys::scan_collection(ctx.server, ValueType::Set, args).into(),
         C::Zadd | C::Zincrby => write::<zsets::ZAdd>(args),
         C::Zrem => write::<zsets::ZRem>(args),
@@ -347,9 +349,10 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         C::Zpopmin | C::Zpopmax => write::<zsets::ZPop>(args),
         C::Zmpop => write::<zsets::ZMPop>(args),
         C::Zrandmember => read::<zsets::ZRandMember>(args, store),
-        C::Zunion | C::Zinter | C::Zdiff => read::<zsets::ZAlgebra>(args, store),
-        C::Zunionstore | C::Zinterstore | C::Zdiffstore => write::<zsets::ZAlgebra>(args),
-        C::Zintercard => read::<zsets::ZInterCard>(args, store),
+        C::Zunion | C::Zinter | C::Zdiff | C::Zintercard => {
+            read::<algebra::ZSetCommand>(args, store)
+        }
+        C::Zunionstore | C::Zinterstore | C::Zdiffstore => write::<algebra::ZSetCommand>(args),
         C::Zscan => keys::scan_collection(ctx.server, ValueType::ZSet, args).into(),
         C::Del | C::Unlink => write::<keys::Del>(args),
         C::Exists | C::Touch => read::<keys::Exists>(args, store),

@@ -1,23 +1,17 @@
 //! Set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SPOP, SRANDMEMBER,
-//! SMOVE, and the algebra SINTER, SUNION, SDIFF, SINTERCARD with their STORE forms (SSCAN is
-//! with the other scans, in [`super::keys`]). Their meaning on the store is
-//! [`crate::types::set`]'s.
+//! SMOVE (the algebra is in [`super::algebra`], SSCAN with the other scans in
+//! [`super::keys`]). Their meaning on the store is [`crate::types::set`]'s.
 
 use super::strings::or_nil;
 use super::{Parse, Read};
 use crate::store::encoding::ValueType;
-use crate::store::members::{Members, View};
+use crate::store::members::View;
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::Store;
 use crate::types::{check_member_name, random_count, set, Collection};
 use bytes::Bytes;
-use fjord_common::number::parse_i64;
+use fjord_common::algebra::members_reply;
 use fjord_common::{error, Reply};
-use std::collections::BTreeSet;
-
-fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
-    Reply::Set(members.into_iter().map(Reply::Bulk).collect())
-}
 
 /// SADD and SREM: `key member [member …]`.
 pub struct SAddRem {
@@ -283,190 +277,5 @@ impl WriteOp for SMove {
             to.save(txn, &self.to);
         }
         Reply::Int(1)
-    }
-}
-
-/// Which set operation.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Inter,
-    Union,
-    Diff,
-}
-
-/// The result of `op` over the sets under `keys`, in byte order. Every key's type is checked
-/// first, as in Redis; a missing key is an empty set. Intersection walks the smallest set and
-/// looks its members up in the others, stopping at `limit` (0: none).
-fn combine(
-    m: &mut impl Members,
-    op: Op,
-    keys: &[Bytes],
-    limit: usize,
-) -> Result<Vec<Bytes>, Reply> {
-    let mut sets = Vec::with_capacity(keys.len());
-    for k in keys {
-        sets.push(set::find(m, k)?);
-    }
-    match op {
-        Op::Inter => {
-            if sets.iter().any(Option::is_none) {
-                return Ok(Vec::new());
-            }
-            let mut sets: Vec<Collection> = sets.into_iter().flatten().collect();
-            sets.sort_by_key(|s| s.meta.size);
-            let (smallest, others) = sets.split_first().ok_or(Reply::error(error::SYNTAX))?;
-            let mut out = Vec::new();
-            for member in set::members(m, smallest)? {
-                let mut everywhere = true;
-                for other in others {
-                    if !set::contains(m, other, &member)? {
-                        everywhere = false;
-                        break;
-                    }
-                }
-                if everywhere {
-                    out.push(member);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Op::Union => {
-            let mut all = BTreeSet::new();
-            for s in sets.iter().flatten() {
-                all.extend(set::members(m, s)?);
-            }
-            Ok(all.into_iter().collect())
-        }
-        Op::Diff => {
-            let Some(Some(first)) = sets.first() else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            for member in set::members(m, first)? {
-                let mut elsewhere = false;
-                for other in sets[1..].iter().flatten() {
-                    if set::contains(m, other, &member)? {
-                        elsewhere = true;
-                        break;
-                    }
-                }
-                if !elsewhere {
-                    out.push(member);
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
-fn op_of(name: &[u8]) -> Op {
-    let name = name.to_ascii_lowercase();
-    if name.starts_with(b"sinter") {
-        Op::Inter
-    } else if name.starts_with(b"sunion") {
-        Op::Union
-    } else {
-        Op::Diff
-    }
-}
-
-/// SINTER, SUNION, SDIFF: `key [key …]`.
-pub struct SCombine {
-    op: Op,
-    keys: Vec<Bytes>,
-}
-
-impl Parse for SCombine {
-    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        Ok(Self {
-            op: op_of(&args[0]),
-            keys: args[1..].to_vec(),
-        })
-    }
-}
-
-impl Read for SCombine {
-    fn execute(self, store: &Store) -> Reply {
-        combine(&mut View::new(store), self.op, &self.keys, 0).map_or_else(|e| e, members_reply)
-    }
-}
-
-/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: `destination key [key …]`.
-pub struct SCombineStore {
-    op: Op,
-    dest: Bytes,
-    keys: Vec<Bytes>,
-}
-
-impl Parse for SCombineStore {
-    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        Ok(Self {
-            op: op_of(&args[0]),
-            dest: args[1].clone(),
-            keys: args[2..].to_vec(),
-        })
-    }
-}
-
-impl WriteOp for SCombineStore {
-    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
-        match combine(txn, self.op, &self.keys, 0) {
-            Ok(members) => Reply::Int(set::store(txn, &self.dest, &members)),
-            Err(e) => e,
-        }
-    }
-}
-
-/// `SINTERCARD numkeys key [key …] [LIMIT limit]`.
-pub struct SInterCard {
-    keys: Vec<Bytes>,
-    limit: usize,
-}
-
-impl Parse for SInterCard {
-    fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let (keys, limit) = numkeys_and_limit(args)?;
-        Ok(Self { keys, limit })
-    }
-}
-
-/// The keys after a `numkeys` argument and the `LIMIT` option after them, with Redis's
-/// checks (SINTERCARD, ZINTERCARD).
-pub(super) fn numkeys_and_limit(args: &[Bytes]) -> Result<(Vec<Bytes>, usize), Reply> {
-    let numkeys = parse_i64(&args[1])
-        .filter(|&n| n >= 1)
-        .ok_or(Reply::error("ERR numkeys should be greater than 0"))?;
-    let numkeys = numkeys as usize;
-    if numkeys > args.len() - 2 {
-        return Err(Reply::error(
-            "ERR Number of keys can't be greater than number of args",
-        ));
-    }
-    let keys = args[2..2 + numkeys].to_vec();
-    let mut limit = 0usize;
-    let mut rest = args[2 + numkeys..].iter();
-    while let Some(opt) = rest.next() {
-        match rest.next() {
-            Some(n) if opt.eq_ignore_ascii_case(b"limit") => {
-                let n = parse_i64(n)
-                    .filter(|&n| n >= 0)
-                    .ok_or(Reply::error("ERR LIMIT can't be negative"))?;
-                limit = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            _ => return Err(Reply::error(error::SYNTAX)),
-        }
-    }
-    Ok((keys, limit))
-}
-
-impl Read for SInterCard {
-    fn execute(self, store: &Store) -> Reply {
-        match combine(&mut View::new(store), Op::Inter, &self.keys, self.limit) {
-            Ok(members) => Reply::Int(members.len() as i64),
-            Err(e) => e,
-        }
     }
 }
