@@ -7,7 +7,7 @@
 use crate::number::{parse_f64, parse_i64};
 use crate::{error, Reply};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The inputs of one command, one per key, in the keys' order. Their types were checked
 /// when they were found, in that order, as Redis checks them.
@@ -121,55 +121,16 @@ impl SetAlgebra {
     /// The result in byte order; an intersection walks the smallest input and looks its
     /// members up in the others, stopping at SINTERCARD's limit.
     pub fn compute(&self, inputs: &mut impl Inputs) -> Result<Vec<Bytes>, Reply> {
-        let n = inputs.count();
-        let limit = self.card.unwrap_or(0);
-        match self.op {
-            Op::Inter => {
-                if (0..n).any(|i| inputs.size(i).is_none()) {
-                    return Ok(Vec::new());
-                }
-                let mut order: Vec<usize> = (0..n).collect();
-                order.sort_by_key(|&i| inputs.size(i));
-                let Some((&smallest, others)) = order.split_first() else {
-                    return Ok(Vec::new());
-                };
-                let mut out = Vec::new();
-                'members: for (member, _) in inputs.items(smallest)? {
-                    for &j in others {
-                        if inputs.score(j, &member)?.is_none() {
-                            continue 'members;
-                        }
-                    }
-                    out.push(member);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
-                Ok(out)
-            }
-            Op::Union => {
-                let mut all = BTreeSet::new();
-                for i in 0..n {
-                    all.extend(inputs.items(i)?.into_iter().map(|(m, _)| m));
-                }
-                Ok(all.into_iter().collect())
-            }
-            Op::Diff => {
-                if n == 0 || inputs.size(0).is_none() {
-                    return Ok(Vec::new());
-                }
-                let mut out = Vec::new();
-                'diff: for (member, _) in inputs.items(0)? {
-                    for j in 1..n {
-                        if inputs.size(j).is_some() && inputs.score(j, &member)?.is_some() {
-                            continue 'diff;
-                        }
-                    }
-                    out.push(member);
-                }
-                Ok(out)
-            }
-        }
+        // Every member scores 1 whatever it aggregates with, so the sorted-set order is
+        // the members' byte order.
+        let combination = Combination {
+            op: self.op,
+            weights: vec![1.0; inputs.count()],
+            aggregate: Aggregate::Max,
+            limit: self.card.unwrap_or(0),
+        };
+        let items = combination.compute(inputs)?;
+        Ok(items.into_iter().map(|(m, _)| m).collect())
     }
 
     /// The reply of the read forms (not the STORE ones) to a computed result.
@@ -232,14 +193,21 @@ impl Aggregate {
 /// [WEIGHTS w …] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`, and ZINTERCARD (`numkeys key [key
 /// …] [LIMIT limit]`). Sets are inputs too, their members scored 1.
 pub struct ZAlgebra {
-    pub op: Op,
     pub dest: Option<Bytes>,
     pub keys: Vec<Bytes>,
+    combination: Combination,
+    with_scores: bool,
+    /// ZINTERCARD: reply with the count.
+    card: bool,
+}
+
+/// What the algebra computes: `op` over weighted inputs, scores aggregated, an intersection
+/// stopping after `limit` members (0: none).
+struct Combination {
+    op: Op,
     weights: Vec<f64>,
     aggregate: Aggregate,
-    with_scores: bool,
-    /// ZINTERCARD: reply with the count, at most `limit` (0: none).
-    card: Option<usize>,
+    limit: usize,
 }
 
 fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
@@ -262,13 +230,16 @@ impl ZAlgebra {
             }
             let (keys, limit) = numkeys_and_limit(args)?;
             return Ok(ZAlgebra {
-                op: Op::Inter,
                 dest: None,
-                weights: vec![1.0; keys.len()],
+                combination: Combination {
+                    op: Op::Inter,
+                    weights: vec![1.0; keys.len()],
+                    aggregate: Aggregate::Sum,
+                    limit,
+                },
                 keys,
-                aggregate: Aggregate::Sum,
                 with_scores: false,
-                card: Some(limit),
+                card: true,
             });
         }
         let op = Op::of(&name);
@@ -284,13 +255,16 @@ impl ZAlgebra {
         }
         let keys = args[at + 1..at + 1 + numkeys].to_vec();
         let mut z = ZAlgebra {
-            op,
             dest: store.then(|| args[1].clone()),
             keys,
-            weights: vec![1.0; numkeys],
-            aggregate: Aggregate::Sum,
+            combination: Combination {
+                op,
+                weights: vec![1.0; numkeys],
+                aggregate: Aggregate::Sum,
+                limit: 0,
+            },
             with_scores: false,
-            card: None,
+            card: false,
         };
         let rest = &args[at + 1 + numkeys..];
         let mut i = 0;
@@ -299,13 +273,13 @@ impl ZAlgebra {
             match rest[i].to_ascii_uppercase().as_slice() {
                 b"WEIGHTS" if op != Op::Diff && more >= numkeys => {
                     for (j, w) in rest[i + 1..i + 1 + numkeys].iter().enumerate() {
-                        z.weights[j] =
+                        z.combination.weights[j] =
                             parse_f64(w).ok_or(Reply::error("ERR weight value is not a float"))?;
                     }
                     i += numkeys;
                 }
                 b"AGGREGATE" if op != Op::Diff && more >= 1 => {
-                    z.aggregate = match rest[i + 1].to_ascii_uppercase().as_slice() {
+                    z.combination.aggregate = match rest[i + 1].to_ascii_uppercase().as_slice() {
                         b"SUM" => Aggregate::Sum,
                         b"MIN" => Aggregate::Min,
                         b"MAX" => Aggregate::Max,
@@ -323,6 +297,22 @@ impl ZAlgebra {
 
     /// The result, ordered by score then member, as a sorted set orders it.
     pub fn compute(&self, inputs: &mut impl Inputs) -> Result<Vec<(Bytes, f64)>, Reply> {
+        self.combination.compute(inputs)
+    }
+
+    /// The reply of the read forms (not the STORE ones) to a computed result.
+    pub fn reply(&self, items: Vec<(Bytes, f64)>) -> Reply {
+        match self.card {
+            true => Reply::Int(items.len() as i64),
+            false => scored_reply(items, self.with_scores),
+        }
+    }
+}
+
+impl Combination {
+    /// The result, ordered by score then member. An intersection walks the smallest input
+    /// and looks its members up in the others.
+    fn compute(&self, inputs: &mut impl Inputs) -> Result<Vec<(Bytes, f64)>, Reply> {
         let n = inputs.count();
         let weighted = |s: f64, w: f64| Some(s * w).filter(|v| !v.is_nan()).unwrap_or(0.0);
         let mut out: Vec<(Bytes, f64)> = match self.op {
@@ -359,6 +349,9 @@ impl ZAlgebra {
                             .apply(total, weighted(other, self.weights[j]));
                     }
                     out.push((member, total));
+                    if out.len() == self.limit {
+                        break;
+                    }
                 }
                 out
             }
@@ -381,26 +374,13 @@ impl ZAlgebra {
         out.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         Ok(out)
     }
-
-    /// The reply of the read forms (not the STORE ones) to a computed result.
-    pub fn reply(&self, items: Vec<(Bytes, f64)>) -> Reply {
-        match self.card {
-            Some(limit) if limit > 0 => Reply::Int(items.len().min(limit) as i64),
-            Some(_) => Reply::Int(items.len() as i64),
-            None => scored_reply(items, self.with_scores),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|w| Bytes::from(w.to_string()))
-            .collect()
-    }
+    use crate::split_args as args;
 
     fn input(items: &[(&str, f64)]) -> Option<BTreeMap<Bytes, f64>> {
         Some(

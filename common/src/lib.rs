@@ -33,3 +33,11 @@ mod yaml_lines;
 pub use command::{CommandId, CommandSpec};
 pub use resp::{Limits, Proto, Reply, RequestDecoder};
 pub use slot::{slot_of, SLOT_COUNT};
+
+/// A command line split at single spaces into its arguments (for tests: real arguments may
+/// hold spaces).
+pub fn split_args(line: &str) -> Vec<bytes::Bytes> {
+    line.split(' ')
+        .map(|w| bytes::Bytes::from(w.to_string()))
+        .collect()
+}

@@ -255,11 +255,7 @@ fn sort_score(text: &[u8]) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|w| Bytes::from(w.to_string()))
-            .collect()
-    }
+    use crate::split_args as args;
 
     fn bulks(words: &[&str]) -> Vec<Bytes> {
         words.iter().map(|w| Bytes::from(w.to_string())).collect()

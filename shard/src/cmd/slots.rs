@@ -349,11 +349,7 @@ mod tests {
     use fjord_common::ownership::{Refusal, SlotState};
     use fjord_common::{slot_of, Reply};
 
-    fn args(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|w| Bytes::from(w.to_string()))
-            .collect()
-    }
+    use fjord_common::split_args as args;
 
     fn error(reply: Reply) -> String {
         match reply {
