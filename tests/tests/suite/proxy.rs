@@ -868,3 +868,49 @@ fn random_arguments_to_every_command_never_break_the_connection() {
     }
     assert_eq!(cl.call(&words("PING")).unwrap(), b"+PONG\r\n");
 }
+
+/// A client whose reply outgrows `client_output_buffer_limit` is closed; the proxy, the
+/// shard holding the collection and the other clients carry on.
+#[test]
+fn a_reply_beyond_the_output_buffer_limit_closes_that_client_only() {
+    let c = Cluster::start_with(fjord_tests::ClusterOptions {
+        settings: vec!["  client_output_buffer_limit: 1048576".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let mut writer = c.standalone_client().unwrap();
+    // 3000 fields of 1 KB: about 3 MB of HGETALL reply.
+    let value = "v".repeat(1024);
+    for chunk in 0..10 {
+        let mut args = vec!["HSET".to_string(), "big".to_string()];
+        for i in 0..300 {
+            args.push(format!("field:{chunk}:{i}"));
+            args.push(value.clone());
+        }
+        assert_eq!(text(writer.call(&args).unwrap()), ":300\r\n");
+    }
+    let mut bystander = c.client().unwrap();
+    assert_eq!(
+        text(bystander.call(&words("SET small 1")).unwrap()),
+        "+OK\r\n"
+    );
+
+    let mut reader = c.standalone_client().unwrap();
+    assert!(
+        reader.call(&words("HGETALL big")).is_err(),
+        "the reader's connection should be closed"
+    );
+    // A reply within the limit on a new connection, and the others, are served.
+    let mut again = c.standalone_client().unwrap();
+    assert_eq!(text(again.call(&words("HLEN big")).unwrap()), ":3000\r\n");
+    let scan = again.call(&words("HSCAN big 0 COUNT 10")).unwrap();
+    assert!(bulks(&scan).len() > 10, "{}", text(scan));
+    assert_eq!(
+        text(writer.call(&words("HSTRLEN big field:0:0")).unwrap()),
+        ":1024\r\n"
+    );
+    assert_eq!(
+        text(bystander.call(&words("GET small")).unwrap()),
+        "$1\r\n1\r\n"
+    );
+}
