@@ -654,6 +654,21 @@ fn function(r: Resolved, args: &[Bytes]) -> Reply {
     }
 }
 
+/// The name, value pairs of Redis's encoding [`tunables`] in a `CONFIG SET` request (none
+/// for any other request): the proxy sets them on the shards as well.
+pub fn tunables_set(r: Resolved, args: &[Bytes]) -> Vec<Bytes> {
+    let is_set = r.spec.id == CommandId::Config && r.sub.is_some_and(|s| s.name == "set");
+    if !is_set || !args.len().is_multiple_of(2) {
+        return Vec::new();
+    }
+    args[2..]
+        .chunks_exact(2)
+        .filter(|p| tunables::is_tunable(&p[0]))
+        .flatten()
+        .cloned()
+        .collect()
+}
+
 /// `CONFIG SET name value [name value ...]`: fjord's settings come from its files, so every
 /// parameter it has is immutable here, except Redis's encoding [`tunables`]; setting one to
 /// the value it has already changes nothing and is accepted (test suites and tools send

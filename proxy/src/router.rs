@@ -593,6 +593,15 @@ fn sum_ints(replies: Vec<Reply>) -> Reply {
 }
 
 /// Sends `make(slots)` to every shard owning part of `scope`, `slots` being that part.
+/// `CONFIG SET` of `pairs` (Redis's encoding tunables) on every shard; OK once each has set
+/// them, or the first shard's error.
+pub async fn config_set_on_shards(target: &Target, pairs: Vec<Bytes>) -> Pending {
+    let mut args = vec![Bytes::from_static(b"CONFIG"), Bytes::from_static(b"SET")];
+    args.extend(pairs);
+    let parts = fan_out(target, &SlotSet::all(), |_| args.clone()).await;
+    later(async move { gather(parts).await.map_or_else(|e| e, |_| Reply::ok()) })
+}
+
 async fn fan_out(
     target: &Target,
     scope: &SlotSet,

@@ -273,7 +273,17 @@ impl Session {
             return Routed::reply(refusal, label);
         }
         match client::execute(&*self.proxy, &mut self.state, r, &args) {
-            Some(Handled::Reply(reply)) => return Routed::reply(reply, label),
+            Some(Handled::Reply(reply)) => {
+                // Redis's encoding tunables set here are set on the shards too, whose
+                // encoding follows them (HyperLogLog's `hll-sparse-max-bytes`).
+                let tunables = client::tunables_set(r, &args);
+                if reply == Reply::ok() && !tunables.is_empty() {
+                    self.batches.send(target).await;
+                    let pending = router::config_set_on_shards(target, tunables).await;
+                    return Routed::reply(pending, label);
+                }
+                return Routed::reply(reply, label);
+            }
             Some(Handled::Close(reply)) => {
                 return Routed {
                     close: true,
