@@ -88,15 +88,17 @@ impl Hll {
     /// Redis's `isHLLObjectOrReply`: the header and, when dense, the length. Sparse runs are
     /// checked when they are read.
     pub fn from_value(value: &[u8]) -> Result<Hll, HllError> {
-        if value.len() < HEADER || &value[..4] != b"HYLL" || value[4] > SPARSE {
-            return Err(HllError::NotHll);
-        }
-        if value[4] == DENSE && value.len() != DENSE_SIZE {
-            return Err(HllError::NotHll);
-        }
+        check_header(value)?;
         Ok(Hll {
             bytes: value.to_vec(),
         })
+    }
+
+    /// The cached cardinality of a stored value (checked as [`Hll::from_value`] checks it)
+    /// unless it is stale, without copying the value.
+    pub fn cached_in(value: &[u8]) -> Result<Option<u64>, HllError> {
+        check_header(value)?;
+        Ok(cached_count(value))
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -109,8 +111,7 @@ impl Hll {
 
     /// The cached cardinality, unless a change made it stale.
     pub fn cached(&self) -> Option<u64> {
-        let card: [u8; 8] = self.bytes[8..16].try_into().expect("header is 16 bytes");
-        (card[7] & STALE_BIT == 0).then(|| u64::from_le_bytes(card))
+        cached_count(&self.bytes)
     }
 
     pub fn set_cached(&mut self, card: u64) {
@@ -313,6 +314,27 @@ impl Hll {
         self.to_dense()?;
         Ok(dense_raise(&mut self.bytes[HEADER..], index, count))
     }
+
+    /// PFMERGE's write: raises each register to `registers`' value, in register order, on
+    /// this value (the destination as it was), made dense first when a source was dense.
+    /// The cached count goes stale even if nothing changed, as in Redis.
+    pub fn merge_from(
+        &mut self,
+        registers: &[u8; REGISTERS],
+        dense: bool,
+        sparse_max: usize,
+    ) -> Result<(), HllError> {
+        if dense {
+            self.to_dense()?;
+        }
+        for (i, &r) in registers.iter().enumerate() {
+            if r > 0 {
+                self.raise(i, r, sparse_max)?;
+            }
+        }
+        self.invalidate();
+        Ok(())
+    }
 }
 
 /// PFCOUNT of several keys: the union of their values, added in key order (so that the first
@@ -349,27 +371,21 @@ fn count_registers(registers: &[u8; REGISTERS]) -> u64 {
     estimate(&histogram)
 }
 
-impl Hll {
-    /// PFMERGE's write: raises each register to `registers`' value, in register order, on
-    /// this value (the destination as it was), made dense first when a source was dense.
-    /// The cached count goes stale even if nothing changed, as in Redis.
-    pub fn merge_from(
-        &mut self,
-        registers: &[u8; REGISTERS],
-        dense: bool,
-        sparse_max: usize,
-    ) -> Result<(), HllError> {
-        if dense {
-            self.to_dense()?;
-        }
-        for (i, &r) in registers.iter().enumerate() {
-            if r > 0 {
-                self.raise(i, r, sparse_max)?;
-            }
-        }
-        self.invalidate();
-        Ok(())
+/// Whether `value` can be a HyperLogLog: its magic, encoding byte and (dense) length.
+fn check_header(value: &[u8]) -> Result<(), HllError> {
+    if value.len() < HEADER || &value[..4] != b"HYLL" || value[4] > SPARSE {
+        return Err(HllError::NotHll);
     }
+    if value[4] == DENSE && value.len() != DENSE_SIZE {
+        return Err(HllError::NotHll);
+    }
+    Ok(())
+}
+
+/// The cached cardinality in a checked header, unless it is stale.
+fn cached_count(value: &[u8]) -> Option<u64> {
+    let card: [u8; 8] = value[8..16].try_into().expect("header is 16 bytes");
+    (card[7] & STALE_BIT == 0).then(|| u64::from_le_bytes(card))
 }
 
 fn header(encoding: u8) -> Vec<u8> {

@@ -166,10 +166,11 @@ def start_redis_cluster(folder, procs, nodes=None, replicas=0, node_timeout_ms=1
     return ports
 
 
-def cluster_benchmark(port, pipeline, n, keyspace=100000):
-    """redis-benchmark --cluster SET/GET as the proxy issue specifies it (`-r keyspace`)."""
+def cluster_benchmark(port, pipeline, n, keyspace=100000, tests="set,get"):
+    """redis-benchmark --cluster as the proxy issue specifies it (`-r keyspace`); `tests` in
+    redis-benchmark's names (set,get; hset,lpush,…,lrange_100 for the data types)."""
     return redis_benchmark(["--cluster", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "100",
-                            "-r", str(keyspace), "-n", str(n), "-t", "set,get", "-P", str(pipeline)])
+                            "-r", str(keyspace), "-n", str(n), "-t", tests, "-P", str(pipeline)])
 
 
 def crc16(data):

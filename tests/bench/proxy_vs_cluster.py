@@ -3,7 +3,8 @@
 masters without replicas (appendonly yes, appendfsync everysec).
 
 1. `redis-benchmark --cluster -c 50 -d 100 -r 100000 -n N -t set,get -P {1,16} --csv` against
-   both, alternating targets, median of --reps runs: ops/s, p50/p99 and the ratio. `--keyspace`
+   both (`--tests` picks others: `--tests hset,lpush,rpush,lpop,rpop,sadd,spop,zadd,zpopmin,
+   lrange_100` for the data types), alternating targets, median of --reps runs: ops/s, p50/p99 and the ratio. `--keyspace`
    changes `-r`; `--fresh` starts new, empty targets for every run (a first load of new keys);
    `--shard-args` passes flags to fjord's shards (`"--row-cache-mb 1"`: a store larger than
    its row cache).
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--fresh", action="store_true",
                     help="new, empty targets for every run (with a large --keyspace: SETs of new keys)")
     ap.add_argument("--shard-args", default="", help="extra flags for fjord's shards")
+    ap.add_argument("--tests", default="set,get", help="redis-benchmark -t")
     args = ap.parse_args()
     shard_args = args.shard_args.split()
     t = Targets(shard_args)
@@ -80,9 +82,10 @@ def main():
                     if args.fresh:
                         t.stop()
                         t = Targets(shard_args)
-                    runs[name].append(cluster_benchmark(getattr(t, port), pipeline, args.n, args.keyspace))
+                    runs[name].append(cluster_benchmark(getattr(t, port), pipeline, args.n, args.keyspace,
+                                                        args.tests))
                     print(f"  -P {pipeline} rep {rep + 1} {name} done", file=sys.stderr, flush=True)
-            for test in ("SET", "GET"):
+            for test in runs["fjord"][0]:
                 med = {name: tuple(statistics.median(r[test][i] for r in runs[name]) for i in range(3)) for name in runs}
                 results.append((f"{test} -P {pipeline}", med["fjord"], med["redis"]))
         if args.mget_seconds <= 0:
@@ -107,7 +110,7 @@ def main():
 def print_results(args, results):
     fresh = ", new empty targets per run" if args.fresh else ""
     fresh += f", shards with {args.shard_args}" if args.shard_args else ""
-    print(f"\nredis-benchmark --cluster -c 50 -d 100 -r {args.keyspace} -n {args.n}, median of {args.reps}{fresh}; fjord proxy + 3 shards "
+    print(f"\nredis-benchmark --cluster -c 50 -d 100 -r {args.keyspace} -n {args.n} -t {args.tests}, median of {args.reps}{fresh}; fjord proxy + 3 shards "
           f"(everysec) vs Redis Cluster 3 masters (appendonly yes, everysec). MGET: redis-py Redis.mget on fjord's "
           f"standalone listener vs RedisCluster.mget_nonatomic, one client, sequential.\n")
     print("| test | fjord ops/s | fjord p50/p99 ms | Redis Cluster ops/s | Redis Cluster p50/p99 ms | fjord/Redis Cluster |")

@@ -81,13 +81,16 @@ pub fn pfcount(server: &Server, args: &[Bytes]) -> Outcome {
         Ok(None) => return Reply::Int(0).into(),
         Err(e) => return e.into(),
     };
+    // The common case answers from the header, without copying the value.
+    match Hll::cached_in(&value) {
+        Ok(Some(card)) => return Reply::Int(card as i64).into(),
+        Ok(None) => {}
+        Err(e) => return hll_error(e).into(),
+    }
     let hll = match Hll::from_value(&value) {
         Ok(hll) => hll,
         Err(e) => return hll_error(e).into(),
     };
-    if let Some(card) = hll.cached() {
-        return Reply::Int(card as i64).into();
-    }
     // Only a primary that takes writes stores the count; elsewhere it is only answered.
     if store.is_replica() || !store.is_writable() || server.repl.refuses_writes() {
         return hll
