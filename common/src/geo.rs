@@ -232,45 +232,31 @@ fn align52(hash: Hash) -> u64 {
     hash.bits << (52 - u32::from(hash.step) * 2)
 }
 
-fn move_x(hash: &mut Hash, d: i8) {
+/// Moves `hash` one box along one coordinate (`d` 1 or -1): `mask` selects that coordinate's
+/// bits (the odd ones for longitude, the even ones for latitude); the other's stay.
+fn move_along(hash: &mut Hash, mask: u64, d: i8) {
     if d == 0 {
         return;
     }
-    let mut x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let y = hash.bits & 0x5555555555555555;
-    let zz = 0x5555555555555555u64 >> (64 - u32::from(hash.step) * 2);
+    let shift = 64 - u32::from(hash.step) * 2;
+    let mut moved = hash.bits & mask;
+    let kept = hash.bits & !mask;
+    let zz = !mask >> shift;
     if d > 0 {
-        x = x.wrapping_add(zz.wrapping_add(1));
+        moved = moved.wrapping_add(zz.wrapping_add(1));
     } else {
-        x |= zz;
-        x = x.wrapping_sub(zz.wrapping_add(1));
+        moved |= zz;
+        moved = moved.wrapping_sub(zz.wrapping_add(1));
     }
-    x &= 0xaaaaaaaaaaaaaaaau64 >> (64 - u32::from(hash.step) * 2);
-    hash.bits = x | y;
-}
-
-fn move_y(hash: &mut Hash, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let mut y = hash.bits & 0x5555555555555555;
-    let zz = 0xaaaaaaaaaaaaaaaau64 >> (64 - u32::from(hash.step) * 2);
-    if d > 0 {
-        y = y.wrapping_add(zz.wrapping_add(1));
-    } else {
-        y |= zz;
-        y = y.wrapping_sub(zz.wrapping_add(1));
-    }
-    y &= 0x5555555555555555u64 >> (64 - u32::from(hash.step) * 2);
-    hash.bits = x | y;
+    moved &= mask >> shift;
+    hash.bits = moved | kept;
 }
 
 /// The neighbour of `hash` one box east (`dx` 1) or west (-1) and north (`dy` 1) or south.
 fn neighbour(hash: Hash, dx: i8, dy: i8) -> Hash {
     let mut n = hash;
-    move_x(&mut n, dx);
-    move_y(&mut n, dy);
+    move_along(&mut n, 0xaaaaaaaaaaaaaaaa, dx);
+    move_along(&mut n, 0x5555555555555555, dy);
     n
 }
 

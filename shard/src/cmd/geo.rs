@@ -39,13 +39,13 @@ fn unit_arg(arg: &[u8]) -> Result<f64, Reply> {
     ))
 }
 
-/// `radius unit`: the radius and the unit's length in metres.
-fn radius_arg(args: &[Bytes]) -> Result<(f64, f64), Reply> {
+/// `radius unit`: a circle, and the unit's length in metres.
+fn radius_arg(args: &[Bytes]) -> Result<(Extent, f64), Reply> {
     let radius = float_arg(&args[0], "ERR need numeric radius")?;
     if radius < 0.0 {
         return Err(Reply::error("ERR radius cannot be negative"));
     }
-    Ok((radius, unit_arg(&args[1])?))
+    Ok((Extent::Radius(radius), unit_arg(&args[1])?))
 }
 
 /// `width height unit`.
@@ -270,16 +270,14 @@ impl GeoSearch {
         let (base, may_store, search) = match self.form {
             Form::Radius { read_only } => {
                 centre = Some(point_arg(&args[2..4])?);
-                let (radius, conversion) = radius_arg(&args[4..6])?;
-                extent = Some((Extent::Radius(radius), conversion));
+                extent = Some(radius_arg(&args[4..6])?);
                 (6, !read_only, false)
             }
             Form::ByMember { read_only } => {
                 // With no set Redis reads the options only, to know the reply's kind.
                 if let Some(z) = z {
                     centre = Some(member_point(m, z, &args[2])?);
-                    let (radius, conversion) = radius_arg(&args[3..5])?;
-                    extent = Some((Extent::Radius(radius), conversion));
+                    extent = Some(radius_arg(&args[3..5])?);
                 }
                 (5, !read_only, false)
             }
@@ -331,8 +329,7 @@ impl GeoSearch {
                     i += 2;
                 }
                 b"byradius" if left >= 2 && search && !by_box => {
-                    let (radius, conversion) = radius_arg(&args[i + 1..i + 3])?;
-                    extent = Some((Extent::Radius(radius), conversion));
+                    extent = Some(radius_arg(&args[i + 1..i + 3])?);
                     by_radius = true;
                     i += 2;
                 }
