@@ -607,19 +607,7 @@ fn pop(txn: &mut Txn<'_>, key: &[u8], max: bool, count: u64) -> Result<Vec<(Byte
     let Some(mut z) = zset::find(txn, key)? else {
         return Ok(Vec::new());
     };
-    let mut items = Vec::new();
-    let mut left = count;
-    zset::walk(txn, &z, max, |m, s| {
-        if left == 0 {
-            return false;
-        }
-        items.push((Bytes::copy_from_slice(m), s));
-        left -= 1;
-        left > 0
-    })?;
-    for (m, _) in &items {
-        zset::remove(txn, &mut z, m);
-    }
+    let items = zset::pop(txn, &mut z, max, count)?;
     if !items.is_empty() {
         z.save(txn, key);
     }

@@ -95,17 +95,38 @@ impl Entry {
 
 /// What a collection's entry in the data keyspace holds: the version its members are stored
 /// under, and how many there are (so that HLEN, SCARD, ZCARD, LLEN are O(1)). Lists add the
-/// positions of their ends.
+/// positions of their ends; sorted sets may add bounds of their score index.
 ///
-/// Payload layout: `version (u64 BE) ++ size (u64 BE)`, then for lists `head (u64 BE) ++
-/// tail (u64 BE)`: the list's elements sit at positions `head..tail`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Payload layout: `version (u64 BE) ++ size (u64 BE)`, then
+/// - for lists `head (u64 BE) ++ tail (u64 BE)`: the list's elements sit at positions
+///   `head..tail`;
+/// - for sorted sets, when either bound is known, `len (u8) ++ low ++ len (u8) ++ high` (a
+///   length of 0: that bound is not known). A sorted set written without them has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectionMeta {
     pub version: u64,
     pub size: u64,
     /// Lists only: the first element's position and one past the last.
     pub ends: Option<(u64, u64)>,
+    /// Sorted sets only: where in the score index the live entries lie.
+    pub bounds: IndexBounds,
 }
+
+/// Names in a sorted set's score index (`score ++ member`, at most [`MAX_BOUND_LEN`] bytes)
+/// that no live entry lies below (`low`) or above (`high`).
+///
+/// Pops delete from an end of the index, and an LSM tree keeps each deleted entry as a
+/// tombstone until compaction: a scan from the end would step over every member popped
+/// before. The bounds let it start past them. Whatever adds an entry beyond a bound moves the
+/// bound out to it, in the same batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexBounds {
+    pub low: Option<Vec<u8>>,
+    pub high: Option<Vec<u8>>,
+}
+
+/// Longest bound kept; a longer name is cut to a prefix (rounded up for `high`).
+pub const MAX_BOUND_LEN: usize = 80;
 
 impl CollectionMeta {
     pub fn encode(&self) -> Bytes {
@@ -116,24 +137,48 @@ impl CollectionMeta {
             out.put_u64(head);
             out.put_u64(tail);
         }
+        let IndexBounds { low, high } = &self.bounds;
+        if low.is_some() || high.is_some() {
+            for bound in [low, high] {
+                let bound = bound.as_deref().unwrap_or_default();
+                out.put_u8(bound.len() as u8);
+                out.extend_from_slice(bound);
+            }
+        }
         out.freeze()
     }
 
-    /// Decodes a collection's payload; `None` if it is too short to be one.
-    pub fn decode(payload: &[u8]) -> Option<Self> {
+    /// Decodes the payload of a collection of `kind`; `None` if it is not one.
+    pub fn decode(kind: ValueType, payload: &[u8]) -> Option<Self> {
         let word = |i: usize| -> Option<u64> {
             Some(u64::from_be_bytes(
                 payload.get(i * 8..i * 8 + 8)?.try_into().ok()?,
             ))
         };
-        Some(Self {
+        let mut meta = Self {
             version: word(0)?,
             size: word(1)?,
-            ends: match (word(2), word(3)) {
-                (Some(head), Some(tail)) => Some((head, tail)),
-                _ => None,
-            },
-        })
+            ends: None,
+            bounds: IndexBounds::default(),
+        };
+        match kind {
+            ValueType::List => meta.ends = word(2).zip(word(3)),
+            ValueType::ZSet if payload.len() > 16 => {
+                let mut rest = &payload[16..];
+                let mut next = || -> Option<Option<Vec<u8>>> {
+                    let (&len, tail) = rest.split_first()?;
+                    let bound = tail.get(..len as usize)?.to_vec();
+                    rest = &tail[len as usize..];
+                    Some((len > 0).then_some(bound))
+                };
+                meta.bounds = IndexBounds {
+                    low: next()?,
+                    high: next()?,
+                };
+            }
+            _ => {}
+        }
+        Some(meta)
     }
 }
 
@@ -265,22 +310,49 @@ mod tests {
     }
 
     #[test]
-    fn collection_meta_round_trips_with_and_without_list_ends() {
-        for meta in [
-            CollectionMeta {
-                version: 7,
-                size: 3,
-                ends: None,
+    fn collection_meta_round_trips_with_list_ends_and_index_bounds() {
+        let plain = CollectionMeta {
+            version: 7,
+            size: 3,
+            ends: None,
+            bounds: IndexBounds::default(),
+        };
+        let list = CollectionMeta {
+            version: u64::MAX,
+            size: 0,
+            ends: Some((1 << 63, (1 << 63) + 5)),
+            ..plain.clone()
+        };
+        let bounded = |low: Option<&[u8]>, high: Option<&[u8]>| CollectionMeta {
+            bounds: IndexBounds {
+                low: low.map(<[u8]>::to_vec),
+                high: high.map(<[u8]>::to_vec),
             },
-            CollectionMeta {
-                version: u64::MAX,
-                size: 0,
-                ends: Some((1 << 63, (1 << 63) + 5)),
-            },
-        ] {
-            assert_eq!(CollectionMeta::decode(&meta.encode()), Some(meta));
+            ..plain.clone()
+        };
+        for kind in [ValueType::Hash, ValueType::Set, ValueType::ZSet] {
+            assert_eq!(
+                CollectionMeta::decode(kind, &plain.encode()),
+                Some(plain.clone())
+            );
         }
-        assert_eq!(CollectionMeta::decode(b"short"), None);
+        assert_eq!(
+            CollectionMeta::decode(ValueType::List, &list.encode()),
+            Some(list)
+        );
+        for meta in [
+            bounded(Some(b"\x80\0\0\0\0\0\0\0m"), None),
+            bounded(None, Some(b"\xc0\0\0\0\0\0\0\0")),
+            bounded(Some(b"low"), Some(b"high")),
+        ] {
+            assert_eq!(
+                CollectionMeta::decode(ValueType::ZSet, &meta.encode()),
+                Some(meta)
+            );
+        }
+        assert_eq!(CollectionMeta::decode(ValueType::Hash, b"short"), None);
+        let cut = &bounded(Some(b"low"), Some(b"high")).encode()[..20];
+        assert_eq!(CollectionMeta::decode(ValueType::ZSet, cut), None);
     }
 
     #[test]

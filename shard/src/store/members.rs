@@ -4,9 +4,10 @@
 //! The type layer (`crate::types`) is written against [`Members`], so that HGET and the
 //! lookup HINCRBY makes before it writes are one function.
 
-use super::encoding::Entry;
+use super::encoding::{data_key, Entry};
 use super::writer::Txn;
 use super::{now_ms, Store, StoreError};
+use crate::types::Collection;
 use bytes::Bytes;
 use fjall::Readable;
 use fjord_common::Reply;
@@ -32,6 +33,10 @@ pub trait Members {
         rev: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
+
+    /// Whether `c` is the collection as stored in the state this reader reads members from,
+    /// so that what its entry says of them (a sorted set's index bounds) holds for them.
+    fn reads_members_of(&mut self, c: &Collection) -> Result<bool, StoreError>;
 }
 
 /// A read command's view of the store: keys from the row cache (committed state), members
@@ -103,6 +108,17 @@ impl Members for View<'_> {
         }
         Ok(())
     }
+
+    /// The entry came from the row cache, the members from a snapshot taken later: a write
+    /// in between may have added members the entry's bounds leave out. One point read in the
+    /// snapshot tells.
+    fn reads_members_of(&mut self, c: &Collection) -> Result<bool, StoreError> {
+        let data = self.store.data.clone();
+        let stored = self.snapshot().get(&data, data_key(&c.key))?;
+        Ok(stored
+            .and_then(|raw| Entry::decode(Bytes::copy_from_slice(&raw)))
+            .is_some_and(|e| e.kind == c.kind && e.payload == c.meta.encode()))
+    }
 }
 
 impl Members for Txn<'_> {
@@ -127,6 +143,12 @@ impl Members for Txn<'_> {
     ) -> Result<(), StoreError> {
         self.scan_members_merged(lo, hi, rev, visit);
         Ok(())
+    }
+
+    /// A write reads its collections from the committed state plus its group's changes,
+    /// where every entry is in step with its members.
+    fn reads_members_of(&mut self, _: &Collection) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

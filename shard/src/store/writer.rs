@@ -927,7 +927,8 @@ impl<'a> Txn<'a> {
                 return Err(bad());
             }
             if entry.kind.is_collection() {
-                let mut meta = CollectionMeta::decode(&entry.payload).ok_or_else(bad)?;
+                let mut meta =
+                    CollectionMeta::decode(entry.kind, &entry.payload).ok_or_else(bad)?;
                 let from = (split_data_key(dkey).0, meta.version);
                 meta.version = match versions.get(&from) {
                     Some(&v) => v,
@@ -1202,5 +1203,5 @@ fn collection_version(entry: &Entry) -> Option<u64> {
     if !entry.kind.is_collection() {
         return None;
     }
-    CollectionMeta::decode(&entry.payload).map(|m| m.version)
+    CollectionMeta::decode(entry.kind, &entry.payload).map(|m| m.version)
 }

@@ -21,6 +21,7 @@ use fjord_common::{error, slot_of, Reply};
 /// A collection as a command found it (or is about to create it).
 #[derive(Clone, Debug)]
 pub struct Collection {
+    pub key: Bytes,
     pub kind: ValueType,
     /// The slot of its key, where its members live.
     pub slot: u16,
@@ -41,9 +42,10 @@ impl Collection {
         if entry.kind != kind {
             return Err(Reply::error(error::WRONGTYPE));
         }
-        let meta = CollectionMeta::decode(&entry.payload)
+        let meta = CollectionMeta::decode(entry.kind, &entry.payload)
             .ok_or_else(|| Reply::error("ERR corrupt collection entry"))?;
         Ok(Some(Collection {
+            key: Bytes::copy_from_slice(key),
             kind,
             slot: slot_of(key),
             meta,
@@ -67,12 +69,14 @@ impl Collection {
     /// An empty collection of `kind` for `key`, under a fresh `version`.
     pub fn new(kind: ValueType, key: &[u8], version: u64) -> Collection {
         Collection {
+            key: Bytes::copy_from_slice(key),
             kind,
             slot: slot_of(key),
             meta: CollectionMeta {
                 version,
                 size: 0,
                 ends: None,
+                bounds: Default::default(),
             },
             expire_at: None,
         }
@@ -241,7 +245,7 @@ pub fn copy_value(
     if !entry.kind.is_collection() {
         return Ok(entry);
     }
-    let meta = CollectionMeta::decode(&entry.payload)
+    let meta = CollectionMeta::decode(entry.kind, &entry.payload)
         .ok_or_else(|| Reply::error("ERR corrupt collection entry"))?;
     let version = txn.new_version();
     let lo = crate::store::encoding::version_prefix(from_slot, meta.version);

@@ -4,9 +4,15 @@
 //! The index orders members by (score, member) as Redis's skiplist does, so ranges by score
 //! seek straight to their start and read only what they return; ranges by rank walk from an
 //! end (O(rank)); ranges by lex read the items, which are in member order.
+//!
+//! Pops record how far they got in the set's [`IndexBounds`], so that the next scan from that
+//! end starts past the deleted entries (tombstones until compaction) instead of stepping over
+//! every member popped before: without them, N pops cost O(N²).
 
 use super::{check_member_name, Collection};
-use crate::store::encoding::{MemberKind, ValueType, MEMBER_PREFIX_LEN};
+use crate::store::encoding::{
+    IndexBounds, MemberKind, ValueType, MAX_BOUND_LEN, MEMBER_PREFIX_LEN,
+};
 use crate::store::members::Members;
 use crate::store::writer::Txn;
 use bytes::Bytes;
@@ -39,11 +45,67 @@ fn from_sortable(raw: [u8; 8]) -> f64 {
     f64::from_bits(bits)
 }
 
-fn index_key(z: &Collection, score: f64, member: &[u8]) -> Vec<u8> {
+fn index_name(score: f64, member: &[u8]) -> Vec<u8> {
     let mut name = Vec::with_capacity(8 + member.len());
     name.extend_from_slice(&sortable(score));
     name.extend_from_slice(member);
-    z.member_key(MemberKind::Score, &name)
+    name
+}
+
+fn index_key(z: &Collection, score: f64, member: &[u8]) -> Vec<u8> {
+    z.member_key(MemberKind::Score, &index_name(score, member))
+}
+
+/// A low bound at or below `name`: the name, or a prefix of it.
+fn low_bound(name: &[u8]) -> Vec<u8> {
+    name[..name.len().min(MAX_BOUND_LEN)].to_vec()
+}
+
+/// A high bound at or above `name`: the name, or the first key after every key a prefix of
+/// it starts (`None` when there is none that short).
+fn high_bound(name: &[u8]) -> Option<Vec<u8>> {
+    if name.len() <= MAX_BOUND_LEN {
+        return Some(name.to_vec());
+    }
+    let mut cut = name[..MAX_BOUND_LEN].to_vec();
+    while let Some(last) = cut.pop() {
+        if last < 0xff {
+            cut.push(last + 1);
+            return Some(cut);
+        }
+    }
+    None
+}
+
+/// Moves a bound out to take in a new index entry named `name`.
+fn widen(bounds: &mut IndexBounds, name: &[u8]) {
+    if bounds.low.as_ref().is_some_and(|low| name < low.as_slice()) {
+        bounds.low = Some(low_bound(name));
+    }
+    if bounds
+        .high
+        .as_ref()
+        .is_some_and(|high| name > high.as_slice())
+    {
+        bounds.high = high_bound(name);
+    }
+}
+
+/// The part of the score index where the live entries lie: all of it, or less where the
+/// set's bounds are known and hold for what `m` reads.
+fn index_range(m: &mut impl Members, z: &Collection) -> Result<(Vec<u8>, Vec<u8>), Reply> {
+    let (mut lo, mut hi) = z.member_range(MemberKind::Score);
+    let IndexBounds { low, high } = &z.meta.bounds;
+    if (low.is_some() || high.is_some()) && m.reads_members_of(z)? {
+        if let Some(low) = low {
+            lo = z.member_key(MemberKind::Score, low);
+        }
+        if let Some(high) = high {
+            hi = z.member_key(MemberKind::Score, high);
+            hi.push(0); // the first key after it
+        }
+    }
+    Ok((lo, hi))
 }
 
 /// Splits a score index key into score and member.
@@ -80,8 +142,41 @@ pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bo
         z.meta.size += 1;
     }
     txn.put_member(item, Bytes::copy_from_slice(&new.to_bits().to_be_bytes()));
-    txn.put_member(index_key(z, new, member), Bytes::new());
+    let name = index_name(new, member);
+    widen(&mut z.meta.bounds, &name);
+    txn.put_member(z.member_key(MemberKind::Score, &name), Bytes::new());
     old.is_none()
+}
+
+/// Pops up to `count` members from the low end (the high end when `max`), in order, and
+/// records how far it got in the set's bounds. The caller saves the set.
+pub fn pop(
+    txn: &mut Txn<'_>,
+    z: &mut Collection,
+    max: bool,
+    count: u64,
+) -> Result<Vec<(Bytes, f64)>, Reply> {
+    let mut items = Vec::new();
+    if count == 0 {
+        return Ok(items);
+    }
+    walk(txn, z, max, |m, s| {
+        items.push((Bytes::copy_from_slice(m), s));
+        (items.len() as u64) < count
+    })?;
+    for (m, _) in &items {
+        remove(txn, z, m);
+    }
+    // Every live entry now lies beyond the last one popped.
+    if let Some((m, s)) = items.last() {
+        let name = index_name(*s, m);
+        if max {
+            z.meta.bounds.high = high_bound(&name);
+        } else {
+            z.meta.bounds.low = Some(low_bound(&name));
+        }
+    }
+    Ok(items)
 }
 
 /// Removes `member`; returns whether it was there. The caller saves the set.
@@ -177,7 +272,7 @@ pub fn walk(
     rev: bool,
     mut visit: impl FnMut(&[u8], f64) -> bool,
 ) -> Result<(), Reply> {
-    let (lo, hi) = z.member_range(MemberKind::Score);
+    let (lo, hi) = index_range(m, z)?;
     m.scan_members(&lo, &hi, rev, &mut |k, _| match split_index_key(k) {
         Some((score, member)) => visit(member, score),
         None => true,
@@ -194,7 +289,7 @@ pub fn walk_scores(
     rev: bool,
     mut visit: impl FnMut(&[u8], f64) -> bool,
 ) -> Result<(), Reply> {
-    let (lo, hi) = z.member_range(MemberKind::Score);
+    let (lo, hi) = index_range(m, z)?;
     let clamp = |v: f64| v.clamp(f64::NEG_INFINITY, f64::INFINITY);
     let (start, end) = if rev {
         // Everything with a score up to max: keys below the next score's first key.
@@ -202,11 +297,12 @@ pub fn walk_scores(
         increment(&mut end);
         (lo, end.min(hi))
     } else {
-        (
-            z.member_key(MemberKind::Score, &sortable(clamp(range.min.value))),
-            hi,
-        )
+        let start = z.member_key(MemberKind::Score, &sortable(clamp(range.min.value)));
+        (start.max(lo), hi)
     };
+    if start >= end {
+        return Ok(());
+    }
     m.scan_members(&start, &end, rev, &mut |k, _| {
         let Some((score, member)) = split_index_key(k) else {
             return true;
@@ -368,5 +464,39 @@ mod tests {
             let back = from_sortable(sortable(s));
             assert!(back == s, "{s}");
         }
+    }
+
+    #[test]
+    fn bounds_cut_long_names_to_prefixes_that_stay_on_their_side() {
+        let long = [vec![7u8; MAX_BOUND_LEN], vec![0xff, 3]].concat();
+        let low = low_bound(&long);
+        assert!(low.len() == MAX_BOUND_LEN && low.as_slice() <= long.as_slice());
+        let high = high_bound(&long).unwrap();
+        assert!(high.len() == MAX_BOUND_LEN && high.as_slice() > long.as_slice());
+        let mut tail_ff = vec![1u8; MAX_BOUND_LEN - 1];
+        tail_ff.extend([0xff, 0xff, 0]);
+        let high = high_bound(&tail_ff).unwrap();
+        assert_eq!(high.len(), MAX_BOUND_LEN - 1);
+        assert!(high.as_slice() > tail_ff.as_slice());
+        assert_eq!(high_bound(&[0xff; MAX_BOUND_LEN + 1]), None);
+        assert_eq!(high_bound(b"short").as_deref(), Some(&b"short"[..]));
+    }
+
+    #[test]
+    fn an_entry_beyond_a_bound_moves_the_bound_out_and_no_bound_stays_unknown() {
+        let mut bounds = IndexBounds {
+            low: Some(b"m".to_vec()),
+            high: Some(b"p".to_vec()),
+        };
+        widen(&mut bounds, b"n");
+        assert_eq!(bounds.low.as_deref(), Some(&b"m"[..]));
+        assert_eq!(bounds.high.as_deref(), Some(&b"p"[..]));
+        widen(&mut bounds, b"a");
+        widen(&mut bounds, b"z");
+        assert_eq!(bounds.low.as_deref(), Some(&b"a"[..]));
+        assert_eq!(bounds.high.as_deref(), Some(&b"z"[..]));
+        let mut none = IndexBounds::default();
+        widen(&mut none, b"a");
+        assert_eq!(none, IndexBounds::default());
     }
 }

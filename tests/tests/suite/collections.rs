@@ -161,6 +161,119 @@ fn a_big_list_pushes_pops_and_reads_by_index_at_the_cost_of_a_small_one() {
     assert_eq!(c.call(&["LINDEX", "big", "10"]).unwrap(), b"$3\r\nnew\r\n");
 }
 
+/// The members of the sorted set `key`, lowest first, from `ZRANGE … WITHSCORES`.
+fn zrange(c: &mut RawClient, key: &str, args: &[&str]) -> Vec<(String, i64)> {
+    let reply = c
+        .call(&[&["ZRANGE", key][..], args, &["WITHSCORES"]].concat())
+        .unwrap();
+    zrange_pairs(&reply)
+}
+
+/// Pops record how far they got so the next pop starts past the deleted entries: members
+/// added beyond that point later (a lower score than any popped, a higher one than any popped
+/// from the top) must still be found, by pops, by reads, and after a restart.
+#[test]
+fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeSet;
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut model: BTreeSet<(i64, String)> = BTreeSet::new();
+    let add =
+        |c: &mut RawClient, model: &mut BTreeSet<(i64, String)>, score: i64, m: String| {
+            model.retain(|(_, old)| *old != m);
+            c.call(&["ZADD", "z", &score.to_string(), &m]).unwrap();
+            model.insert((score, m));
+        };
+    for i in 0..3000 {
+        add(
+            &mut c,
+            &mut model,
+            rng.gen_range(-1000..1000),
+            format!("m{i}"),
+        );
+    }
+    for round in 0..400 {
+        let count = rng.gen_range(1..6usize);
+        let max = rng.gen_bool(0.5);
+        let cmd = if max { "ZPOPMAX" } else { "ZPOPMIN" };
+        let popped = zrange_pairs(&c.call(&[cmd, "z", &count.to_string()]).unwrap());
+        let expected: Vec<(String, i64)> = if max {
+            model
+                .iter()
+                .rev()
+                .take(count)
+                .map(|(s, m)| (m.clone(), *s))
+                .collect()
+        } else {
+            model
+                .iter()
+                .take(count)
+                .map(|(s, m)| (m.clone(), *s))
+                .collect()
+        };
+        assert_eq!(popped, expected, "round {round}: {cmd} {count}");
+        for (m, s) in &expected {
+            model.remove(&(*s, m.clone()));
+        }
+        // A new member or an old one moved beyond either end, or anywhere.
+        let (lo, hi) = (
+            model.first().map_or(0, |f| f.0),
+            model.last().map_or(0, |l| l.0),
+        );
+        let score = match rng.gen_range(0..3) {
+            0 => lo - rng.gen_range(0..3),
+            1 => hi + rng.gen_range(0..3),
+            _ => rng.gen_range(lo..=hi),
+        };
+        let member = if rng.gen_bool(0.5) {
+            format!("new{round}")
+        } else {
+            format!("m{}", rng.gen_range(0..3000))
+        };
+        add(&mut c, &mut model, score, member);
+        let firsts: Vec<(String, i64)> =
+            model.iter().take(3).map(|(s, m)| (m.clone(), *s)).collect();
+        assert_eq!(zrange(&mut c, "z", &["0", "2"]), firsts, "round {round}");
+        let lasts: Vec<(String, i64)> = model
+            .iter()
+            .rev()
+            .take(3)
+            .map(|(s, m)| (m.clone(), *s))
+            .collect();
+        assert_eq!(
+            zrange(&mut c, "z", &["0", "2", "REV"]),
+            lasts,
+            "round {round}"
+        );
+    }
+    let all: Vec<(String, i64)> = model.iter().map(|(s, m)| (m.clone(), *s)).collect();
+    assert_eq!(zrange(&mut c, "z", &["-inf", "+inf", "BYSCORE"]), all);
+    drop(c);
+    shard.kill9();
+    let shard = shard_on(dir.path(), "always");
+    let mut c = shard.client().unwrap();
+    assert_eq!(zrange(&mut c, "z", &["0", "-1"]), all);
+    assert_eq!(int(&c.call(&["ZCARD", "z"]).unwrap()), all.len() as i64);
+}
+
+/// The (member, score) pairs of a flat RESP2 `[member, score, …]` reply (ZRANGE WITHSCORES,
+/// ZPOPMIN with a count), scores being integers.
+fn zrange_pairs(reply: &[u8]) -> Vec<(String, i64)> {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let bulks: Vec<&str> = text
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.starts_with('$') && !l.is_empty())
+        .collect();
+    bulks
+        .chunks(2)
+        .map(|p| (p[0].to_string(), p[1].parse().unwrap()))
+        .collect()
+}
+
 #[test]
 fn del_of_a_big_hash_is_one_write_and_the_sweep_reclaims_its_members() {
     let dir = tempfile::tempdir().unwrap();
