@@ -146,7 +146,7 @@ impl Read for SMembers {
     }
 }
 
-/// `SRANDMEMBER key [count]`: as HRANDFIELD, from one pass ([`Collection::sample`]).
+/// `SRANDMEMBER key [count]`: one point read per member drawn ([`set::draw_distinct`]).
 pub struct SRandMember {
     key: Bytes,
     count: Option<i64>,
@@ -170,11 +170,17 @@ impl Read for SRandMember {
             Ok(None) => return Reply::Array(Vec::new()),
             Err(e) => return e,
         };
-        let picks = match s.draw(&mut view, self.count.unwrap_or(1), &mut rand::thread_rng()) {
+        let rng = &mut rand::thread_rng();
+        let count = self.count.unwrap_or(1);
+        let picks = if count >= 0 {
+            set::draw_distinct(&mut view, &s, count as u64, rng)
+        } else {
+            set::draw_repeating(&mut view, &s, count.unsigned_abs(), rng)
+        };
+        let names = match picks {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let names: Vec<Bytes> = picks.into_iter().map(|(m, _)| m).collect();
         match self.count {
             None => or_nil(names.into_iter().next()),
             Some(_) => Reply::Array(names.into_iter().map(Reply::Bulk).collect()),
@@ -182,7 +188,8 @@ impl Read for SRandMember {
     }
 }
 
-/// `SPOP key [count]`: removes random members ([`Collection::sample`]).
+/// `SPOP key [count]`: removes random members ([`set::pop`]); a count that takes them all
+/// deletes the set at once.
 pub struct SPop {
     key: Bytes,
     count: Option<u64>,
@@ -208,17 +215,22 @@ impl WriteOp for SPop {
             Ok(None) => return Reply::Set(Vec::new()),
             Err(e) => return e,
         };
-        let picks = match s.sample(txn, self.count.unwrap_or(1), &mut rand::thread_rng()) {
+        let count = self.count.unwrap_or(1);
+        let popped = if count >= s.meta.size {
+            let all = set::members(txn, &s);
+            txn.delete(&self.key);
+            all
+        } else {
+            let popped = set::pop(txn, &mut s, count, &mut rand::thread_rng());
+            if count > 0 {
+                s.save(txn, &self.key);
+            }
+            popped
+        };
+        let names = match popped {
             Ok(p) => p,
             Err(e) => return e,
         };
-        for (m, _) in &picks {
-            set::remove(txn, &mut s, m);
-        }
-        if !picks.is_empty() {
-            s.save(txn, &self.key);
-        }
-        let names = picks.into_iter().map(|(m, _)| m);
         match self.count {
             None => or_nil(names.into_iter().next()),
             Some(_) => members_reply(names),

@@ -95,11 +95,14 @@ impl Entry {
 
 /// What a collection's entry in the data keyspace holds: the version its members are stored
 /// under, and how many there are (so that HLEN, SCARD, ZCARD, LLEN are O(1)). Lists add the
-/// positions of their ends; sorted sets may add bounds of their score index.
+/// positions of their ends; sorted sets may add bounds of their score index; sets say whether
+/// they keep positions.
 ///
 /// Payload layout: `version (u64 BE) ++ size (u64 BE)`, then
 /// - for lists `head (u64 BE) ++ tail (u64 BE)`: the list's elements sit at positions
 ///   `head..tail`;
+/// - for sets that keep positions ([`MemberKind::Position`]), one byte 1. A set written
+///   before sets had them has none, and is read by scanning its members;
 /// - for sorted sets, when either bound is known, `len (u8) ++ low ++ len (u8) ++ high` (a
 ///   length of 0: that bound is not known). A sorted set written without them has none.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +113,8 @@ pub struct CollectionMeta {
     pub ends: Option<(u64, u64)>,
     /// Sorted sets only: where in the score index the live entries lie.
     pub bounds: IndexBounds,
+    /// Sets only: whether each member also has a position.
+    pub positions: bool,
 }
 
 /// Names in a sorted set's score index (`score ++ member`, at most [`MAX_BOUND_LEN`] bytes)
@@ -137,6 +142,9 @@ impl CollectionMeta {
             out.put_u64(head);
             out.put_u64(tail);
         }
+        if self.positions {
+            out.put_u8(1);
+        }
         let IndexBounds { low, high } = &self.bounds;
         if low.is_some() || high.is_some() {
             for bound in [low, high] {
@@ -160,9 +168,11 @@ impl CollectionMeta {
             size: word(1)?,
             ends: None,
             bounds: IndexBounds::default(),
+            positions: false,
         };
         match kind {
             ValueType::List => meta.ends = word(2).zip(word(3)),
+            ValueType::Set => meta.positions = payload.get(16) == Some(&1),
             ValueType::ZSet if payload.len() > 16 => {
                 let mut rest = &payload[16..];
                 let mut next = || -> Option<Option<Vec<u8>>> {
@@ -196,6 +206,9 @@ pub enum MemberKind {
     Item = 0,
     /// A sorted set's score index: `score (order-preserving) ++ member`.
     Score = 1,
+    /// A set's positions: `position (u64 BE)` → member, dense from 0 to the size, so that a
+    /// uniform random member is one point read.
+    Position = 2,
 }
 
 /// The key of a collection's member: `slot (u16 BE) ++ version (u64 BE) ++ kind ++ name`.
@@ -310,12 +323,13 @@ mod tests {
     }
 
     #[test]
-    fn collection_meta_round_trips_with_list_ends_and_index_bounds() {
+    fn collection_meta_round_trips_with_list_ends_index_bounds_and_set_positions() {
         let plain = CollectionMeta {
             version: 7,
             size: 3,
             ends: None,
             bounds: IndexBounds::default(),
+            positions: false,
         };
         let list = CollectionMeta {
             version: u64::MAX,

@@ -77,6 +77,7 @@ impl Collection {
                 size: 0,
                 ends: None,
                 bounds: Default::default(),
+                positions: kind == ValueType::Set,
             },
             expire_at: None,
         }

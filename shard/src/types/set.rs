@@ -1,4 +1,12 @@
-//! Sets: one member entry per element (`member → empty`), counted in the set's entry.
+//! Sets: one item per member (`member → its position`, u64 BE) and one position entry per
+//! member (`position → member`), counted in the set's entry.
+//!
+//! Positions are dense, `0..size`, so a uniform random member (SPOP, SRANDMEMBER) is one
+//! point read rather than a pass over the set. A removal keeps them dense by moving the last
+//! member into the hole, as Redis's dict-less encodings do: two more reads and writes.
+//!
+//! Sets written before positions existed (`meta.positions` false) hold `member → empty` and
+//! no position entries; they are read and written as they are, and drawn from by a pass.
 
 use super::{check_member_name, Collection};
 use crate::store::encoding::{MemberKind, ValueType};
@@ -21,14 +29,28 @@ pub fn contains(m: &mut impl Members, set: &Collection, member: &[u8]) -> Result
         .is_some())
 }
 
+fn position_key(set: &Collection, position: u64) -> Vec<u8> {
+    set.member_key(MemberKind::Position, &position.to_be_bytes())
+}
+
+fn decode_position(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
 /// Adds `member`; returns whether it is new. The caller saves the set.
 pub fn add(txn: &mut Txn<'_>, set: &mut Collection, member: &[u8]) -> bool {
     let mkey = set.member_key(MemberKind::Item, member);
     if txn.read_member(&mkey).is_some() {
         return false;
     }
+    if set.meta.positions {
+        let position = set.meta.size;
+        txn.put_member(mkey, Bytes::copy_from_slice(&position.to_be_bytes()));
+        txn.put_member(position_key(set, position), Bytes::copy_from_slice(member));
+    } else {
+        txn.put_member(mkey, Bytes::new());
+    }
     set.meta.size += 1;
-    txn.put_member(mkey, Bytes::new());
     true
 }
 
@@ -38,12 +60,101 @@ pub fn remove(txn: &mut Txn<'_>, set: &mut Collection, member: &[u8]) -> bool {
         return false;
     }
     let mkey = set.member_key(MemberKind::Item, member);
-    if txn.read_member(&mkey).is_none() {
+    let Some(value) = txn.read_member(&mkey) else {
         return false;
-    }
+    };
     set.meta.size -= 1;
     txn.remove_member(mkey);
+    if set.meta.positions {
+        let last = set.meta.size;
+        let hole = decode_position(&value).unwrap_or(last);
+        if hole != last {
+            if let Some(moved) = txn.read_member(&position_key(set, last)) {
+                txn.put_member(
+                    set.member_key(MemberKind::Item, &moved),
+                    Bytes::copy_from_slice(&hole.to_be_bytes()),
+                );
+                txn.put_member(position_key(set, hole), moved);
+            }
+        }
+        txn.remove_member(position_key(set, last));
+    }
     true
+}
+
+/// Up to `count` distinct members drawn uniformly, in random order. One point read per
+/// member where the set keeps positions (Floyd's sampling of positions); a pass over the
+/// set otherwise, or when the positions `m` reads may not match the size it was given.
+pub fn draw_distinct(
+    m: &mut impl Members,
+    set: &Collection,
+    count: u64,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<Bytes>, Reply> {
+    let size = set.meta.size;
+    // Most of the set: one pass reads less than a point read per member would.
+    if !set.meta.positions || count.saturating_mul(2) > size || !m.reads_members_of(set)? {
+        let picks = set.sample(m, count, rng)?;
+        return Ok(picks.into_iter().map(|(name, _)| name).collect());
+    }
+    let mut chosen = std::collections::HashSet::with_capacity(count as usize);
+    let mut order = Vec::with_capacity(count as usize);
+    for top in size - count..size {
+        let pick = rng.gen_range(0..=top);
+        let position = if chosen.insert(pick) { pick } else { top };
+        chosen.insert(position);
+        order.push(position);
+    }
+    use rand::seq::SliceRandom;
+    order.shuffle(rng);
+    order.into_iter().map(|p| member_at(m, set, p)).collect()
+}
+
+/// `count` members drawn uniformly with repeats (SRANDMEMBER with a negative count).
+pub fn draw_repeating(
+    m: &mut impl Members,
+    set: &Collection,
+    count: u64,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<Bytes>, Reply> {
+    if !set.meta.positions || !m.reads_members_of(set)? {
+        let picks = set.draw(m, -(count as i64), rng)?;
+        return Ok(picks.into_iter().map(|(name, _)| name).collect());
+    }
+    (0..count)
+        .map(|_| member_at(m, set, rng.gen_range(0..set.meta.size)))
+        .collect()
+}
+
+/// Removes `count` members drawn uniformly and returns them, in random order (fewer when the
+/// set is smaller). The caller saves the set.
+pub fn pop(
+    txn: &mut Txn<'_>,
+    set: &mut Collection,
+    count: u64,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<Bytes>, Reply> {
+    let popped = if set.meta.positions {
+        let mut popped = Vec::new();
+        while (popped.len() as u64) < count && set.meta.size > 0 {
+            let member = member_at(txn, set, rng.gen_range(0..set.meta.size))?;
+            remove(txn, set, &member);
+            popped.push(member);
+        }
+        popped
+    } else {
+        let picks = draw_distinct(txn, set, count, rng)?;
+        for member in &picks {
+            remove(txn, set, member);
+        }
+        picks
+    };
+    Ok(popped)
+}
+
+fn member_at(m: &mut impl Members, set: &Collection, position: u64) -> Result<Bytes, Reply> {
+    m.member(&position_key(set, position))?
+        .ok_or_else(|| Reply::error("ERR corrupt set: a position has no member"))
 }
 
 /// Every member, in byte order (the reply of SMEMBERS and the input of set algebra).

@@ -161,6 +161,70 @@ fn a_big_list_pushes_pops_and_reads_by_index_at_the_cost_of_a_small_one() {
     assert_eq!(c.call(&["LINDEX", "big", "10"]).unwrap(), b"$3\r\nnew\r\n");
 }
 
+/// Fills the set `key` with `n` members (`m0`, `m1`, …), 1000 per SADD, pipelined.
+fn fill_set(c: &mut RawClient, key: &str, n: usize) {
+    let chunks: Vec<Vec<String>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            let mut args = vec!["SADD".to_string(), key.to_string()];
+            args.extend(chunk.iter().map(|i| format!("m{i}")));
+            args
+        })
+        .collect();
+    for args in &chunks {
+        c.send(args).unwrap();
+    }
+    for _ in &chunks {
+        int(&c.read_reply().unwrap());
+    }
+}
+
+/// SPOP and SRANDMEMBER draw by position: a point read per member, whatever the set's size
+/// (they used to read the whole set per call).
+#[test]
+fn random_members_of_a_big_set_are_point_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    fill_set(&mut c, "small", 3);
+    fill_set(&mut c, "big", BIG);
+    for count in ["10", "-10"] {
+        let (read, reply) = reads_of(&shard, &mut c, &["SRANDMEMBER", "big", count]);
+        assert_eq!(read, 10.0, "SRANDMEMBER {count}");
+        assert!(reply.starts_with(b"*10\r\n"));
+    }
+    for args in [
+        ["SPOP", "{}"].as_slice(),
+        &["SPOP", "{}", "2"],
+        &["SREM", "{}", "m1"],
+    ] {
+        let line = |key: &'static str| -> Vec<&str> {
+            args.iter()
+                .map(|a| if *a == "{}" { key } else { a })
+                .collect()
+        };
+        let small = cost_of(&shard, &mut c, &line("small"));
+        let written = entries_written(&shard);
+        let (read, _) = reads_of(&shard, &mut c, &line("big"));
+        let big = entries_written(&shard) - written;
+        println!("{args:?}: {small} entries written in a small set, {big} in a {BIG}-member one, {read} read");
+        assert!(read <= 12.0, "{args:?} read {read} members");
+        assert!(big <= 10.0, "{args:?} wrote {big} entries");
+    }
+    // What is left is exactly what was not popped: sizes, members and positions agree.
+    let left = int(&c.call(&["SCARD", "big"]).unwrap());
+    let members = c.call(&["SMEMBERS", "big"]).unwrap();
+    assert!(members.starts_with(format!("*{left}\r\n").as_bytes()));
+    let (read, reply) = reads_of(&shard, &mut c, &["SPOP", "big", &(left - 1).to_string()]);
+    assert!(reply.starts_with(format!("*{}\r\n", left - 1).as_bytes()));
+    println!("SPOP of all but one member of {left}: {read} members read");
+    assert_eq!(int(&c.call(&["SCARD", "big"]).unwrap()), 1);
+    let last = c.call(&["SRANDMEMBER", "big"]).unwrap();
+    assert_eq!(c.call(&["SPOP", "big"]).unwrap(), last);
+    assert_eq!(c.call(&["EXISTS", "big"]).unwrap(), b":0\r\n");
+}
+
 /// The members of the sorted set `key`, lowest first, from `ZRANGE … WITHSCORES`.
 fn zrange(c: &mut RawClient, key: &str, args: &[&str]) -> Vec<(String, i64)> {
     let reply = c
@@ -181,12 +245,11 @@ fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
     let mut c = shard.client().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let mut model: BTreeSet<(i64, String)> = BTreeSet::new();
-    let add =
-        |c: &mut RawClient, model: &mut BTreeSet<(i64, String)>, score: i64, m: String| {
-            model.retain(|(_, old)| *old != m);
-            c.call(&["ZADD", "z", &score.to_string(), &m]).unwrap();
-            model.insert((score, m));
-        };
+    let add = |c: &mut RawClient, model: &mut BTreeSet<(i64, String)>, score: i64, m: String| {
+        model.retain(|(_, old)| *old != m);
+        c.call(&["ZADD", "z", &score.to_string(), &m]).unwrap();
+        model.insert((score, m));
+    };
     for i in 0..3000 {
         add(
             &mut c,

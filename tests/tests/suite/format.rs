@@ -107,4 +107,27 @@ fn a_data_directory_of_format_2_opens_with_its_collections() {
     assert_eq!(call(&mut c, &["SMEMBERS", "doomed"]), "*1\r\n$3\r\nnew\r\n");
     assert_eq!(call(&mut c, &["ZADD", "zset", "4", "four"]), ":1\r\n");
     assert_eq!(call(&mut c, &["ZCARD", "zset"]), ":5\r\n");
+    // Pops from a sorted set written before index bounds existed.
+    assert_eq!(
+        call(&mut c, &["ZPOPMIN", "zset"]),
+        "*2\r\n$3\r\nlow\r\n$4\r\n-inf\r\n"
+    );
+    assert_eq!(call(&mut c, &["ZADD", "zset", "-5", "lower"]), ":1\r\n");
+    assert_eq!(
+        call(&mut c, &["ZPOPMIN", "zset"]),
+        "*2\r\n$5\r\nlower\r\n$2\r\n-5\r\n"
+    );
+    // A set written before sets kept positions: drawn from, written and popped as it is.
+    let draw = call(&mut c, &["SRANDMEMBER", "set", "-5"]);
+    assert!(draw.starts_with("*5\r\n"), "{draw}");
+    assert_eq!(
+        call(&mut c, &["SRANDMEMBER", "set", "5"]).len(),
+        "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n".len()
+    );
+    assert_eq!(call(&mut c, &["SADD", "set", "e"]), ":1\r\n");
+    assert_eq!(call(&mut c, &["SREM", "set", "a"]), ":1\r\n");
+    let mut popped: Vec<String> = (0..3).map(|_| call(&mut c, &["SPOP", "set"])).collect();
+    popped.sort();
+    assert_eq!(popped, ["$1\r\nb\r\n", "$1\r\nc\r\n", "$1\r\ne\r\n"]);
+    assert_eq!(call(&mut c, &["EXISTS", "set"]), ":0\r\n");
 }
