@@ -33,8 +33,11 @@
 //! Collections follow Kvrocks: one entry per hash field, set member, list element or
 //! sorted-set member in `members`, under the collection's slot and version, so that a slot
 //! is still one key range in each keyspace. Kinds: 0 items (hash field → value; set member →
-//! empty; list position (u64 BE) → element; zset member → score as f64 bits, BE); 1 a sorted
-//! set's score index (`score (order-preserving u64 BE) ++ member` → empty).
+//! its position (u64 BE), or empty in a set written before positions; list position (u64 BE)
+//! → element; zset member → score as f64 bits, BE); 1 a sorted set's score index (`score
+//! (order-preserving u64 BE) ++ member` → empty); 2 a set's positions (`position (u64 BE)` →
+//! member, dense from 0, for uniform random picks; added within format 3, flagged in the
+//! set's entry).
 //!
 //! Versions come from a counter persisted in `meta` in the batch that uses one, so a version
 //! is never handed out twice. Deleting, overwriting or expiring a collection removes only its
