@@ -50,7 +50,7 @@ def stop_all(procs, folder):
 
 def redis_benchmark(args):
     """Runs redis-benchmark with `args` (plus --csv); {test: (ops/s, p50 ms, p99 ms)}."""
-    out = subprocess.run(["redis-benchmark", *args, "--csv"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["redis-benchmark", "--csv", *args], check=True, capture_output=True, text=True).stdout
     # In cluster mode the masters are listed before the CSV.
     out = out[out.index('"test"'):]
     rows = {}
