@@ -40,21 +40,37 @@ fn int(reply: &[u8]) -> i64 {
         .unwrap_or_else(|_| panic!("not an integer: {text:?}"))
 }
 
-/// Fills `key` with `n` fields, 1000 per HSET, pipelined.
-fn fill_hash(c: &mut RawClient, key: &str, n: usize) {
-    let mut sent = 0;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let mut args = vec!["HSET".to_string(), key.to_string()];
-        for i in chunk {
-            args.push(format!("field:{i}"));
-            args.push(format!("value:{i}"));
-        }
-        c.send(&args).unwrap();
-        sent += 1;
+/// Fills `key` with members `0..n` by `command`, 1000 per command, pipelined; `member(i)`
+/// gives the arguments of member `i`.
+fn fill(
+    c: &mut RawClient,
+    command: &str,
+    key: &str,
+    n: usize,
+    member: impl Fn(usize) -> Vec<String>,
+) {
+    let chunks: Vec<Vec<String>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            let mut args = vec![command.to_string(), key.to_string()];
+            args.extend(chunk.iter().flat_map(|&i| member(i)));
+            args
+        })
+        .collect();
+    for args in &chunks {
+        c.send(args).unwrap();
     }
-    for _ in 0..sent {
+    for _ in &chunks {
         int(&c.read_reply().unwrap());
     }
+}
+
+/// Fills `key` with `n` fields (`field:i` = `value:i`).
+fn fill_hash(c: &mut RawClient, key: &str, n: usize) {
+    fill(c, "HSET", key, n, |i| {
+        vec![format!("field:{i}"), format!("value:{i}")]
+    });
 }
 
 /// Entries the store wrote for one command.
@@ -91,23 +107,9 @@ fn a_field_written_into_a_big_hash_costs_what_it_costs_in_a_small_one() {
     );
 }
 
-/// Fills the list `key` with `n` elements (`e0`, `e1`, …), 1000 per RPUSH, pipelined.
+/// Fills the list `key` with `n` elements (`e0`, `e1`, …).
 fn fill_list(c: &mut RawClient, key: &str, n: usize) {
-    let chunks: Vec<Vec<String>> = (0..n)
-        .collect::<Vec<_>>()
-        .chunks(1000)
-        .map(|chunk| {
-            let mut args = vec!["RPUSH".to_string(), key.to_string()];
-            args.extend(chunk.iter().map(|i| format!("e{i}")));
-            args
-        })
-        .collect();
-    for args in &chunks {
-        c.send(args).unwrap();
-    }
-    for _ in &chunks {
-        int(&c.read_reply().unwrap());
-    }
+    fill(c, "RPUSH", key, n, |i| vec![format!("e{i}")]);
 }
 
 /// Member entries the store read for one command.
@@ -161,23 +163,9 @@ fn a_big_list_pushes_pops_and_reads_by_index_at_the_cost_of_a_small_one() {
     assert_eq!(c.call(&["LINDEX", "big", "10"]).unwrap(), b"$3\r\nnew\r\n");
 }
 
-/// Fills the set `key` with `n` members (`m0`, `m1`, …), 1000 per SADD, pipelined.
+/// Fills the set `key` with `n` members (`m0`, `m1`, …).
 fn fill_set(c: &mut RawClient, key: &str, n: usize) {
-    let chunks: Vec<Vec<String>> = (0..n)
-        .collect::<Vec<_>>()
-        .chunks(1000)
-        .map(|chunk| {
-            let mut args = vec!["SADD".to_string(), key.to_string()];
-            args.extend(chunk.iter().map(|i| format!("m{i}")));
-            args
-        })
-        .collect();
-    for args in &chunks {
-        c.send(args).unwrap();
-    }
-    for _ in &chunks {
-        int(&c.read_reply().unwrap());
-    }
+    fill(c, "SADD", key, n, |i| vec![format!("m{i}")]);
 }
 
 /// SPOP and SRANDMEMBER draw by position: a point read per member, whatever the set's size
