@@ -5,6 +5,8 @@ import csv, io, os, shutil, signal, socket, subprocess, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release")
+# The slots of the three shards (or masters) every benchmark cluster has.
+RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
 
 def free_port(also_bus=False):
@@ -88,13 +90,12 @@ def start_fjord(folder, procs, settings=(), shard_args=(), shards=None):
         if shards is not None:
             shards.append({"addr": addr, "args": ["--listen", addr, *args], "dir": data, "proc": p})
     config = os.path.join(folder, "cluster.yaml")
-    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
     with open(config, "w") as f:
         f.write("version: 1\nproxies:\n" + "  - listen: 127.0.0.1:0\n" * 3 + "standalone: 127.0.0.1:0\n")
         if settings:
             f.write("settings:\n" + "".join(f"  {line}\n" for line in settings))
         f.write("shards:\n")
-        for i, (addr, (a, b)) in enumerate(zip(shard_addrs, ranges)):
+        for i, (addr, (a, b)) in enumerate(zip(shard_addrs, RANGES)):
             f.write(f"  - {{ id: s{i + 1}, addr: \"{addr}\", slots: [{a}-{b}] }}\n")
     proxy = subprocess.Popen([os.path.join(BIN, "fjord-proxy"), "--config", config],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -112,14 +113,13 @@ def start_fjord_replicated(folder, procs, acks="sync", replicas=True, fsync="eve
     os.makedirs(folder, exist_ok=True)
     env = {**os.environ, "RUST_LOG": "warn"}
     config = os.path.join(folder, "cluster.yaml")
-    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
     with open(config, "w") as f:
         f.write("version: 1\nproxies:\n")
         for _ in range(3):
             f.write("  - listen: 127.0.0.1:0\n" + ("    replica: { listen: 127.0.0.1:0 }\n" if replicas else ""))
         f.write(f"standalone: 127.0.0.1:0\nsettings: {{ local_shard_fsync: {fsync} }}\n")
         f.write(f"replication: {{ acks: {acks} }}\nshards:\n")
-        for i, (a, b) in enumerate(ranges):
+        for i, (a, b) in enumerate(RANGES):
             f.write(f"  - id: s{i + 1}\n    addr: 127.0.0.1:{free_port()}\n    slots: [{a}-{b}]\n"
                     f"    data_dir: s{i + 1}\n")
             if replicas:

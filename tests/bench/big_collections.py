@@ -7,7 +7,7 @@ For each type asked (`--types zset,hash,list`), one key of `--members` members (
 clients, 1000 members per command. Then, per type:
 1. redis-benchmark -c 50 -P {1,16} of commands on the big key: ZADD of a new member, ZSCORE,
    ZRANGE of the 10 lowest, ZRANGEBYSCORE from a random score with LIMIT 0 10; HSET of a new
-   field, HGET; RPUSH, LINDEX at a random index, LRANGE of 100; plus HGETALL of a separate
+   field, HGET; RPUSH, LINDEX of the middle element, LRANGE of 100; plus HGETALL of a separate
    100-field hash. fjord is driven through its standalone listener (it routes any key), Redis
    through the master that owns the key.
 2. Memory per member: Redis's `MEMORY USAGE key SAMPLES 0` and the growth of its RSS, against
@@ -20,15 +20,17 @@ Run it with tests/bench/run-big.sh, which builds in release and provides redis-p
 """
 import argparse, os, subprocess, sys, tempfile, time
 
-from benchlib import crc16, dir_bytes, redis_benchmark, rss_bytes, start_fjord, start_redis_cluster, stop_all
+from benchlib import RANGES, crc16, dir_bytes, redis_benchmark, rss_bytes, start_fjord, start_redis_cluster, stop_all
 
 import redis
 from redis.cluster import RedisCluster
 
 BATCH = 1000
 
-# Per type: the key, how a batch of members i..j is written, and the benchmarked commands
-# (redis-benchmark replaces __rand_int__ with a 12-digit number below -r).
+# Per type: how a batch of members i..j is written, and the benchmarked commands (label,
+# command on `{key}` (`{middle}`: half the members), -r: the members loaded when None);
+# LINDEX takes no __rand_int__: its leading zeros are not an integer to Redis.
+# redis-benchmark replaces __rand_int__ with a 12-digit number below -r.
 TYPES = {
     "zset": {
         "fill": lambda p, key, i, j: p.zadd(key, {f"m:{k:012d}": k for k in range(i, j)}),
@@ -50,7 +52,7 @@ TYPES = {
         "fill": lambda p, key, i, j: p.rpush(key, *[f"e{k}" for k in range(i, j)]),
         "commands": [
             ("RPUSH", "RPUSH {key} x", None),
-            ("LINDEX random", "LINDEX {key} __rand_int__", None),
+            ("LINDEX middle", "LINDEX {key} {middle}", None),
             ("LRANGE 0 99", "LRANGE {key} 0 99", None),
         ],
     },
@@ -74,9 +76,9 @@ class Sides:
             raise
 
     def fjord_shard(self, key):
-        """The fjord shard that holds `key` (the bench's ranges: thirds of the slots)."""
+        """The fjord shard that holds `key`."""
         slot = crc16(key.encode()) % 16384
-        return self.shards[0 if slot <= 5460 else 1 if slot <= 10922 else 2]
+        return next(shard for shard, (_, last) in zip(self.shards, RANGES) if slot <= last)
 
     def redis_node(self, key):
         """(port, pid) of the Redis master that owns `key`."""
@@ -145,7 +147,7 @@ def main():
             usage = redis.Redis(port=redis_port).memory_usage(key, samples=0)
             for pipeline in [int(p) for p in args.pipelines.split(",")]:
                 for label, command, keyspace in spec["commands"]:
-                    command = command.format(key=key)
+                    command = command.format(key=key, middle=args.members // 2)
                     keyspace = keyspace or args.members
                     f = bench(s.fjord_standalone, command, keyspace, pipeline, args.n)
                     r = bench(redis_port, command, keyspace, pipeline, args.n)

@@ -27,14 +27,13 @@ Run it with tests/bench/run-failover.sh, which builds in release and provides re
 """
 import argparse, binascii, os, signal, statistics, subprocess, sys, tempfile, threading, time
 
-from benchlib import BIN, cluster_benchmark, start_fjord_replicated, start_redis_cluster, stop_all, wait_port
+from benchlib import BIN, RANGES, cluster_benchmark, start_fjord_replicated, start_redis_cluster, stop_all, wait_port
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 SETTLE_TIMEOUT = 90
 
 

@@ -15,11 +15,9 @@ Run it with tests/bench/run-reshard.sh, which builds in release and provides red
 """
 import argparse, binascii, json, os, random, statistics, subprocess, sys, tempfile, threading, time
 
-from benchlib import BIN, start_fjord, start_redis_cluster, stop_all
+from benchlib import BIN, RANGES, start_fjord, start_redis_cluster, stop_all
 
 from redis.cluster import RedisCluster
-
-RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
 
 def slot(key):
