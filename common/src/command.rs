@@ -7,7 +7,6 @@
 //! entries. Adding a command touches this table and the one file that implements it.
 
 use crate::error;
-use crate::{Proto, Reply};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -222,13 +221,9 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 10;
     pub const MOVABLEKEYS: u32 = 1 << 11;
     pub const ALLOW_BUSY: u32 = 1 << 12;
-    /// Not a Redis flag (COMMAND does not list it): the reply is a map in RESP3. Shards answer
-    /// the proxy in RESP2, so the proxy turns the flat array back into a map for RESP3
-    /// clients.
-    pub const MAP_REPLY: u32 = 1 << 13;
     /// A read that may still change its key and replicate the change (PFCOUNT updating the
     /// cached count it keeps in the value).
-    pub const MAY_REPLICATE: u32 = 1 << 14;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
 
     /// Flag names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -403,117 +398,6 @@ impl Resolved {
     }
 }
 
-/// How a reply's RESP3 form differs from its flat RESP2 form, which is what shards send the
-/// proxy: the proxy regroups the flat reply for a RESP3 client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resp3Shape {
-    Same,
-    /// Key/value pairs become a map (HGETALL).
-    Map,
-    /// Pairs become two-element arrays (HRANDFIELD … WITHVALUES).
-    Pairs,
-    /// An array becomes a set (SMEMBERS, SINTER, SPOP with a count).
-    Set,
-    /// A score's bulk string becomes a double (ZSCORE, ZINCRBY, ZADD … INCR).
-    Double,
-    /// Each bulk string of an array becomes a double (ZMSCORE).
-    Doubles,
-    /// Flat member, score items become [member, double] pairs (… WITHSCORES, ZPOPMIN with a
-    /// count).
-    ScorePairs,
-    /// Every second item of a flat array becomes a double (ZPOPMIN without a count).
-    FlatScores,
-    /// The scores inside ZMPOP's nested pairs become doubles; its "nothing" is a null
-    /// array in RESP2 (`*-1`), which the shard's RESP2 reply cannot tell from a null bulk.
-    NestedScores,
-    /// Unchanged, but "nothing" is a null array, not a null bulk (LMPOP, LPOP with a count).
-    NullArray,
-    /// GEOPOS: each `[longitude, latitude]` becomes two doubles; a missing point is a null
-    /// array in RESP2 too, which the shard's RESP2 reply cannot tell from a null bulk.
-    Coordinates,
-    /// A geo search WITHCOORD: each item's last part, its coordinates, becomes two doubles.
-    ItemCoordinates,
-}
-
-impl Resp3Shape {
-    /// The shard's RESP2 reply to a request of this shape, as a client speaking `proto`
-    /// must get it.
-    pub fn apply(self, reply: Reply, proto: Proto) -> Reply {
-        let null_array = matches!(self, Resp3Shape::NestedScores | Resp3Shape::NullArray);
-        if null_array && reply == Reply::Nil {
-            return Reply::NilArray;
-        }
-        if self == Resp3Shape::Coordinates {
-            return reply.into_coordinates(proto == Proto::Resp3);
-        }
-        if proto != Proto::Resp3 {
-            return reply;
-        }
-        match self {
-            Resp3Shape::Same | Resp3Shape::NullArray => reply,
-            Resp3Shape::Map => reply.into_map(),
-            Resp3Shape::Pairs => reply.into_pairs(),
-            Resp3Shape::Set => reply.into_set(),
-            Resp3Shape::Double => reply.into_double(),
-            Resp3Shape::Doubles => reply.into_doubles(),
-            Resp3Shape::ScorePairs => reply.into_score_pairs(),
-            Resp3Shape::FlatScores => reply.into_flat_scores(),
-            Resp3Shape::NestedScores => reply.into_nested_scores(),
-            Resp3Shape::Coordinates => reply,
-            Resp3Shape::ItemCoordinates => reply.into_item_coordinates(),
-        }
-    }
-}
-
-/// The RESP3 shape of the reply to `args`, a request for `spec`. Pairs depend on the
-/// arguments (only HRANDFIELD with WITHVALUES pairs its items), so they are decided here,
-/// next to the table, once for the proxy.
-pub fn resp3_shape(spec: &CommandSpec, args: &[Bytes]) -> Resp3Shape {
-    if spec.has_flag(MAP_REPLY) {
-        return Resp3Shape::Map;
-    }
-    match spec.id {
-        CommandId::Hrandfield if args.len() == 4 => Resp3Shape::Pairs,
-        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => {
-            Resp3Shape::Set
-        }
-        CommandId::Spop if args.len() == 3 => Resp3Shape::Set,
-        CommandId::Zscore | CommandId::Zincrby => Resp3Shape::Double,
-        CommandId::Zadd if has_word(&args[2..], b"incr") => Resp3Shape::Double,
-        CommandId::Zmscore => Resp3Shape::Doubles,
-        CommandId::Zrange
-        | CommandId::Zrangebyscore
-        | CommandId::Zrevrangebyscore
-        | CommandId::Zrevrange
-            if has_word(&args[4..], b"withscores") =>
-        {
-            Resp3Shape::ScorePairs
-        }
-        CommandId::Zrandmember if args.len() == 4 => Resp3Shape::ScorePairs,
-        CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff
-            if has_word(&args[2..], b"withscores") =>
-        {
-            Resp3Shape::ScorePairs
-        }
-        CommandId::Zpopmin | CommandId::Zpopmax if args.len() == 3 => Resp3Shape::ScorePairs,
-        CommandId::Zpopmin | CommandId::Zpopmax => Resp3Shape::FlatScores,
-        CommandId::Zmpop => Resp3Shape::NestedScores,
-        CommandId::Lmpop => Resp3Shape::NullArray,
-        CommandId::Geopos => Resp3Shape::Coordinates,
-        CommandId::Georadius
-        | CommandId::GeoradiusRo
-        | CommandId::Georadiusbymember
-        | CommandId::GeoradiusbymemberRo
-        | CommandId::Geosearch
-            if has_word(&args[2..], b"withcoord") =>
-        {
-            Resp3Shape::ItemCoordinates
-        }
-        CommandId::Lpop | CommandId::Rpop if args.len() == 3 => Resp3Shape::NullArray,
-        _ => Resp3Shape::Same,
-    }
-}
-
 /// Where SORT's STORE destination is, as Redis's `sortGetKeys` finds it: options are
 /// skipped with their arguments (so a GET pattern spelled `store` is not one), and the last
 /// STORE wins.
@@ -551,11 +435,6 @@ fn georadius_store_index(args: &[Bytes]) -> Option<usize> {
         i += 1;
     }
     found
-}
-
-/// Whether `word` (any case) is among `args`.
-fn has_word(args: &[Bytes], word: &[u8]) -> bool {
-    args.iter().any(|a| a.eq_ignore_ascii_case(word))
 }
 
 /// Looks up `args[0]` (and `args[1]` for containers), checking arity.
@@ -1354,7 +1233,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("incrby", C::Incrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec("decrby", C::Decrby, 3, WF, ONE_KEY, SingleSlot, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec("incrbyfloat", C::Incrbyfloat, 3, WF, ONE_KEY, SingleSlot, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    spec("lcs", C::Lcs, -3, READONLY | MAP_REPLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
+    spec("lcs", C::Lcs, -3, READONLY, TWO_KEYS, SingleSlot, "string", "7.0.0", "Finds the longest common substring."),
     // bitmaps
     spec("setbit", C::Setbit, 4, W, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
     spec("getbit", C::Getbit, 3, RF, ONE_KEY, SingleSlot, "bitmap", "2.2.0", "Returns a bit value by offset."),
@@ -1375,7 +1254,7 @@ static COMMANDS: &[CommandSpec] = &[
     spec("hexists", C::Hexists, 3, RF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Determines whether a field exists in a hash."),
     spec("hkeys", C::Hkeys, 2, READONLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all fields in a hash."),
     spec("hvals", C::Hvals, 2, READONLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all values in a hash."),
-    spec("hgetall", C::Hgetall, 2, READONLY | MAP_REPLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all fields and values in a hash."),
+    spec("hgetall", C::Hgetall, 2, READONLY, ONE_KEY, SingleSlot, "hash", "2.0.0", "Returns all fields and values in a hash."),
     spec("hincrby", C::Hincrby, 4, WF, ONE_KEY, SingleSlot, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
     spec("hincrbyfloat", C::Hincrbyfloat, 4, WF, ONE_KEY, SingleSlot, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
     spec("hrandfield", C::Hrandfield, -2, READONLY, ONE_KEY, SingleSlot, "hash", "6.2.0", "Returns one or more random fields from a hash."),

@@ -360,163 +360,6 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// A map sent as a RESP2 flat key/value array, as a map again (shards answer the proxy
-    /// in RESP2); any other reply as it is.
-    pub fn into_map(self) -> Self {
-        match self.into_pair_list() {
-            Ok(pairs) => Reply::Map(pairs),
-            Err(other) => other,
-        }
-    }
-
-    /// [`Reply::into_map`] for replies of [`Reply::Pairs`].
-    pub fn into_pairs(self) -> Self {
-        match self.into_pair_list() {
-            Ok(pairs) => Reply::Pairs(pairs),
-            Err(other) => other,
-        }
-    }
-
-    /// A bulk string that holds a number as a double (a score, for RESP3 clients); any
-    /// other reply as it is.
-    pub fn into_double(self) -> Self {
-        match self {
-            Reply::Bulk(b) => match std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()) {
-                Some(d) => Reply::Double(d),
-                None => Reply::Bulk(b),
-            },
-            other => other,
-        }
-    }
-
-    /// [`Reply::into_double`] on each item of an array.
-    pub fn into_doubles(self) -> Self {
-        match self {
-            Reply::Array(items) => {
-                Reply::Array(items.into_iter().map(Reply::into_double).collect())
-            }
-            other => other,
-        }
-    }
-
-    /// Flat member, score items as [member, double] pairs.
-    pub fn into_score_pairs(self) -> Self {
-        match self.into_pair_list() {
-            Ok(pairs) => Reply::Pairs(
-                pairs
-                    .into_iter()
-                    .map(|(m, s)| (m, s.into_double()))
-                    .collect(),
-            ),
-            Err(other) => other,
-        }
-    }
-
-    /// Every second item of a flat array as a double.
-    pub fn into_flat_scores(self) -> Self {
-        match self {
-            Reply::Array(items) => Reply::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| if i % 2 == 1 { r.into_double() } else { r })
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    /// ZMPOP's `[key, [[member, score], …]]` with the scores as doubles.
-    pub fn into_nested_scores(self) -> Self {
-        match self {
-            Reply::Array(mut parts) if parts.len() == 2 => {
-                let inner = parts.pop().map(|p| match p {
-                    Reply::Array(pairs) => {
-                        Reply::Array(pairs.into_iter().map(Reply::into_flat_scores).collect())
-                    }
-                    other => other,
-                });
-                parts.extend(inner);
-                Reply::Array(parts)
-            }
-            other => other,
-        }
-    }
-
-    /// A `[longitude, latitude]` pair of bulk strings as [`Reply::DoubleText`]s, text
-    /// unchanged; anything else (a missing point) as it is.
-    fn into_coordinate_pair(self) -> Self {
-        match self {
-            Reply::Array(xy) => Reply::Array(
-                xy.into_iter()
-                    .map(|c| match c {
-                        Reply::Bulk(b) => Reply::DoubleText(b),
-                        other => other,
-                    })
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    /// GEOPOS's `[[longitude, latitude] | nil, …]` with its missing points as null arrays,
-    /// and with the coordinates as doubles when `doubles`.
-    pub fn into_coordinates(self, doubles: bool) -> Self {
-        let point = |p: Reply| match p {
-            Reply::Nil => Reply::NilArray,
-            p if doubles => p.into_coordinate_pair(),
-            p => p,
-        };
-        match self {
-            Reply::Array(points) => Reply::Array(points.into_iter().map(point).collect()),
-            other => other,
-        }
-    }
-
-    /// A geo search's items `[member, …, [longitude, latitude]]` (WITHCOORD) with the
-    /// coordinates, always the last part, as doubles.
-    pub fn into_item_coordinates(self) -> Self {
-        match self {
-            Reply::Array(items) => Reply::Array(
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        Reply::Array(mut parts) => {
-                            if let Some(last) = parts.pop() {
-                                parts.push(last.into_coordinate_pair());
-                            }
-                            Reply::Array(parts)
-                        }
-                        other => other,
-                    })
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    /// An array as a set (for RESP3 clients of commands that reply with one).
-    pub fn into_set(self) -> Self {
-        match self {
-            Reply::Array(items) => Reply::Set(items),
-            other => other,
-        }
-    }
-
-    fn into_pair_list(self) -> Result<Vec<(Reply, Reply)>, Self> {
-        match self {
-            Reply::Array(items) if items.len().is_multiple_of(2) => {
-                let mut items = items.into_iter();
-                let mut pairs = Vec::with_capacity(items.len() / 2);
-                while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                    pairs.push((k, v));
-                }
-                Ok(pairs)
-            }
-            other => Err(other),
-        }
-    }
-
     /// `+OK`
     pub const fn ok() -> Self {
         Reply::Status(Cow::Borrowed("OK"))
@@ -617,6 +460,203 @@ impl Reply {
                 }
             },
         }
+    }
+}
+
+/// Deepest nesting a reply may have: shards nest a few levels at most (ZMPOP, geo searches);
+/// the bound keeps a corrupt stream from growing the decoder's stack without end.
+const MAX_REPLY_DEPTH: usize = 32;
+
+/// Incremental decoder of replies, RESP2 and RESP3 alike: a shard answers each of the
+/// proxy's requests in the protocol of the client it is for, so one connection carries both.
+///
+/// A reply is scanned once as its bytes arrive (the scan resumes where the last read
+/// ended, so a reply of many megabytes arriving in small reads costs no rescans), then built
+/// from the complete frame. It becomes the [`Reply`] that encodes back to the same bytes:
+/// `$-1` and `*-1` stay [`Reply::Nil`] and [`Reply::NilArray`], a double keeps its text
+/// ([`Reply::DoubleText`]), maps, sets, booleans and verbatim strings keep their types.
+#[derive(Debug, Default)]
+pub struct ReplyDecoder {
+    /// Where the scan of the reply at the front of the buffer stands.
+    scanned: usize,
+    /// Per aggregate the scan is inside, outermost first, the parts it still expects.
+    open: Vec<u64>,
+}
+
+/// A reply's header line: its type byte, the text after it, and where the next part starts.
+struct ReplyLine<'a> {
+    tag: u8,
+    text: &'a [u8],
+    next: usize,
+}
+
+fn reply_line(data: &[u8], at: usize) -> Result<Option<ReplyLine<'_>>, String> {
+    let Some(rest) = data.get(at..).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(newline) = memchr_newline(rest) else {
+        return Ok(None);
+    };
+    if newline < 1 || rest[newline - 1] != b'\r' {
+        return Err("a reply line does not end with CRLF".to_string());
+    }
+    Ok(Some(ReplyLine {
+        tag: rest[0],
+        text: &rest[1..newline - 1],
+        next: at + newline + 1,
+    }))
+}
+
+/// A length header's number: `-1` (null) or a count that fits in memory.
+fn reply_len(text: &[u8]) -> Result<i64, String> {
+    crate::number::parse_i64(text)
+        .filter(|&n| n >= -1)
+        .ok_or_else(|| format!("bad length {:?} in a reply", String::from_utf8_lossy(text)))
+}
+
+/// Parts an aggregate with header `tag` and length `n` holds (a map's are keys and values).
+fn parts(tag: u8, n: i64) -> u64 {
+    n as u64 * if tag == b'%' { 2 } else { 1 }
+}
+
+impl ReplyDecoder {
+    /// Takes the next complete reply out of `buf`; `Ok(None)` means more bytes are needed.
+    /// An error means the stream is not RESP (or holds a push or attribute, which shards
+    /// never send): the connection cannot be trusted further.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, String> {
+        let Some(end) = self.scan(buf)? else {
+            return Ok(None);
+        };
+        let frame = buf.split_to(end).freeze();
+        let (reply, _) = build_reply(&frame, 0, 0)?;
+        Ok(Some(reply))
+    }
+
+    /// Where the reply at the front of `buf` ends, once it has all arrived.
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
+        loop {
+            let Some(line) = reply_line(buf, self.scanned)? else {
+                return Ok(None);
+            };
+            let after = match line.tag {
+                b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => line.next,
+                b'$' | b'=' | b'!' => match reply_len(line.text)? {
+                    -1 if line.tag == b'$' => line.next,
+                    -1 => return Err("a null verbatim string or blob error".to_string()),
+                    n => {
+                        let end = line.next.saturating_add(n as usize).saturating_add(2);
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        end
+                    }
+                },
+                b'*' | b'~' | b'%' => match reply_len(line.text)? {
+                    -1 if line.tag == b'*' => line.next,
+                    -1 => return Err("a null set or map".to_string()),
+                    0 => line.next,
+                    n => {
+                        if self.open.len() >= MAX_REPLY_DEPTH {
+                            return Err("a reply nested too deep".to_string());
+                        }
+                        self.open.push(parts(line.tag, n));
+                        self.scanned = line.next;
+                        continue;
+                    }
+                },
+                other => return Err(format!("unexpected reply type {:?}", char::from(other))),
+            };
+            self.scanned = after;
+            // A part is complete: it completes the aggregates it was the last part of.
+            loop {
+                match self.open.last_mut() {
+                    None => {
+                        self.scanned = 0;
+                        return Ok(Some(after));
+                    }
+                    Some(left) if *left > 1 => {
+                        *left -= 1;
+                        break;
+                    }
+                    Some(_) => {
+                        self.open.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reply at `at` in `frame`, a complete reply the scan checked, and where it ends.
+fn build_reply(frame: &Bytes, at: usize, depth: usize) -> Result<(Reply, usize), String> {
+    let line = reply_line(frame, at)?.ok_or("a reply ended early")?;
+    let text = || String::from_utf8_lossy(line.text).into_owned();
+    let blob = |n: i64| {
+        let end = line.next + n as usize;
+        frame
+            .get(line.next..end)
+            .map(|_| (frame.slice(line.next..end), end + 2))
+            .ok_or_else(|| "a reply ended early".to_string())
+    };
+    let items = |n: u64| -> Result<(Vec<Reply>, usize), String> {
+        if depth >= MAX_REPLY_DEPTH {
+            return Err("a reply nested too deep".to_string());
+        }
+        let mut items = Vec::with_capacity(n.min(1024 * 1024) as usize);
+        let mut next = line.next;
+        for _ in 0..n {
+            let (item, after) = build_reply(frame, next, depth + 1)?;
+            items.push(item);
+            next = after;
+        }
+        Ok((items, next))
+    };
+    let simple = |reply: Reply| Ok((reply, line.next));
+    match line.tag {
+        b'+' if line.text == b"OK" => simple(Reply::ok()),
+        b'+' => simple(Reply::status(text())),
+        b'-' => simple(Reply::error(text())),
+        b':' => simple(Reply::Int(
+            crate::number::parse_i64(line.text).ok_or("a bad integer in a reply")?,
+        )),
+        b'_' => simple(Reply::Nil),
+        b',' => simple(Reply::DoubleText(frame.slice(at + 1..line.next - 2))),
+        b'#' => simple(Reply::Bool(line.text == b"t")),
+        // Big numbers are not something shards send; RESP2 carries them as bulk strings.
+        b'(' => simple(Reply::Bulk(frame.slice(at + 1..line.next - 2))),
+        b'$' | b'=' | b'!' => match reply_len(line.text)? {
+            -1 => simple(Reply::Nil),
+            n => {
+                let (data, end) = blob(n)?;
+                let reply = match line.tag {
+                    b'$' => Reply::Bulk(data),
+                    // Skips the format (`txt:`): verbatim strings are always text here.
+                    b'=' => Reply::Verbatim(data.slice(4.min(data.len())..)),
+                    _ => Reply::error(String::from_utf8_lossy(&data).into_owned()),
+                };
+                Ok((reply, end))
+            }
+        },
+        b'*' | b'~' | b'%' => match reply_len(line.text)? {
+            -1 => simple(Reply::NilArray),
+            n => {
+                let (items, end) = items(parts(line.tag, n))?;
+                let reply = match line.tag {
+                    b'*' => Reply::Array(items),
+                    b'~' => Reply::Set(items),
+                    _ => {
+                        let mut items = items.into_iter();
+                        let mut pairs = Vec::with_capacity(items.len() / 2);
+                        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                            pairs.push((k, v));
+                        }
+                        Reply::Map(pairs)
+                    }
+                };
+                Ok((reply, end))
+            }
+        },
+        other => Err(format!("unexpected reply type {:?}", char::from(other))),
     }
 }
 
@@ -833,6 +873,86 @@ mod tests {
             vec![Bytes::from_static(b"PING")]
         );
         assert!(split_inline_args(b"\"a\0\"").is_none());
+    }
+
+    /// Every reply a shard sends, in either protocol, decodes to a reply that encodes back
+    /// to the same bytes, whether it arrives whole or a byte at a time.
+    #[test]
+    fn replies_decode_to_what_encodes_them_again() {
+        let replies = vec![
+            Reply::ok(),
+            Reply::status("QUEUED"),
+            Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            Reply::Int(-42),
+            Reply::bulk(&b"a\r\nb"[..]),
+            Reply::bulk(Bytes::new()),
+            Reply::Nil,
+            Reply::NilArray,
+            Reply::Array(vec![]),
+            Reply::Array(vec![
+                Reply::Nil,
+                Reply::Array(vec![Reply::Int(1), Reply::NilArray]),
+            ]),
+            Reply::Map(vec![
+                (Reply::text("f"), Reply::text("v")),
+                (Reply::text("g"), Reply::Nil),
+            ]),
+            Reply::Pairs(vec![(Reply::text("m"), Reply::Double(1.1))]),
+            Reply::Set(vec![Reply::text("x"), Reply::text("y")]),
+            Reply::Double(f64::NEG_INFINITY),
+            Reply::DoubleText(Bytes::from_static(b"13.36138933897018433")),
+            Reply::Bool(true),
+            Reply::Bool(false),
+            Reply::Verbatim(Bytes::from_static(b"# Server\r\nredis_version:7.0.15\r\n")),
+        ];
+        for proto in [Proto::Resp2, Proto::Resp3] {
+            let mut wire = BytesMut::new();
+            for r in &replies {
+                r.encode(proto, &mut wire);
+            }
+            let expected = wire.clone();
+            // Whole, then a byte at a time.
+            for step in [wire.len(), 1] {
+                let mut d = ReplyDecoder::default();
+                let (mut buf, mut again) = (BytesMut::new(), BytesMut::new());
+                let mut decoded = 0;
+                for chunk in wire.chunks(step) {
+                    buf.extend_from_slice(chunk);
+                    while let Some(reply) = d.decode(&mut buf).unwrap() {
+                        reply.encode(proto, &mut again);
+                        decoded += 1;
+                    }
+                }
+                assert_eq!(decoded, replies.len(), "{proto:?}, step {step}");
+                assert_eq!(again, expected, "{proto:?}, step {step}");
+                assert!(buf.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        let deep = "*1\r\n".repeat(MAX_REPLY_DEPTH + 1) + ":1\r\n";
+        for bad in [
+            &b"?\r\n"[..],
+            b"$-2\r\n",
+            b"*x\r\n",
+            b":1\n",
+            b"~-1\r\n",
+            b">1\r\n+a\r\n",
+            b"|1\r\n+a\r\n+b\r\n",
+            deep.as_bytes(),
+        ] {
+            let mut buf = BytesMut::from(bad);
+            assert!(
+                ReplyDecoder::default().decode(&mut buf).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Incomplete is not an error.
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nab"[..]);
+        assert_eq!(ReplyDecoder::default().decode(&mut buf), Ok(None));
     }
 
     #[test]

@@ -12,13 +12,18 @@
 //! a request that may have reached the shard and got no reply fails with a CLUSTERDOWN error
 //! naming the shard, and the connection is rebuilt with backoff while new requests for it
 //! fail at once.
+//!
+//! Each request says which protocol its replies must be in: a client's commands are
+//! answered in the client's protocol, so a RESP3 client gets the shard's maps, sets and
+//! doubles as the shard made them, and a RESP2 client the shard's RESP2 forms, both exactly
+//! as Redis shapes them, with no per-command knowledge in the proxy. A connection switches
+//! with `HELLO` when the next request wants the other protocol (its reply is dropped); the
+//! proxy's own requests, whose replies it reads, are RESP2.
 
 use crate::metrics::BackendMetrics;
 use bytes::{Bytes, BytesMut};
-use fjord_common::Reply;
+use fjord_common::{Proto, Reply, ReplyDecoder};
 use prometheus::local::LocalHistogram;
-use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,9 +44,11 @@ pub struct BatchReplies {
     pub failed: Option<String>,
 }
 
-/// A request on its way to a shard: commands encoded in RESP, and where their replies go.
+/// A request on its way to a shard: commands encoded in RESP, the protocol of their
+/// replies, and where the replies go.
 struct Request {
     commands: Bytes,
+    proto: Proto,
     sink: Sink,
 }
 
@@ -53,6 +60,8 @@ enum Sink {
         replies: Vec<Reply>,
         tx: oneshot::Sender<BatchReplies>,
     },
+    /// The connection's own `HELLO`, switching protocols: its reply goes nowhere.
+    Switch,
 }
 
 impl Sink {
@@ -61,6 +70,7 @@ impl Sink {
         match self {
             Sink::One(_) => 1,
             Sink::Batch { count, .. } => *count,
+            Sink::Switch => 0,
         }
     }
 
@@ -69,6 +79,7 @@ impl Sink {
         match self {
             Sink::One(_) => 1,
             Sink::Batch { count, replies, .. } => count - replies.len(),
+            Sink::Switch => 0,
         }
     }
 
@@ -87,6 +98,7 @@ impl Sink {
                     failed: None,
                 });
             }
+            Sink::Switch => {}
         }
     }
 
@@ -102,6 +114,7 @@ impl Sink {
                     failed: Some(why),
                 });
             }
+            Sink::Switch => {}
         }
     }
 }
@@ -254,23 +267,31 @@ impl ShardBackend {
             .unwrap_or_else(|| (0..self.conns.len()).min_by_key(|&i| load(i)).unwrap_or(0))
     }
 
-    /// Queues a command on connection `lane` ([`ShardBackend::pick_lane`]); the receiver
-    /// yields the reply. Waits only while that connection's queue is full.
-    pub async fn send(&self, lane: usize, args: &[Bytes]) -> oneshot::Receiver<BackendResult> {
+    /// Queues a command on connection `lane` ([`ShardBackend::pick_lane`]), to be answered
+    /// in `proto`; the receiver yields the reply. Waits only while that connection's queue
+    /// is full.
+    pub async fn send(
+        &self,
+        lane: usize,
+        args: &[Bytes],
+        proto: Proto,
+    ) -> oneshot::Receiver<BackendResult> {
         let (tx, rx) = oneshot::channel();
         let mut commands = BytesMut::new();
         fjord_common::resp::encode_request(args, &mut commands);
-        self.queue(lane, commands.freeze(), Sink::One(tx)).await;
+        self.queue(lane, commands.freeze(), proto, Sink::One(tx))
+            .await;
         rx
     }
 
-    /// Queues `count` commands already encoded in `commands`; the receiver yields their
-    /// replies in order.
+    /// Queues `count` commands already encoded in `commands`, to be answered in `proto`;
+    /// the receiver yields their replies in order.
     pub async fn send_batch(
         &self,
         lane: usize,
         commands: Bytes,
         count: usize,
+        proto: Proto,
     ) -> oneshot::Receiver<BatchReplies> {
         let (tx, rx) = oneshot::channel();
         let sink = Sink::Batch {
@@ -278,15 +299,20 @@ impl ShardBackend {
             replies: Vec::with_capacity(count),
             tx,
         };
-        self.queue(lane, commands, sink).await;
+        self.queue(lane, commands, proto, sink).await;
         rx
     }
 
-    async fn queue(&self, lane: usize, commands: Bytes, sink: Sink) {
+    async fn queue(&self, lane: usize, commands: Bytes, proto: Proto, sink: Sink) {
         let conn = &self.conns[lane % self.conns.len()];
         let count = sink.commands();
         conn.load.fetch_add(count, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(req)) = conn.tx.send(Request { commands, sink }).await {
+        let req = Request {
+            commands,
+            proto,
+            sink,
+        };
+        if let Err(mpsc::error::SendError(req)) = conn.tx.send(req).await {
             conn.load.fetch_sub(count, Ordering::Relaxed);
             self.status.metrics.unavailable.inc_by(count as u64);
             req.sink.fail(self.down("the proxy is shutting down"));
@@ -336,6 +362,7 @@ async fn handshake(stream: &mut TcpStream, args: &[&str]) -> Result<(), String> 
     fjord_common::resp::encode_request(args, &mut out);
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
     let mut buf = BytesMut::with_capacity(256);
+    let mut decoder = ReplyDecoder::default();
     loop {
         if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
             return Err(format!(
@@ -343,13 +370,11 @@ async fn handshake(stream: &mut TcpStream, args: &[&str]) -> Result<(), String> 
                 args[0]
             ));
         }
-        match decode_bytes_mut(&mut buf) {
-            Ok(Some((BytesFrame::Error(e), ..))) => {
-                return Err(format!("{} refused: {}", args[0], &*e))
-            }
+        match decoder.decode(&mut buf) {
+            Ok(Some(Reply::Error(e))) => return Err(format!("{} refused: {e}", args[0])),
             Ok(Some(_)) => return Ok(()),
             Ok(None) => continue,
-            Err(e) => return Err(format!("undecodable {} reply: {e:?}", args[0])),
+            Err(e) => return Err(format!("undecodable {} reply: {e}", args[0])),
         }
     }
 }
@@ -450,13 +475,16 @@ impl Connection {
         rx: &mut mpsc::Receiver<Request>,
     ) -> Option<String> {
         let (mut read, write) = stream.into_split();
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut incoming = Incoming {
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder: ReplyDecoder::default(),
+        };
         let (inflight_tx, mut inflight_rx) = mpsc::unbounded_channel();
         let mut queue = VecDeque::new();
         let mut retired = self.retired.clone();
         let outcome = tokio::select! {
             why = write_loop(write, rx, inflight_tx, &self.status.metrics) => Some((why?, false)),
-            broken = self.read_loop(&mut read, &mut buf, &mut queue, &mut inflight_rx, false) => Some(broken),
+            broken = self.read_loop(&mut read, &mut incoming, &mut queue, &mut inflight_rx, false) => Some(broken),
             _ = retired.wait_for(|r| *r) => None,
         };
         let (why, timed_out) = match outcome {
@@ -465,7 +493,8 @@ impl Connection {
                 // No longer routed to, but the shard may well answer what it was sent (a
                 // shard removed from the topology, a slot's old owner about to refuse):
                 // those replies get a moment before the rest fails.
-                let drain = self.read_loop(&mut read, &mut buf, &mut queue, &mut inflight_rx, true);
+                let drain =
+                    self.read_loop(&mut read, &mut incoming, &mut queue, &mut inflight_rx, true);
                 let _ = tokio::time::timeout(RETIRE_GRACE, drain).await;
                 (RETIRED.to_string(), false)
             }
@@ -495,7 +524,7 @@ impl Connection {
     async fn read_loop(
         &self,
         read: &mut OwnedReadHalf,
-        buf: &mut BytesMut,
+        incoming: &mut Incoming,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
         until_answered: bool,
@@ -513,15 +542,16 @@ impl Connection {
                     // The writer ended; it reports why.
                     None => std::future::pending::<()>().await,
                 },
-                read = read.read_buf(buf) => match read {
+                read = read.read_buf(&mut incoming.buf) => match read {
                     Ok(0) => return ("the shard closed the connection".to_string(), false),
                     Ok(_) => {
-                        if let Err(why) = self.deliver(buf, queue, inflight_rx, &latencies) {
+                        if let Err(why) = self.deliver(incoming, queue, inflight_rx, &latencies) {
                             return (why, false);
                         }
                         if until_answered && queue.is_empty() && inflight_rx.is_empty() {
                             return (String::new(), false);
                         }
+                        let buf = &mut incoming.buf;
                         if buf.capacity() - buf.len() < 4096 {
                             buf.reserve(64 * 1024);
                         }
@@ -535,23 +565,23 @@ impl Connection {
         }
     }
 
-    /// Hands every complete reply in `buf` to the request it answers.
+    /// Hands every complete reply received to the request it answers.
     fn deliver(
         &self,
-        buf: &mut BytesMut,
+        incoming: &mut Incoming,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
         latencies: &LocalHistogram,
     ) -> Result<(), String> {
         let metrics = &self.status.metrics;
         if !metrics.recording {
-            return self.deliver_frames(buf, queue, inflight_rx, |_, _| {});
+            return self.deliver_frames(incoming, queue, inflight_rx, |_, _| {});
         }
         // One clock reading per read, and the latencies gathered locally: a read often
         // holds the replies of a whole batch.
         let now = Instant::now();
         let (mut ok, mut error) = (0, 0);
-        let result = self.deliver_frames(buf, queue, inflight_rx, |entry, reply| {
+        let result = self.deliver_frames(incoming, queue, inflight_rx, |entry, reply| {
             latencies.observe(now.duration_since(entry.sent).as_secs_f64());
             match reply {
                 Reply::Error(_) => error += 1,
@@ -565,19 +595,19 @@ impl Connection {
         result
     }
 
-    /// Decodes every complete reply in `buf`, tells `seen` of it, and hands it on.
+    /// Decodes every complete reply received, tells `seen` of it, and hands it on.
     fn deliver_frames(
         &self,
-        buf: &mut BytesMut,
+        incoming: &mut Incoming,
         queue: &mut VecDeque<InFlight>,
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
         mut seen: impl FnMut(&InFlight, &Reply),
     ) -> Result<(), String> {
         loop {
-            let frame = match decode_bytes_mut(buf) {
-                Ok(Some((frame, ..))) => frame,
+            let reply = match incoming.decoder.decode(&mut incoming.buf) {
+                Ok(Some(reply)) => reply,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(format!("undecodable reply from the shard: {e:?}")),
+                Err(e) => return Err(format!("undecodable reply from the shard: {e}")),
             };
             if queue.is_empty() {
                 while let Ok(entry) = inflight_rx.try_recv() {
@@ -587,7 +617,14 @@ impl Connection {
             let Some(entry) = queue.front_mut() else {
                 return Err("the shard sent a reply nobody asked for".to_string());
             };
-            let reply = to_reply(frame);
+            if let Sink::Switch = entry.sink {
+                // What follows is in the other protocol only if the switch took.
+                if let Reply::Error(e) = reply {
+                    return Err(format!("the shard refused HELLO: {e}"));
+                }
+                queue.pop_front();
+                continue;
+            }
             seen(&*entry, &reply);
             match &mut entry.sink {
                 // Not the batch's last reply: keep it with the others.
@@ -612,6 +649,13 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
+/// A connection's replies as they arrive: the bytes read, and the decoder's progress
+/// through the reply at their front.
+struct Incoming {
+    buf: BytesMut,
+    decoder: ReplyDecoder,
+}
+
 /// A request written to the shard, waiting for its replies.
 struct InFlight {
     sink: Sink,
@@ -626,6 +670,8 @@ async fn write_loop(
     metrics: &BackendMetrics,
 ) -> Option<String> {
     let mut out = BytesMut::with_capacity(64 * 1024);
+    // A new connection speaks RESP2 until it says otherwise.
+    let mut proto = Proto::Resp2;
     loop {
         let first = rx.recv().await?;
         let now = Instant::now();
@@ -635,6 +681,18 @@ async fn write_loop(
             if metrics.recording {
                 // Counted before the reader can see it, so the gauge never dips below zero.
                 metrics.inflight.add(req.sink.outstanding() as i64);
+            }
+            if req.proto != proto {
+                proto = req.proto;
+                let version = proto.number().to_string();
+                fjord_common::resp::encode_request(&["HELLO", version.as_str()], &mut out);
+                let switch = InFlight {
+                    sink: Sink::Switch,
+                    sent: now,
+                };
+                if inflight.send(switch).is_err() {
+                    return Some("the reply reader stopped".to_string());
+                }
             }
             out.extend_from_slice(&req.commands);
             // Registered before the bytes leave, so the reader always finds the reply's owner.
@@ -665,21 +723,6 @@ async fn write_loop(
         if out.capacity() > 4 * MAX_BATCH_BYTES {
             out = BytesMut::with_capacity(64 * 1024);
         }
-    }
-}
-
-/// A shard's RESP2 reply as a [`Reply`], re-encoded later in the client's protocol.
-pub fn to_reply(frame: BytesFrame) -> Reply {
-    match frame {
-        BytesFrame::SimpleString(s) => match std::str::from_utf8(&s) {
-            Ok("OK") => Reply::ok(),
-            _ => Reply::status(String::from_utf8_lossy(&s).into_owned()),
-        },
-        BytesFrame::Error(e) => Reply::error(e.to_string()),
-        BytesFrame::Integer(i) => Reply::Int(i),
-        BytesFrame::BulkString(b) => Reply::Bulk(b),
-        BytesFrame::Array(items) => Reply::Array(items.into_iter().map(to_reply).collect()),
-        BytesFrame::Null => Reply::Nil,
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::backend::{self, BatchReplies, ShardBackend};
 use crate::router::Target;
 use bytes::{Bytes, BytesMut};
-use fjord_common::Reply;
+use fjord_common::{Proto, Reply};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -27,6 +27,9 @@ struct Open {
     id: usize,
     commands: BytesMut,
     count: usize,
+    /// The protocol the replies are wanted in: the client's when the batch was opened (a
+    /// client that switches sends its open batches first).
+    proto: Proto,
 }
 
 struct Batch {
@@ -45,9 +48,9 @@ enum State {
 }
 
 impl Batches {
-    /// Adds a command for `dest` ([`crate::topology::Routing::backend`]) to its open batch;
-    /// the reply comes from [`Batches::next`] with the id returned.
-    pub fn push(&mut self, target: &Target, dest: usize, args: &[Bytes]) -> usize {
+    /// Adds a command for `dest` ([`crate::topology::Routing::backend`]) to its open batch,
+    /// to be answered in `proto`; the reply comes from [`Batches::next`] with the id returned.
+    pub fn push(&mut self, target: &Target, dest: usize, args: &[Bytes], proto: Proto) -> usize {
         if self.open.len() <= dest {
             self.open.resize_with(dest + 1, || None);
         }
@@ -60,6 +63,7 @@ impl Batches {
                 id: self.batches.len() - 1,
                 commands: BytesMut::new(),
                 count: 0,
+                proto,
             }
         });
         fjord_common::resp::encode_request(args, &mut open.commands);
@@ -74,7 +78,12 @@ impl Batches {
             let batch = &mut self.batches[open.id];
             let rx = batch
                 .backend
-                .send_batch(target.lane(dest), open.commands.freeze(), open.count)
+                .send_batch(
+                    target.lane(dest),
+                    open.commands.freeze(),
+                    open.count,
+                    open.proto,
+                )
                 .await;
             batch.state = State::Sent(rx);
         }

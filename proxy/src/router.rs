@@ -14,7 +14,7 @@ use bytes::Bytes;
 use fjord_common::command::{CommandSpec, Merge, Resolved};
 use fjord_common::ownership::{Refusal, SlotState};
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, slot_of, CommandId, Reply};
+use fjord_common::{error, slot_of, CommandId, Proto, Reply};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,15 +51,19 @@ pub struct ReplicaRead {
     pub dest: usize,
     pub shard: usize,
     pub args: Vec<Bytes>,
+    /// The protocol of the client it is for.
+    pub proto: Proto,
 }
 
 impl ReplicaRead {
     /// The replica's `reply`, or the primary's ([`Target::or_primary`]).
     pub async fn or_primary(self, reply: Reply, target: &Target) -> Reply {
         let reply = target
-            .or_primary(self.dest, self.shard, &self.args, reply)
+            .or_primary(self.dest, self.shard, &self.args, reply, self.proto)
             .await;
-        target.follow(self.shard, &self.args, reply).await
+        target
+            .follow(self.shard, &self.args, reply, self.proto)
+            .await
     }
 }
 
@@ -122,13 +126,14 @@ impl Target {
     /// A replica's (`dest`'s) `reply` to a read of `shard`, or the primary's when the replica
     /// refused it as too stale (TRYAGAIN), could not be reached or answer in time
     /// (CLUSTERDOWN), or no longer serves the slot (NOTOWNER, as its primary): a read can be
-    /// sent again, and the replica gets no reads for a while.
+    /// sent again, and the replica gets no reads for a while. The primary answers in `proto`.
     pub async fn or_primary(
         &self,
         dest: usize,
         shard: usize,
         args: &[Bytes],
         reply: Reply,
+        proto: Proto,
     ) -> Reply {
         let failed = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.starts_with(fjord_common::ownership::PREFIX));
         if !failed {
@@ -137,7 +142,7 @@ impl Target {
         }
         self.metrics.replica_reads_fell_back.inc();
         self.routing.backend(dest).hold_off();
-        self.send(shard, args).await.resolve().await
+        self.send_as(shard, args, proto).await.resolve().await
     }
 
     /// `reply` to `args`, or, when it is a shard's `NOTOWNER` refusal (the command was
@@ -146,8 +151,8 @@ impl Target {
     /// slot being handed over or an owner this proxy does not know, the owner of the
     /// topology in force after a short pause; `TRYAGAIN` (which cluster clients retry) once
     /// [`FOLLOW_FOR`] has passed. So a proxy on an old topology costs a hop, never a write
-    /// in the wrong place.
-    pub async fn follow(&self, from: usize, args: &[Bytes], reply: Reply) -> Reply {
+    /// in the wrong place. The shards sent to answer in `proto`.
+    pub async fn follow(&self, from: usize, args: &[Bytes], reply: Reply, proto: Proto) -> Reply {
         let Some(mut refusal) = refusal_of(&reply) else {
             return reply;
         };
@@ -185,7 +190,7 @@ impl Target {
             };
             self.metrics.redirects_followed.inc();
             let again = Target::new(&self.live, &self.metrics);
-            let reply = again.send(dest, args).await.resolve().await;
+            let reply = again.send_as(dest, args, proto).await.resolve().await;
             match refusal_of(&reply) {
                 Some(r) => refusal = r,
                 None => return reply,
@@ -222,10 +227,17 @@ impl Target {
         }
     }
 
-    /// Queues `args` on `shard` and returns the reply to come.
+    /// Queues `args` on `shard` and returns the reply to come, in RESP2: the proxy's own
+    /// requests, whose replies it reads or merges.
     pub async fn send(&self, shard: usize, args: &[Bytes]) -> Pending {
+        self.send_as(shard, args, Proto::Resp2).await
+    }
+
+    /// [`Target::send`] with the reply in `proto`: a client's command, whose reply goes to
+    /// the client as the shard made it.
+    pub async fn send_as(&self, shard: usize, args: &[Bytes], proto: Proto) -> Pending {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane(shard), args).await;
+        let rx = backend.send(self.lane(shard), args, proto).await;
         Pending::One(rx, backend)
     }
 
@@ -236,7 +248,7 @@ impl Target {
         args: &[Bytes],
     ) -> impl Future<Output = BackendResult> + Send + 'static {
         let backend = self.backend(shard);
-        let rx = backend.send(self.lane(shard), args).await;
+        let rx = backend.send(self.lane(shard), args, Proto::Resp2).await;
         async move { backend::receive(rx, &backend).await }
     }
 }
@@ -263,7 +275,7 @@ impl Target {
         let positions: Vec<usize> = (1..part.len()).step_by(step).collect();
         let groups = group_keys(part, &positions, |key| usize::from(slot_of(key)));
         if groups.len() <= 1 {
-            return self.follow(from, part, reply).await;
+            return self.follow(from, part, reply, Proto::Resp2).await;
         }
         let mut replies = Vec::with_capacity(groups.len());
         for (slot, ordinals) in &groups {
@@ -271,7 +283,7 @@ impl Target {
             let now = Target::new(&self.live, &self.metrics);
             let owner = now.routing.topology.owner(*slot as u16);
             let reply = now.send(owner, &sub).await.resolve().await;
-            replies.push(Ok(self.follow(owner, &sub, reply).await));
+            replies.push(Ok(self.follow(owner, &sub, reply, Proto::Resp2).await));
         }
         let keys = groups.iter().map(|(_, o)| o.len()).sum();
         merge_parts(merge, &groups, replies, keys)
@@ -290,7 +302,7 @@ impl Asked {
         let mut replies = Vec::with_capacity(self.pending.len());
         for (shard, reply, args) in self.pending {
             let reply = reply.resolve().await;
-            replies.push(self.target.follow(shard, &args, reply).await);
+            replies.push(self.target.follow(shard, &args, reply, Proto::Resp2).await);
         }
         replies
     }
@@ -405,7 +417,8 @@ impl Target {
                 Ok(result) => into_reply(result),
                 Err(_) => Reply::error(target.routing.backend(dest).too_slow(wait)),
             };
-            (Ok(target.or_primary(dest, shard, &part, reply).await), part)
+            let reply = target.or_primary(dest, shard, &part, reply, Proto::Resp2);
+            (Ok(reply.await), part)
         }
     }
 }

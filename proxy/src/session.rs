@@ -14,10 +14,10 @@ use crate::proxy::{Listener, Proxy};
 use crate::router::{self, Pending, ReplicaRead, Target};
 use bytes::{Bytes, BytesMut};
 use fjord_common::client::{self, ClientState, Handled};
-use fjord_common::command::{self, resolve, Resolved, Resp3Shape, Route};
+use fjord_common::command::{resolve, Resolved, Route};
 use fjord_common::metrics::{CommandLabel, ResultKind};
 use fjord_common::slotset::SlotSet;
-use fjord_common::{error, info, process, CommandId, Reply, RequestDecoder};
+use fjord_common::{error, info, process, CommandId, Proto, Reply, RequestDecoder};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,21 +92,29 @@ struct Session {
 struct Queued {
     reply: Pending,
     label: CommandLabel,
-    /// How the shard's flat reply is regrouped for a RESP3 client.
-    shape: Resp3Shape,
+    /// The protocol the reply is encoded in: the client's once the command has run (HELLO
+    /// answers in the protocol it switches to, as in Redis).
+    proto: Proto,
     /// When the request was read: its latency is counted from there to its reply.
     read_at: Instant,
     /// A batched command and its shard, kept to be sent on if the shard refuses it as not the
     /// slot's owner ([`Target::follow`]).
-    resend: Option<(usize, Vec<Bytes>)>,
+    resend: Option<Resend>,
+}
+
+/// What sends a batched command on to another shard.
+struct Resend {
+    shard: usize,
+    args: Vec<Bytes>,
+    /// The protocol the client spoke when it sent the command.
+    proto: Proto,
 }
 
 /// What routing one request gave.
 struct Routed {
     reply: Pending,
     label: CommandLabel,
-    shape: Resp3Shape,
-    resend: Option<(usize, Vec<Bytes>)>,
+    resend: Option<Resend>,
     /// The connection closes after this reply (QUIT).
     close: bool,
 }
@@ -116,7 +124,6 @@ impl Routed {
         Routed {
             reply: reply.into(),
             label,
-            shape: Resp3Shape::Same,
             resend: None,
             close: false,
         }
@@ -144,10 +151,10 @@ impl Session {
             }
             let read_at = Instant::now();
             traffic.bytes_in.inc_by(n as u64);
-            let unknown = |reply: Reply| Queued {
+            let unknown = |reply: Reply, proto: Proto| Queued {
                 reply: reply.into(),
                 label: CommandLabel::UNKNOWN,
-                shape: Resp3Shape::Same,
+                proto,
                 read_at,
                 resend: None,
             };
@@ -159,7 +166,7 @@ impl Session {
                     Ok(Some(args)) => args,
                     Ok(None) => break,
                     Err(e) => {
-                        pending.push_back(unknown(e.to_reply()));
+                        pending.push_back(unknown(e.to_reply(), self.state.proto));
                         close = true;
                         break;
                     }
@@ -169,7 +176,7 @@ impl Session {
                 pending.push_back(Queued {
                     reply: routed.reply,
                     label: routed.label,
-                    shape: routed.shape,
+                    proto: self.state.proto,
                     read_at,
                     resend: routed.resend,
                 });
@@ -185,10 +192,11 @@ impl Session {
                 }
             }
             if !share.update(buf.len() + decoder.held_bytes()) {
-                pending.push_back(unknown(Reply::error(
+                let closing = Reply::error(
                     "ERR client buffers exceed the proxy's limit (client_query_buffer_limit \
                      or client_memory_budget); closing",
-                )));
+                );
+                pending.push_back(unknown(closing, self.state.proto));
                 close = true;
             }
             if !self.flush(stream, &mut pending, &mut out, &target).await? || close {
@@ -210,11 +218,11 @@ impl Session {
         let limit = self.proxy.settings.client_output_buffer_limit;
         let metrics = Arc::clone(&self.proxy.metrics);
         while let Some(q) = pending.pop_front() {
-            let mut reply = match q.reply {
+            let reply = match q.reply {
                 Pending::Batched(id) => {
                     let reply = self.batches.next(id).await;
                     match &q.resend {
-                        Some((shard, args)) => target.follow(*shard, args, reply).await,
+                        Some(r) => target.follow(r.shard, &r.args, reply, r.proto).await,
                         None => reply,
                     }
                 }
@@ -227,11 +235,10 @@ impl Session {
                 }
                 other => other.resolve().await,
             };
-            reply = q.shape.apply(reply, self.state.proto);
             if metrics.commands.record(q.label, &reply, q.read_at) == ResultKind::ClusterDown {
                 metrics.clusterdown_replies.inc();
             }
-            reply.encode(self.state.proto, out);
+            reply.encode(q.proto, out);
             if out.len() > limit {
                 tracing::warn!(
                     client = self.state.info.id,
@@ -272,7 +279,14 @@ impl Session {
         if let Some(refusal) = client::refuse(&self.state, &r) {
             return Routed::reply(refusal, label);
         }
-        match client::execute(&*self.proxy, &mut self.state, r, &args) {
+        let proto = self.state.proto;
+        let handled = client::execute(&*self.proxy, &mut self.state, r, &args);
+        if self.state.proto != proto {
+            // The batches open are for the old protocol; what follows opens new ones (on
+            // the same connections, so the order holds).
+            self.batches.send(target).await;
+        }
+        match handled {
             Some(Handled::Reply(reply)) => {
                 // Redis's encoding tunables set here are set on the shards too, whose
                 // encoding follows them (HyperLogLog's `hll-sparse-max-bytes`).
@@ -294,7 +308,7 @@ impl Session {
         }
         // Whatever else reaches a shard sends the open batches first, so that it cannot
         // overtake this client's batched commands.
-        let shape = command::resp3_shape(r.spec, &args);
+        let proto = self.state.proto;
         let mut resend = None;
         let pending = match r.effective().route {
             Route::Sort if crate::sort::resolved_here(r, &args) => {
@@ -312,14 +326,15 @@ impl Session {
                 match router::single_slot(target, r, &args) {
                     Ok(shard) => match self.replica_for(target, r, shard) {
                         Some(dest) => Pending::FromReplica(Box::new(ReplicaRead {
-                            batch: self.batches.push(target, dest, &args),
+                            batch: self.batches.push(target, dest, &args, proto),
                             dest,
                             shard,
                             args,
+                            proto,
                         })),
                         None => {
-                            let id = self.batches.push(target, shard, &args);
-                            resend = Some((shard, args));
+                            let id = self.batches.push(target, shard, &args, proto);
+                            resend = Some(Resend { shard, args, proto });
                             Pending::Batched(id)
                         }
                     },
@@ -351,7 +366,6 @@ impl Session {
             }
         };
         Routed {
-            shape,
             resend,
             ..Routed::reply(pending, label)
         }

@@ -16,7 +16,7 @@ use crate::router::{self, unexpected, Pending, Target};
 use bytes::Bytes;
 use fjord_common::command::{self, Merge, Resolved};
 use fjord_common::sort::{Lookup, SortSpec, Source};
-use fjord_common::{error, slot_of, CommandId, Reply};
+use fjord_common::{error, slot_of, CommandId, Proto, Reply};
 use std::collections::HashMap;
 
 /// Whether this SORT is the proxy's to answer: its options parse, and a pattern names other
@@ -176,7 +176,7 @@ async fn fetch(
 /// `args` sent to `shard`, following a refusal to the slot's owner; an error reply is `Err`.
 async fn ask(target: &Target, shard: usize, args: Vec<Bytes>) -> Result<Reply, Reply> {
     let reply = target.send(shard, &args).await.resolve().await;
-    match target.follow(shard, &args, reply).await {
+    match target.follow(shard, &args, reply, Proto::Resp2).await {
         e @ Reply::Error(_) => Err(e),
         r => Ok(r),
     }

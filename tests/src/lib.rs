@@ -781,6 +781,12 @@ impl RawClient {
         }
     }
 
+    /// Reads the replies to come as RESP3 (or RESP2): for a pipeline that switches with
+    /// `HELLO`, whose replies `call` cannot track.
+    pub fn expect_resp3(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+    }
+
     /// Whether the server closed the connection (reads until EOF or timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
