@@ -11,8 +11,9 @@ clients, 1000 members per command. Then, per type:
    100-field hash. fjord is driven through its standalone listener (it routes any key), Redis
    through the master that owns the key.
 2. Memory per member: Redis's `MEMORY USAGE key SAMPLES 0` and the growth of its RSS, against
-   the growth of the owning fjord shard's RSS and of its data directory on disk (journal
-   included; it is printed again once the memtable had time to flush).
+   the growth of the owning fjord shard's data directory on disk (journal included; it is
+   printed again once the memtable had time to flush), and that shard's whole RSS, which its
+   configured caches bound rather than the collection's size.
 3. DEL of the big key: how long it takes on each, and fjord's disk use over the next seconds
    while the background sweep removes the members.
 
@@ -135,13 +136,13 @@ def main():
             spec, key = TYPES[kind], f"big:{kind}"
             shard = s.fjord_shard(key)
             redis_port, redis_pid = s.redis_node(key)
-            before = {"shard_rss": rss_bytes(shard["proc"].pid), "disk": dir_bytes(shard["dir"]),
+            before = {"disk": dir_bytes(shard["dir"]),
                       "redis_rss": rss_bytes(redis_pid)}
             load_f = fill(s.fjord, key, args.members, spec["fill"], f"fjord {kind}")
             load_r = fill(s.redis, key, args.members, spec["fill"], f"Redis {kind}")
             rows.append((f"{kind}: load {args.members:,} members (members/s, 1000 per command)",
                          (load_f, 0, 0), (load_r, 0, 0)))
-            shard_rss = rss_bytes(shard["proc"].pid) - before["shard_rss"]
+            shard_rss = rss_bytes(shard["proc"].pid)
             disk = dir_bytes(shard["dir"]) - before["disk"]
             redis_rss = rss_bytes(redis_pid) - before["redis_rss"]
             usage = redis.Redis(port=redis_port).memory_usage(key, samples=0)
@@ -155,6 +156,7 @@ def main():
                     print(f"  {kind} {label} -P {pipeline} done", file=sys.stderr, flush=True)
             time.sleep(args.settle_seconds)
             disk_later = dir_bytes(shard["dir"]) - before["disk"]
+            shard_rss = (shard_rss, rss_bytes(shard["proc"].pid))
             memory.append((kind, args.members, disk, disk_later, shard_rss, usage, redis_rss))
             deletes.append((kind,) + delete(s, key, shard, redis_port, args.settle_seconds))
     finally:
@@ -189,13 +191,18 @@ def print_results(args, rows, memory, deletes):
     for test, f, r in rows:
         lat = lambda x: f"{x[1]:.3f}/{x[2]:.3f}" if x[1] else "-"
         print(f"| {test} | {f[0]:,.0f} | {lat(f)} | {r[0]:,.0f} | {lat(r)} | {f[0] / r[0]:.2f} |")
-    print("\nBytes per member (fjord: the owning shard's data directory, right after the load and "
-          f"{args.settle_seconds:.0f} s later, and its RSS growth; Redis: MEMORY USAGE and RSS growth).\n")
-    print("| type | members | fjord disk | fjord disk later | fjord RSS growth | Redis MEMORY USAGE | Redis RSS growth |")
+    print("\nMemory and disk (fjord: bytes per member in the owning shard's data directory, right after the "
+          f"load and {args.settle_seconds:.0f} s later; the shard's whole RSS after the load and after the "
+          "benchmarks, which its caches bound, not the collection: block cache 64 MiB, row cache 64 MiB, "
+          "key filter up to 64 MiB and 16 MiB memtables by default. Redis: bytes per member, MEMORY USAGE "
+          "and RSS growth over the load).\n")
+    print("| type | members | fjord disk B/member | fjord disk later B/member | fjord shard RSS MiB (load, end) "
+          "| Redis MEMORY USAGE B/member | Redis RSS growth B/member |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for kind, n, disk, later, shard_rss, usage, redis_rss in memory:
-        print(f"| {kind} | {n:,} | {disk / n:.1f} | {later / n:.1f} | {shard_rss / n:.1f} | {usage / n:.1f} | "
-              f"{redis_rss / n:.1f} |")
+    mib = lambda b: f"{b / 2**20:.0f}"
+    for kind, n, disk, later, (rss_load, rss_end), usage, redis_rss in memory:
+        print(f"| {kind} | {n:,} | {disk / n:.1f} | {later / n:.1f} | {mib(rss_load)}, {mib(rss_end)} | "
+              f"{usage / n:.1f} | {redis_rss / n:.1f} |")
     print("\nDEL of the big key, and the fjord shard's data directory after it (the sweep reclaims the members).\n")
     for kind, fjord_ms, redis_ms, disk in deletes:
         trail = ", ".join(f"{t:.0f} s: {b / 2**20:.0f} MiB" for t, b in disk)

@@ -120,10 +120,11 @@ pub struct CollectionMeta {
 /// Names in a sorted set's score index (`score ++ member`, at most [`MAX_BOUND_LEN`] bytes)
 /// that no live entry lies below (`low`) or above (`high`).
 ///
-/// Pops delete from an end of the index, and an LSM tree keeps each deleted entry as a
-/// tombstone until compaction: a scan from the end would step over every member popped
-/// before. The bounds let it start past them. Whatever adds an entry beyond a bound moves the
-/// bound out to it, in the same batch.
+/// Pops and queues delete from an end of the index, and an LSM tree keeps each deleted entry
+/// as a tombstone until compaction: a scan from the end would step over every member removed
+/// there before. The bounds let it start past them. Whatever adds an entry beyond a bound
+/// moves the bound out to it, in the same batch; removing the entry a bound names moves the
+/// bound in to the next one (`crate::types::zset` keeps them exact where it can).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexBounds {
     pub low: Option<Vec<u8>>,

@@ -26,9 +26,9 @@
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
 //! ms (u64 BE, 0 = none). A string's payload is its value. A collection's payload is its
 //! [`encoding::CollectionMeta`]: the version its members are stored under, its size, for
-//! lists the positions of both ends, and for sorted sets that were popped the bounds of the
-//! live part of their score index (added within format 3: a sorted set without them reads
-//! as before).
+//! lists the positions of both ends, and for sorted sets the bounds of the live part of
+//! their score index (added within format 3: a sorted set without them reads as before;
+//! one written since has them from its first member, an older one from its next pop).
 //!
 //! Collections follow Kvrocks: one entry per hash field, set member, list element or
 //! sorted-set member in `members`, under the collection's slot and version, so that a slot

@@ -5,9 +5,17 @@
 //! seek straight to their start and read only what they return; ranges by rank walk from an
 //! end (O(rank)); ranges by lex read the items, which are in member order.
 //!
-//! Pops record how far they got in the set's [`IndexBounds`], so that the next scan from that
-//! end starts past the deleted entries (tombstones until compaction) instead of stepping over
-//! every member popped before: without them, N pops cost O(N²).
+//! The set's [`IndexBounds`] say where its live entries start and end, so that a scan from an
+//! end starts past the deleted entries there (tombstones until compaction) instead of
+//! stepping over every member removed from that end before: without them, N pops (or a queue
+//! that takes its lowest member with ZRANGEBYSCORE and ZREM) cost O(N²).
+//!
+//! A bound is *exact* when it is the bound of the end entry itself: a new set's first member
+//! makes both exact, a pop leaves the bound exact at the next member, and an addition beyond
+//! it keeps it exact. Removing the entry an exact bound names (ZREM, ZREMRANGE*, a score
+//! change) moves the bound in to the next live entry, one seek that steps over no more than
+//! what this write removed. A bound that is not exact (written before, or cut short) is only a
+//! limit, and stays where it is until a pop.
 
 use super::{check_member_name, Collection};
 use crate::store::encoding::{
@@ -133,19 +141,54 @@ pub fn score(m: &mut impl Members, z: &Collection, member: &[u8]) -> Result<Opti
 pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bool {
     let item = z.member_key(MemberKind::Item, member);
     let old = txn.read_member(&item).and_then(|v| decode_score(&v));
+    let name = index_name(new, member);
     if let Some(old) = old {
         if old.to_bits() == new.to_bits() {
             return false;
         }
         txn.remove_member(index_key(z, old, member));
     } else {
+        if z.meta.size == 0 {
+            // The only member: both bounds are exact from the start.
+            z.meta.bounds = IndexBounds {
+                low: Some(low_bound(&name)),
+                high: high_bound(&name),
+            };
+        }
         z.meta.size += 1;
     }
     txn.put_member(item, Bytes::copy_from_slice(&new.to_bits().to_be_bytes()));
-    let name = index_name(new, member);
     widen(&mut z.meta.bounds, &name);
     txn.put_member(z.member_key(MemberKind::Score, &name), Bytes::new());
+    if let Some(old) = old {
+        narrow(txn, z, &index_name(old, member));
+    }
     old.is_none()
+}
+
+/// After the index entry `name` was removed: an exact bound that named it moves in to the
+/// next live entry. A failed read leaves the bound where it was, which still holds.
+fn narrow(txn: &mut Txn<'_>, z: &mut Collection, name: &[u8]) {
+    let bounds = &z.meta.bounds;
+    let at_low = bounds.low.as_deref() == Some(low_bound(name).as_slice());
+    let at_high = bounds.high.is_some() && bounds.high == high_bound(name);
+    for max in [false, true] {
+        if (max && !at_high) || (!max && !at_low) {
+            continue;
+        }
+        let mut next = None;
+        let walked = walk(txn, z, max, |m, s| {
+            next = Some(index_name(s, m));
+            false
+        });
+        // An empty set is deleted by the caller; its bounds do not matter.
+        if let (Ok(()), Some(next)) = (walked, next) {
+            match max {
+                true => z.meta.bounds.high = high_bound(&next),
+                false => z.meta.bounds.low = Some(low_bound(&next)),
+            }
+        }
+    }
 }
 
 /// Pops up to `count` members from the low end (the high end when `max`), in order, and
@@ -160,15 +203,21 @@ pub fn pop(
     if count == 0 {
         return Ok(items);
     }
+    // One entry more than it pops: the one the bound is then exact at.
     walk(txn, z, max, |m, s| {
         items.push((Bytes::copy_from_slice(m), s));
-        (items.len() as u64) < count
+        (items.len() as u64) <= count
     })?;
+    let next = match items.len() as u64 > count {
+        true => items.pop(),
+        false => None,
+    };
     for (m, _) in &items {
         remove(txn, z, m);
     }
-    // Every live entry now lies beyond the last one popped.
-    if let Some((m, s)) = items.last() {
+    // Every live entry now lies at or beyond the next one, if any, else beyond the last one
+    // popped.
+    if let Some((m, s)) = next.as_ref().or(items.last()) {
         let name = index_name(*s, m);
         if max {
             z.meta.bounds.high = high_bound(&name);
@@ -191,6 +240,7 @@ pub fn remove(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8]) -> bool {
     txn.remove_member(item);
     txn.remove_member(index_key(z, old, member));
     z.meta.size -= 1;
+    narrow(txn, z, &index_name(old, member));
     true
 }
 

@@ -224,11 +224,12 @@ fn zrange(c: &mut RawClient, key: &str, args: &[&str]) -> Vec<(String, i64)> {
     zrange_pairs(&reply)
 }
 
-/// Pops record how far they got so the next pop starts past the deleted entries: members
-/// added beyond that point later (a lower score than any popped, a higher one than any popped
-/// from the top) must still be found, by pops, by reads, and after a restart.
+/// Removals from an end (pops, ZREM and ZREMRANGEBYRANK of the end members, an end member's
+/// score change) move the set's bounds so the next scan starts past the deleted entries:
+/// members added beyond that point later (a lower score than any removed, a higher one than
+/// any removed from the top) must still be found, by pops, by reads, and after a restart.
 #[test]
-fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
+fn removals_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeSet;
     let dir = tempfile::tempdir().unwrap();
@@ -249,11 +250,10 @@ fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
             format!("m{i}"),
         );
     }
-    for round in 0..400 {
+    for round in 0..600 {
+        // Take from an end: a pop, a ZREM of the end members, or a ZREMRANGEBYRANK.
         let count = rng.gen_range(1..6usize);
         let max = rng.gen_bool(0.5);
-        let cmd = if max { "ZPOPMAX" } else { "ZPOPMIN" };
-        let popped = zrange_pairs(&c.call(&[cmd, "z", &count.to_string()]).unwrap());
         let expected: Vec<(String, i64)> = if max {
             model
                 .iter()
@@ -268,7 +268,28 @@ fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
                 .map(|(s, m)| (m.clone(), *s))
                 .collect()
         };
-        assert_eq!(popped, expected, "round {round}: {cmd} {count}");
+        let how = rng.gen_range(0..3);
+        match how {
+            0 => {
+                let cmd = if max { "ZPOPMAX" } else { "ZPOPMIN" };
+                let popped = zrange_pairs(&c.call(&[cmd, "z", &count.to_string()]).unwrap());
+                assert_eq!(popped, expected, "round {round}: {cmd} {count}");
+            }
+            1 => {
+                let mut args = vec!["ZREM".to_string(), "z".into()];
+                args.extend(expected.iter().map(|(m, _)| m.clone()));
+                let removed = int(&c.call(&args).unwrap());
+                assert_eq!(removed, expected.len() as i64, "round {round}: {args:?}");
+            }
+            _ => {
+                let (start, stop) = match max {
+                    true => (format!("-{count}"), "-1".to_string()),
+                    false => ("0".to_string(), (count - 1).to_string()),
+                };
+                let removed = int(&c.call(&["ZREMRANGEBYRANK", "z", &start, &stop]).unwrap());
+                assert_eq!(removed, expected.len() as i64, "round {round}");
+            }
+        }
         for (m, s) in &expected {
             model.remove(&(*s, m.clone()));
         }
@@ -282,10 +303,14 @@ fn pops_from_both_ends_find_members_added_beyond_them_and_survive_a_restart() {
             1 => hi + rng.gen_range(0..3),
             _ => rng.gen_range(lo..=hi),
         };
-        let member = if rng.gen_bool(0.5) {
-            format!("new{round}")
-        } else {
-            format!("m{}", rng.gen_range(0..3000))
+        let member = match rng.gen_range(0..4) {
+            0 | 1 => format!("new{round}"),
+            // An end member moved: its old index entry goes as a removal from that end does.
+            2 if !model.is_empty() => match rng.gen_bool(0.5) {
+                true => model.first().unwrap().1.clone(),
+                false => model.last().unwrap().1.clone(),
+            },
+            _ => format!("m{}", rng.gen_range(0..3000)),
         };
         add(&mut c, &mut model, score, member);
         let firsts: Vec<(String, i64)> =
