@@ -3,7 +3,7 @@
 
 use crate::store::Store;
 use fjord_common::metrics::{self, CommandMetrics, TrafficStats};
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Registry};
 
 pub struct ShardMetrics {
     pub registry: Registry,
@@ -11,6 +11,7 @@ pub struct ShardMetrics {
     pub traffic: TrafficStats,
     keys: IntGauge,
     disk_bytes: IntGauge,
+    table_bytes: IntGaugeVec,
     writable: IntGauge,
     journal_count: IntGauge,
     journal_bytes: IntGauge,
@@ -45,6 +46,17 @@ impl ShardMetrics {
             disk_bytes: g(
                 "fjord_shard_disk_bytes",
                 "Bytes the store takes on disk (tables and journals)",
+            ),
+            table_bytes: metrics::register(
+                r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "fjord_shard_table_bytes",
+                        "Bytes of each keyspace's tables on disk (journals not included)",
+                    ),
+                    &["keyspace"],
+                )
+                .expect("valid metric"),
             ),
             writable: g(
                 "fjord_shard_writable",
@@ -98,6 +110,11 @@ impl ShardMetrics {
         let db = store.database();
         self.keys.set(store.total_keys() as i64);
         self.disk_bytes.set(store.disk_bytes() as i64);
+        for (keyspace, bytes) in store.table_bytes() {
+            self.table_bytes
+                .with_label_values(&[keyspace])
+                .set(bytes as i64);
+        }
         self.writable.set(i64::from(store.is_writable()));
         self.journal_count.set(db.journal_count() as i64);
         self.journal_bytes

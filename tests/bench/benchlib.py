@@ -1,7 +1,7 @@
 """What the benchmark scripts share: free ports, waiting for servers, starting fjord and a real
 Redis Cluster, stopping everything a run started, and running redis-benchmark with its CSV
 parsed."""
-import csv, io, os, shutil, signal, socket, subprocess, time
+import csv, io, os, shutil, signal, socket, subprocess, time, urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release")
@@ -75,20 +75,25 @@ def start_fjord(folder, procs, settings=(), shard_args=(), shards=None):
     """fjord-proxy in front of 3 fjord-shards (fsync everysec), all on free ports, data under
     `folder`; every process is appended to `procs`. `settings` are extra lines for the cluster
     file's settings section. Each shard's {"addr", "args", "dir", "proc"} is appended to
-    `shards` if given (to restart one). Returns (first cluster listener port, standalone port)."""
+    `shards` if given (to restart one), with "admin", the address of its metrics. Returns
+    (first cluster listener port, standalone port)."""
     os.makedirs(folder, exist_ok=True)
     env = {**os.environ, "RUST_LOG": "warn"}
     shard_addrs = []
     for i in range(3):
         data = os.path.join(folder, f"s{i}")
         args = ["--data-dir", data, "--fsync", "everysec", "--io-threads", "1", *shard_args]
-        p = subprocess.Popen([os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0", *args],
+        p = subprocess.Popen([os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0",
+                              "--admin", "127.0.0.1:0", *args],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         procs.append(p)
-        addr = read_until(p, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1]
+        lines = read_until(p, lambda l: l.startswith("fjord-shard listening on "))
+        addr = lines[-1].rsplit(" ", 1)[1]
+        admin = next(l for l in lines if l.startswith("fjord-shard admin on ")).rsplit(" ", 1)[1]
         shard_addrs.append(addr)
         if shards is not None:
-            shards.append({"addr": addr, "args": ["--listen", addr, *args], "dir": data, "proc": p})
+            shards.append({"addr": addr, "admin": admin, "dir": data, "proc": p,
+                           "args": ["--listen", addr, "--admin", admin, *args]})
     config = os.path.join(folder, "cluster.yaml")
     with open(config, "w") as f:
         f.write("version: 1\nproxies:\n" + "  - listen: 127.0.0.1:0\n" * 3 + "standalone: 127.0.0.1:0\n")
@@ -182,6 +187,22 @@ def crc16(data):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
             crc &= 0xFFFF
     return crc
+
+
+def shard_metrics(admin, names):
+    """{(name, labels): value} of the samples of a fjord shard's /metrics whose name is in `names`;
+    labels as written, e.g. '{keyspace="members"}' ('' for none)."""
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, labels = series.partition("{")
+        if name in names:
+            out[(name, "{" + labels if labels else "")] = float(value)
+    return out
 
 
 def rss_bytes(pid):

@@ -21,7 +21,7 @@ Run it with tests/bench/run-big.sh, which builds in release and provides redis-p
 """
 import argparse, os, subprocess, sys, tempfile, time
 
-from benchlib import RANGES, crc16, dir_bytes, redis_benchmark, rss_bytes, start_fjord, start_redis_cluster, stop_all
+from benchlib import RANGES, crc16, dir_bytes, redis_benchmark, rss_bytes, shard_metrics, start_fjord, start_redis_cluster, stop_all
 
 import redis
 from redis.cluster import RedisCluster
@@ -175,7 +175,11 @@ def delete(s, key, shard, redis_port, seconds):
     disk = []
     begun = time.time()
     while True:
-        disk.append((time.time() - begun, dir_bytes(shard["dir"])))
+        figures = shard_metrics(shard["admin"], {"fjord_shard_table_bytes", "fjord_shard_journal_bytes"})
+        disk.append((time.time() - begun, dir_bytes(shard["dir"]),
+                     figures[("fjord_shard_table_bytes", '{keyspace="members"}')],
+                     figures[("fjord_shard_table_bytes", '{keyspace="oplog"}')],
+                     figures[("fjord_shard_journal_bytes", "")]))
         if time.time() - begun >= seconds:
             break
         time.sleep(seconds / 5)
@@ -203,9 +207,12 @@ def print_results(args, rows, memory, deletes):
     for kind, n, disk, later, (rss_load, rss_end), usage, redis_rss in memory:
         print(f"| {kind} | {n:,} | {disk / n:.1f} | {later / n:.1f} | {mib(rss_load)}, {mib(rss_end)} | "
               f"{usage / n:.1f} | {redis_rss / n:.1f} |")
-    print("\nDEL of the big key, and the fjord shard's data directory after it (the sweep reclaims the members).\n")
+    print("\nDEL of the big key, and the fjord shard's disk use after it, in MiB: the whole data directory, "
+          "then the member tables (which the sweep gives back), the oplog's tables (kept up to "
+          "oplog_retention_mb) and fjall's journals (until every memtable they cover is flushed).\n")
     for kind, fjord_ms, redis_ms, disk in deletes:
-        trail = ", ".join(f"{t:.0f} s: {b / 2**20:.0f} MiB" for t, b in disk)
+        trail = "; ".join(f"{t:.0f} s: {mib(d)} (members {mib(m)}, oplog {mib(o)}, journals {mib(j)})"
+                          for t, d, m, o, j in disk)
         print(f"- {kind}: DEL took {fjord_ms:.1f} ms on fjord, {redis_ms:.1f} ms on Redis; fjord disk {trail}")
 
 

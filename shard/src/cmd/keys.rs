@@ -3,7 +3,7 @@
 
 use super::{lower_name, Outcome, Parse, Read};
 use crate::server::Server;
-use crate::store::encoding::{split_data_key, version_prefix, MemberKind, ValueType, HEADER_LEN};
+use crate::store::encoding::{split_data_key, version_range, MemberKind, ValueType, HEADER_LEN};
 use crate::store::members::{Members, View};
 use crate::store::writer::{Txn, WriteOp};
 use crate::store::{now_ms, ScanEnd, Store};
@@ -400,10 +400,7 @@ impl Read for MemoryUsage {
         let Ok(Some(c)) = Collection::find(&mut view, &self.key, entry.kind) else {
             return Reply::Int(own as i64);
         };
-        let (lo, hi) = (
-            version_prefix(c.slot, c.meta.version).to_vec(),
-            [&version_prefix(c.slot, c.meta.version)[..], &[0xff]].concat(),
-        );
+        let (lo, hi) = version_range(c.slot, c.meta.version);
         let limit = if self.samples == 0 {
             u64::MAX
         } else {

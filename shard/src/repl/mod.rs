@@ -10,8 +10,9 @@
 //! The role is persisted with the store (`meta` key `replicaof`): a replica restarts as a
 //! replica of the same primary. `REPLICAOF host port` makes a shard a replica, `REPLICAOF NO
 //! ONE` a primary again, starting a new term in its history. A replica refuses client
-//! writes with Redis's `READONLY` error and leaves active expiry and the garbage sweep to
-//! its primary (their deletes reach it through the oplog).
+//! writes with Redis's `READONLY` error and leaves active expiry to its primary (its deletes
+//! reach it through the oplog); it removes the members of dead collections itself, as every
+//! store does ([`crate::store::garbage`]).
 
 pub mod acks;
 pub mod control;

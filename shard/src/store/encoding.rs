@@ -240,6 +240,15 @@ pub fn version_prefix(slot: u16, version: u64) -> [u8; 10] {
     out
 }
 
+/// The key range of every member of a version, whatever its kind: its prefix to the prefix
+/// followed by 0xff, past every kind.
+pub fn version_range(slot: u16, version: u64) -> (Vec<u8>, Vec<u8>) {
+    let start = version_prefix(slot, version).to_vec();
+    let mut end = start.clone();
+    end.push(0xff);
+    (start, end)
+}
+
 /// The meta keyspace key that marks a dead version whose members are still to be removed:
 /// `garbage ++ slot (u16 BE) ++ version (u64 BE)`.
 pub fn garbage_key(slot: u16, version: u64) -> Vec<u8> {

@@ -1,56 +1,99 @@
-//! The background sweep of dead collection versions.
+//! Reclaiming the members of dead collection versions.
 //!
 //! Deleting, overwriting or expiring a collection removes only its entry and leaves a
 //! garbage marker (slot, version) in the same batch (see the module doc of
-//! [`crate::store`]). No entry points to that version any more, so its members are never
-//! read; this thread removes them in bounded batches through the writer, as every mutation
-//! goes, and removes the marker with the last batch. The space comes back as fjall compacts.
+//! [`crate::store`]). The marker is logged, so every store of a history gets it. No entry
+//! points to that version any more, so its members are never read: removing them changes
+//! nothing a command or a replica can see. So each store reclaims them on its own, as a
+//! compaction would, and logs nothing: a replica's tables are laid out differently from its
+//! primary's, so the primary's deletes could not tell it which of its tables to drop.
+//!
+//! For each marker, this thread
+//! 1. drops the tables that hold nothing but members of that version (fjall's `drop_range`:
+//!    their space comes back at once, whatever the version's size);
+//! 2. deletes what is left of the version, in the memtables and in tables shared with other
+//!    keys, one bounded batch at a time under the commit lock, and removes the marker with the
+//!    last batch.
+//!
+//! Every drop is followed by batches from the version's first key (at the start, and
+//! after a restart or a failed batch), so a member that a drop brings back is deleted again:
+//! one whose tombstone (an HDEL while the collection lived, or an earlier batch) was in a
+//! dropped table while its older entry lies in a table shared with other keys. A restart
+//! finds the marker and starts again.
 
-use super::encoding::{split_garbage_key, version_prefix, GARBAGE_PREFIX};
-use super::writer::{Txn, WriteOp, Writer};
-use super::{background, Round, Store};
-use fjord_common::Reply;
+use super::encoding::{split_garbage_key, version_range, GARBAGE_PREFIX};
+use super::writer::{commit_unlogged, Writer};
+use super::{background, Round, Store, StoreError};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most members removed by one write.
+/// Most members removed by one batch.
 const SWEEP_BATCH: usize = 1000;
+/// Members left after the first drop that are worth writing the memtable out for.
+const FLUSH_FIRST: usize = 10_000;
 /// Pause between looks when there was no garbage.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Starts the sweeper thread; it stops when `stop` is set.
+/// A dead version: its slot and number.
+type Dead = (u16, u64);
+
+/// Starts the reclaiming thread; it stops when `stop` is set.
 pub fn start(
     store: Arc<Store>,
     writer: Writer,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    // Where the last batch of a version ended: the next one starts after it rather than
-    // walking again over the tombstones the earlier batches left.
-    let mut resume: Option<((u16, u64), Vec<u8>)> = None;
+    // The version whose tables were dropped, and where its last batch ended: the next batch
+    // starts after it rather than walking again over the tombstones the earlier ones left.
+    let mut current: Option<(Dead, Option<Vec<u8>>)> = None;
     background("fjord-garbage", stop, SWEEP_INTERVAL, move || {
-        // A replica's dead members go by its primary's sweep, which the oplog carries.
-        let sweep = (store.is_writable() && !store.is_replica())
-            .then(|| next_sweep(&store, resume.as_ref()))
-            .flatten();
-        let Some(sweep) = sweep else {
-            resume = None;
-            return Round::Idle;
+        let dead = match store.is_writable().then(|| first_marker(&store)).flatten() {
+            Some(dead) => dead,
+            None => {
+                current = None;
+                return Round::Idle;
+            }
         };
-        resume = match (sweep.last, sweep.members.last()) {
-            (false, Some(k)) => Some(((sweep.slot, sweep.version), k.clone())),
-            _ => None,
+        let after = match current.take() {
+            Some((version, after)) if version == dead => after,
+            _ => {
+                if let Err(e) = drop_tables(&store, dead) {
+                    tracing::warn!(error = %e, "dropping a dead collection's tables failed");
+                }
+                None
+            }
         };
-        match writer.submit_blocking(Box::new(sweep)) {
-            Some(_) => Round::Busy,
+        match writer.exclusive_blocking(move |store| sweep_batch(store, dead, after)) {
             None => Round::Stop,
+            Some(Ok(Some(last))) => {
+                current = Some((dead, Some(last)));
+                Round::Busy
+            }
+            Some(Ok(None)) => Round::Busy,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "removing a dead collection's members failed");
+                Round::Idle
+            }
         }
     })
 }
 
-/// The next batch of dead members to remove, from the first garbage marker (after `resume`'s
-/// key when it is that marker's).
-fn next_sweep(store: &Store, resume: Option<&((u16, u64), Vec<u8>)>) -> Option<SweepVersion> {
+/// Drops the tables that hold only `dead`'s members. When many remain after that (they were
+/// in the memtable), writes the memtable out and drops again: a delete each would leave
+/// them and their tombstones in a table until a compaction reached it.
+fn drop_tables(store: &Store, (slot, version): Dead) -> Result<(), StoreError> {
+    store.drop_member_tables(slot, version)?;
+    let (start, end) = version_range(slot, version);
+    if store.members.range(start..end).take(FLUSH_FIRST).count() == FLUSH_FIRST {
+        store.flush_members()?;
+        store.drop_member_tables(slot, version)?;
+    }
+    Ok(())
+}
+
+/// The first garbage marker, if any.
+fn first_marker(store: &Store) -> Option<Dead> {
     let marker = match store.meta.prefix(GARBAGE_PREFIX).next()?.key() {
         Ok(k) => k,
         Err(e) => {
@@ -58,54 +101,40 @@ fn next_sweep(store: &Store, resume: Option<&((u16, u64), Vec<u8>)>) -> Option<S
             return None;
         }
     };
-    let Some((slot, version)) = split_garbage_key(&marker) else {
+    let dead = split_garbage_key(&marker);
+    if dead.is_none() {
         tracing::warn!("ignoring a malformed garbage marker");
-        return None;
-    };
-    let prefix = version_prefix(slot, version);
-    let mut start = prefix.to_vec();
-    if let Some((_, after)) = resume.filter(|(v, _)| *v == (slot, version)) {
-        start = after.clone();
-        start.push(0); // the smallest key strictly after it
     }
-    let mut end = prefix.to_vec();
-    end.push(0xff); // past every kind of member
+    dead
+}
+
+/// Removes up to a batch of `dead`'s members after `after`, and its marker once none is
+/// left. Runs under the commit lock, so that nothing (a FLUSHALL, a full sync) changes the
+/// version between the read and the batch. Returns the last key removed while some remain.
+fn sweep_batch(
+    store: &Store,
+    (slot, version): Dead,
+    after: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let (mut start, end) = version_range(slot, version);
+    if let Some(mut key) = after {
+        key.push(0); // the smallest key strictly after it
+        start = key;
+    }
     let mut members = Vec::new();
     for guard in store.members.range(start..end).take(SWEEP_BATCH) {
-        match guard.key() {
-            Ok(k) => members.push(k.to_vec()),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading dead members failed");
-                return None;
-            }
-        }
+        members.push(guard.key()?.to_vec());
     }
-    let last = members.len() < SWEEP_BATCH;
-    Some(SweepVersion {
-        slot,
-        version,
-        members,
-        last,
-    })
-}
-
-/// Removes some members of a dead version, and its marker once none is left.
-struct SweepVersion {
-    slot: u16,
-    version: u64,
-    members: Vec<Vec<u8>>,
-    last: bool,
-}
-
-impl WriteOp for SweepVersion {
-    fn apply(self: Box<Self>, txn: &mut Txn<'_>) -> Reply {
-        txn.stats().members_swept.inc_by(self.members.len() as u64);
-        for mkey in self.members {
+    let last = (members.len() == SWEEP_BATCH).then(|| members[SWEEP_BATCH - 1].clone());
+    let removed = members.len() as u64;
+    commit_unlogged(store, |txn| {
+        for mkey in members {
             txn.remove_member(mkey);
         }
-        if self.last {
-            txn.drop_garbage_marker(self.slot, self.version);
+        if last.is_none() {
+            txn.drop_garbage_marker(slot, version);
         }
-        Reply::ok()
-    }
+    })?;
+    store.stats.members_swept.inc_by(removed);
+    Ok(last)
 }

@@ -42,12 +42,12 @@
 //! Versions come from a counter persisted in `meta` in the batch that uses one, so a version
 //! is never handed out twice. Deleting, overwriting or expiring a collection removes only its
 //! entry (O(1)) and records its version as garbage in the same batch; the members of a version
-//! no entry points to are never read, and a background sweep ([`garbage`]) removes them
-//! through the writer, then the marker. RENAME within a slot keeps the version, so it moves no
+//! no entry points to are never read, and a background sweep ([`garbage`]) removes them,
+//! then the marker, in each store on its own (dropping whole tables where it can). RENAME within a slot keeps the version, so it moves no
 //! member.
 //!
 //! Every commit writes one oplog entry in its batch: the data and members it put or removed,
-//! the garbage markers and the version counter, so that a replica replaying the entries
+//! the new garbage markers and the version counter, so that a replica replaying the entries
 //! holds the same keyspaces (per-slot counts and the expiry index it derives itself).
 //!
 //! Older formats open as they are. Format 2 (no `oplog` keyspace, no history, term or
@@ -279,7 +279,7 @@ pub struct Store {
     /// Cleared for good after a failed write or fsync: the shard then refuses writes.
     writable: AtomicBool,
     /// A replica's store changes only by its primary's oplog: commands' writes are refused,
-    /// and active expiry and the garbage sweep leave the work to the primary.
+    /// and active expiry leaves the work to the primary.
     replica: AtomicBool,
     /// What reads may see: only acknowledged writes ([`visibility`]).
     pub visible: visibility::Visibility,
@@ -765,6 +765,42 @@ impl Store {
     /// Bytes the store takes on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Bytes of each keyspace's tables on disk (journals not included).
+    pub fn table_bytes(&self) -> [(&'static str, u64); 5] {
+        [
+            ("data", self.data.disk_space()),
+            ("members", self.members.disk_space()),
+            ("expiry", self.expiry.disk_space()),
+            ("meta", self.meta.disk_space()),
+            ("oplog", self.oplog.disk_space()),
+        ]
+    }
+
+    /// Drops the tables holding only members of a dead collection version (see [`garbage`]).
+    /// fjall offers this, and the flush below, only as hidden methods: the one way to give
+    /// back a range's space without a compaction of everything around it.
+    fn drop_member_tables(&self, slot: u16, version: u64) -> Result<(), StoreError> {
+        use fjall::AbstractTree;
+        let (start, end) = encoding::version_range(slot, version);
+        self.members
+            .tree
+            .drop_range(start..end)
+            .map_err(fjall::Error::from)?;
+        Ok(())
+    }
+
+    /// Writes the members' memtables out to tables, and waits for them (up to a minute: a
+    /// flush held up that long leaves the rest to the sweep's deletes).
+    fn flush_members(&self) -> Result<(), StoreError> {
+        // A memtable sealed earlier may still be on its way out, and rotating leaves it be.
+        self.members.rotate_memtable()?;
+        let started = std::time::Instant::now();
+        while self.members.sealed_memtable_count() > 0 && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// Tables (SST files) of all keyspaces.

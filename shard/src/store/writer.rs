@@ -267,6 +267,19 @@ impl Writer {
         rx.await.ok()
     }
 
+    /// `exclusive` for threads outside the async runtime.
+    pub fn exclusive_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |store: &Store| {
+            let _ = tx.send(f(store));
+        });
+        self.tx.blocking_send(Request::Exclusive(job)).ok()?;
+        rx.blocking_recv().ok()
+    }
+
     /// `replay` for threads outside the async runtime.
     pub fn replay_blocking(&self, ops: Vec<Op>) -> Option<Result<(), OplogError>> {
         let (tx, rx) = oneshot::channel();
@@ -540,6 +553,19 @@ pub(crate) fn load_snapshot_chunk(store: &Store, chunk: Bytes) -> Result<(), Opl
     Ok(())
 }
 
+/// Commits what `f` does with no oplog entry: removals of what no read can see (a dead
+/// collection's members, [`super::garbage`]), which each store makes on its own. Only inside
+/// [`Writer::exclusive`], so that no group of logged writes shares the batch.
+pub(crate) fn commit_unlogged(
+    store: &Store,
+    f: impl FnOnce(&mut Txn<'_>),
+) -> Result<(), StoreError> {
+    let mut txn = Txn::new(store);
+    txn.unlogged = true;
+    f(&mut txn);
+    txn.commit()
+}
+
 /// A data key as the group sees it.
 struct Loaded {
     /// `Some` = present (maybe expired), `None` = absent.
@@ -759,11 +785,6 @@ impl<'a> Txn<'a> {
         self.load(dkey)
     }
 
-    /// The store's figures, for operations that count their own work.
-    pub(crate) fn stats(&self) -> &super::StoreStats {
-        &self.store.stats
-    }
-
     /// A version no collection has used, for a new collection.
     pub fn new_version(&mut self) -> u64 {
         self.new_versions = true;
@@ -876,10 +897,13 @@ impl<'a> Txn<'a> {
                 Change::Garbage {
                     slot,
                     version,
-                    dead,
+                    dead: true,
                 } => {
-                    self.garbage.insert((slot, version), dead);
+                    self.garbage.insert((slot, version), true);
                 }
+                // Logged only by stores from before each store reclaimed its own garbage:
+                // the marker stays until this store has removed the members itself.
+                Change::Garbage { dead: false, .. } => {}
                 Change::NextVersion(next) => {
                     self.store.next_version.fetch_max(next, Ordering::Relaxed);
                     self.new_versions = true;

@@ -249,9 +249,7 @@ pub fn copy_value(
     let meta = CollectionMeta::decode(entry.kind, &entry.payload)
         .ok_or_else(|| Reply::error("ERR corrupt collection entry"))?;
     let version = txn.new_version();
-    let lo = crate::store::encoding::version_prefix(from_slot, meta.version);
-    let mut hi = lo.to_vec();
-    hi.push(0xff);
+    let (lo, hi) = crate::store::encoding::version_range(from_slot, meta.version);
     let mut copied: Vec<(Vec<u8>, Bytes)> = Vec::new();
     txn.scan_members(&lo, &hi, false, &mut |k, v| {
         let mut new_key = crate::store::encoding::version_prefix(to_slot, version).to_vec();

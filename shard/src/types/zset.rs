@@ -60,13 +60,9 @@ fn index_name(score: f64, member: &[u8]) -> Vec<u8> {
     name
 }
 
-fn index_key(z: &Collection, score: f64, member: &[u8]) -> Vec<u8> {
-    z.member_key(MemberKind::Score, &index_name(score, member))
-}
-
 /// A low bound at or below `name`: the name, or a prefix of it.
-fn low_bound(name: &[u8]) -> Vec<u8> {
-    name[..name.len().min(MAX_BOUND_LEN)].to_vec()
+fn low_bound(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(MAX_BOUND_LEN)]
 }
 
 /// A high bound at or above `name`: the name, or the first key after every key a prefix of
@@ -88,7 +84,7 @@ fn high_bound(name: &[u8]) -> Option<Vec<u8>> {
 /// Moves a bound out to take in a new index entry named `name`.
 fn widen(bounds: &mut IndexBounds, name: &[u8]) {
     if bounds.low.as_ref().is_some_and(|low| name < low.as_slice()) {
-        bounds.low = Some(low_bound(name));
+        bounds.low = Some(low_bound(name).to_vec());
     }
     if bounds
         .high
@@ -142,16 +138,17 @@ pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bo
     let item = z.member_key(MemberKind::Item, member);
     let old = txn.read_member(&item).and_then(|v| decode_score(&v));
     let name = index_name(new, member);
-    if let Some(old) = old {
+    let old_name = old.map(|old| index_name(old, member));
+    if let (Some(old), Some(old_name)) = (old, &old_name) {
         if old.to_bits() == new.to_bits() {
             return false;
         }
-        txn.remove_member(index_key(z, old, member));
+        txn.remove_member(z.member_key(MemberKind::Score, old_name));
     } else {
         if z.meta.size == 0 {
             // The only member: both bounds are exact from the start.
             z.meta.bounds = IndexBounds {
-                low: Some(low_bound(&name)),
+                low: Some(low_bound(&name).to_vec()),
                 high: high_bound(&name),
             };
         }
@@ -160,8 +157,8 @@ pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bo
     txn.put_member(item, Bytes::copy_from_slice(&new.to_bits().to_be_bytes()));
     widen(&mut z.meta.bounds, &name);
     txn.put_member(z.member_key(MemberKind::Score, &name), Bytes::new());
-    if let Some(old) = old {
-        narrow(txn, z, &index_name(old, member));
+    if let Some(old_name) = &old_name {
+        narrow(txn, z, old_name);
     }
     old.is_none()
 }
@@ -170,8 +167,12 @@ pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bo
 /// next live entry. A failed read leaves the bound where it was, which still holds.
 fn narrow(txn: &mut Txn<'_>, z: &mut Collection, name: &[u8]) {
     let bounds = &z.meta.bounds;
-    let at_low = bounds.low.as_deref() == Some(low_bound(name).as_slice());
-    let at_high = bounds.high.is_some() && bounds.high == high_bound(name);
+    let at_low = bounds.low.as_deref() == Some(low_bound(name));
+    let at_high = match bounds.high.as_deref() {
+        Some(high) if name.len() <= MAX_BOUND_LEN => high == name,
+        Some(high) => high_bound(name).as_deref() == Some(high),
+        None => false,
+    };
     for max in [false, true] {
         if (max && !at_high) || (!max && !at_low) {
             continue;
@@ -185,7 +186,7 @@ fn narrow(txn: &mut Txn<'_>, z: &mut Collection, name: &[u8]) {
         if let (Ok(()), Some(next)) = (walked, next) {
             match max {
                 true => z.meta.bounds.high = high_bound(&next),
-                false => z.meta.bounds.low = Some(low_bound(&next)),
+                false => z.meta.bounds.low = Some(low_bound(&next).to_vec()),
             }
         }
     }
@@ -222,7 +223,7 @@ pub fn pop(
         if max {
             z.meta.bounds.high = high_bound(&name);
         } else {
-            z.meta.bounds.low = Some(low_bound(&name));
+            z.meta.bounds.low = Some(low_bound(&name).to_vec());
         }
     }
     Ok(items)
@@ -237,10 +238,11 @@ pub fn remove(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8]) -> bool {
     let Some(old) = txn.read_member(&item).and_then(|v| decode_score(&v)) else {
         return false;
     };
+    let old_name = index_name(old, member);
     txn.remove_member(item);
-    txn.remove_member(index_key(z, old, member));
+    txn.remove_member(z.member_key(MemberKind::Score, &old_name));
     z.meta.size -= 1;
-    narrow(txn, z, &index_name(old, member));
+    narrow(txn, z, &old_name);
     true
 }
 
@@ -520,7 +522,7 @@ mod tests {
     fn bounds_cut_long_names_to_prefixes_that_stay_on_their_side() {
         let long = [vec![7u8; MAX_BOUND_LEN], vec![0xff, 3]].concat();
         let low = low_bound(&long);
-        assert!(low.len() == MAX_BOUND_LEN && low.as_slice() <= long.as_slice());
+        assert!(low.len() == MAX_BOUND_LEN && low <= long.as_slice());
         let high = high_bound(&long).unwrap();
         assert!(high.len() == MAX_BOUND_LEN && high.as_slice() > long.as_slice());
         let mut tail_ff = vec![1u8; MAX_BOUND_LEN - 1];

@@ -1,5 +1,5 @@
 //! Collections on disk: a write into a big collection costs what it costs in a small one,
-//! DEL of a big one is one write whose members a background sweep reclaims, and nothing
+//! DEL of a big one is one write whose members (and their space) a background sweep reclaims, and nothing
 //! acknowledged is lost (and nothing deleted comes back) across kill -9 and restarts.
 
 use fjord_tests::metrics::Scrape;
@@ -377,6 +377,49 @@ fn del_of_a_big_hash_is_one_write_and_the_sweep_reclaims_its_members() {
         c.call(&["HGETALL", "big"]).unwrap(),
         b"*2\r\n$5\r\nfresh\r\n$1\r\n1\r\n"
     );
+}
+
+#[test]
+fn del_of_a_hash_bigger_than_the_memtable_gives_the_space_of_its_tables_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = shard_on(dir.path(), "everysec");
+    let mut c = shard.client().unwrap();
+    // 120k fields of 1 KiB: about twice fjall's 64 MiB memtable, so most of it is in tables.
+    const FIELDS: usize = 120_000;
+    let value = "v".repeat(1024);
+    fill(&mut c, "HSET", "big", FIELDS, |i| {
+        vec![format!("field:{i}"), value.clone()]
+    });
+    let members_tables = || {
+        Scrape::of(shard.admin.as_ref().unwrap())
+            .unwrap()
+            .sum("fjord_shard_table_bytes", &[("keyspace", "members")])
+    };
+    let started = Instant::now();
+    while counter(&shard, "fjord_shard_flushes_pending") > 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "flushes hang");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = members_tables();
+    println!("{FIELDS} fields of 1 KiB: {before} bytes of member tables");
+    assert!(
+        before > 32.0 * 1024.0 * 1024.0,
+        "the fields are not in tables"
+    );
+    assert_eq!(c.call(&["DEL", "big"]).unwrap(), b":1\r\n");
+    assert_eq!(int(&c.call(&["HLEN", "big"]).unwrap()), 0);
+    wait_for_the_sweep(&shard, Duration::from_secs(120));
+    let after = members_tables();
+    let swept = counter(&shard, "fjord_shard_members_swept_total");
+    println!("after the sweep: {after} bytes of member tables; {swept} members deleted one by one");
+    // The tables that held only its fields were dropped whole: their space is back, and
+    // only the fields in the memtable needed a delete each.
+    assert!(after < before / 4.0, "{after} of {before} bytes remain");
+    assert!(
+        swept < FIELDS as f64 * 0.75,
+        "{swept} deletes of {FIELDS} fields"
+    );
+    assert_eq!(c.call(&["HGET", "big", "field:1"]).unwrap(), b"$-1\r\n");
 }
 
 #[test]

@@ -210,6 +210,69 @@ fn assert_holds(replica: &Shard, acked: &BTreeSet<u64>) {
 }
 
 #[test]
+fn a_replica_reclaims_the_members_of_a_deleted_collection_itself_and_logs_nothing() {
+    let with_admin = |extra: &[&str]| {
+        Shard::start_with(ShardOptions {
+            admin: true,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            ..ShardOptions::default()
+        })
+        .unwrap()
+    };
+    let metric = |shard: &Shard, name: &str, labels: &[(&str, &str)]| {
+        fjord_tests::metrics::Scrape::of(shard.admin.as_ref().unwrap())
+            .unwrap()
+            .sum(name, labels)
+    };
+    let primary = with_admin(&[]);
+    let replica = with_admin(&["--replica-of", &primary.addr]);
+    let mut p = primary.client().unwrap();
+    let value = "v".repeat(100);
+    for chunk in 0..30 {
+        let mut args = vec!["HSET".to_string(), "big".to_string()];
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            args.extend([format!("f{i}"), value.clone()]);
+        }
+        p.send(&args).unwrap();
+    }
+    for _ in 0..30 {
+        p.read_reply().unwrap();
+    }
+    run(&mut p, "HSET small f v");
+    wait_in_sync(&primary, &replica);
+    run(&mut p, "DEL big");
+    wait_in_sync(&primary, &replica);
+    let offset = field(&primary.addr, "master_repl_offset");
+    // The replica's marker goes only when its own sweep has removed the members: the
+    // primary's removal of its own is not logged.
+    let dead = |shard: &Shard| metric(shard, "fjord_shard_dead_collections", &[]);
+    assert!(
+        eventually(Duration::from_secs(60), || dead(&primary) == 0.0
+            && dead(&replica) == 0.0),
+        "primary: {} dead, replica: {} dead",
+        dead(&primary),
+        dead(&replica),
+    );
+    for (name, shard) in [("primary", &primary), ("replica", &replica)] {
+        println!(
+            "{name}: {} members deleted one by one, {} bytes of member tables",
+            metric(shard, "fjord_shard_members_swept_total", &[]),
+            metric(shard, "fjord_shard_table_bytes", &[("keyspace", "members")]),
+        );
+    }
+    // Nothing of the reclaiming went through the oplog: the primary's history did not move,
+    // and the replica's is still the same.
+    assert_eq!(field(&primary.addr, "master_repl_offset"), offset);
+    wait_in_sync(&primary, &replica);
+    same_data(&primary, &replica);
+    let mut r = replica.client().unwrap();
+    assert_eq!(
+        r.call_str(&["HGETALL", "small"]).unwrap(),
+        "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
+}
+
+#[test]
 fn a_replica_killed_and_restarted_resumes_from_the_oplog_and_misses_nothing() {
     let primary = start(&[], None);
     let dir = tempfile::tempdir().unwrap();
