@@ -30,8 +30,10 @@ use std::time::Duration;
 
 /// Most members removed by one batch.
 const SWEEP_BATCH: usize = 1000;
-/// Members left after the first drop that are worth writing the memtable out for.
+/// Members left after the first drop that are worth writing the memtables out for.
 const FLUSH_FIRST: usize = 10_000;
+/// Bytes of tables dropped that mark a collection big enough to write the memtables out.
+const FLUSH_AFTER_BYTES: u64 = 16 << 20;
 /// Pause between looks when there was no garbage.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -79,14 +81,19 @@ pub fn start(
     })
 }
 
-/// Drops the tables that hold only `dead`'s members. When many remain after that (they were
-/// in the memtable), writes the memtable out and drops again: a delete each would leave
-/// them and their tombstones in a table until a compaction reached it.
+/// Drops the tables that hold only `dead`'s members. After a big collection (many members
+/// left in the memtable, or many bytes dropped), writes the memtables out and drops again:
+/// a delete each would leave the members in the memtable, and their tombstones, in a table
+/// until a compaction reached it, and fjall's journals keep on disk whatever a memtable
+/// still holds, until the memtables fill up.
 fn drop_tables(store: &Store, (slot, version): Dead) -> Result<(), StoreError> {
+    let before = store.members.disk_space();
     store.drop_member_tables(slot, version)?;
+    let dropped = before.saturating_sub(store.members.disk_space());
     let (start, end) = version_range(slot, version);
-    if store.members.range(start..end).take(FLUSH_FIRST).count() == FLUSH_FIRST {
-        store.flush_members()?;
+    let many_left = store.members.range(start..end).take(FLUSH_FIRST).count() == FLUSH_FIRST;
+    if many_left || dropped >= FLUSH_AFTER_BYTES {
+        store.flush_memtables()?;
         store.drop_member_tables(slot, version)?;
     }
     Ok(())

@@ -791,13 +791,25 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the members' memtables out to tables, and waits for them (up to a minute: a
-    /// flush held up that long leaves the rest to the sweep's deletes).
-    fn flush_members(&self) -> Result<(), StoreError> {
+    /// Writes every keyspace's memtable out to a table, and waits for them (up to a minute:
+    /// a flush held up that long leaves the rest to the sweep's deletes). Then no journal
+    /// holds anything the tables do not, so fjall can delete the journals too.
+    fn flush_memtables(&self) -> Result<(), StoreError> {
+        let keyspaces = [
+            &self.data,
+            &self.members,
+            &self.expiry,
+            &self.meta,
+            self.oplog.keyspace(),
+        ];
         // A memtable sealed earlier may still be on its way out, and rotating leaves it be.
-        self.members.rotate_memtable()?;
+        for k in keyspaces {
+            k.rotate_memtable()?;
+        }
         let started = std::time::Instant::now();
-        while self.members.sealed_memtable_count() > 0 && started.elapsed().as_secs() < 60 {
+        while keyspaces.iter().any(|k| k.sealed_memtable_count() > 0)
+            && started.elapsed().as_secs() < 60
+        {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         Ok(())

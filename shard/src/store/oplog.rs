@@ -518,6 +518,11 @@ impl Oplog {
         self.end_bytes.load(Ordering::Acquire) - self.lock().first_bytes
     }
 
+    /// The keyspace the entries are in.
+    pub(super) fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
     /// Bytes of the oplog's tables on disk.
     pub fn disk_space(&self) -> u64 {
         self.keyspace.disk_space()
@@ -1087,7 +1092,10 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
-        assert!(sb.stats.dead_collections.get() > 0, "no dead collection to sweep");
+        assert!(
+            sb.stats.dead_collections.get() > 0,
+            "no dead collection to sweep"
+        );
         let b_stop = Arc::new(AtomicBool::new(false));
         let b_sweep = crate::store::garbage::start(
             Arc::clone(sb),

@@ -63,11 +63,23 @@ pub fn remove(txn: &mut Txn<'_>, set: &mut Collection, member: &[u8]) -> bool {
     let Some(value) = txn.read_member(&mkey) else {
         return false;
     };
+    let position = set
+        .meta
+        .positions
+        .then(|| decode_position(&value))
+        .flatten();
+    remove_known(txn, set, mkey, position);
+    true
+}
+
+/// Removes the member whose item is `mkey`, at `position` where the set keeps positions
+/// (`None` there: a malformed item, whose position entry is taken to be the last one).
+fn remove_known(txn: &mut Txn<'_>, set: &mut Collection, mkey: Vec<u8>, position: Option<u64>) {
     set.meta.size -= 1;
     txn.remove_member(mkey);
     if set.meta.positions {
         let last = set.meta.size;
-        let hole = decode_position(&value).unwrap_or(last);
+        let hole = position.unwrap_or(last);
         if hole != last {
             if let Some(moved) = txn.read_member(&position_key(set, last)) {
                 txn.put_member(
@@ -79,7 +91,6 @@ pub fn remove(txn: &mut Txn<'_>, set: &mut Collection, member: &[u8]) -> bool {
         }
         txn.remove_member(position_key(set, last));
     }
-    true
 }
 
 /// Up to `count` distinct members drawn uniformly, in random order. One point read per
@@ -136,9 +147,12 @@ pub fn pop(
 ) -> Result<Vec<Bytes>, Reply> {
     let popped = if set.meta.positions {
         let mut popped = Vec::new();
+        // The position drawn is the member's: no need to read its item to find it.
         while (popped.len() as u64) < count && set.meta.size > 0 {
-            let member = member_at(txn, set, rng.gen_range(0..set.meta.size))?;
-            remove(txn, set, &member);
+            let position = rng.gen_range(0..set.meta.size);
+            let member = member_at(txn, set, position)?;
+            let mkey = set.member_key(MemberKind::Item, &member);
+            remove_known(txn, set, mkey, Some(position));
             popped.push(member);
         }
         popped
