@@ -835,7 +835,12 @@ impl WriteOp for Restore {
                 };
                 z.expire_at = expire_at;
                 for (m, score) in &items {
-                    zset::set(txn, &mut z, m, *score);
+                    // A payload may name a member twice: the last score wins.
+                    let current = match zset::score(txn, &z, m) {
+                        Ok(c) => c,
+                        Err(e) => return e,
+                    };
+                    zset::set(txn, &mut z, m, current, *score);
                 }
                 z.save(txn, &self.key);
             }

@@ -191,7 +191,7 @@ impl WriteOp for ZAdd {
             if !allowed {
                 continue;
             }
-            if zset::set(txn, &mut z, member, new) {
+            if zset::set(txn, &mut z, member, current, new) {
                 added += 1;
             } else if current != Some(new) {
                 updated += 1;

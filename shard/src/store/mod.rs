@@ -126,7 +126,8 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// The row cache's capacity ([`cache`]); 0 disables it.
     pub row_cache_bytes: u64,
-    /// Size at which the data keyspace's memtable is sealed and flushed to a table.
+    /// Size at which the data and members keyspaces' memtables are sealed and flushed to a
+    /// table.
     pub memtable_bytes: u64,
     pub worker_threads: usize,
     /// Most bytes the key filter may take ([`filter`]); 0 disables it.
@@ -297,11 +298,14 @@ impl Store {
             .worker_threads(options.worker_threads.max(1))
             .open()?;
         // A memtable that fits the CPU caches: every write searches it (fjall's default of
-        // 64 MiB cost about 15% of SET throughput), and hot reads are the row cache's.
+        // 64 MiB cost about 15% of SET throughput, and a quarter of HSET's), and hot reads
+        // are the row cache's.
         let data = db.keyspace("data", || {
             KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes)
         })?;
-        let members = db.keyspace("members", KeyspaceCreateOptions::default)?;
+        let members = db.keyspace("members", || {
+            KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes)
+        })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let oplog = Oplog::open(

@@ -1102,7 +1102,10 @@ impl<'a> Txn<'a> {
                     if let Some(op) = &mut op {
                         op.put_member(&mkey, &v);
                     }
-                    batch.insert(&store.members, mkey, v)
+                    // Copied: a value from a command is a slice of the client's read
+                    // buffer (one read from fjall, of a whole block), which the memtable
+                    // would otherwise keep alive until it is flushed.
+                    batch.insert(&store.members, mkey, Bytes::copy_from_slice(&v))
                 }
                 None => {
                     if let Some(op) = &mut op {

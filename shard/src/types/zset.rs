@@ -133,10 +133,16 @@ pub fn score(m: &mut impl Members, z: &Collection, member: &[u8]) -> Result<Opti
     Ok(v.and_then(|v| decode_score(&v)))
 }
 
-/// Sets `member`'s score; returns whether the member is new. The caller saves the set.
-pub fn set(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], new: f64) -> bool {
+/// Sets `member`'s score, given its score now (`old`, as [`score`] read it); returns
+/// whether the member is new. The caller saves the set.
+pub fn set(
+    txn: &mut Txn<'_>,
+    z: &mut Collection,
+    member: &[u8],
+    old: Option<f64>,
+    new: f64,
+) -> bool {
     let item = z.member_key(MemberKind::Item, member);
-    let old = txn.read_member(&item).and_then(|v| decode_score(&v));
     let name = index_name(new, member);
     let old_name = old.map(|old| index_name(old, member));
     if let (Some(old), Some(old_name)) = (old, &old_name) {
@@ -474,8 +480,10 @@ pub fn store(txn: &mut Txn<'_>, key: &[u8], items: &[(Bytes, f64)]) -> i64 {
     }
     let version = txn.new_version();
     let mut z = Collection::new(ValueType::ZSet, key, version);
-    for (member, score) in items {
-        set(txn, &mut z, member, *score);
+    for (member, new) in items {
+        // A failed read fails the group's commit ([`Txn`] keeps the error).
+        let current = score(txn, &z, member).unwrap_or(None);
+        set(txn, &mut z, member, current, *new);
     }
     z.save(txn, key);
     z.meta.size as i64

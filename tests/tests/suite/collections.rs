@@ -368,11 +368,13 @@ fn del_of_a_big_hash_is_one_write_and_the_sweep_reclaims_its_members() {
     assert_eq!(c.call(&["HGET", "big", "field:1"]).unwrap(), b"$-1\r\n");
     let started = Instant::now();
     wait_for_the_sweep(&shard, Duration::from_secs(120));
-    println!("swept in {:.1} s", started.elapsed().as_secs_f64());
-    assert_eq!(
-        counter(&shard, "fjord_shard_members_swept_total"),
-        BIG as f64
+    // Members in tables holding nothing else go with their tables; the rest one by one.
+    let swept = counter(&shard, "fjord_shard_members_swept_total");
+    println!(
+        "swept in {:.1} s, {swept} members deleted one by one",
+        started.elapsed().as_secs_f64()
     );
+    assert!(swept <= BIG as f64, "{swept} deletes for {BIG} fields");
     assert_eq!(
         c.call(&["HGETALL", "big"]).unwrap(),
         b"*2\r\n$5\r\nfresh\r\n$1\r\n1\r\n"
