@@ -15,7 +15,8 @@ clients, 1000 members per command. Then, per type:
    printed again once the memtable had time to flush), and that shard's whole RSS, which its
    configured caches bound rather than the collection's size.
 3. DEL of the big key: how long it takes on each, and fjord's disk use over the next seconds
-   while the background sweep removes the members.
+   while the background sweep removes the members: the whole data directory, and from the
+   shard's metrics its member tables, oplog tables and journals.
 
 Run it with tests/bench/run-big.sh, which builds in release and provides redis-py.
 """

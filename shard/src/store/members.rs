@@ -99,14 +99,25 @@ impl Members for View<'_> {
         } else {
             Box::new(iter)
         };
+        // Counted once per scan: the counter is shared by every connection's thread.
+        let mut read = 0;
+        let mut result = Ok(());
         for guard in iter {
-            let (k, v) = guard.into_inner()?;
-            stats.members_read.inc();
-            if !visit(&k, &v) {
-                break;
+            match guard.into_inner() {
+                Ok((k, v)) => {
+                    read += 1;
+                    if !visit(&k, &v) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
             }
         }
-        Ok(())
+        stats.members_read.inc_by(read);
+        result
     }
 
     /// The entry came from the row cache, the members from a snapshot taken later: a write
