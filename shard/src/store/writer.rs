@@ -259,11 +259,8 @@ impl Writer {
         &self,
         f: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        let job = Box::new(move |store: &Store| {
-            let _ = tx.send(f(store));
-        });
-        self.tx.send(Request::Exclusive(job)).await.ok()?;
+        let (request, rx) = exclusive_request(f);
+        self.tx.send(request).await.ok()?;
         rx.await.ok()
     }
 
@@ -272,11 +269,8 @@ impl Writer {
         &self,
         f: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        let job = Box::new(move |store: &Store| {
-            let _ = tx.send(f(store));
-        });
-        self.tx.blocking_send(Request::Exclusive(job)).ok()?;
+        let (request, rx) = exclusive_request(f);
+        self.tx.blocking_send(request).ok()?;
         rx.blocking_recv().ok()
     }
 
@@ -293,6 +287,17 @@ impl Writer {
         self.tx.blocking_send(Request::Ops(vec![op], tx)).ok()?;
         rx.blocking_recv().ok()?.pop()
     }
+}
+
+/// The request that runs `f` alone, and where its result comes back.
+fn exclusive_request<T: Send + 'static>(
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> (Request, oneshot::Receiver<T>) {
+    let (tx, rx) = oneshot::channel();
+    let job = Box::new(move |store: &Store| {
+        let _ = tx.send(f(store));
+    });
+    (Request::Exclusive(job), rx)
 }
 
 /// Hands the replies of the group just committed (the last op) to the acknowledgement gate;
