@@ -43,8 +43,8 @@
 //! is never handed out twice. Deleting, overwriting or expiring a collection removes only its
 //! entry (O(1)) and records its version as garbage in the same batch; the members of a version
 //! no entry points to are never read, and a background sweep ([`garbage`]) removes them,
-//! then the marker, in each store on its own (dropping whole tables where it can). RENAME within a slot keeps the version, so it moves no
-//! member.
+//! then the marker, in each store on its own (dropping whole tables where it can). RENAME
+//! within a slot keeps the version, so it moves no member.
 //!
 //! Every commit writes one oplog entry in its batch: the data and members it put or removed,
 //! the new garbage markers and the version counter, so that a replica replaying the entries
