@@ -219,8 +219,9 @@ pub fn pop(
         true => items.pop(),
         false => None,
     };
-    for (m, _) in &items {
-        remove(txn, z, m);
+    // Their scores are known and the bound is set below: no read of the item, no narrowing.
+    for (m, s) in &items {
+        unlink(txn, z, m, *s);
     }
     // Every live entry now lies at or beyond the next one, if any, else beyond the last one
     // popped.
@@ -244,12 +245,19 @@ pub fn remove(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8]) -> bool {
     let Some(old) = txn.read_member(&item).and_then(|v| decode_score(&v)) else {
         return false;
     };
-    let old_name = index_name(old, member);
-    txn.remove_member(item);
-    txn.remove_member(z.member_key(MemberKind::Score, &old_name));
-    z.meta.size -= 1;
+    let old_name = unlink(txn, z, member, old);
     narrow(txn, z, &old_name);
     true
+}
+
+/// Removes `member`, whose score is `score`, leaving the bounds to the caller; returns the
+/// name of the index entry it removed.
+fn unlink(txn: &mut Txn<'_>, z: &mut Collection, member: &[u8], score: f64) -> Vec<u8> {
+    let name = index_name(score, member);
+    txn.remove_member(z.member_key(MemberKind::Item, member));
+    txn.remove_member(z.member_key(MemberKind::Score, &name));
+    z.meta.size -= 1;
+    name
 }
 
 /// One end of a score range.
