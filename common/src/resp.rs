@@ -357,6 +357,9 @@ pub enum Reply {
     Bool(bool),
     /// A verbatim `txt` string in RESP3 (INFO, CLUSTER NODES), a bulk string in RESP2.
     Verbatim(Bytes),
+    /// A reply already encoded, in the protocol of the request it answers: a shard's reply
+    /// that the proxy passes on without reading it ([`ReplyDecoder::decode_frame`]).
+    Frame(Bytes),
 }
 
 impl Reply {
@@ -459,6 +462,7 @@ impl Reply {
                     out.extend_from_slice(b"\r\n");
                 }
             },
+            Reply::Frame(frame) => out.extend_from_slice(frame),
         }
     }
 }
@@ -530,6 +534,21 @@ impl ReplyDecoder {
         let frame = buf.split_to(end).freeze();
         let (reply, _) = build_reply(&frame, 0, 0)?;
         Ok(Some(reply))
+    }
+
+    /// [`ReplyDecoder::decode`] for a reply that is passed on as it came: a
+    /// [`Reply::Frame`], unless it is an error, which is read (the proxy follows some). A
+    /// reply of many parts (LRANGE, HGETALL) is then scanned once and copied once, rather
+    /// than built into a [`Reply`] per part and encoded again.
+    pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, String> {
+        let Some(end) = self.scan(buf)? else {
+            return Ok(None);
+        };
+        let frame = buf.split_to(end).freeze();
+        if matches!(frame[0], b'-' | b'!') {
+            return build_reply(&frame, 0, 0).map(|(reply, _)| Some(reply));
+        }
+        Ok(Some(Reply::Frame(frame)))
     }
 
     /// Where the reply at the front of `buf` ends, once it has all arrived.
@@ -876,7 +895,8 @@ mod tests {
     }
 
     /// Every reply a shard sends, in either protocol, decodes to a reply that encodes back
-    /// to the same bytes, whether it arrives whole or a byte at a time.
+    /// to the same bytes, whether it arrives whole or a byte at a time, and whether it is
+    /// read or passed on as a frame (which reads only errors).
     #[test]
     fn replies_decode_to_what_encodes_them_again() {
         let replies = vec![
@@ -912,20 +932,38 @@ mod tests {
             }
             let expected = wire.clone();
             // Whole, then a byte at a time.
-            for step in [wire.len(), 1] {
+            for (step, frames) in [
+                (wire.len(), false),
+                (1, false),
+                (wire.len(), true),
+                (1, true),
+            ] {
                 let mut d = ReplyDecoder::default();
                 let (mut buf, mut again) = (BytesMut::new(), BytesMut::new());
-                let mut decoded = 0;
+                let mut decoded = Vec::new();
                 for chunk in wire.chunks(step) {
                     buf.extend_from_slice(chunk);
-                    while let Some(reply) = d.decode(&mut buf).unwrap() {
+                    loop {
+                        let reply = match frames {
+                            true => d.decode_frame(&mut buf),
+                            false => d.decode(&mut buf),
+                        };
+                        let Some(reply) = reply.unwrap() else { break };
                         reply.encode(proto, &mut again);
-                        decoded += 1;
+                        decoded.push(reply);
                     }
                 }
-                assert_eq!(decoded, replies.len(), "{proto:?}, step {step}");
-                assert_eq!(again, expected, "{proto:?}, step {step}");
+                let case = format!("{proto:?}, step {step}, frames {frames}");
+                assert_eq!(decoded.len(), replies.len(), "{case}");
+                assert_eq!(again, expected, "{case}");
                 assert!(buf.is_empty());
+                for (got, sent) in decoded.iter().zip(&replies) {
+                    assert_eq!(
+                        matches!(got, Reply::Frame(_)),
+                        frames && !sent.is_error(),
+                        "{case}: {sent:?}"
+                    );
+                }
             }
         }
     }

@@ -16,7 +16,9 @@
 //! Each request says which protocol its replies must be in: a client's commands are
 //! answered in the client's protocol, so a RESP3 client gets the shard's maps, sets and
 //! doubles as the shard made them, and a RESP2 client the shard's RESP2 forms, both exactly
-//! as Redis shapes them, with no per-command knowledge in the proxy. A connection switches
+//! as Redis shapes them, with no per-command knowledge in the proxy. A batch's replies go to
+//! its client unread, as the frames that arrived ([`Reply::Frame`]); only errors are read,
+//! since the proxy follows some (a slot's new owner, a replica's primary). A connection switches
 //! with `HELLO` when the next request wants the other protocol (its reply is dropped); the
 //! proxy's own requests, whose replies it reads, are RESP2.
 
@@ -604,16 +606,21 @@ impl Connection {
         mut seen: impl FnMut(&InFlight, &Reply),
     ) -> Result<(), String> {
         loop {
-            let reply = match incoming.decoder.decode(&mut incoming.buf) {
-                Ok(Some(reply)) => reply,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(format!("undecodable reply from the shard: {e}")),
-            };
             if queue.is_empty() {
                 while let Ok(entry) = inflight_rx.try_recv() {
                     queue.push_back(entry);
                 }
             }
+            // A batch's replies go to its client as they came; the proxy reads the others.
+            let decoded = match queue.front().map(|entry| &entry.sink) {
+                Some(Sink::Batch { .. }) => incoming.decoder.decode_frame(&mut incoming.buf),
+                _ => incoming.decoder.decode(&mut incoming.buf),
+            };
+            let reply = match decoded {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("undecodable reply from the shard: {e}")),
+            };
             let Some(entry) = queue.front_mut() else {
                 return Err("the shard sent a reply nobody asked for".to_string());
             };
