@@ -31,7 +31,7 @@ pub mod tunables;
 mod yaml_lines;
 
 pub use command::{CommandId, CommandSpec};
-pub use resp::{Limits, Proto, Reply, ReplyDecoder, RequestDecoder};
+pub use resp::{Bulks, Limits, Proto, Reply, ReplyDecoder, RequestDecoder, Shape};
 pub use slot::{slot_of, SLOT_COUNT};
 
 /// A command line split at single spaces into its arguments (for tests: real arguments may

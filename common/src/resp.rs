@@ -357,9 +357,60 @@ pub enum Reply {
     Bool(bool),
     /// A verbatim `txt` string in RESP3 (INFO, CLUSTER NODES), a bulk string in RESP2.
     Verbatim(Bytes),
+    /// An array, set or map of bulk strings only, encoded as its items were read (a range
+    /// of a collection): one buffer rather than a [`Reply`] and a copy per item.
+    Bulks(Bulks),
     /// A reply already encoded, in the protocol of the request it answers: a shard's reply
     /// that the proxy passes on without reading it ([`ReplyDecoder::decode_frame`]).
     Frame(Bytes),
+}
+
+/// What a [`Reply::Bulks`] is to a RESP3 client (a RESP2 client gets a flat array of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Array,
+    Set,
+    /// Keys and values alternate.
+    Map,
+}
+
+/// The items of a [`Reply::Bulks`]: bulk strings the same in both protocols, so only the
+/// header waits for the protocol.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bulks {
+    shape: Shape,
+    items: usize,
+    body: BytesMut,
+}
+
+impl Bulks {
+    pub fn new(shape: Shape) -> Self {
+        Self {
+            shape,
+            items: 0,
+            body: BytesMut::new(),
+        }
+    }
+
+    /// Appends an item (for a map, a key or a value in turn).
+    pub fn push(&mut self, item: &[u8]) {
+        bulk(&mut self.body, item);
+        self.items += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+}
+
+impl From<Bulks> for Reply {
+    fn from(b: Bulks) -> Self {
+        Reply::Bulks(b)
+    }
 }
 
 impl Reply {
@@ -463,6 +514,15 @@ impl Reply {
                 }
             },
             Reply::Frame(frame) => out.extend_from_slice(frame),
+            Reply::Bulks(b) => {
+                let (tag, n) = match (b.shape, proto) {
+                    (Shape::Set, Proto::Resp3) => (b'~', b.items),
+                    (Shape::Map, Proto::Resp3) => (b'%', b.items / 2),
+                    _ => (b'*', b.items),
+                };
+                int_line(out, tag, n as i64);
+                out.extend_from_slice(&b.body);
+            }
         }
     }
 }
@@ -991,6 +1051,37 @@ mod tests {
         // Incomplete is not an error.
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nab"[..]);
         assert_eq!(ReplyDecoder::default().decode(&mut buf), Ok(None));
+    }
+
+    /// A reply built item by item encodes as the array, set or map of the same bulk strings.
+    #[test]
+    fn bulks_encode_as_the_aggregate_of_their_items() {
+        let items = [&b"f"[..], b"", b"a\r\nb", b"v"];
+        let bulk = |i: &[u8]| Reply::bulk(Bytes::copy_from_slice(i));
+        for (shape, same) in [
+            (
+                Shape::Array,
+                Reply::Array(items.iter().map(|i| bulk(i)).collect()),
+            ),
+            (
+                Shape::Set,
+                Reply::Set(items.iter().map(|i| bulk(i)).collect()),
+            ),
+            (
+                Shape::Map,
+                Reply::Map(items.chunks(2).map(|p| (bulk(p[0]), bulk(p[1]))).collect()),
+            ),
+        ] {
+            let mut built = Bulks::new(shape);
+            items.iter().for_each(|i| built.push(i));
+            assert_eq!(built.len(), items.len());
+            for proto in [Proto::Resp2, Proto::Resp3] {
+                let (mut got, mut want) = (BytesMut::new(), BytesMut::new());
+                Reply::Bulks(built.clone()).encode(proto, &mut got);
+                same.encode(proto, &mut want);
+                assert_eq!(got, want, "{shape:?} {proto:?}");
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::store::Store;
 use crate::types::{check_member_name, hash, random_count, Collection};
 use bytes::Bytes;
 use fjord_common::number::{format_f64_at_scale, parse_f64, parse_i64};
-use fjord_common::{error, Reply};
+use fjord_common::{error, Bulks, Reply, Shape};
 
 /// The key and the arguments after it, for commands that take nothing else.
 fn key_and_rest(args: &[Bytes]) -> (Bytes, Vec<Bytes>) {
@@ -240,26 +240,21 @@ impl Read for HGetAll {
             Ok(None) => return Reply::Array(Vec::new()),
             Err(e) => return e,
         };
-        let mut pairs = Vec::with_capacity(h.meta.size.min(1 << 16) as usize);
-        let mut items = Vec::new();
+        let mut out = Bulks::new(if self.fields && self.values {
+            Shape::Map
+        } else {
+            Shape::Array
+        });
         let result = h.for_each_item(&mut view, false, |f, v| {
-            let f = Reply::Bulk(Bytes::copy_from_slice(f));
-            let v = Reply::Bulk(Bytes::copy_from_slice(v));
-            match (self.fields, self.values) {
-                (true, true) => pairs.push((f, v)),
-                (true, false) => items.push(f),
-                _ => items.push(v),
+            if self.fields {
+                out.push(f);
+            }
+            if self.values {
+                out.push(v);
             }
             true
         });
-        if let Err(e) = result {
-            return e;
-        }
-        if self.fields && self.values {
-            Reply::Map(pairs)
-        } else {
-            Reply::Array(items)
-        }
+        result.map_or_else(|e| e, |()| out.into())
     }
 }
 

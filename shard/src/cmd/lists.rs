@@ -13,7 +13,7 @@ use crate::types::list::{self, End};
 use crate::types::{pop_count, Collection};
 use bytes::Bytes;
 use fjord_common::number::parse_i64;
-use fjord_common::{error, Reply};
+use fjord_common::{error, Bulks, Reply, Shape};
 
 fn end_of(command: &[u8]) -> End {
     match command.first().map(u8::to_ascii_lowercase) {
@@ -235,7 +235,14 @@ impl Read for LRange {
             Err(e) => return e,
         };
         match list::clamp_range(l.meta.size, self.start, self.stop) {
-            Some(span) => list::range(&mut view, &l, span).map_or_else(|e| e, bulks),
+            Some(span) => {
+                let mut out = Bulks::new(Shape::Array);
+                let read = list::for_each(&mut view, &l, span, false, |_, element| {
+                    out.push(element);
+                    true
+                });
+                read.map_or_else(|e| e, |()| out.into())
+            }
             None => Reply::Array(Vec::new()),
         }
     }

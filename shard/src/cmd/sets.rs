@@ -11,7 +11,7 @@ use crate::store::Store;
 use crate::types::{check_member_name, random_count, set, Collection};
 use bytes::Bytes;
 use fjord_common::algebra::members_reply;
-use fjord_common::{error, Reply};
+use fjord_common::{error, Bulks, Reply, Shape};
 
 /// SADD and SREM: `key member [member …]`.
 pub struct SAddRem {
@@ -139,7 +139,14 @@ impl Read for SMembers {
     fn execute(self, store: &Store) -> Reply {
         let mut view = View::new(store);
         match set::find(&mut view, &self.key) {
-            Ok(Some(s)) => set::members(&mut view, &s).map_or_else(|e| e, members_reply),
+            Ok(Some(s)) => {
+                let mut out = Bulks::new(Shape::Set);
+                let read = s.for_each_item(&mut view, false, |member, _| {
+                    out.push(member);
+                    true
+                });
+                read.map_or_else(|e| e, |()| out.into())
+            }
             Ok(None) => Reply::Set(Vec::new()),
             Err(e) => e,
         }
