@@ -34,6 +34,18 @@ pub trait Members {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
 
+    /// [`Members::scan_members`] for a walk expected to stop well before `hi` (a page of a
+    /// big sorted set): a reader may open the range at the near end only.
+    fn scan_members_early(
+        &mut self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.scan_members(lo, hi, rev, visit)
+    }
+
     /// Whether `c` is the collection as stored in the state this reader reads members from,
     /// so that what its entry says of them (a sorted set's index bounds) holds for them.
     fn reads_members_of(&mut self, c: &Collection) -> Result<bool, StoreError>;
@@ -60,6 +72,58 @@ impl<'a> View<'a> {
     fn snapshot(&mut self) -> &fjall::Snapshot {
         self.snapshot
             .get_or_insert_with(|| self.store.db.snapshot())
+    }
+
+    /// With `open_ended`, the range is opened at its near end only and the scan stops
+    /// itself at the far one: a table reader seeks each bound it is given, and the far one
+    /// costs a block read and a search that a walk ending early (ZRANGE 0 9 of an 864k-member
+    /// set: 62k -> 77k ops/s) never needs, while a walk to the end pays ~2% for the compare.
+    fn scan(
+        &mut self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        open_ended: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let members = self.store.members.clone();
+        let stats = &self.store.stats;
+        let snapshot = self
+            .snapshot
+            .get_or_insert_with(|| self.store.db.snapshot());
+        let (from, to) = match (open_ended, rev) {
+            (false, _) => (Bound::Included(lo), Bound::Excluded(hi)),
+            (true, false) => (Bound::Included(lo), Bound::Unbounded),
+            (true, true) => (Bound::Unbounded, Bound::Excluded(hi)),
+        };
+        let iter = snapshot.range::<&[u8], _>(&members, (from, to));
+        let iter: Box<dyn Iterator<Item = fjall::Guard>> = if rev {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        // Counted once per scan: the counter is shared by every connection's thread.
+        let mut read = 0;
+        let mut result = Ok(());
+        for guard in iter {
+            match guard.into_inner() {
+                Ok((k, v)) => {
+                    if open_ended && (if rev { &*k < lo } else { &*k >= hi }) {
+                        break;
+                    }
+                    read += 1;
+                    if !visit(&k, &v) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+        }
+        stats.members_read.inc_by(read);
+        result
     }
 }
 
@@ -88,36 +152,17 @@ impl Members for View<'_> {
         rev: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let members = self.store.members.clone();
-        let stats = &self.store.stats;
-        let snapshot = self
-            .snapshot
-            .get_or_insert_with(|| self.store.db.snapshot());
-        let iter = snapshot.range(&members, lo..hi);
-        let iter: Box<dyn Iterator<Item = fjall::Guard>> = if rev {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        // Counted once per scan: the counter is shared by every connection's thread.
-        let mut read = 0;
-        let mut result = Ok(());
-        for guard in iter {
-            match guard.into_inner() {
-                Ok((k, v)) => {
-                    read += 1;
-                    if !visit(&k, &v) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    result = Err(e.into());
-                    break;
-                }
-            }
-        }
-        stats.members_read.inc_by(read);
-        result
+        self.scan(lo, hi, rev, false, visit)
+    }
+
+    fn scan_members_early(
+        &mut self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.scan(lo, hi, rev, true, visit)
     }
 
     /// The entry came from the row cache, the members from a snapshot taken later: a write

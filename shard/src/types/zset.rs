@@ -339,7 +339,7 @@ pub fn walk(
     mut visit: impl FnMut(&[u8], f64) -> bool,
 ) -> Result<(), Reply> {
     let (lo, hi) = index_range(m, z)?;
-    m.scan_members(&lo, &hi, rev, &mut |k, _| match split_index_key(k) {
+    m.scan_members_early(&lo, &hi, rev, &mut |k, _| match split_index_key(k) {
         Some((score, member)) => visit(member, score),
         None => true,
     })?;
@@ -369,7 +369,7 @@ pub fn walk_scores(
     if start >= end {
         return Ok(());
     }
-    m.scan_members(&start, &end, rev, &mut |k, _| {
+    m.scan_members_early(&start, &end, rev, &mut |k, _| {
         let Some((score, member)) = split_index_key(k) else {
             return true;
         };
@@ -426,7 +426,7 @@ pub fn walk_lex(
         return Ok(());
     }
     let skip = lo.len();
-    m.scan_members(&start, &end, rev, &mut |k, v| {
+    m.scan_members_early(&start, &end, rev, &mut |k, v| {
         let member = &k[skip..];
         let in_range = range.contains(member);
         let past = if rev {
