@@ -91,12 +91,7 @@ impl<'a> View<'a> {
         let snapshot = self
             .snapshot
             .get_or_insert_with(|| self.store.db.snapshot());
-        let (from, to) = match (open_ended, rev) {
-            (false, _) => (Bound::Included(lo), Bound::Excluded(hi)),
-            (true, false) => (Bound::Included(lo), Bound::Unbounded),
-            (true, true) => (Bound::Unbounded, Bound::Excluded(hi)),
-        };
-        let iter = snapshot.range::<&[u8], _>(&members, (from, to));
+        let iter = snapshot.range::<&[u8], _>(&members, scan_bounds(lo, hi, rev, open_ended));
         let iter: Box<dyn Iterator<Item = fjall::Guard>> = if rev {
             Box::new(iter.rev())
         } else {
@@ -197,7 +192,18 @@ impl Members for Txn<'_> {
         rev: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        self.scan_members_merged(lo, hi, rev, visit);
+        self.scan_members_merged(lo, hi, rev, false, visit);
+        Ok(())
+    }
+
+    fn scan_members_early(
+        &mut self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.scan_members_merged(lo, hi, rev, true, visit);
         Ok(())
     }
 
@@ -260,6 +266,21 @@ pub(crate) fn merge_members<'o>(
 /// The bounds of `lo..hi` for a `BTreeMap` keyed by `Vec<u8>`.
 pub(crate) fn byte_range<'b>(lo: &'b [u8], hi: &'b [u8]) -> (Bound<&'b [u8]>, Bound<&'b [u8]>) {
     (Bound::Included(lo), Bound::Excluded(hi))
+}
+
+/// The range a scan of `lo..hi` gives fjall: with `open_ended`, only its near end (the
+/// scan cuts itself at the far one).
+pub(crate) fn scan_bounds<'b>(
+    lo: &'b [u8],
+    hi: &'b [u8],
+    rev: bool,
+    open_ended: bool,
+) -> (Bound<&'b [u8]>, Bound<&'b [u8]>) {
+    match (open_ended, rev) {
+        (false, _) => byte_range(lo, hi),
+        (true, false) => (Bound::Included(lo), Bound::Unbounded),
+        (true, true) => (Bound::Unbounded, Bound::Excluded(hi)),
+    }
 }
 
 impl From<StoreError> for Reply {

@@ -28,7 +28,7 @@ use super::encoding::{
     data_key, expiry_key, garbage_key, slot_count_key, split_data_key, CollectionMeta, Entry,
     HEADER_LEN, NEXT_VERSION_KEY,
 };
-use super::members::{byte_range, merge_members};
+use super::members::{byte_range, merge_members, scan_bounds};
 use super::oplog::{Change, Op, OpKind, OplogError};
 use super::slots::{SlotTable, SLOT_STATES_KEY};
 use super::{now_ms, FlushLog, Store, StoreError};
@@ -822,32 +822,43 @@ impl<'a> Txn<'a> {
     }
 
     /// Visits members in `lo..hi` as this group left them (see [`super::members::Members`]).
+    /// With `open_ended`, the committed range is opened at its near end only and cut at the
+    /// far one here, as [`super::members::View`] does for the same reason (a pop or a page
+    /// of a big sorted set stops long before the far bound a table reader would seek).
     pub(crate) fn scan_members_merged(
         &mut self,
         lo: &[u8],
         hi: &[u8],
         rev: bool,
+        open_ended: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) {
         let stats = &self.store.stats;
-        let range = self.store.members.range(lo..hi);
+        let range = self
+            .store
+            .members
+            .range::<&[u8], _>(scan_bounds(lo, hi, rev, open_ended));
         let disk = |g: fjall::Guard| {
-            stats.members_read.inc();
             g.into_inner()
                 .map(|(k, v)| (k.to_vec(), Bytes::copy_from_slice(&v)))
                 .map_err(StoreError::from)
         };
+        let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
+            Ok((k, _)) if open_ended => (lo..hi).contains(&k.as_slice()),
+            _ => true,
+        };
+        let read = |_: &Result<(Vec<u8>, Bytes), StoreError>| stats.members_read.inc();
         let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
         let result = if rev {
             merge_members(
-                range.rev().map(disk),
+                range.rev().map(disk).take_while(within).inspect(read),
                 overlay.rev().map(|(k, v)| (k.as_slice(), v)),
                 true,
                 visit,
             )
         } else {
             merge_members(
-                range.map(disk),
+                range.map(disk).take_while(within).inspect(read),
                 overlay.map(|(k, v)| (k.as_slice(), v)),
                 false,
                 visit,
