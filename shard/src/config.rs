@@ -40,6 +40,7 @@ pub struct ShardConfig {
     pub cache_mb: u64,
     pub row_cache_mb: u64,
     pub memtable_mb: u64,
+    pub max_journal_mb: u64,
     pub key_filter_mb: u64,
     pub io_threads: usize,
     pub storage_threads: usize,
@@ -71,6 +72,7 @@ impl Default for ShardConfig {
             cache_mb: 64,
             row_cache_mb: 64,
             memtable_mb: 16,
+            max_journal_mb: 128,
             key_filter_mb: 64,
             io_threads: 2,
             storage_threads: 1,
@@ -148,6 +150,7 @@ mod tests {
         assert_eq!(parsed.cache_mb, d.cache_mb);
         assert_eq!(parsed.row_cache_mb, d.row_cache_mb);
         assert_eq!(parsed.memtable_mb, d.memtable_mb);
+        assert_eq!(parsed.max_journal_mb, d.max_journal_mb);
         assert_eq!(parsed.key_filter_mb, d.key_filter_mb);
         assert_eq!(parsed.max_bulk_len, d.max_bulk_len);
         assert_eq!(parsed.client_memory_budget, d.client_memory_budget);

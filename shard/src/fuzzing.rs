@@ -43,6 +43,7 @@ impl Harness {
                     cache_bytes: 8 << 20,
                     row_cache_bytes: 8 << 20,
                     memtable_bytes: 8 << 20,
+                    journal_bytes: 128 << 20,
                     key_filter_bytes: 1 << 20,
                     worker_threads: 1,
                     oplog: config.oplog_options(),

@@ -51,6 +51,9 @@ struct Cli {
     /// Memtable size in MiB before it is flushed to a table.
     #[arg(long)]
     memtable_mb: Option<u64>,
+    /// MiB of journal past which the memtables holding it back are flushed.
+    #[arg(long)]
+    max_journal_mb: Option<u64>,
     /// Most MiB the key filter (present keys, for lookups of absent ones) may take; 0 = off.
     #[arg(long)]
     key_filter_mb: Option<u64>,
@@ -105,6 +108,7 @@ impl Cli {
             cache_mb,
             row_cache_mb,
             memtable_mb,
+            max_journal_mb,
             key_filter_mb,
             io_threads,
             storage_threads,
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cache_bytes: config.cache_mb.saturating_mul(1024 * 1024),
                 row_cache_bytes: config.row_cache_mb.saturating_mul(1024 * 1024),
                 memtable_bytes: config.memtable_mb.max(1).saturating_mul(1024 * 1024),
+                journal_bytes: config.max_journal_mb.max(1).saturating_mul(1024 * 1024),
                 worker_threads: config.storage_threads,
                 key_filter_bytes: config.key_filter_mb.saturating_mul(1024 * 1024),
                 oplog: config.oplog_options(),
@@ -263,6 +268,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = writer_thread.join();
     if let Some(t) = sync_thread {
         let _ = t.join();
+    }
+    // What is left in memtables is safe in the journal already; flushed, the restart has
+    // nothing to replay.
+    let flushing = std::time::Instant::now();
+    match store.flush_memtables() {
+        Ok(()) => tracing::info!(elapsed = ?flushing.elapsed(), "memtables flushed"),
+        Err(e) => tracing::warn!("flushing memtables at shutdown: {e}"),
     }
     drop(store);
     tracing::info!("stopped");

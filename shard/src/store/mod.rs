@@ -129,6 +129,9 @@ pub struct StoreOptions {
     /// Size at which the data and members keyspaces' memtables are sealed and flushed to a
     /// table.
     pub memtable_bytes: u64,
+    /// Journal bytes past which the store flushes the memtables that hold the oldest
+    /// journal back ([`Store::seal_full_memtables`]): what a restart after a crash replays.
+    pub journal_bytes: u64,
     pub worker_threads: usize,
     /// Most bytes the key filter may take ([`filter`]); 0 disables it.
     pub key_filter_bytes: u64,
@@ -263,6 +266,9 @@ impl Drop for Store {
 /// 8 MiB, 15% with fjall's 64 MiB (one table held the hash and most of the set); writes into
 /// one big key ran about 10% slower (more, smaller compactions).
 const MEMBER_TABLE_BYTES: u64 = 8 << 20;
+
+/// fjall's memtable size, which the expiry, meta and oplog keyspaces keep.
+const FJALL_MEMTABLE_BYTES: u64 = 64 << 20;
 
 /// The open store. Shared by connection tasks (reads) and the writer thread (writes).
 pub struct Store {
@@ -812,25 +818,57 @@ impl Store {
     /// Writes every keyspace's memtable out to a table, and waits for them (up to a minute:
     /// a flush held up that long leaves the rest to the sweep's deletes). Then no journal
     /// holds anything the tables do not, so fjall can delete the journals too.
-    fn flush_memtables(&self) -> Result<(), StoreError> {
-        let keyspaces = [
-            &self.data,
-            &self.members,
-            &self.expiry,
-            &self.meta,
-            self.oplog.keyspace(),
-        ];
+    pub fn flush_memtables(&self) -> Result<(), StoreError> {
+        let keyspaces = self.memtable_limits();
         // A memtable sealed earlier may still be on its way out, and rotating leaves it be.
-        for k in keyspaces {
+        for (k, _) in keyspaces {
             k.rotate_memtable()?;
         }
         let started = std::time::Instant::now();
-        while keyspaces.iter().any(|k| k.sealed_memtable_count() > 0)
+        while keyspaces.iter().any(|(k, _)| k.sealed_memtable_count() > 0)
             && started.elapsed().as_secs() < 60
         {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// Seals every memtable that has reached its size, and queues its flush; called by each
+    /// commit. fjall seals a memtable only when its worker gets to a request each write
+    /// queues once the memtable is full, in a queue the worker also sends itself flushes on
+    /// (fjall issue #323). Under `redis-benchmark -t sadd,zadd -P 16` a shard's memtable and
+    /// journal once grew to 2.5 GB and 700 MB while that worker sat idle, and the restart
+    /// replayed the journal for 38 s. Sealed here, a full memtable goes out at once, and
+    /// fjall's stall at four sealed memtables per keyspace bounds memory and the journal.
+    ///
+    /// Then, when the journals pass [`StoreOptions::journal_bytes`], the memtables of the
+    /// keyspaces written rarely (expiry, meta) are flushed as well: a journal is deleted only
+    /// once every keyspace has flushed what it holds.
+    pub(crate) fn seal_full_memtables(&self) -> Result<(), StoreError> {
+        use fjall::AbstractTree;
+        let mut sealed = false;
+        for (keyspace, limit) in self.memtable_limits() {
+            if keyspace.tree.active_memtable().size() >= limit {
+                sealed |= keyspace.rotate_memtable()?;
+            }
+        }
+        if sealed && self.db.journal_disk_space()? > self.options.journal_bytes {
+            for (keyspace, _) in self.memtable_limits() {
+                keyspace.rotate_memtable()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each keyspace with the size its memtable is sealed at.
+    fn memtable_limits(&self) -> [(&Keyspace, u64); 5] {
+        [
+            (&self.data, self.options.memtable_bytes),
+            (&self.members, self.options.memtable_bytes),
+            (&self.expiry, FJALL_MEMTABLE_BYTES),
+            (&self.meta, FJALL_MEMTABLE_BYTES),
+            (self.oplog.keyspace(), FJALL_MEMTABLE_BYTES),
+        ]
     }
 
     /// Tables (SST files) of all keyspaces.

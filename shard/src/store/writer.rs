@@ -1237,6 +1237,11 @@ impl<'a> Txn<'a> {
         store.stats.key_changes.inc_by(self.changes);
         store.stats.entries_written.inc_by(entries as u64);
         store.stats.dead_collections.add(dead_delta);
+        // The group is committed whatever this does: a failure here is fjall's to report
+        // on the next commit.
+        if let Err(e) = store.seal_full_memtables() {
+            tracing::warn!("sealing full memtables: {e}");
+        }
         Ok(())
     }
 }
