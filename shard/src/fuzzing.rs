@@ -105,6 +105,8 @@ impl Harness {
             }
             // A connection would become a replication link here.
             Outcome::Sync(_) => Reply::ok(),
+            // The harness has no process to stop.
+            Outcome::Shutdown { .. } => Reply::ok(),
         };
         // Encoding must not panic either, in both protocols.
         let mut out = BytesMut::new();

@@ -212,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .max_blocking_threads(4)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let save = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -252,11 +252,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rx.clone(),
         ));
         let serving = tokio::spawn(server::serve(listener, Arc::clone(&server), rx));
-        process::shutdown_signal().await;
+        tokio::select! {
+            _ = process::shutdown_signal() => {}
+            _ = server.shutdown_requested() => {}
+        }
         tracing::info!("shutting down");
         let _ = tx.send(true);
         let _ = serving.await;
-        anyhow::Ok(())
+        anyhow::Ok(server.save_on_shutdown())
     })?;
     // Connection tasks hold writer handles; dropping the runtime ends them, and the writer
     // then drains its queue and syncs.
@@ -272,9 +275,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // What is left in memtables is safe in the journal already; flushed, the restart has
     // nothing to replay.
     let flushing = std::time::Instant::now();
-    match store.flush_memtables() {
-        Ok(()) => tracing::info!(elapsed = ?flushing.elapsed(), "memtables flushed"),
-        Err(e) => tracing::warn!("flushing memtables at shutdown: {e}"),
+    match save.then(|| store.flush_memtables()) {
+        Some(Ok(())) => tracing::info!(elapsed = ?flushing.elapsed(), "memtables flushed"),
+        Some(Err(e)) => tracing::warn!("flushing memtables at shutdown: {e}"),
+        None => tracing::info!("memtables left to the journal (SHUTDOWN NOSAVE)"),
     }
     drop(store);
     tracing::info!("stopped");

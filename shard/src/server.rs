@@ -48,6 +48,10 @@ pub struct Server {
     pub imports: Arc<crate::migrate::Imports>,
     /// Bytes buffered by all clients in half-received requests.
     buffered: Budget,
+    /// Woken by SHUTDOWN ([`Server::shutdown_requested`]).
+    shutdown: tokio::sync::Notify,
+    /// Whether the stop flushes the memtables (SHUTDOWN NOSAVE clears it).
+    save_on_shutdown: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -79,7 +83,25 @@ impl Server {
             run_id: process::new_run_id(),
             imports,
             local_addr,
+            shutdown: tokio::sync::Notify::new(),
+            save_on_shutdown: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Asks the shard to stop, as SIGTERM does.
+    pub fn request_shutdown(&self, save: bool) {
+        self.save_on_shutdown.store(save, Ordering::Relaxed);
+        self.shutdown.notify_one();
+    }
+
+    /// Returns once SHUTDOWN has asked the shard to stop.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.notified().await
+    }
+
+    /// Whether the stop flushes the memtables.
+    pub fn save_on_shutdown(&self) -> bool {
+        self.save_on_shutdown.load(Ordering::Relaxed)
     }
 
     /// The INFO text for the requested sections (default sections when none).
@@ -410,6 +432,14 @@ async fn serve_connection(
                 Outcome::Close(r) => {
                     close = true;
                     Slot::Ready(r)
+                }
+                Outcome::Shutdown { save } => {
+                    // After the replies of this connection's earlier writes.
+                    replies.drain(out, conn.proto).await;
+                    tracing::info!(client = conn.info.id, save, "SHUTDOWN");
+                    server.request_shutdown(save);
+                    close = true;
+                    break;
                 }
             };
             // Nothing is pending when HELLO runs (it reads), so switching protocol cannot

@@ -172,13 +172,18 @@ impl Shard {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
+        self.wait_exit()
+    }
+
+    /// Waits (up to 20 s) for the shard to exit on its own; returns the exit status code.
+    pub fn wait_exit(&mut self) -> Result<Option<i32>> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.code());
             }
             if Instant::now() > deadline {
-                bail!("shard did not exit within 20 s of SIGTERM");
+                bail!("shard did not exit within 20 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -48,6 +48,11 @@ pub enum Outcome {
     Sync(crate::repl::LinkRequest),
     /// Reply, then close the connection (QUIT).
     Close(Reply),
+    /// Stop the shard (SHUTDOWN), flushing its memtables when `save`; the connection is
+    /// closed without a reply, as Redis does.
+    Shutdown {
+        save: bool,
+    },
 }
 
 impl From<Reply> for Outcome {
@@ -270,6 +275,7 @@ fn dispatch(ctx: &mut Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
         }
         C::Info => server::info(ctx, args).into(),
         C::Lastsave => server::lastsave(store).into(),
+        C::Shutdown => server::shutdown(args),
         C::Dbsize => Reply::Int(store.count_in(&SlotSet::all()) as i64).into(),
         C::Flushdb | C::Flushall => server::flush(args),
         C::Cluster => server::cluster(ctx.server, r, args).into(),

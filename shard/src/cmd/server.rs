@@ -1,4 +1,4 @@
-//! Server commands that read the shard's state: INFO, LASTSAVE, FLUSHALL/FLUSHDB, CLUSTER.
+//! Server commands: INFO, LASTSAVE, FLUSHALL/FLUSHDB, SHUTDOWN, CLUSTER.
 
 use super::{slots, Ctx, Outcome};
 use crate::server::Server;
@@ -19,6 +19,31 @@ pub fn info(ctx: &Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn lastsave(store: &Store) -> Reply {
     let last = store.stats.last_fsync_unix.load(Ordering::Relaxed);
     Reply::Int(last as i64)
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`. Every write acknowledged is in the
+/// journal already; SAVE (the default) also flushes the memtables, so the restart replays
+/// nothing. NOW and FORCE change nothing: the shard neither waits for replicas to catch up
+/// nor has a save that could fail. A shutdown is never in progress when a command is read,
+/// so ABORT is always Redis's "no shutdown in progress".
+pub fn shutdown(args: &[Bytes]) -> Outcome {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for arg in &args[1..] {
+        match arg.to_ascii_lowercase().as_slice() {
+            b"save" => save = true,
+            b"nosave" => nosave = true,
+            b"now" | b"force" => {}
+            b"abort" => abort = true,
+            _ => return Reply::error(error::SYNTAX).into(),
+        }
+    }
+    if (abort && args.len() > 2) || (save && nosave) {
+        return Reply::error(error::SYNTAX).into();
+    }
+    if abort {
+        return Reply::error("ERR No shutdown in progress.").into();
+    }
+    Outcome::Shutdown { save: !nosave }
 }
 
 /// `FLUSHALL|FLUSHDB [ASYNC|SYNC]`

@@ -694,10 +694,6 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
         })
         .unwrap()
     };
-    let replayed = |c: &mut RawClient| {
-        let info = c.call_str(&words("INFO memory")).unwrap();
-        info_field(&info, "fjall_write_buffer_bytes:")
-    };
     let mut shard = start();
     let mut c = shard.client().unwrap();
     // Random: fjall compresses its journal.
@@ -735,7 +731,7 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
     let mut shard = start();
     let mut c = shard.client().unwrap();
     assert!(
-        replayed(&mut c) > 0,
+        memtable_bytes(&mut c) > 0,
         "a restart after kill -9 replays the memtables"
     );
     let all_there = |c: &mut RawClient| {
@@ -752,9 +748,64 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
     let shard = start();
     let mut c = shard.client().unwrap();
     assert_eq!(
-        replayed(&mut c),
+        memtable_bytes(&mut c),
         0,
         "nothing left to replay after a clean stop"
     );
+    all_there(&mut c);
+}
+
+/// Bytes in the shard's memtables: after a restart, what it replayed from the journal.
+fn memtable_bytes(c: &mut RawClient) -> u64 {
+    let info = c.call_str(&words("INFO memory")).unwrap();
+    info_field(&info, "fjall_write_buffer_bytes:")
+}
+
+/// SHUTDOWN stops a shard as SIGTERM does: the connection closes without a reply (clients
+/// read that as success, as from Redis), the exit code is 0 and the memtables are flushed;
+/// SHUTDOWN NOSAVE leaves them to the journal, which the restart replays.
+#[test]
+fn shutdown_stops_the_shard_and_nosave_leaves_the_journal_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || start_on(dir.path(), "everysec");
+    let all_there = |c: &mut RawClient| {
+        for i in 0..100 {
+            assert_eq!(
+                bulk(&c.call_str(&words(&format!("GET k{i}"))).unwrap()),
+                Some(format!("v{i}"))
+            );
+        }
+    };
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    for reply in pipeline(&mut c, (0..100).map(|i| words(&format!("SET k{i} v{i}")))) {
+        assert_eq!(reply, b"+OK\r\n");
+    }
+    assert_eq!(
+        c.call_str(&words("SHUTDOWN ABORT")).unwrap(),
+        "-ERR No shutdown in progress.\r\n"
+    );
+    assert_eq!(
+        c.call_str(&words("SHUTDOWN SAVE NOSAVE")).unwrap(),
+        "-ERR syntax error\r\n"
+    );
+    c.send(&words("SHUTDOWN NOSAVE")).unwrap();
+    assert!(c.read_reply().is_err(), "SHUTDOWN replied");
+    assert_eq!(shard.wait_exit().unwrap(), Some(0));
+
+    let mut shard = start();
+    let mut c = shard.client().unwrap();
+    assert!(
+        memtable_bytes(&mut c) > 0,
+        "NOSAVE left the writes to the journal"
+    );
+    all_there(&mut c);
+    c.send(&words("SHUTDOWN")).unwrap();
+    assert!(c.read_reply().is_err(), "SHUTDOWN replied");
+    assert_eq!(shard.wait_exit().unwrap(), Some(0));
+
+    let shard = start();
+    let mut c = shard.client().unwrap();
+    assert_eq!(memtable_bytes(&mut c), 0, "SHUTDOWN flushed the memtables");
     all_there(&mut c);
 }
