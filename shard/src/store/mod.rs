@@ -129,8 +129,8 @@ pub struct StoreOptions {
     /// Size at which the data and members keyspaces' memtables are sealed and flushed to a
     /// table.
     pub memtable_bytes: u64,
-    /// Journal bytes past which the store flushes the memtables that hold the oldest
-    /// journal back ([`Store::seal_full_memtables`]): what a restart after a crash replays.
+    /// Journal bytes past which fjall flushes the memtables that hold the oldest journal
+    /// file back (at least 64 MiB): about what a restart after a crash replays.
     pub journal_bytes: u64,
     pub worker_threads: usize,
     /// Most bytes the key filter may take ([`filter`]); 0 disables it.
@@ -308,6 +308,10 @@ impl Store {
         let db = Database::builder(dir)
             .cache_size(options.cache_bytes)
             .worker_threads(options.worker_threads.max(1))
+            // Past this, each new journal file makes fjall flush the memtables that keep the
+            // oldest one (meta's and expiry's fill slowly). Flushing them at every seal
+            // instead piled up small tables and stalled RPUSH -P 16 for minutes.
+            .max_journaling_size(options.journal_bytes.max(64 << 20))
             .open()?;
         // A memtable that fits the CPU caches: every write searches it (fjall's default of
         // 64 MiB cost about 15% of SET throughput, and a quarter of HSET's), and hot reads
@@ -835,25 +839,20 @@ impl Store {
 
     /// Seals every memtable that has reached its size, and queues its flush; called by each
     /// commit. fjall seals a memtable only when its worker gets to a request each write
-    /// queues once the memtable is full, in a queue the worker also sends itself flushes on
-    /// (fjall issue #323). Under `redis-benchmark -t sadd,zadd -P 16` a shard's memtable and
-    /// journal once grew to 2.5 GB and 700 MB while that worker sat idle, and the restart
-    /// replayed the journal for 38 s. Sealed here, a full memtable goes out at once, and
-    /// fjall's stall at four sealed memtables per keyspace bounds memory and the journal.
+    /// queues once the memtable is full, in a bounded queue the worker also sends itself
+    /// flushes on: under `redis-benchmark -P 16` the queue filled while the worker was
+    /// compacting, the worker blocked sending to it, and the memtable and journal grew
+    /// without bound (2.5 GB and 700 MB; the restart replayed for 38 s) until the process
+    /// hung (fjall issue #323). Sealed here, a full memtable goes out at once, and fjall's
+    /// stall at four sealed memtables per keyspace bounds memory and the journal; fjall's
+    /// request for the sealed one finds it sealed and does nothing.
     ///
-    /// Then, when the journals pass [`StoreOptions::journal_bytes`], the memtables of the
-    /// keyspaces written rarely (expiry, meta) are flushed as well: a journal is deleted only
-    /// once every keyspace has flushed what it holds.
+    /// A memtable larger than the one fjall recorded when the store was created would be
+    /// fjall's to seal again (`memtable_mb` raised on an old data directory).
     pub(crate) fn seal_full_memtables(&self) -> Result<(), StoreError> {
         use fjall::AbstractTree;
-        let mut sealed = false;
         for (keyspace, limit) in self.memtable_limits() {
             if keyspace.tree.active_memtable().size() >= limit {
-                sealed |= keyspace.rotate_memtable()?;
-            }
-        }
-        if sealed && self.db.journal_disk_space()? > self.options.journal_bytes {
-            for (keyspace, _) in self.memtable_limits() {
                 keyspace.rotate_memtable()?;
             }
         }
