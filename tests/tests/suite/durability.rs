@@ -678,8 +678,8 @@ fn a_full_disk_stops_writes_and_keeps_reads() {
 }
 
 /// Under a write load a shard's journal stays near `--max-journal-mb`, though the keyspaces
-/// written rarely (meta) hold every journal file back until they are flushed (fjall alone
-/// waits for 512 MiB); a clean stop flushes every memtable, so the restart replays nothing,
+/// written rarely (meta) hold every journal file back until they are flushed (fjall's default
+/// bound is 512 MiB); a clean stop flushes every memtable, so the restart replays nothing,
 /// where a restart after kill -9 replays what the memtables held.
 #[test]
 fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
@@ -723,7 +723,7 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
         most = most.max(info_field(&info, "journal_bytes:") >> 20);
     }
     // 128 MiB, the active file and the ones on their way out, in files of 64 MiB or more:
-    // well under what fjall alone keeps (628 MiB here without the bound).
+    // well under what fjall's defaults kept (628 MiB here).
     println!("journal: most {most} MiB");
     assert!(most <= 320, "the journal reached {most} MiB");
 
