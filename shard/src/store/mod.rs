@@ -21,6 +21,7 @@
 //! | | `controllerterm` | the highest controller term given to this shard (u64 BE); absent = 0, never managed |
 //! | | `syncing` | present while a full sync replaces the contents (the store is then not promotable) |
 //! | | `slotstates` | which slots the store serves, with epochs ([`slots`] has the layout); absent = every slot owned |
+//! | | `memtablesize` | the memtable size `data` and `members` were created with (u64 BE; fjall keeps it for good); absent in a store written before it was recorded, which records the size it is next opened with |
 //!
 //! The value header is 10 bytes: a version byte (1: the header's layout, unchanged since
 //! format 1), type code (0 string; 1 hash, 2 list, 3 set, 4 zset), absolute expiry in Unix
@@ -304,7 +305,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`, finishing a FLUSHALL a crash interrupted.
-    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, mut options: StoreOptions) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(options.cache_bytes)
             .worker_threads(options.worker_threads.max(1))
@@ -332,6 +333,7 @@ impl Store {
         })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        options.memtable_bytes = memtable_size_created_with(&meta, options.memtable_bytes)?;
         let oplog = Oplog::open(
             db.clone(),
             db.keyspace("oplog", KeyspaceCreateOptions::default)?,
@@ -820,8 +822,9 @@ impl Store {
     }
 
     /// Writes every keyspace's memtable out to a table, and waits for them (up to a minute:
-    /// a flush held up that long leaves the rest to the sweep's deletes). Then no journal
-    /// holds anything the tables do not, so fjall can delete the journals too.
+    /// a flush held up that long leaves the rest to the sweep's deletes, and a stop to the
+    /// journal's replay). Then no journal holds anything the tables do not, so fjall can
+    /// delete the journals too, and a restart after a clean stop replays nothing.
     pub fn flush_memtables(&self) -> Result<(), StoreError> {
         let keyspaces = self.memtable_limits();
         // A memtable sealed earlier may still be on its way out, and rotating leaves it be.
@@ -846,9 +849,6 @@ impl Store {
     /// hung (fjall issue #323). Sealed here, a full memtable goes out at once, and fjall's
     /// stall at four sealed memtables per keyspace bounds memory and the journal; fjall's
     /// request for the sealed one finds it sealed and does nothing.
-    ///
-    /// A memtable larger than the one fjall recorded when the store was created would be
-    /// fjall's to seal again (`memtable_mb` raised on an old data directory).
     pub(crate) fn seal_full_memtables(&self) -> Result<(), StoreError> {
         use fjall::AbstractTree;
         for (keyspace, limit) in self.memtable_limits() {
@@ -1039,7 +1039,37 @@ pub enum ScanEnd {
     At(Vec<u8>),
 }
 
+/// The size at which the commit path seals `data`'s and `members`' memtables: the one asked
+/// for, or the one the store was created with if that is smaller. fjall records a keyspace's
+/// memtable size at creation and keeps it, whatever a later open asks, and queues a rotation
+/// at each write past it; sealing only later (`memtable_mb` raised on an old data directory)
+/// would let those requests flood its worker's queue again (see
+/// [`Store::seal_full_memtables`]).
+fn memtable_size_created_with(meta: &Keyspace, asked: u64) -> Result<u64, StoreError> {
+    let Some(raw) = meta.get(MEMTABLE_SIZE_KEY)? else {
+        meta.insert(MEMTABLE_SIZE_KEY, asked.to_be_bytes())?;
+        return Ok(asked);
+    };
+    let created = u64::from_be_bytes(
+        raw[..]
+            .try_into()
+            .map_err(|_| corrupt("the memtable size in meta is malformed"))?,
+    );
+    if asked > created {
+        tracing::warn!(
+            memtable_mb = asked >> 20,
+            created_with_mb = created >> 20,
+            "this data directory was created with smaller memtables, and fjall keeps that size: \
+             memtables are sealed at the smaller one"
+        );
+    }
+    Ok(asked.min(created))
+}
+
 const FLUSHING_MARKER: &[u8] = b"flushing";
+
+/// The meta key recording the memtable size the store was created with.
+const MEMTABLE_SIZE_KEY: &[u8] = b"memtablesize";
 
 /// The meta key naming the primary a replica follows.
 const REPLICA_OF_KEY: &[u8] = b"replicaof";
@@ -1052,3 +1082,37 @@ const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often filling the key filter at start logs its progress.
 const FILTER_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// fjall keeps the memtable size a keyspace was created with, so the size the commit path
+    /// seals at never grows past it, whatever later opens ask.
+    #[test]
+    fn memtables_are_sealed_at_the_size_the_store_was_created_with_if_that_is_smaller() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |memtable_bytes: u64| {
+            Store::open(
+                dir.path(),
+                StoreOptions {
+                    fsync: FsyncMode::No,
+                    cache_bytes: 1 << 20,
+                    row_cache_bytes: 1 << 20,
+                    memtable_bytes,
+                    journal_bytes: 64 << 20,
+                    worker_threads: 1,
+                    key_filter_bytes: 0,
+                    oplog: crate::config::ShardConfig::default().oplog_options(),
+                },
+            )
+            .unwrap()
+        };
+        let sealed_at = |store: &Store| store.memtable_limits().map(|(_, limit)| limit);
+        let big = FJALL_MEMTABLE_BYTES;
+        for (asked, expected) in [(1 << 20, 1 << 20), (32 << 20, 1 << 20), (1 << 19, 1 << 19)] {
+            let store = open(asked);
+            assert_eq!(sealed_at(&store), [expected, expected, big, big, big]);
+        }
+    }
+}
