@@ -208,6 +208,14 @@ pub struct Etcd {
     preferred: Arc<AtomicUsize>,
 }
 
+/// How a watch of [`Etcd::follow`] ended, short of an error.
+enum Watch {
+    /// The receiver is gone.
+    Closed,
+    /// etcd no longer holds the history from the watch's revision (compacted up to this one).
+    Compacted(i64),
+}
+
 /// A value as read, with the revision a compare-and-swap checks.
 #[derive(Clone, Debug)]
 pub struct Versioned {
@@ -353,6 +361,16 @@ impl Etcd {
         &self,
         key: String,
     ) -> impl Future<Output = Result<Option<Versioned>, Error>> + Send + 'static {
+        let read = self.read(key);
+        async move { Ok(read.await?.0) }
+    }
+
+    /// Reads `key`, with the store's revision at the read: every later change of the key has
+    /// a higher one.
+    fn read(
+        &self,
+        key: String,
+    ) -> impl Future<Output = Result<(Option<Versioned>, i64), Error>> + Send + 'static {
         let (url, what) = (self.url.clone(), format!("reading {key}"));
         let read = self.call(what.clone(), move |mut c| {
             let key = key.clone();
@@ -360,14 +378,16 @@ impl Etcd {
         });
         async move {
             let resp = read.await?;
+            let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
             let Some(kv) = resp.kvs().first() else {
-                return Ok(None);
+                return Ok((None, revision));
             };
             let value = kv.value_str().map_err(|e| err(&what, &url, e))?;
-            Ok(Some(Versioned {
+            let versioned = Versioned {
                 value: value.to_string(),
                 mod_revision: kv.mod_revision(),
-            }))
+            };
+            Ok((Some(versioned), revision.max(kv.mod_revision())))
         }
     }
 
@@ -508,15 +528,23 @@ impl Etcd {
     }
 
     /// Follows `key`: sends its value, then every change, on `tx`; when etcd cannot be read,
-    /// says so and tries again, reading the value anew (a watch that fell behind etcd's
-    /// compaction resumes the same way). Runs until `tx` is closed.
+    /// says so and tries again, reading the value anew. A watch that fell behind etcd's
+    /// compaction reads the value anew at once, and etcd is not called down for it. Runs
+    /// until `tx` is closed.
     pub fn follow(&self, key: String, tx: tokio::sync::mpsc::UnboundedSender<Followed>) {
         let etcd = self.clone();
         runtime().spawn(async move {
             let mut was_down = false;
             while !tx.is_closed() {
                 let why = match etcd.follow_once(&key, &tx, &mut was_down).await {
-                    Ok(()) => return,
+                    Ok(Watch::Closed) => return,
+                    Ok(Watch::Compacted(revision)) => {
+                        tracing::info!(
+                            revision,
+                            "etcd compacted the history the watch of {key} was at; reading it anew"
+                        );
+                        continue;
+                    }
                     Err(why) => why,
                 };
                 if !was_down {
@@ -531,26 +559,27 @@ impl Etcd {
         });
     }
 
-    /// Reads `key` and watches it from there until something goes wrong (`Err`) or `tx`
-    /// closes (`Ok`).
+    /// Reads `key` and watches it from there until something goes wrong (`Err`), etcd has
+    /// compacted the history the watch needs, or `tx` closes.
     async fn follow_once(
         &self,
         key: &str,
         tx: &tokio::sync::mpsc::UnboundedSender<Followed>,
         was_down: &mut bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Watch, Error> {
         let what = format!("watching {key}");
-        let first = self
-            .get(key.to_string())
-            .await?
-            .ok_or_else(|| err("reading", &self.url, format!("there is no {key}")))?;
+        let (first, read_at) = self.read(key.to_string()).await?;
+        let first = first.ok_or_else(|| err("reading", &self.url, format!("there is no {key}")))?;
         if std::mem::take(was_down) {
             tracing::info!(url = %self.url, "etcd answers again");
         }
-        let from = first.mod_revision + 1;
         if tx.send(Followed::Value(first)).is_err() {
-            return Ok(());
+            return Ok(Watch::Closed);
         }
+        // From the store's revision at the read, not the key's last change: etcd compacts
+        // the history behind its current revision (`--auto-compaction-*`), and a watch from
+        // a key unchanged since then would be refused as compacted at every attempt.
+        let from = read_at + 1;
         let watched = key.to_string();
         let mut stream = self
             .call(what.clone(), move |mut c| {
@@ -566,11 +595,7 @@ impl Etcd {
                 Err(e) => return Err(err(&what, &self.url, short(e))),
             };
             if resp.compact_revision() > 0 {
-                let why = format!(
-                    "history compacted up to revision {}",
-                    resp.compact_revision()
-                );
-                return Err(err(&what, &self.url, why));
+                return Ok(Watch::Compacted(resp.compact_revision()));
             }
             if resp.canceled() {
                 let why = match resp.cancel_reason() {
@@ -596,7 +621,7 @@ impl Etcd {
                     ))),
                 };
                 if sent.is_err() {
-                    return Ok(());
+                    return Ok(Watch::Closed);
                 }
             }
         }

@@ -288,6 +288,33 @@ impl EtcdCluster {
         })
     }
 
+    /// Writes `puts` values under `key`, then compacts etcd's history up to the newest
+    /// revision, as `--auto-compaction-*` does in a production etcd; returns that revision.
+    pub fn write_and_compact(&self, key: &str, puts: usize) -> Result<i64> {
+        use etcd_client::{Client, CompactionOptions};
+        anyhow::ensure!(self.tls.is_none(), "compacting is done over plain TCP only");
+        let endpoints: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let mut c = Client::connect(endpoints, None).await?;
+            let mut revision = 0;
+            for i in 0..puts {
+                let put = c.put(key, i.to_string(), None).await?;
+                revision = put.header().map(|h| h.revision()).unwrap_or_default();
+            }
+            c.compact(revision, Some(CompactionOptions::new().with_physical()))
+                .await?;
+            Ok(revision)
+        })
+    }
+
     /// The member that leads now, by its own metrics.
     pub fn leader(&self) -> Option<usize> {
         (0..self.members.len()).find(|&i| {

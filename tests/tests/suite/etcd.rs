@@ -397,6 +397,53 @@ fn without_a_quorum_proxies_keep_the_last_topology_and_say_so() {
     );
 }
 
+/// etcd compacts the history behind its current revision (`--auto-compaction-*` in
+/// production). A proxy whose watch starts, or starts again after etcd came back, from a key
+/// unchanged since before the compaction is not refused as compacted at every attempt (the
+/// watch starts from the store's revision at the read), and the store is not reported down.
+#[test]
+fn a_watch_behind_etcds_compaction_reads_anew_and_follows_on() {
+    let mut etcd = EtcdCluster::start(1).unwrap();
+    let url = etcd.url("fjord/compacted");
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (Shard::start().unwrap(), Shard::start().unwrap());
+    import(&url, dir.path(), &document(1, &x.addr));
+    let local = local_file(dir.path());
+    let before = start(&local, &url, &[]).unwrap();
+    etcd.write_and_compact("elsewhere", 20).unwrap();
+    let after = start(&local, &url, &[]).unwrap();
+    let mut c = RawClient::tcp(&after.node).unwrap();
+    assert_eq!(c.call_str(&["SET", "k", "on-x"]).unwrap(), "+OK\r\n");
+
+    // etcd restarts on its data: the first proxy's watch starts again behind the compaction.
+    etcd.kill(0);
+    etcd.restart(0).unwrap();
+    etcd.wait_for_leader(Duration::from_secs(30)).unwrap();
+    for (name, p) in [("started before", &before), ("started after", &after)] {
+        assert!(
+            eventually(Duration::from_secs(20), || topology_view(p)["store"]["up"]
+                == true),
+            "the proxy {name} the compaction never finds the store up: {}",
+            topology_view(p)
+        );
+        // And it stays up: a watch refused as compacted at each attempt says down between
+        // its retries (every 500 ms), up only for the moment of each read.
+        for _ in 0..20 {
+            let view = topology_view(p);
+            assert_eq!(view["store"]["up"], true, "the proxy {name}: {view}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let since = import(&url, dir.path(), &document(2, &y.addr));
+    all_answer(
+        &[before, after],
+        "k",
+        "$-1\r\n",
+        since,
+        "after a compaction",
+    );
+}
+
 /// Whether each controller says it is the acting one (`fjord_admin_leader`); a controller
 /// that does not answer (stopped) counts as not acting.
 fn leaders(controllers: &[Option<Controller>]) -> Vec<bool> {
