@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Builds whatever changed, so the binaries below are never stale.
-cargo build --release -p fjord-shard -p fjord-proxy -p fjord-admin
+bash scripts/build.sh
 
 mkdir -p data
 if [ ! -f data/cluster.yaml ]; then

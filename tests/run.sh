@@ -38,10 +38,8 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 
 stage "build (release)"
-# Every target, tests included: the tests' dev-dependencies turn on features of shared crates
-# (tokio's among them), and a build without them would be compiled a second time, whole, for
-# the tests.
-cargo build --release --workspace --all-targets --locked
+# Every target, tests included (scripts/build.sh says why), the same build every script runs.
+bash scripts/build.sh
 
 stage "clippy"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings

@@ -3,6 +3,6 @@
 command -v redis-benchmark >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo;
   DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq;
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools python3-venv >/dev/null; }
-cargo build --release -p fjord-shard -p fjord-proxy -p fjord-admin
+bash scripts/build.sh
 source tests/venv.sh
 venv redispy

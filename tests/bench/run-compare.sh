@@ -13,5 +13,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-cargo build --release -p fjord-shard -p fjord-proxy -p fjord-tests --bins
+bash scripts/build.sh
 python3 tests/bench/compare.py "$@"

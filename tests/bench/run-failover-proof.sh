@@ -9,6 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cycles=${1:-50}
-cargo build --release --workspace
+bash scripts/build.sh
 FJORD_FAULT_CYCLES=$cycles cargo test --release -p fjord-tests --test suite failover::ten_fault_cycles \
   -- --test-threads 1 --nocapture 2>&1 | grep -E "writes resumed|^test |test result|panicked"

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-40}
-cargo build --release --workspace
+bash scripts/build.sh
 FJORD_MOVE_ROUNDS=$rounds cargo test --release -p fjord-tests --test suite -- --test-threads 1 --nocapture \
   migration::moves_interrupted failover::slot_moves 2>&1 \
   | grep -E "killed|fixed|writes:|^test |test result|panicked"

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/../.."
 command -v redis-benchmark >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo;
   DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq;
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null; }
-cargo build --release -p fjord-shard
+bash scripts/build.sh
 python3 tests/bench/shard_vs_redis.py "$@"

@@ -12,5 +12,5 @@ cd "$(dirname "$0")/../.."
 bash tests/redis-suite/fetch.sh
 # Builds whatever changed, so the binaries it starts are never stale (a no-op after run.sh's
 # build).
-cargo build --release --locked -q -p fjord-shard -p fjord-proxy -p fjord-tests --bin fjord-redis-suite
+bash scripts/build.sh -q
 exec target/release/fjord-redis-suite "$@"
