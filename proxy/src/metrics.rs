@@ -18,6 +18,8 @@ pub struct ProxyMetrics {
     pub topology_version: IntGauge,
     pub reloads_ok: IntCounter,
     pub reloads_failed: IntCounter,
+    /// How long a topology reload took, from reading the document to the swap.
+    pub reload_seconds: Histogram,
     /// 1 while the topology store (etcd) is followed; 0 while it cannot be read and the last
     /// topology stays in force. Stays 1 with the file store.
     pub store_up: IntGauge,
@@ -96,6 +98,16 @@ impl ProxyMetrics {
                 g.set(1);
                 g
             },
+            reload_seconds: metrics::histogram(
+                r,
+                "fjord_proxy_topology_reload_seconds",
+                "Time a topology reload that was swapped in took, from reading the document \
+                 (or etcd's value arriving) to the swap, parsing and new shard connections \
+                 included",
+                &[
+                    0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5,
+                ],
+            ),
             reloads_ok: reloads.with_label_values(&["ok"]),
             reloads_failed: reloads.with_label_values(&["failed"]),
             multikey_keys: metrics::histogram_vec(

@@ -22,7 +22,7 @@ use serde_yaml::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A topology with a backend for each of its shards (same order as `topology.shards`) and
 /// for each of their replicas.
@@ -151,15 +151,22 @@ impl TopologyHandle {
     /// Reads the document anew and swaps it in if valid. Must run inside the runtime (it may
     /// start backends).
     pub async fn reload(&self) -> Result<Reloaded, TopologyError> {
+        let started = Instant::now();
         let next = match &self.source {
             Source::File(path) => Topology::load(path),
             Source::Store(store) => store.read().await,
         };
-        self.apply(next)
+        self.apply(next, started)
     }
 
-    /// Swaps `next` in if it is valid (`Ok`).
-    fn apply(&self, next: Result<Topology, TopologyError>) -> Result<Reloaded, TopologyError> {
+    /// Swaps `next` in if it is valid (`Ok`). `started` is when reading the document began
+    /// (for etcd's watch, when its value arrived): the reload's time, parsing included, is
+    /// logged and in `fjord_proxy_topology_reload_seconds`.
+    fn apply(
+        &self,
+        next: Result<Topology, TopologyError>,
+        started: Instant,
+    ) -> Result<Reloaded, TopologyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = match next {
             Ok(t) => t,
@@ -225,7 +232,9 @@ impl TopologyHandle {
             b.retire();
         }
         self.metrics.reloads_ok.inc();
-        tracing::info!(?outcome, "topology reloaded");
+        let elapsed = started.elapsed();
+        self.metrics.reload_seconds.observe(elapsed.as_secs_f64());
+        tracing::info!(?outcome, ?elapsed, "topology reloaded");
         Ok(outcome)
     }
 
@@ -296,8 +305,9 @@ impl TopologyHandle {
                 match event {
                     Followed::Value(v) => {
                         store.set_status(None, &handle.metrics);
+                        let arrived = Instant::now();
                         let next = store.topology(&v.value);
-                        if handle.apply(next).is_ok() {
+                        if handle.apply(next, arrived).is_ok() {
                             store.keep(&v.value);
                         }
                     }
