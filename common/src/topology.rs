@@ -347,6 +347,32 @@ impl Topology {
                 message: e.to_string(),
             }]
         })?;
+        Self::from_file(file, text, base)
+    }
+
+    /// Validates a document already parsed into a YAML value (the proxy merges its own
+    /// fields into etcd's document that way, without writing it out and parsing it again);
+    /// `text` is what problems' line numbers refer to.
+    pub fn parse_value(
+        doc: serde_yaml::Value,
+        text: &str,
+        base: Option<&Path>,
+    ) -> Result<Topology, Vec<Problem>> {
+        let file: ClusterFile = serde_yaml::from_value(doc).map_err(|e| {
+            vec![Problem {
+                path: String::new(),
+                line: None,
+                message: e.to_string(),
+            }]
+        })?;
+        Self::from_file(file, text, base)
+    }
+
+    fn from_file(
+        file: ClusterFile,
+        text: &str,
+        base: Option<&Path>,
+    ) -> Result<Topology, Vec<Problem>> {
         let mut v = Validator {
             text,
             lines: std::cell::OnceCell::new(),

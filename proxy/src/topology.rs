@@ -415,8 +415,8 @@ impl StoreSource {
                 None => map.remove(field),
             };
         }
-        let text = serde_yaml::to_string(&doc).map_err(|e| self.problem(e.to_string()))?;
-        Topology::parse(&text, Some(&self.base)).map_err(|problems| TopologyError {
+        // Problems' lines refer to the stored document, which `export` prints.
+        Topology::parse_value(doc, stored, Some(&self.base)).map_err(|problems| TopologyError {
             file: self.etcd.url.topology_key(),
             problems,
         })
