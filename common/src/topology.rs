@@ -340,13 +340,7 @@ impl Topology {
 
     /// Parses and validates YAML text; `base` is the folder relative paths resolve against.
     pub fn parse(text: &str, base: Option<&Path>) -> Result<Topology, Vec<Problem>> {
-        let file: ClusterFile = serde_yaml::from_str(text).map_err(|e| {
-            vec![Problem {
-                path: String::new(),
-                line: e.location().map(|l| l.line()),
-                message: e.to_string(),
-            }]
-        })?;
+        let file: ClusterFile = serde_yaml::from_str(text).map_err(unreadable)?;
         Self::from_file(file, text, base)
     }
 
@@ -358,13 +352,7 @@ impl Topology {
         text: &str,
         base: Option<&Path>,
     ) -> Result<Topology, Vec<Problem>> {
-        let file: ClusterFile = serde_yaml::from_value(doc).map_err(|e| {
-            vec![Problem {
-                path: String::new(),
-                line: None,
-                message: e.to_string(),
-            }]
-        })?;
+        let file: ClusterFile = serde_yaml::from_value(doc).map_err(unreadable)?;
         Self::from_file(file, text, base)
     }
 
@@ -384,6 +372,16 @@ impl Topology {
             _ => Err(v.problems),
         }
     }
+}
+
+/// A document that is not a cluster file at all (a syntax or type error), with its line when
+/// serde_yaml knows it.
+fn unreadable(e: serde_yaml::Error) -> Vec<Problem> {
+    vec![Problem {
+        path: String::new(),
+        line: e.location().map(|l| l.line()),
+        message: e.to_string(),
+    }]
 }
 
 /// One thing wrong with a cluster file.

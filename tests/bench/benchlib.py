@@ -190,7 +190,8 @@ def crc16(data):
 
 
 def shard_metrics(admin, names):
-    """{(name, labels): value} of the samples of a fjord shard's /metrics whose name is in `names`;
+    """{(name, labels): value} of the samples of a fjord shard's /metrics (or any Prometheus
+    endpoint's: a proxy's, etcd's) whose name is in `names`;
     labels as written, e.g. '{keyspace="members"}' ('' for none)."""
     with urllib.request.urlopen(f"http://{admin}/metrics", timeout=10) as r:
         text = r.read().decode()

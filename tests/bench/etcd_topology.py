@@ -10,7 +10,7 @@ No Redis counterpart: Redis Cluster has no external topology store."""
 import argparse, json, os, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import BIN, free_port, read_until, stop_all
+from benchlib import BIN, free_port, read_until, shard_metrics, stop_all
 
 
 def http_get(addr, path):
@@ -18,13 +18,9 @@ def http_get(addr, path):
         return r.read().decode()
 
 
-def metric_sum(text, name):
-    """The sum of every series of `name` in a Prometheus text exposition."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def metric_sum(addr, *names):
+    """The sum of every series of `names` on the /metrics of `addr` (a proxy's or etcd's)."""
+    return sum(shard_metrics(addr, set(names)).values())
 
 
 def start_etcd(folder, procs, members=3):
@@ -125,15 +121,13 @@ def main():
         pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
 
         # 2. Reloading a big topology.
-        before = [http_get(a, "/metrics") for a in admins]
+        reload_sum = lambda: [metric_sum(a, "fjord_proxy_topology_reload_seconds_sum") for a in admins]
+        before = reload_sum()
         version += 1
         store(version, args.shards)
         while min(versions()) < version:
             time.sleep(0.01)
-        after = [http_get(a, "/metrics") for a in admins]
-        reloads = [(metric_sum(b2, "fjord_proxy_topology_reload_seconds_sum")
-                    - metric_sum(b1, "fjord_proxy_topology_reload_seconds_sum")) * 1000
-                   for b1, b2 in zip(before, after)]
+        reloads = [(b - a) * 1000 for a, b in zip(before, reload_sum())]
         version += 1
         store(version, 1)
         while min(versions()) < version:
@@ -142,7 +136,7 @@ def main():
         # 3. etcd's traffic with the proxies idle.
         time.sleep(2)
         names = ["etcd_network_client_grpc_received_bytes_total", "etcd_network_client_grpc_sent_bytes_total"]
-        sample = lambda: sum(metric_sum(http_get(m, "/metrics"), n) for m in etcd_metrics for n in names)
+        sample = lambda: sum(metric_sum(m, *names) for m in etcd_metrics)
         first = sample()
         time.sleep(args.idle_seconds)
         idle = (sample() - first) / args.idle_seconds / args.proxies
