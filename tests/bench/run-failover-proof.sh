@@ -2,13 +2,15 @@
 # The long run of the failover proof test (tests/tests/suite/failover.rs, fault_cycles): N fault
 # cycles (default 50; about 6 s each at first, the data checked growing with every cycle) in
 # each of everysec and always, alternating kill -9 and SIGSTOP of the primaries of two shards,
-# two controllers on one file, four writers through the proxy; after every cycle every
-# acknowledged SET, DEL, INCR and cross-slot MSET, and every value a read saw, is checked.
+# two controllers on one file, four writers through the proxy; then as many cycles everysec with
+# the topology in a 3-member etcd. After every cycle every acknowledged SET, DEL, INCR and
+# cross-slot MSET, and every value a read saw, is checked.
 # Prints how long writes took to resume after each fault. Usage:
 #   bash tests/bench/run-failover-proof.sh [CYCLES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cycles=${1:-50}
 bash scripts/build.sh
-FJORD_FAULT_CYCLES=$cycles cargo test --release -p fjord-tests --test suite failover::ten_fault_cycles \
-  -- --test-threads 1 --nocapture 2>&1 | grep -E "writes resumed|^test |test result|panicked"
+FJORD_FAULT_CYCLES=$cycles FJORD_ETCD_FAULT_CYCLES=$cycles \
+  cargo test --release --workspace --locked --test suite -- failover::ten_fault_cycles failover::fault_cycles_with \
+  --test-threads 1 --nocapture 2>&1 | grep -E "writes resumed|^test |test result|panicked"

@@ -220,6 +220,84 @@ fn read_lines_until(child: &mut Child, done: impl Fn(&str) -> bool) -> Result<Ve
     }
 }
 
+/// Where a test cluster's topology lives: the cluster file the proxy reads, or a 3-member
+/// etcd the proxy follows with `--store` (issue 16). Either way the cluster file holds the
+/// first document, whose listeners and settings the proxy takes (it ignores the topology
+/// part when a store is given).
+pub enum TopologyStore {
+    File(PathBuf),
+    Etcd {
+        etcd: etcd::EtcdCluster,
+        url: String,
+    },
+}
+
+impl TopologyStore {
+    /// Writes `text` to `file`, and with `in_etcd` starts an etcd and imports it there.
+    pub fn create(in_etcd: bool, file: &Path, text: &str) -> Result<Self> {
+        std::fs::write(file, text)?;
+        if !in_etcd {
+            return Ok(Self::File(file.to_path_buf()));
+        }
+        let etcd = etcd::EtcdCluster::start(3)?;
+        let url = etcd.url("fjord");
+        let store = Self::Etcd { etcd, url };
+        let out = store.admin().arg("import").arg(file).output()?;
+        if !out.status.success() {
+            bail!(
+                "fjord-admin import: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(store)
+    }
+
+    /// `--config FILE` or `--store URL`, as `fjord-admin` takes them.
+    pub fn args(&self) -> [std::ffi::OsString; 2] {
+        match self {
+            Self::File(file) => ["--config".into(), file.into()],
+            Self::Etcd { url, .. } => ["--store".into(), url.into()],
+        }
+    }
+
+    /// What the proxy takes besides `--config FILE`.
+    pub fn proxy_args(&self) -> Vec<&str> {
+        match self {
+            Self::File(_) => vec![],
+            Self::Etcd { url, .. } => vec!["--store", url],
+        }
+    }
+
+    /// `fjord-admin` on this store, logging warnings only.
+    pub fn admin(&self) -> Command {
+        let mut command = Command::new(bin_dir().join("fjord-admin"));
+        command.args(self.args()).env("RUST_LOG", "warn");
+        command
+    }
+
+    /// The topology document as the store holds it.
+    pub fn text(&self) -> Result<String> {
+        match self {
+            Self::File(file) => Ok(std::fs::read_to_string(file)?),
+            Self::Etcd { .. } => {
+                let out = self.admin().arg("export").output()?;
+                if !out.status.success() {
+                    bail!(
+                        "fjord-admin export: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                Ok(String::from_utf8(out.stdout)?)
+            }
+        }
+    }
+
+    pub fn topology(&self) -> Result<fjord_common::topology::Topology> {
+        fjord_common::topology::Topology::parse(&self.text()?, None)
+            .map_err(|problems| anyhow::anyhow!("the stored topology is invalid: {problems:?}"))
+    }
+}
+
 /// A running `fjord-proxy` in front of its own shards, all on free ports: shaped like the
 /// default local cluster (three shards, three cluster listeners, a standalone listener).
 pub struct Cluster {
@@ -234,8 +312,11 @@ pub struct Cluster {
     pub standalone: String,
     /// The admin HTTP listener.
     pub admin: String,
-    /// The cluster file the proxy reads (rewrite it to test reloads).
+    /// The cluster file the proxy reads (rewrite it to test reloads). With
+    /// [`ClusterOptions::etcd`] it holds only the proxy's listeners and settings that count.
     pub config: PathBuf,
+    /// Where the topology lives.
+    pub store: TopologyStore,
     settings: Vec<String>,
     _dir: tempfile::TempDir,
 }
@@ -250,6 +331,8 @@ pub struct ClusterOptions {
     /// A replica for each shard, and a replica listener for each cluster listener (the
     /// six-node layout of the default local cluster).
     pub replicas: bool,
+    /// The topology in a 3-member etcd rather than in the cluster file.
+    pub etcd: bool,
 }
 
 impl Default for ClusterOptions {
@@ -259,6 +342,7 @@ impl Default for ClusterOptions {
             settings: vec![],
             shard: ShardOptions::default(),
             replicas: false,
+            etcd: false,
         }
     }
 }
@@ -308,8 +392,8 @@ impl Cluster {
             replicas: &replica_addrs,
             settings: &opts.settings,
         };
-        std::fs::write(&config, layout.yaml(1, &ranges))?;
-        let (proxy, lines) = start_proxy(&config, &[])?;
+        let store = TopologyStore::create(opts.etcd, &config, &layout.yaml(1, &ranges))?;
+        let (proxy, lines) = start_proxy(&config, &store.proxy_args())?;
         let nodes = lines
             .iter()
             .filter_map(|l| l.strip_prefix("fjord-proxy listening on cluster "))
@@ -340,6 +424,7 @@ impl Cluster {
             replica_nodes,
             standalone,
             config,
+            store,
             settings: opts.settings,
             _dir: dir,
         })

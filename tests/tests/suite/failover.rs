@@ -1,25 +1,28 @@
 //! Failover under `fjord-admin controller`: a primary killed or stopped under load is
 //! replaced by its in-sync replica, the proxy follows the published topology, and no
 //! acknowledged write is lost; the old primary comes back as a replica. Also the
-//! controller's recovery of a failover that a previous controller left half done.
+//! controller's recovery of a failover that a previous controller left half done. The fault
+//! cycles and the slot moves under kill -9 also run, shortened, with the topology in etcd.
 
 use fjord_common::topology::Topology;
 use fjord_tests::faults::{verify, Writers};
 use fjord_tests::metrics::Scrape;
 use fjord_tests::{
-    bin_dir, dataset, eventually, info_field, start_proxy, Controller, RawClient, Shard,
-    ShardOptions,
+    dataset, eventually, info_field, start_proxy, Controller, RawClient, Shard, ShardOptions,
+    TopologyStore,
 };
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Shards (each a primary and its replica), controllers, a proxy, on one cluster file.
+/// Shards (each a primary and its replica), controllers, a proxy, on one topology store.
 /// Shard processes are numbered 0, 1, … across the shards: shard k starts with process 2k
 /// as its primary and 2k+1 as its replica.
 struct Rig {
     dir: tempfile::TempDir,
+    /// The cluster file the proxy starts on.
     file: PathBuf,
+    store: TopologyStore,
     fsync: &'static str,
     shards: Vec<Option<Shard>>,
     addrs: Vec<String>,
@@ -38,6 +41,11 @@ impl Rig {
 
     /// `shards` shards splitting the slots evenly.
     fn start_with(fsync: &'static str, controllers: usize, shards: usize) -> Self {
+        Self::start_on(false, fsync, controllers, shards)
+    }
+
+    /// The same with the topology in etcd if `in_etcd`.
+    fn start_on(in_etcd: bool, fsync: &'static str, controllers: usize, shards: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = |n: usize| dir.path().join(format!("shard{n}"));
         let mut procs = Vec::new();
@@ -55,8 +63,8 @@ impl Rig {
             procs.extend([a, b]);
         }
         let file = dir.path().join("cluster.yaml");
-        std::fs::write(&file, text).unwrap();
-        let (proxy, lines) = start_proxy(&file, &[]).unwrap();
+        let store = TopologyStore::create(in_etcd, &file, &text).unwrap();
+        let (proxy, lines) = start_proxy(&file, &store.proxy_args()).unwrap();
         let standalone = lines
             .iter()
             .find_map(|l| l.strip_prefix("fjord-proxy listening on standalone "))
@@ -66,6 +74,7 @@ impl Rig {
         let mut rig = Self {
             dir,
             file,
+            store,
             fsync,
             shards: procs.into_iter().map(Some).collect(),
             addrs,
@@ -85,7 +94,7 @@ impl Rig {
         let n = self.started_controllers;
         let log =
             std::fs::File::create(self.dir.path().join(format!("controller{n}.log"))).unwrap();
-        let controller = Controller::start(&self.file, 100, Stdio::from(log)).unwrap();
+        let controller = Controller::start_on(&self.store.args(), 100, Stdio::from(log)).unwrap();
         self.controllers.push(controller);
     }
 
@@ -102,8 +111,11 @@ impl Rig {
             .sum()
     }
 
+    /// The topology as the store holds it.
     fn topology(&self) -> Topology {
-        Topology::load(&self.file).expect("the controller keeps the file valid")
+        self.store
+            .topology()
+            .expect("the controller keeps the topology valid")
     }
 
     /// Waits until the file names process `primary` its shard's primary and records
@@ -207,14 +219,10 @@ impl Rig {
         }
     }
 
-    /// Runs `fjord-admin --config FILE ARGS…`: whether it succeeded, and what it printed.
+    /// Runs `fjord-admin --config FILE ARGS…` (or `--store URL`): whether it succeeded, and
+    /// what it printed.
     fn admin(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(bin_dir().join("fjord-admin"))
-            .arg("--config")
-            .arg(&self.file)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = self.store.admin().args(args).output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout).into_owned();
         (
             out.status.success(),
@@ -259,11 +267,11 @@ fn role(addr: &str) -> String {
 /// the old primary came back as its replica and is recorded in sync, every acknowledged
 /// write reads back, each counter lies between its acknowledged and acknowledged + unknown
 /// INCRs, acknowledged DELs stay deleted, and both hold the same data.
-fn fault_cycles(fsync: &'static str, cycles: usize) {
+fn fault_cycles(in_etcd: bool, fsync: &'static str, cycles: usize) {
     // Two shards, faults alternating between them (the writers' keys and cross-slot MSETs
-    // span both); two controllers on one file: terms make sure each fault is failed over
-    // once.
-    let mut rig = Rig::start_with(fsync, 2, 2);
+    // span both); two controllers on one store: terms (on a file) or the election (in etcd)
+    // make sure each fault is failed over once.
+    let mut rig = Rig::start_on(in_etcd, fsync, 2, 2);
     rig.wait_layout(0, 1);
     rig.wait_layout(2, 3);
     // Each shard's current primary process.
@@ -342,12 +350,23 @@ fn cycles() -> usize {
 
 #[test]
 fn ten_fault_cycles_lose_nothing_acknowledged_everysec() {
-    fault_cycles("everysec", cycles());
+    fault_cycles(false, "everysec", cycles());
 }
 
 #[test]
 fn ten_fault_cycles_lose_nothing_acknowledged_always() {
-    fault_cycles("always", cycles());
+    fault_cycles(false, "always", cycles());
+}
+
+/// The same with the topology in etcd (issue 16), shortened: each of the four kinds of
+/// cycle (kill -9 and SIGSTOP, on either shard) once.
+#[test]
+fn fault_cycles_with_the_topology_in_etcd_lose_nothing_acknowledged() {
+    fault_cycles(
+        true,
+        "everysec",
+        fjord_tests::env_count("FJORD_ETCD_FAULT_CYCLES", 4),
+    );
 }
 
 /// A primary frozen past its failover, woken with no controller about to fence it, serves
@@ -685,13 +704,23 @@ fn with_term(text: &str, term: u64) -> String {
 /// on its owner, and `fjord-admin check` finds the shards' slot states as the file says.
 #[test]
 fn slot_moves_carry_on_through_kill_9_of_the_sources_and_the_targets_primary() {
-    let mut rig = Rig::start_with("always", 1, 2);
+    // The long run (tests/bench/run-migration-proof.sh) sets more rounds.
+    slot_moves_through_kill_9(false, fjord_tests::env_count("FJORD_MOVE_ROUNDS", 3));
+}
+
+/// The same with the topology in etcd (issue 16), shortened: the source's primary killed
+/// in one move, the target's in the next.
+#[test]
+fn slot_moves_with_the_topology_in_etcd_carry_on_through_kill_9() {
+    slot_moves_through_kill_9(true, fjord_tests::env_count("FJORD_ETCD_MOVE_ROUNDS", 2));
+}
+
+fn slot_moves_through_kill_9(in_etcd: bool, rounds: usize) {
+    let mut rig = Rig::start_on(in_etcd, "always", 1, 2);
     rig.wait_layout(0, 1);
     rig.wait_layout(2, 3);
     let writers = Writers::start(&rig.standalone, 0, 3);
     assert!(writers.wait_for_acks(3000, Duration::from_secs(30)));
-    // The long run (tests/bench/run-migration-proof.sh) sets more rounds.
-    let rounds = fjord_tests::env_count("FJORD_MOVE_ROUNDS", 3);
     let victims = ["source", "target"].into_iter().cycle().take(rounds);
     for (round, victim) in victims.enumerate() {
         let t = rig.topology();
@@ -699,9 +728,9 @@ fn slot_moves_carry_on_through_kill_9_of_the_sources_and_the_targets_primary() {
         let to = t.shards.iter().find(|s| s.id != from.id).unwrap();
         let range = fjord_common::slotset::SlotSet::parse("0-4000").unwrap();
         let slots = from.slots.intersect(&range).to_string();
-        let mover = Command::new(bin_dir().join("fjord-admin"))
-            .arg("--config")
-            .arg(&rig.file)
+        let mover = rig
+            .store
+            .admin()
             .args([
                 "reshard",
                 "--yes",

@@ -1,22 +1,18 @@
 //! Moving slots with their data (issue 15): `fjord-admin reshard` under load, through a proxy
 //! that reloads and one held on the old topology, with no client error; `fix` after the mover
-//! is killed; bad requests refused with nothing changed.
+//! is killed; bad requests refused with nothing changed. The interrupted moves also run with the
+//! topology in etcd.
 
-use fjord_tests::{bin_dir, eventually, start_proxy, words, Cluster, ClusterOptions, RawClient};
+use fjord_tests::{eventually, start_proxy, words, Cluster, ClusterOptions, RawClient};
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Runs `fjord-admin` on the cluster's topology store.
 fn admin(c: &Cluster, args: &[&str]) -> Output {
-    Command::new(bin_dir().join("fjord-admin"))
-        .arg("--config")
-        .arg(&c.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    c.store.admin().args(args).output().unwrap()
 }
 
 fn said(out: &Output) -> String {
@@ -147,9 +143,9 @@ fn writer(
     })
 }
 
-/// Each shard holds keys only of the slots the file gives it, and its states agree.
+/// Each shard holds keys only of the slots the store gives it, and its states agree.
 fn each_key_on_its_owner(c: &Cluster) {
-    let text = std::fs::read_to_string(&c.config).unwrap();
+    let text = c.store.text().unwrap();
     let topology = fjord_common::topology::Topology::parse(&text, None).unwrap();
     assert!(
         topology.moving.is_none(),
@@ -412,9 +408,8 @@ struct Outcomes {
 
 /// `fjord-admin reshard` of a [`next_move`], at 6,000 keys/s, in batches of 1,000 slots.
 fn start_mover(c: &Cluster, (from, to, slots): (String, String, String)) -> std::process::Child {
-    Command::new(bin_dir().join("fjord-admin"))
-        .arg("--config")
-        .arg(&c.config)
+    c.store
+        .admin()
         .args([
             "reshard",
             "--yes",
@@ -426,7 +421,6 @@ fn start_mover(c: &Cluster, (from, to, slots): (String, String, String)) -> std:
             &slots,
         ])
         .args(["--max-rate", "6000", "--batch", "1000"])
-        .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -471,11 +465,10 @@ fn fault_load(
     })
 }
 
-/// The owner of slot 0 as the file says, the other shard, and the slots of 0-3000 the
+/// The owner of slot 0 as the store says, the other shard, and the slots of 0-3000 the
 /// owner has (an interrupted move may have split them).
 fn next_move(c: &Cluster) -> (String, String, String) {
-    let text = std::fs::read_to_string(&c.config).unwrap();
-    let t = fjord_common::topology::Topology::parse(&text, None).unwrap();
+    let t = c.store.topology().unwrap();
     let from = &t.shards[t.owner(0)];
     let to = t.shards.iter().find(|s| s.id != from.id).unwrap();
     let range = fjord_common::slotset::SlotSet::parse("0-3000").unwrap();
@@ -488,12 +481,29 @@ fn next_move(c: &Cluster) -> (String, String, String) {
 
 #[test]
 fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consistent() {
+    // The long run (tests/bench/run-migration-proof.sh) sets more rounds.
+    moves_interrupted_by_kill_9(false, fjord_tests::env_count("FJORD_MOVE_ROUNDS", 4));
+}
+
+/// The same with the topology in etcd (issue 16), shortened: the move's record, which `fix`
+/// and the controller finish from, is in etcd.
+#[test]
+fn moves_interrupted_by_kill_9_with_the_topology_in_etcd_end_consistent() {
+    moves_interrupted_by_kill_9(true, fjord_tests::env_count("FJORD_ETCD_MOVE_ROUNDS", 3));
+}
+
+/// Moves back and forth under writers through a proxy that follows the store and one held
+/// on the first topology, each interrupted by kill -9 of the mover (then `fjord-admin fix`),
+/// of the target or of the source; then a mover killed with nobody to run `fix`, which the
+/// controller finishes. Every acknowledged write is there and each key only on its owner.
+fn moves_interrupted_by_kill_9(in_etcd: bool, rounds: usize) {
     let mut c = Cluster::start_with(ClusterOptions {
         shards: 2,
         shard: fjord_tests::ShardOptions {
             fsync: "always",
             ..fjord_tests::ShardOptions::default()
         },
+        etcd: in_etcd,
         ..ClusterOptions::default()
     })
     .unwrap();
@@ -509,8 +519,6 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    // The long run (tests/bench/run-migration-proof.sh) sets more rounds.
-    let rounds = fjord_tests::env_count("FJORD_MOVE_ROUNDS", 4);
     for fault in ["mover", "target", "source", "mover"]
         .into_iter()
         .cycle()
@@ -529,8 +537,7 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
                 let _ = mover.kill();
             }
             end => {
-                let text = std::fs::read_to_string(&c.config).unwrap();
-                let t = fjord_common::topology::Topology::parse(&text, None).unwrap();
+                let t = c.store.topology().unwrap();
                 let id = if end == "source" { &from } else { &to };
                 let i = t.shards.iter().position(|s| &s.id == id).unwrap();
                 c.shards[i].kill9();
@@ -564,9 +571,9 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
     std::thread::sleep(Duration::from_millis(400));
     let _ = mover.kill();
     let _ = mover.wait();
-    let mut controller = Command::new(bin_dir().join("fjord-admin"))
-        .arg("--config")
-        .arg(&c.config)
+    let mut controller = c
+        .store
+        .admin()
         .args([
             "controller",
             "--probe-ms",
@@ -578,11 +585,7 @@ fn moves_interrupted_by_kill_9_of_the_mover_the_source_or_the_target_end_consist
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let recorded = || {
-        std::fs::read_to_string(&c.config)
-            .unwrap()
-            .contains("moving:")
-    };
+    let recorded = || c.store.topology().unwrap().moving.is_some();
     let fixed = eventually(Duration::from_secs(30), || !recorded());
     let _ = controller.kill();
     let _ = controller.wait();
