@@ -227,7 +227,8 @@ fn read_lines_until(child: &mut Child, done: impl Fn(&str) -> bool) -> Result<Ve
 pub enum TopologyStore {
     File(PathBuf),
     Etcd {
-        etcd: etcd::EtcdCluster,
+        // Boxed: a cluster's handle is large, and test enums hold a `Cluster`.
+        _etcd: Box<etcd::EtcdCluster>,
         url: String,
     },
 }
@@ -241,7 +242,10 @@ impl TopologyStore {
         }
         let etcd = etcd::EtcdCluster::start(3)?;
         let url = etcd.url("fjord");
-        let store = Self::Etcd { etcd, url };
+        let store = Self::Etcd {
+            _etcd: Box::new(etcd),
+            url,
+        };
         let out = store.admin().arg("import").arg(file).output()?;
         if !out.status.success() {
             bail!(

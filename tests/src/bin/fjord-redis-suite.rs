@@ -50,7 +50,7 @@ struct Cli {
 /// What the suite is run against: kept alive while its file runs.
 enum Target {
     Fjord {
-        _cluster: Cluster,
+        _cluster: Box<Cluster>,
     },
     Redis {
         child: Child,
@@ -63,7 +63,12 @@ impl Target {
         if !redis {
             let cluster = Cluster::start()?;
             let addr = cluster.standalone.clone();
-            return Ok((Target::Fjord { _cluster: cluster }, addr));
+            return Ok((
+                Target::Fjord {
+                    _cluster: Box::new(cluster),
+                },
+                addr,
+            ));
         }
         let dir = tempfile::tempdir()?;
         let port = fjord_tests::free_port()?;
