@@ -28,7 +28,7 @@ use fjord_common::{Proto, Reply, ReplyDecoder};
 use prometheus::local::LocalHistogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -166,6 +166,14 @@ pub struct ShardBackend {
     /// Until when (ms of [`fjord_common::process::uptime_ms`]) a replica gets no READONLY
     /// reads.
     held_off_until: AtomicU64,
+    /// Until [`ShardBackend::start`]: the queues' receiving ends, for the connections.
+    unstarted: Mutex<Option<Unstarted>>,
+}
+
+/// What a built backend's connections start with.
+struct Unstarted {
+    options: BackendOptions,
+    queues: Vec<(mpsc::Receiver<Request>, Arc<AtomicUsize>)>,
 }
 
 /// One connection's queue, and how many commands are queued or in flight on it.
@@ -185,53 +193,70 @@ const SPILL_AT: usize = 1024;
 pub struct Status {
     /// Whether the last connection attempt succeeded and the connection still stands.
     up: AtomicBool,
-    metrics: BackendMetrics,
-}
-
-impl Status {
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Relaxed);
-        self.metrics.up.set(i64::from(up));
-    }
+    /// Set when the backend starts: the connections count into it.
+    metrics: OnceLock<BackendMetrics>,
 }
 
 impl ShardBackend {
-    /// Starts the connection tasks; they connect in the background and live as long as this.
-    pub fn start(
-        id: &str,
-        addr: &str,
-        options: &BackendOptions,
-        metrics: BackendMetrics,
-    ) -> Arc<Self> {
-        let status = Arc::new(Status {
-            up: AtomicBool::new(false),
-            metrics,
-        });
-        let retired = tokio::sync::watch::Sender::new(false);
-        let conns = (0..options.connections.max(1))
+    /// Builds the backend's queues without connecting: requests queue up until
+    /// [`ShardBackend::start`]. A reload builds the new shards' backends so and starts them
+    /// once the new routing is in force, which keeps the per-shard costs (tasks, metric
+    /// series) out of the time a reload takes to swap in.
+    pub fn build(id: &str, addr: &str, options: &BackendOptions) -> Arc<Self> {
+        let (conns, queues) = (0..options.connections.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let load = Arc::new(AtomicUsize::new(0));
-                let conn = Connection {
-                    shard: id.to_string(),
-                    addr: addr.to_string(),
-                    options: options.clone(),
-                    status: Arc::clone(&status),
-                    load: Arc::clone(&load),
-                    retired: retired.subscribe(),
-                };
-                tokio::spawn(conn.run(rx));
-                Lane { tx, load }
+                (
+                    Lane {
+                        tx,
+                        load: Arc::clone(&load),
+                    },
+                    (rx, load),
+                )
             })
-            .collect();
+            .unzip();
         Arc::new(Self {
             id: id.to_string(),
             addr: addr.to_string(),
             conns,
-            status,
-            retired,
+            status: Arc::new(Status {
+                up: AtomicBool::new(false),
+                metrics: OnceLock::new(),
+            }),
+            retired: tokio::sync::watch::Sender::new(false),
             held_off_until: AtomicU64::new(0),
+            unstarted: Mutex::new(Some(Unstarted {
+                options: options.clone(),
+                queues,
+            })),
         })
+    }
+
+    /// Starts the connection tasks (once; later calls do nothing); they connect in the
+    /// background and live as long as this.
+    pub fn start(&self, metrics: BackendMetrics) {
+        let unstarted = self
+            .unstarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(Unstarted { options, queues }) = unstarted else {
+            return;
+        };
+        let _ = self.status.metrics.set(metrics.clone());
+        for (rx, load) in queues {
+            let conn = Connection {
+                shard: self.id.clone(),
+                addr: self.addr.clone(),
+                options: options.clone(),
+                status: Arc::clone(&self.status),
+                metrics: metrics.clone(),
+                load,
+                retired: self.retired.subscribe(),
+            };
+            tokio::spawn(conn.run(rx));
+        }
     }
 
     /// A replica refused a read as too stale, or failed it: send READONLY reads to the
@@ -316,7 +341,9 @@ impl ShardBackend {
         };
         if let Err(mpsc::error::SendError(req)) = conn.tx.send(req).await {
             conn.load.fetch_sub(count, Ordering::Relaxed);
-            self.status.metrics.unavailable.inc_by(count as u64);
+            if let Some(metrics) = self.status.metrics.get() {
+                metrics.unavailable.inc_by(count as u64);
+            }
             req.sink.fail(self.down("the proxy is shutting down"));
         }
     }
@@ -387,6 +414,7 @@ struct Connection {
     addr: String,
     options: BackendOptions,
     status: Arc<Status>,
+    metrics: BackendMetrics,
     /// Commands queued or in flight here ([`Lane::load`]); lowered as they are answered.
     load: Arc<AtomicUsize>,
     retired: tokio::sync::watch::Receiver<bool>,
@@ -400,6 +428,11 @@ const RETIRED: &str =
     "it is no longer the shard's primary in the topology in force; a write's outcome is unknown";
 
 impl Connection {
+    fn set_up(&self, up: bool) {
+        self.status.up.store(up, Ordering::Relaxed);
+        self.metrics.up.set(i64::from(up));
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -414,7 +447,7 @@ impl Connection {
             let why = match self.connect().await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
-                    self.status.set_up(true);
+                    self.set_up(true);
                     tracing::info!(shard = %self.shard, addr = %self.addr, "connected to shard");
                     match self.serve(stream, &mut rx).await {
                         Some(why) => why,
@@ -423,7 +456,7 @@ impl Connection {
                 }
                 Err(why) => why,
             };
-            self.status.set_up(false);
+            self.set_up(false);
             tracing::warn!(shard = %self.shard, addr = %self.addr, error = %why, retry_in_ms = backoff.as_millis() as u64, "shard connection down");
             // While down, requests fail at once rather than wait for a shard that is not there.
             let retry_at = Instant::now() + backoff;
@@ -433,7 +466,7 @@ impl Connection {
                         Some(req) => {
                             let count = req.sink.commands();
                             self.load.fetch_sub(count, Ordering::Relaxed);
-                            self.status.metrics.unavailable.inc_by(count as u64);
+                            self.metrics.unavailable.inc_by(count as u64);
                             req.sink.fail(down(&self.shard, &self.addr, &why));
                         }
                         None => return,
@@ -485,7 +518,7 @@ impl Connection {
         let mut queue = VecDeque::new();
         let mut retired = self.retired.clone();
         let outcome = tokio::select! {
-            why = write_loop(write, rx, inflight_tx, &self.status.metrics) => Some((why?, false)),
+            why = write_loop(write, rx, inflight_tx, &self.metrics) => Some((why?, false)),
             broken = self.read_loop(&mut read, &mut incoming, &mut queue, &mut inflight_rx, false) => Some(broken),
             _ = retired.wait_for(|r| *r) => None,
         };
@@ -502,7 +535,7 @@ impl Connection {
             }
         };
         // Whichever half broke, every request written and unanswered fails now.
-        let metrics = &self.status.metrics;
+        let metrics = &self.metrics;
         let (mut failed, mut released) = (0, 0);
         while let Some(entry) = queue.pop_front().or_else(|| inflight_rx.try_recv().ok()) {
             failed += entry.sink.outstanding();
@@ -532,7 +565,7 @@ impl Connection {
         until_answered: bool,
     ) -> (String, bool) {
         // Kept for the connection's life: a local histogram allocates its buckets.
-        let latencies = self.status.metrics.duration.local();
+        let latencies = self.metrics.duration.local();
         let timeout = self.options.command_timeout;
         loop {
             let oldest = queue.front().map(|f| f.sent + timeout);
@@ -575,7 +608,7 @@ impl Connection {
         inflight_rx: &mut mpsc::UnboundedReceiver<InFlight>,
         latencies: &LocalHistogram,
     ) -> Result<(), String> {
-        let metrics = &self.status.metrics;
+        let metrics = &self.metrics;
         if !metrics.recording {
             return self.deliver_frames(incoming, queue, inflight_rx, |_, _| {});
         }
@@ -752,7 +785,8 @@ mod tests {
         };
         let metrics = ProxyMetrics::new(true).backend("s1");
         // Nothing listens there: the connections only retry, which is all this needs.
-        let backend = ShardBackend::start("s1", "127.0.0.1:1", &options, metrics);
+        let backend = ShardBackend::build("s1", "127.0.0.1:1", &options);
+        backend.start(metrics);
         let set = |loads: [usize; 3]| {
             for (lane, load) in backend.conns.iter().zip(loads) {
                 lane.load.store(load, Ordering::Relaxed);

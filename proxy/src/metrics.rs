@@ -101,9 +101,9 @@ impl ProxyMetrics {
             reload_seconds: metrics::histogram(
                 r,
                 "fjord_proxy_topology_reload_seconds",
-                "Time a topology reload that was swapped in took, from reading the document \
-                 (or etcd's value arriving) to the swap, parsing and new shard connections \
-                 included",
+                "Time a topology reload took to put the new topology in force: from reading \
+                 the document (or etcd's value arriving), parsing and validating it, to the \
+                 swap; new shards' connections start right after it",
                 &[
                     0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5,
                 ],

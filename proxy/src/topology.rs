@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use fjord_common::etcd::{Etcd, EtcdUrl, Followed};
 use fjord_common::topology::{Problem, Topology, TopologyError};
 use serde_yaml::Value;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -127,7 +128,8 @@ impl TopologyHandle {
         if let Source::Store(store) = &source {
             metrics.store_up.set(i64::from(store.down().is_none()));
         }
-        let routing = routing(topology, None, &options, &metrics);
+        let (routing, built) = routing(topology, None, &options);
+        start(&built, &metrics);
         Self {
             source,
             current: ArcSwap::from_pointee(routing),
@@ -214,27 +216,42 @@ impl TopologyHandle {
             }
         };
         self.metrics.topology_version.set(next.version as i64);
-        let routing = routing(next, Some(&old), &self.options, &self.metrics);
+        let (routing, built) = routing(next, Some(&old), &self.options);
+        let routed: HashSet<*const ShardBackend> = routing.all().map(Arc::as_ptr).collect();
         let retired: Vec<Arc<ShardBackend>> = old
             .all()
-            .filter(|b| !routing.all().any(|n| Arc::ptr_eq(n, b)))
+            .filter(|b| !routed.contains(&Arc::as_ptr(b)))
             .cloned()
             .collect();
-        for gone in &retired {
-            if routing.all().all(|n| n.id != gone.id) {
-                self.metrics.forget_shard(&gone.id);
-            }
-        }
+        let ids: HashSet<&str> = routing.all().map(|b| b.id.as_str()).collect();
+        let gone: Vec<String> = retired
+            .iter()
+            .filter(|b| !ids.contains(b.id.as_str()))
+            .map(|b| b.id.clone())
+            .collect();
+        drop(ids);
         self.current.store(Arc::new(routing));
-        // After the swap: a request that loads the routing from now on never picks these.
+        let in_force = started.elapsed();
+        self.metrics.reload_seconds.observe(in_force.as_secs_f64());
+        // After the swap: requests for the new shards have been queueing in their backends
+        // meanwhile; a request that loads the routing from now on never picks the retired.
+        start(&built, &self.metrics);
         for b in retired {
             tracing::info!(shard = %b.id, addr = %b.addr, "no longer routed to: failing its requests in flight");
             b.retire();
         }
+        for id in gone {
+            self.metrics.forget_shard(&id);
+        }
         self.metrics.reloads_ok.inc();
         let elapsed = started.elapsed();
-        self.metrics.reload_seconds.observe(elapsed.as_secs_f64());
-        tracing::info!(?outcome, ?elapsed, "topology reloaded");
+        tracing::info!(
+            ?outcome,
+            ?in_force,
+            ?elapsed,
+            new_backends = built.len(),
+            "topology reloaded"
+        );
         Ok(outcome)
     }
 
@@ -469,17 +486,28 @@ pub struct Bound {
 }
 
 /// The backends for `topology`: those of `old` that reach the same shard at the same
-/// address, new ones for the rest.
+/// address, new ones for the rest, built but not started (also returned: [`start`]).
 fn routing(
     topology: Topology,
     old: Option<&Routing>,
     options: &BackendOptions,
-    metrics: &ProxyMetrics,
-) -> Routing {
-    let backend = |id: &str, addr: &str, options: &BackendOptions| {
-        old.and_then(|o| o.all().find(|b| b.addr == addr && b.id == id).cloned())
-            .unwrap_or_else(|| ShardBackend::start(id, addr, options, metrics.backend(id)))
-    };
+) -> (Routing, Vec<Arc<ShardBackend>>) {
+    // By shard and address: a lookup per backend, since topologies have 1,000s of shards.
+    let reusable: HashMap<(&str, &str), &Arc<ShardBackend>> = old
+        .into_iter()
+        .flat_map(Routing::all)
+        .map(|b| ((b.id.as_str(), b.addr.as_str()), b))
+        .collect();
+    let mut built = Vec::new();
+    let mut backend =
+        |id: &str, addr: &str, options: &BackendOptions| match reusable.get(&(id, addr)) {
+            Some(b) => Arc::clone(b),
+            None => {
+                let b = ShardBackend::build(id, addr, options);
+                built.push(Arc::clone(&b));
+                b
+            }
+        };
     let replica_options = options.for_replica_reads();
     let backends = topology
         .shards
@@ -495,11 +523,19 @@ fn routing(
         }
         replicas_of.push(first..replica_backends.len());
     }
-    Routing {
+    let routing = Routing {
         topology,
         backends,
         replica_backends,
         replicas_of,
+    };
+    (routing, built)
+}
+
+/// Starts backends [`routing`] built, each with its metric series.
+fn start(built: &[Arc<ShardBackend>], metrics: &ProxyMetrics) {
+    for b in built {
+        b.start(metrics.backend(&b.id));
     }
 }
 

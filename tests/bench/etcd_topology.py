@@ -122,10 +122,11 @@ def main():
 
         # 2. Reloading a big topology.
         reload_sum = lambda: [metric_sum(a, "fjord_proxy_topology_reload_seconds_sum") for a in admins]
-        before = reload_sum()
+        reload_count = lambda: [metric_sum(a, "fjord_proxy_topology_reload_seconds_count") for a in admins]
+        before, counted = reload_sum(), reload_count()
         version += 1
         store(version, args.shards)
-        while min(versions()) < version:
+        while min(versions()) < version or any(n <= c for n, c in zip(reload_count(), counted)):
             time.sleep(0.01)
         reloads = [(b - a) * 1000 for a, b in zip(before, reload_sum())]
         version += 1
