@@ -35,6 +35,26 @@ pub struct ClusterFile {
     pub moving: Option<MoveEntry>,
 }
 
+/// The fields of a cluster file that belong to the proxy reading it, not to the cluster:
+/// with the topology in a store, a proxy takes them from its local file
+/// ([`Topology::parse_with`]), whose other fields it ignores.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ProxyFields {
+    #[serde(default)]
+    pub proxies: Vec<ProxyEntry>,
+    #[serde(default)]
+    pub standalone: Option<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub settings: ProxySettings,
+}
+
+impl ProxyFields {
+    /// Their names in the file.
+    pub const NAMES: [&'static str; 4] = ["proxies", "standalone", "admin", "settings"];
+}
+
 /// The `moving` section: which slots go from which shard to which, at which epoch.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -344,15 +364,18 @@ impl Topology {
         Self::from_file(file, text, base)
     }
 
-    /// Validates a document already parsed into a YAML value (the proxy merges its own
-    /// fields into etcd's document that way, without writing it out and parsing it again);
-    /// `text` is what problems' line numbers refer to.
-    pub fn parse_value(
-        doc: serde_yaml::Value,
+    /// Parses and validates a stored document (the topology in etcd) with `own`'s fields in
+    /// place of its own: a proxy's listeners and settings come from its local file.
+    pub fn parse_with(
         text: &str,
+        own: &ProxyFields,
         base: Option<&Path>,
     ) -> Result<Topology, Vec<Problem>> {
-        let file: ClusterFile = serde_yaml::from_value(doc).map_err(unreadable)?;
+        let mut file: ClusterFile = serde_yaml::from_str(text).map_err(unreadable)?;
+        file.proxies.clone_from(&own.proxies);
+        file.standalone.clone_from(&own.standalone);
+        file.admin.clone_from(&own.admin);
+        file.settings.clone_from(&own.settings);
         Self::from_file(file, text, base)
     }
 

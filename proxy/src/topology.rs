@@ -17,7 +17,7 @@ use crate::backend::{BackendOptions, ShardBackend};
 use crate::metrics::ProxyMetrics;
 use arc_swap::ArcSwap;
 use fjord_common::etcd::{Etcd, EtcdUrl, Followed};
-use fjord_common::topology::{Problem, Topology, TopologyError};
+use fjord_common::topology::{Problem, ProxyFields, Topology, TopologyError};
 use serde_yaml::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -344,8 +344,8 @@ pub enum Source {
 /// The topology in etcd, completed by the local cluster file's own part.
 pub struct StoreSource {
     etcd: Etcd,
-    /// The local cluster file as YAML: its [`LOCAL_FIELDS`] replace the stored ones.
-    local: Value,
+    /// The local cluster file's own fields, which replace the stored ones.
+    own: ProxyFields,
     /// The local file's folder: relative paths in the stored document resolve against it.
     base: PathBuf,
     /// Where the last topology read from etcd is kept, to start from while etcd is down.
@@ -353,9 +353,6 @@ pub struct StoreSource {
     /// Why etcd cannot be read, while it cannot.
     down: Mutex<Option<String>>,
 }
-
-/// The fields of a cluster file that belong to the proxy reading it, not to the cluster.
-const LOCAL_FIELDS: [&str; 4] = ["proxies", "standalone", "admin", "settings"];
 
 impl StoreSource {
     /// Connects to etcd and reads the topology; if etcd cannot be read, starts from the cache
@@ -375,15 +372,17 @@ impl StoreSource {
             .into_iter()
             .flat_map(|m| m.keys())
             .filter_map(Value::as_str)
-            .filter(|k| !LOCAL_FIELDS.contains(k))
+            .filter(|k| !ProxyFields::NAMES.contains(k))
             .collect();
         if !ignored.is_empty() {
             tracing::info!(file = %local.display(), ?ignored, store = %url, "the topology comes from the store: these fields of the local file are ignored");
         }
+        let own: ProxyFields = serde_yaml::from_value(local_value)
+            .with_context(|| format!("reading {}", local.display()))?;
         let etcd = Etcd::connect(url).map_err(anyhow::Error::msg)?;
         let source = StoreSource {
             etcd,
-            local: local_value,
+            own,
             base: local.parent().map(Path::to_path_buf).unwrap_or_default(),
             cache,
             down: Mutex::new(None),
@@ -421,21 +420,12 @@ impl StoreSource {
 
     /// The topology a stored document makes with the local file's own part.
     fn topology(&self, stored: &str) -> Result<Topology, TopologyError> {
-        let mut doc: Value =
-            serde_yaml::from_str(stored).map_err(|e| self.problem(e.to_string()))?;
-        let Some(map) = doc.as_mapping_mut() else {
-            return Err(self.problem("the stored topology is not a mapping".into()));
-        };
-        for field in LOCAL_FIELDS {
-            match self.local.get(field) {
-                Some(v) => map.insert(field.into(), v.clone()),
-                None => map.remove(field),
-            };
-        }
         // Problems' lines refer to the stored document, which `export` prints.
-        Topology::parse_value(doc, stored, Some(&self.base)).map_err(|problems| TopologyError {
-            file: self.etcd.url.topology_key(),
-            problems,
+        Topology::parse_with(stored, &self.own, Some(&self.base)).map_err(|problems| {
+            TopologyError {
+                file: self.etcd.url.topology_key(),
+                problems,
+            }
         })
     }
 

@@ -2,9 +2,10 @@
 /dev/shm), one fjord-shard and N fjord-proxies following the topology with --store. Prints:
   - how long after a write (`fjord-admin import`) every proxy serves it: the time until the last
     of them shows the new version in GET /topology, over --changes writes;
-  - how long each proxy's reload of a --shards-shard topology takes, from its own
-    fjord_proxy_topology_reload_seconds (the other shards' addresses are unreachable, so the
-    proxies reconnect to them all the while: an upper bound);
+  - how long each proxy's reload of a --shards-shard topology takes to put it in force, from its
+    own fjord_proxy_topology_reload_seconds, --reloads times each: from one shard (every backend
+    new), and with one shard's address changed as a failover publishes it; the 1,000 shards are
+    one fjord-shard listening on every loopback address, so every connection is up;
   - etcd's gRPC traffic per idle proxy, from etcd's own metrics over --idle-seconds.
 No Redis counterpart: Redis Cluster has no external topology store."""
 import argparse, json, os, subprocess, sys, tempfile, time, urllib.request
@@ -50,14 +51,15 @@ def start_etcd(folder, procs, members=3):
     raise RuntimeError(f"etcd elected no leader; logs in {folder}")
 
 
-def document(version, shards, real_addr):
-    """A topology of `shards` shards splitting the slots evenly; the first is the real shard,
-    the others unreachable loopback ports."""
+def document(version, shards, port, moved=None):
+    """A topology of `shards` shards splitting the slots evenly, each at its own loopback
+    address (127.0.x.y) on `port`, where the one real shard listens on every address; shard
+    `moved` (an index) at another address, as a failover publishes it."""
     lines = [f"version: {version}", "proxies:", "  - listen: 127.0.0.1:7000", "shards:"]
     per = 16384 // shards
     for i in range(shards):
         first, last = i * per, (16383 if i == shards - 1 else (i + 1) * per - 1)
-        addr = real_addr if i == 0 else f"127.0.0.1:{1 + i}"
+        addr = f"127.{1 if i == moved else 0}.{i // 250}.{i % 250 + 1}:{port}"
         lines.append(f'  - {{ id: s{i + 1}, addr: "{addr}", slots: [{first}-{last}] }}')
     return "\n".join(lines) + "\n"
 
@@ -67,6 +69,7 @@ def main():
     ap.add_argument("--proxies", type=int, default=10)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--shards", type=int, default=1000)
+    ap.add_argument("--reloads", type=int, default=5)
     ap.add_argument("--idle-seconds", type=int, default=30)
     args = ap.parse_args()
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -76,23 +79,26 @@ def main():
         endpoints, etcd_metrics = start_etcd(folder, procs)
         url = f"etcd://{','.join(endpoints)}/fjord/bench"
         env = {**os.environ, "RUST_LOG": "warn"}
-        shard = subprocess.Popen([os.path.join(BIN, "fjord-shard"), "--listen", "127.0.0.1:0",
+        # The shard listens on every address (the topology's 1,000 shards are all it, at
+        # loopback addresses 127.0.x.y), so every proxy connection succeeds and stays up.
+        shard = subprocess.Popen([os.path.join(BIN, "fjord-shard"), "--listen", "0.0.0.0:0",
                                   "--admin", "127.0.0.1:0", "--data-dir", os.path.join(folder, "s1")],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         procs.append(shard)
-        shard_addr = read_until(shard, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(" ", 1)[1]
+        shard_port = read_until(shard, lambda l: l.startswith("fjord-shard listening on "))[-1].rsplit(":", 1)[1]
 
-        def store(version, shards):
+        def store(version, shards, moved=None):
             path = os.path.join(folder, "import.yaml")
             with open(path, "w") as f:
-                f.write(document(version, shards, shard_addr))
+                f.write(document(version, shards, shard_port, moved))
             subprocess.run([os.path.join(BIN, "fjord-admin"), "--store", url, "import", path],
                            check=True, capture_output=True)
 
         store(1, 1)
         local = os.path.join(folder, "proxy.yaml")
         with open(local, "w") as f:
-            f.write("proxies:\n  - listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n")
+            # One connection per shard: 10 proxies hold 10,000 connections to the one shard.
+            f.write("proxies:\n  - listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings:\n  backend_connections: 1\n")
         admins = []
         for _ in range(args.proxies):
             p = subprocess.Popen([os.path.join(BIN, "fjord-proxy"), "--config", local, "--store", url],
@@ -120,19 +126,28 @@ def main():
         delays.sort()
         pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
 
-        # 2. Reloading a big topology.
+        # 2. Reloading a big topology, --reloads times: from one shard to --shards (every
+        #    backend new), then with one shard's address changed (a failover's publication).
         reload_sum = lambda: [metric_sum(a, "fjord_proxy_topology_reload_seconds_sum") for a in admins]
         reload_count = lambda: [metric_sum(a, "fjord_proxy_topology_reload_seconds_count") for a in admins]
-        before, counted = reload_sum(), reload_count()
-        version += 1
-        store(version, args.shards)
-        while min(versions()) < version or any(n <= c for n, c in zip(reload_count(), counted)):
-            time.sleep(0.01)
-        reloads = [(b - a) * 1000 for a, b in zip(before, reload_sum())]
-        version += 1
-        store(version, 1)
-        while min(versions()) < version:
-            time.sleep(0.01)
+
+        def timed_store(shards, moved=None):
+            nonlocal version
+            before, counted = reload_sum(), reload_count()
+            version += 1
+            store(version, shards, moved)
+            while min(versions()) < version or any(n <= c for n, c in zip(reload_count(), counted)):
+                time.sleep(0.01)
+            return [(b - a) * 1000 for a, b in zip(before, reload_sum())]
+
+        all_new, one_moved = [], []
+        for _ in range(args.reloads):
+            timed_store(1)
+            all_new += timed_store(args.shards)
+            one_moved += timed_store(args.shards, moved=1)
+        timed_store(1)
+        spread = lambda ms: (f"{min(ms):.1f} / {sorted(ms)[len(ms) // 2]:.1f} / "
+                             f"{sorted(ms)[min(len(ms) - 1, int(0.9 * len(ms)))]:.1f} / {max(ms):.1f}")
 
         # 3. etcd's traffic with the proxies idle.
         time.sleep(2)
@@ -149,8 +164,10 @@ def main():
         print("| --- | ---: |")
         print(f"| a write to every proxy serving it, p50 / p99 / max over {args.changes} writes (ms) | "
               f"{pick(0.5):.1f} / {pick(0.99):.1f} / {delays[-1]:.1f} |")
-        print(f"| reload of a {args.shards}-shard topology, per proxy, min / median / max (ms) | "
-              f"{min(reloads):.1f} / {sorted(reloads)[len(reloads) // 2]:.1f} / {max(reloads):.1f} |")
+        print(f"| reload of a {args.shards}-shard topology, every shard new, to in force, per proxy, "
+              f"min / median / p90 / max over {args.reloads} reloads (ms) | {spread(all_new)} |")
+        print(f"| reload of a {args.shards}-shard topology, one shard's address changed, to in force, "
+              f"per proxy, min / median / p90 / max over {args.reloads} reloads (ms) | {spread(one_moved)} |")
         print(f"| etcd gRPC traffic per idle proxy (bytes/s, both ways) | {idle:.0f} |")
     finally:
         stop_all(procs, folder)
