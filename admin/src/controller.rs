@@ -81,9 +81,26 @@ pub async fn serve(
             opts.clone(),
             Arc::clone(&metrics),
         );
+        // Watched in a task of its own: while etcd cannot answer, each of the acting
+        // controller's store calls holds this thread for seconds, and losing the lead must
+        // show (log, metric) at once all the same. Its writes are refused meanwhile anyway:
+        // they are conditional on the leadership key.
+        let (lost_tx, lost) = tokio::sync::oneshot::channel();
+        let watch = tokio::spawn({
+            let (etcd, me, metrics) = (etcd.clone(), me.clone(), Arc::clone(&metrics));
+            async move {
+                let why = deposed(&etcd, lease, held).await;
+                metrics.leader.set(0);
+                tracing::warn!(%me, "lost the leadership ({why}): no longer acting; campaigning again");
+                let _ = lost_tx.send(());
+            }
+        });
         tokio::select! {
-            r = controller.run(&mut stop) => return r,
-            why = deposed(&etcd, lease, held) => tracing::warn!(%me, "lost the leadership ({why}): no longer acting; campaigning again"),
+            r = controller.run(&mut stop) => {
+                watch.abort();
+                return r;
+            }
+            _ = lost => {}
         }
     }
 }
