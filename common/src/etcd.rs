@@ -214,6 +214,10 @@ enum Watch {
     Closed,
     /// etcd no longer holds the history from the watch's revision (compacted up to this one).
     Compacted(i64),
+    /// The watch's stream broke after the read and the watch worked: etcd restarted, say,
+    /// and the connection the watch went out on was one it had left dead. `heard`: the watch
+    /// had delivered a change before.
+    Broken { why: Error, heard: bool },
 }
 
 /// A value as read, with the revision a compare-and-swap checks.
@@ -535,6 +539,9 @@ impl Etcd {
         let etcd = self.clone();
         runtime().spawn(async move {
             let mut was_down = false;
+            // A broken watch is read and set up again at once, without saying the store is
+            // down, unless that already failed since the last change or down report.
+            let mut at_once = true;
             while !tx.is_closed() {
                 let why = match etcd.follow_once(&key, &tx, &mut was_down).await {
                     Ok(Watch::Closed) => return,
@@ -545,8 +552,13 @@ impl Etcd {
                         );
                         continue;
                     }
-                    Err(why) => why,
+                    Ok(Watch::Broken { why, heard }) if heard || std::mem::take(&mut at_once) => {
+                        tracing::info!("{why}; reading it anew");
+                        continue;
+                    }
+                    Ok(Watch::Broken { why, .. }) | Err(why) => why,
                 };
+                at_once = true;
                 if !was_down {
                     tracing::warn!("{why}; retrying every {} ms", RETRY_EVERY.as_millis());
                 }
@@ -559,8 +571,9 @@ impl Etcd {
         });
     }
 
-    /// Reads `key` and watches it from there until something goes wrong (`Err`), etcd has
-    /// compacted the history the watch needs, or `tx` closes.
+    /// Reads `key` and watches it from there until something goes wrong (`Err` before the
+    /// watch works, [`Watch::Broken`] after), etcd has compacted the history the watch needs,
+    /// or `tx` closes.
     async fn follow_once(
         &self,
         key: &str,
@@ -588,11 +601,16 @@ impl Etcd {
                 async move { c.watch(key, Some(options)).await }
             })
             .await?;
+        let mut heard = false;
         loop {
-            let resp = match stream.message().await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Err(err(&what, &self.url, "the watch ended")),
-                Err(e) => return Err(err(&what, &self.url, short(e))),
+            let why = match stream.message().await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(err(&what, &self.url, "the watch ended")),
+                Err(e) => Err(err(&what, &self.url, short(e))),
+            };
+            let resp = match why {
+                Ok(r) => r,
+                Err(why) => return Ok(Watch::Broken { why, heard }),
             };
             if resp.compact_revision() > 0 {
                 return Ok(Watch::Compacted(resp.compact_revision()));
@@ -605,6 +623,7 @@ impl Etcd {
                 return Err(err(&what, &self.url, why));
             }
             for event in resp.events() {
+                heard = true;
                 let Some(kv) = event.kv() else { continue };
                 let sent = match event.event_type() {
                     EventType::Put => match kv.value_str() {
