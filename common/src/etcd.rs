@@ -603,11 +603,14 @@ impl Etcd {
             .await?;
         let mut heard = false;
         loop {
-            let broken = |why| Ok(Watch::Broken { why, heard });
-            let resp = match stream.message().await {
-                Ok(Some(r)) => r,
-                Ok(None) => return broken(err(&what, &self.url, "the watch ended")),
-                Err(e) => return broken(err(&what, &self.url, short(e))),
+            let why = match stream.message().await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(err(&what, &self.url, "the watch ended")),
+                Err(e) => Err(err(&what, &self.url, short(e))),
+            };
+            let resp = match why {
+                Ok(r) => r,
+                Err(why) => return Ok(Watch::Broken { why, heard }),
             };
             if resp.compact_revision() > 0 {
                 return Ok(Watch::Compacted(resp.compact_revision()));
