@@ -324,7 +324,7 @@ impl Etcd {
     ) -> impl Future<Output = Result<T, Error>> + Send + 'static
     where
         T: Send + 'static,
-        F: Fn(Client) -> Fut + Send + 'static,
+        F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
     {
         let etcd = self.clone();
@@ -333,31 +333,70 @@ impl Etcd {
             let first = etcd.preferred.load(Ordering::Relaxed);
             let mut failures = Vec::new();
             for k in 0..n {
-                let i = (first + k) % n;
-                let result = match etcd.member(i).await {
-                    Ok(c) => match op(c.clone()).await {
-                        // etcd forgets auth tokens it has not seen used for a while
-                        // (`--auth-token-ttl`) and on a restart, and the client does not
-                        // renew its own: authenticate again, then retry once.
-                        Err(e) if e.to_string().contains("invalid auth token") => {
-                            match c.refresh_token().await {
-                                Ok(()) => op(c).await.map_err(short),
-                                Err(e) => Err(short(e)),
-                            }
-                        }
-                        other => other.map_err(short),
-                    },
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(v) => {
-                        etcd.preferred.store(i, Ordering::Relaxed);
-                        return Ok(v);
-                    }
-                    Err(e) => failures.push(format!("{}: {e}", etcd.url.endpoints[i])),
+                match etcd.attempt((first + k) % n, &op).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => failures.push(e),
                 }
             }
             Err(err(&what, &etcd.url, failures.join("; ")))
+        }
+    }
+
+    /// Runs `op` once, with the client of the member that answered last; if it fails, the
+    /// next call starts with another member. For what must not be sent twice.
+    fn call_once<T, F, Fut>(
+        &self,
+        what: String,
+        op: F,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: Fn(Client) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
+    {
+        let etcd = self.clone();
+        async move {
+            let n = etcd.url.endpoints.len();
+            let i = etcd.preferred.load(Ordering::Relaxed);
+            etcd.attempt(i, &op).await.map_err(|e| {
+                let _ = etcd.preferred.compare_exchange(
+                    i,
+                    (i + 1) % n,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                err(&what, &etcd.url, e)
+            })
+        }
+    }
+
+    /// `op` on member `i`, which becomes the preferred one if it answers.
+    async fn attempt<T, F, Fut>(&self, i: usize, op: &F) -> Result<T, String>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let result = match self.member(i).await {
+            Ok(c) => match op(c.clone()).await {
+                // etcd forgets auth tokens it has not seen used for a while
+                // (`--auth-token-ttl`) and on a restart, and the client does not renew its
+                // own: authenticate again, then retry once.
+                Err(e) if e.to_string().contains("invalid auth token") => {
+                    match c.refresh_token().await {
+                        Ok(()) => op(c).await.map_err(short),
+                        Err(e) => Err(short(e)),
+                    }
+                }
+                other => other.map_err(short),
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => {
+                self.preferred.store(i, Ordering::Relaxed);
+                Ok(v)
+            }
+            Err(e) => Err(format!("{}: {e}", self.url.endpoints[i])),
         }
     }
 
@@ -515,7 +554,12 @@ impl Etcd {
         lease: i64,
     ) -> impl Future<Output = Result<Held, Error>> + Send + 'static {
         let url = self.url.clone();
-        let campaign = self.call(format!("campaigning in {election}"), move |mut c| {
+        // Once: a campaign request that times out is withdrawn by etcd, which deletes the
+        // lease's key; sent again on the same lease to another member, the second could find
+        // the key still there, win on it, and then lose it to the first's withdrawal — two
+        // controllers acting at once (seen: the next one campaigned on an empty election).
+        // A failed campaign is retried on a new lease instead.
+        let campaign = self.call_once(format!("campaigning in {election}"), move |mut c| {
             let (election, value) = (election.clone(), value.clone());
             async move { c.campaign(election, value, lease).await }
         });
@@ -603,14 +647,11 @@ impl Etcd {
             .await?;
         let mut heard = false;
         loop {
-            let why = match stream.message().await {
-                Ok(Some(r)) => Ok(r),
-                Ok(None) => Err(err(&what, &self.url, "the watch ended")),
-                Err(e) => Err(err(&what, &self.url, short(e))),
-            };
-            let resp = match why {
-                Ok(r) => r,
-                Err(why) => return Ok(Watch::Broken { why, heard }),
+            let broken = |why| Ok(Watch::Broken { why, heard });
+            let resp = match stream.message().await {
+                Ok(Some(r)) => r,
+                Ok(None) => return broken(err(&what, &self.url, "the watch ended")),
+                Err(e) => return broken(err(&what, &self.url, short(e))),
             };
             if resp.compact_revision() > 0 {
                 return Ok(Watch::Compacted(resp.compact_revision()));
