@@ -147,7 +147,7 @@ impl Server {
                 "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\n\
                  rdb_last_save_time:{}\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n\
                  aof_last_write_status:{}\r\nfsync_mode:{}\r\nfsync_count:{fsyncs}\r\nfsync_avg_micros:{:.0}\r\n\
-                 write_groups:{}\r\ninline_write_groups:{}\r\nwrites:{}\r\ndisk_bytes:{}\r\njournal_count:{}\r\njournal_bytes:{}\r\n\r\n",
+                 write_groups:{}\r\ninline_write_groups:{}\r\nwrites:{}\r\ndisk_bytes:{}\r\njournal_count:{}\r\njournal_bytes:{}\r\njournal_replayed_bytes:{}\r\n\r\n",
                 ss.key_changes.get(),
                 ss.last_fsync_unix.load(Ordering::Relaxed),
                 if store.is_writable() { "ok" } else { "err" },
@@ -159,6 +159,7 @@ impl Server {
                 store.disk_bytes(),
                 store.database().journal_count(),
                 store.database().journal_disk_space().unwrap_or(0),
+                ss.journal_replayed_bytes.load(Ordering::Relaxed),
             ));
         }
         if want("stats") {

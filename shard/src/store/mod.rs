@@ -166,6 +166,11 @@ pub struct StoreStats {
     /// Deleted collections whose members are still to be swept (garbage markers).
     pub dead_collections: IntGauge,
     pub last_fsync_unix: AtomicU64,
+    /// Bytes fjall's recovery put back into the memtables from the journal at open: what a
+    /// crash left unflushed. A clean stop flushes every memtable first; fjall may still
+    /// replay a few KiB then (up to 3.3 KiB seen, one start in tens), a journal it had not
+    /// yet deleted.
+    pub journal_replayed_bytes: AtomicU64,
 }
 
 impl Default for StoreStats {
@@ -227,6 +232,7 @@ impl Default for StoreStats {
             )
             .expect("valid metric"),
             last_fsync_unix: AtomicU64::new(0),
+            journal_replayed_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -333,13 +339,18 @@ impl Store {
         })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let oplog_keyspace = db.keyspace("oplog", KeyspaceCreateOptions::default)?;
+        // Taken before anything writes: the trim, expiry and sweep threads soon fill the
+        // memtables again, so a later reading would not tell what the journal held.
+        let replayed = db.write_buffer_size();
+        if replayed > 0 {
+            tracing::info!(
+                bytes = replayed,
+                "the journal was replayed into the memtables"
+            );
+        }
         options.memtable_bytes = memtable_size_created_with(&meta, options.memtable_bytes)?;
-        let oplog = Oplog::open(
-            db.clone(),
-            db.keyspace("oplog", KeyspaceCreateOptions::default)?,
-            meta.clone(),
-            options.oplog,
-        )?;
+        let oplog = Oplog::open(db.clone(), oplog_keyspace, meta.clone(), options.oplog)?;
         let next_version = match meta.get(encoding::NEXT_VERSION_KEY)? {
             Some(v) => u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8])).max(1),
             None => 1,
@@ -371,6 +382,10 @@ impl Store {
             options,
             stats: StoreStats::default(),
         };
+        store
+            .stats
+            .journal_replayed_bytes
+            .store(replayed, Ordering::Relaxed);
         if store.meta.contains_key(FLUSHING_MARKER)? {
             tracing::warn!("finishing a FLUSHALL interrupted by a crash");
             store.clear_all(FlushLog::Logged)?;

@@ -679,10 +679,10 @@ fn a_full_disk_stops_writes_and_keeps_reads() {
 
 /// Under a write load a shard's journal stays near `--max-journal-mb`, though the keyspaces
 /// written rarely (meta) hold every journal file back until they are flushed (fjall's default
-/// bound is 512 MiB); a clean stop flushes every memtable, so the restart replays nothing,
-/// where a restart after kill -9 replays what the memtables held.
+/// bound is 512 MiB); a clean stop flushes every memtable, so the restart replays next to
+/// nothing, where a restart after kill -9 replays what the memtables held.
 #[test]
-fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
+fn the_journal_stays_bounded_and_a_clean_stop_leaves_next_to_nothing_to_replay() {
     let dir = tempfile::tempdir().unwrap();
     let start = || {
         Shard::start_with(ShardOptions {
@@ -730,9 +730,10 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
     shard.kill9();
     let mut shard = start();
     let mut c = shard.client().unwrap();
+    let replayed = replayed_bytes(&mut c);
     assert!(
-        memtable_bytes(&mut c) > 0,
-        "a restart after kill -9 replays the memtables"
+        replayed >= 64 << 10,
+        "a restart after kill -9 replays the memtables, not {replayed} bytes"
     );
     let all_there = |c: &mut RawClient| {
         for i in 0..40 {
@@ -747,18 +748,23 @@ fn the_journal_stays_bounded_and_a_clean_stop_leaves_nothing_to_replay() {
 
     let shard = start();
     let mut c = shard.client().unwrap();
-    assert_eq!(
-        memtable_bytes(&mut c),
-        0,
-        "nothing left to replay after a clean stop"
+    // Now and then fjall replays a journal it had not deleted yet: up to 3.3 KiB seen, where
+    // the kill -9 above left megabytes (1 MiB memtables, 256 KiB values).
+    let replayed = replayed_bytes(&mut c);
+    assert!(
+        replayed < 64 << 10,
+        "{replayed} bytes replayed after a clean stop"
     );
     all_there(&mut c);
 }
 
 /// Bytes in the shard's memtables: after a restart, what it replayed from the journal.
-fn memtable_bytes(c: &mut RawClient) -> u64 {
-    let info = c.call_str(&words("INFO memory")).unwrap();
-    info_field(&info, "fjall_write_buffer_bytes:")
+/// What the shard's start replayed from the journal. Not the memtables' size now: the
+/// oplog trim, the expiry and the sweep write as soon as the shard is up (a trim a stop
+/// interrupted goes on at the restart).
+fn replayed_bytes(c: &mut RawClient) -> u64 {
+    let info = c.call_str(&words("INFO persistence")).unwrap();
+    info_field(&info, "journal_replayed_bytes:")
 }
 
 /// SHUTDOWN stops a shard as SIGTERM does: the connection closes without a reply (clients
@@ -796,7 +802,7 @@ fn shutdown_stops_the_shard_and_nosave_leaves_the_journal_to_replay() {
     let mut shard = start();
     let mut c = shard.client().unwrap();
     assert!(
-        memtable_bytes(&mut c) > 0,
+        replayed_bytes(&mut c) > 0,
         "NOSAVE left the writes to the journal"
     );
     all_there(&mut c);
@@ -806,6 +812,6 @@ fn shutdown_stops_the_shard_and_nosave_leaves_the_journal_to_replay() {
 
     let shard = start();
     let mut c = shard.client().unwrap();
-    assert_eq!(memtable_bytes(&mut c), 0, "SHUTDOWN flushed the memtables");
+    assert_eq!(replayed_bytes(&mut c), 0, "SHUTDOWN flushed the memtables");
     all_there(&mut c);
 }
