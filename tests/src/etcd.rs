@@ -361,11 +361,7 @@ impl EtcdCluster {
     /// SIGSTOP (`true`) or SIGCONT (`false`) to member `i`.
     pub fn pause(&self, i: usize, stop: bool) {
         if let Some(c) = &self.members[i].child {
-            let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
-            // SAFETY: a signal to our own child process.
-            unsafe {
-                libc::kill(c.id() as i32, signal);
-            }
+            crate::pause_process(c.id() as i32, stop);
         }
     }
 }

@@ -651,11 +651,7 @@ impl Controller {
 
     /// SIGSTOP (`true`) or SIGCONT (`false`).
     pub fn pause(&self, stop: bool) {
-        let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
-        // SAFETY: a signal to our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, signal);
-        }
+        pause_process(self.child.id() as i32, stop);
     }
 }
 
@@ -984,6 +980,38 @@ pub fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
+}
+
+/// SIGSTOP (`true`) or SIGCONT (`false`) to process `pid`. A stop returns once every thread of
+/// the process has stopped: kill() returns before they have, and a test that acted on a
+/// process it took for frozen saw it answer one more request.
+pub fn pause_process(pid: i32, stop: bool) {
+    let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+    // SAFETY: a signal to a process the test started.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+    if stop {
+        assert!(
+            eventually(Duration::from_secs(10), || all_threads_stopped(pid)),
+            "process {pid} did not stop"
+        );
+    }
+}
+
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Polls `check` every 20 ms until it holds or `within` passes; whether it held.

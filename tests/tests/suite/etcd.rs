@@ -9,7 +9,8 @@ use fjord_common::topology::Topology;
 use fjord_tests::etcd::{EtcdCluster, TestCa};
 use fjord_tests::metrics::Scrape;
 use fjord_tests::{
-    bin_dir, eventually, http, start_proxy_with_env, Controller, RawClient, Shard, ShardOptions,
+    bin_dir, eventually, http, pause_process, start_proxy_with_env, Controller, RawClient, Shard,
+    ShardOptions,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -562,10 +563,7 @@ fn one_elected_controller_acts_and_the_next_finishes_its_failover() {
     // fences, waits out the silent primary's lease, promotes, publishes), kill -9 of the
     // leader.
     let term = stored_shard(&url).term;
-    // SAFETY: a signal to the test's own shard process (killed when dropped).
-    unsafe {
-        libc::kill(a.pid(), libc::SIGSTOP);
-    }
+    pause_process(a.pid(), true);
     let mut caught = None;
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -611,10 +609,13 @@ fn one_elected_controller_acts_and_the_next_finishes_its_failover() {
     let version = Topology::parse(&ok(admin(&url, &["export"])), None)
         .unwrap()
         .version;
-    controllers[second].as_ref().unwrap().pause(true);
+    // Out of the list while stopped: its metrics would not answer.
+    let stopped = controllers[second].take().unwrap();
+    stopped.pause(true);
     let third = one_leader(&controllers);
     assert_eq!(third, 2);
-    controllers[second].as_ref().unwrap().pause(false);
+    stopped.pause(false);
+    controllers[second] = Some(stopped);
     assert!(
         eventually(Duration::from_secs(20), || logs()
             .contains("lost the leadership")),

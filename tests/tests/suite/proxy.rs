@@ -1,7 +1,7 @@
 //! fjord-proxy end to end: a cluster shaped like the default (three shards, three cluster
 //! listeners, a standalone listener) on free ports, spoken to byte for byte.
 
-use fjord_tests::{words, Cluster, RawClient, RedisServer};
+use fjord_tests::{pause_process, words, Cluster, RawClient, RedisServer};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -709,17 +709,7 @@ fn a_frozen_shard_times_out_and_recovers() {
     let mut sa = c.standalone_client().unwrap();
     assert_eq!(sa.call(&words("MSET foo 1 bar 2")).unwrap(), b"+OK\r\n");
     let pid = c.shards[0].pid();
-    // SAFETY: pausing and resuming a child process this test started.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    // kill() returns before every thread has stopped: wait until all of them have.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !all_threads_stopped(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the shard's threads did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    pause_process(pid, true);
     let started = Instant::now();
     let r = text(sa.call(&words("GET bar")).unwrap());
     let waited = started.elapsed();
@@ -738,27 +728,12 @@ fn a_frozen_shard_times_out_and_recovers() {
     );
     assert_eq!(m.sum("fjord_proxy_clusterdown_replies_total", &[]), 1.0);
     assert_eq!(sa.call(&words("GET foo")).unwrap(), b"$1\r\n1\r\n");
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    pause_process(pid, false);
     let deadline = Instant::now() + Duration::from_secs(20);
     while sa.call(&words("GET bar")).unwrap() != b"$1\r\n2\r\n" {
         assert!(Instant::now() < deadline, "the shard did not come back");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn all_threads_stopped(pid: i32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().all(|t| {
-        std::fs::read_to_string(t.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
-            })
-            .unwrap_or(false)
-    })
 }
 
 /// Thousands of clients at once, each served; the proxy's memory for them is printed.

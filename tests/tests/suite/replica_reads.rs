@@ -3,7 +3,7 @@
 //! falls back to the primary when a replica is too stale to serve them.
 
 use fjord_tests::metrics::Scrape;
-use fjord_tests::{eventually, Cluster, ClusterOptions, RawClient};
+use fjord_tests::{eventually, pause_process, Cluster, ClusterOptions, RawClient};
 use redis::AsyncCommands;
 use std::time::Duration;
 
@@ -171,11 +171,8 @@ fn readonly_reads_on_a_replica_listener_come_from_replicas_and_fall_back_when_st
     // primary, which answers once it runs again.
     let stopped = &c.shards[0];
     let pid = fjord_tests::info_field(&stopped.addr, "server", "process_id").unwrap();
-    let signal = move |sig| {
-        // SAFETY: signalling a shard this test started.
-        unsafe { libc::kill(pid.parse().unwrap(), sig) };
-    };
-    signal(libc::SIGSTOP);
+    let pause = move |stop| pause_process(pid.parse().unwrap(), stop);
+    pause(true);
     std::thread::sleep(Duration::from_millis(800));
     let fell_back = replica_reads(&c, "fell_back");
     let key = (0..100)
@@ -184,7 +181,7 @@ fn readonly_reads_on_a_replica_listener_come_from_replicas_and_fall_back_when_st
         .unwrap();
     let resume = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
-        signal(libc::SIGCONT);
+        pause(false);
     });
     let got = reader.call_str(&["GET", &key]).unwrap();
     resume.join().unwrap();
@@ -246,11 +243,8 @@ fn reads_a_stopped_replica_holds_go_to_the_primary_after_the_lag_bound() {
         "no read was served by the replica"
     );
     let pid = fjord_tests::info_field(&c.replicas[0].addr, "server", "process_id").unwrap();
-    let signal = move |sig| {
-        // SAFETY: signalling a shard this test started.
-        unsafe { libc::kill(pid.parse().unwrap(), sig) };
-    };
-    signal(libc::SIGSTOP);
+    let pause = move |stop| pause_process(pid.parse().unwrap(), stop);
+    pause(true);
     let fell_back = replica_reads(&c, "fell_back");
     // The client's own read timeout (30 s) is far below command_timeout_ms: only a proxy
     // that gave up on the replica answers in time.
@@ -260,7 +254,7 @@ fn reads_a_stopped_replica_holds_go_to_the_primary_after_the_lag_bound() {
         .iter()
         .map(|k| reader.call_str(&["GET", k]).unwrap())
         .collect();
-    signal(libc::SIGCONT);
+    pause(false);
     assert_eq!(mget, "*2\r\n$1\r\nv\r\n$1\r\nv\r\n");
     assert!(replies.iter().all(|r| r == "$1\r\nv\r\n"), "{replies:?}");
     assert!(replica_reads(&c, "fell_back") > fell_back);

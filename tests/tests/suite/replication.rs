@@ -2,7 +2,7 @@
 //! oplog, by a full sync when it cannot resume, and ends up holding exactly the primary's
 //! data, whatever happened to it or to the link on the way.
 
-use fjord_tests::{dataset, eventually, info_field, RawClient, Shard, ShardOptions};
+use fjord_tests::{dataset, eventually, info_field, pause_process, RawClient, Shard, ShardOptions};
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -434,13 +434,6 @@ fn a_promoted_replica_takes_writes_and_its_diverged_old_primary_full_syncs_from_
     same_data(&new, &old);
 }
 
-fn signal(shard: &Shard, sig: i32) {
-    // SAFETY: signalling a process this test started.
-    unsafe {
-        libc::kill(shard.pid(), sig);
-    }
-}
-
 fn wait_insync(primary: &Shard, n: &str) {
     assert!(
         eventually(Duration::from_secs(20), || field(
@@ -478,14 +471,14 @@ fn a_stopped_replica_leaves_the_in_sync_set_and_rejoins_once_it_has_caught_up() 
     let replica = replica_of(&primary.addr, None);
     wait_insync(&primary, "1");
     let mut p = primary.client().unwrap();
-    signal(&replica, libc::SIGSTOP);
+    pause_process(replica.pid(), true);
     // This write waits for the stopped replica until it is dropped from the set.
     run(&mut p, "SET during-stop 1");
     assert_eq!(field(&primary.addr, "fjord_insync_replicas"), "0");
     for i in 0..100 {
         run(&mut p, &format!("SET after-stop{i} 1"));
     }
-    signal(&replica, libc::SIGCONT);
+    pause_process(replica.pid(), false);
     wait_insync(&primary, "1");
     wait_in_sync(&primary, &replica);
     same_data(&primary, &replica);
@@ -518,7 +511,7 @@ fn a_read_waits_until_the_write_it_would_see_is_acknowledged() {
     run(&mut ctl, &format!("FJORD PROMOTE 1 {}", replica.addr));
     run(&mut ctl, "SET k old");
     run(&mut ctl, "SET elsewhere x");
-    signal(&replica, libc::SIGSTOP);
+    pause_process(replica.pid(), true);
     let before: u64 = field(&primary.addr, "master_repl_offset").parse().unwrap();
     let mut writer = TcpStream::connect(&primary.addr).unwrap();
     writer.write_all(b"SET k new\r\n").unwrap();
@@ -557,7 +550,7 @@ fn a_read_waits_until_the_write_it_would_see_is_acknowledged() {
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(got, b"$3\r\nnew\r\n:2\r\n");
-    signal(&replica, libc::SIGCONT);
+    pause_process(replica.pid(), false);
 }
 
 /// AFTER_SYNC on a replica: it holds a write as soon as its primary sends it, but shows it
@@ -576,7 +569,7 @@ fn a_replica_shows_a_write_only_once_its_primary_acknowledged_it() {
     );
     run(&mut ctl, "SET k old");
     wait_in_sync(&primary, &fast);
-    signal(&stopped, libc::SIGSTOP);
+    pause_process(stopped.pid(), true);
     let before: u64 = field(&fast.addr, "master_repl_offset").parse().unwrap();
     let mut writer = TcpStream::connect(&primary.addr).unwrap();
     writer.write_all(b"SET k new\r\n").unwrap();
@@ -624,7 +617,7 @@ fn a_replica_shows_a_write_only_once_its_primary_acknowledged_it() {
     w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let n = w.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"+OK\r\n");
-    signal(&stopped, libc::SIGCONT);
+    pause_process(stopped.pid(), false);
 }
 
 /// A connection that bounds the lag it accepts (the proxy's replica reads) is refused once
@@ -646,7 +639,7 @@ fn a_replica_refuses_reads_older_than_the_bound_its_client_set() {
         }),
         "{last}"
     );
-    signal(&primary, libc::SIGSTOP);
+    pause_process(primary.pid(), true);
     std::thread::sleep(Duration::from_millis(700));
     let refused = bounded.call_str(&fjord_tests::words("GET k")).unwrap();
     assert!(
@@ -655,7 +648,7 @@ fn a_replica_refuses_reads_older_than_the_bound_its_client_set() {
     );
     let mut plain = replica.client().unwrap();
     assert_eq!(run(&mut plain, "GET k"), "$1\r\nv\r\n");
-    signal(&primary, libc::SIGCONT);
+    pause_process(primary.pid(), false);
     assert!(eventually(Duration::from_secs(10), || {
         bounded.call_str(&fjord_tests::words("GET k")).unwrap() == "$1\r\nv\r\n"
     }));
