@@ -22,6 +22,10 @@
 //!   replica already serving at the shard's term (it publishes it) or none (it rolls back by
 //!   confirming the old primary if that one is alive, or fails over again with a newer term).
 //!
+//! Elected through etcd, the controller opens each shard connection with `FJORD LEADER`, its
+//! leadership key's create revision: a shard that has seen a newer leader refuses its
+//! commands (see the shard's `repl::control`).
+//!
 //! A primary that is silent rather than gone may be frozen and wake up: the controller waits
 //! out its lease ([`LEASE`]) after fencing, so that by the time another primary serves, the
 //! old one serves nothing (its lease is renewed only by acknowledgements of the replicas
@@ -365,7 +369,8 @@ impl Controller {
         let mut tasks = Vec::new();
         for addr in &addrs {
             let mut probed = self.nodes.remove(addr).unwrap_or_else(|| Probed {
-                node: Node::new(addr, self.opts.password.clone()),
+                node: Node::new(addr, self.opts.password.clone())
+                    .speaking_for(self.store.leader_term()),
                 misses: 0,
                 last: None,
                 gone: false,

@@ -38,6 +38,8 @@ impl std::error::Error for CallError {}
 pub struct Node {
     pub addr: String,
     password: Option<String>,
+    /// The leadership term of the elected controller this connection speaks for.
+    leader: Option<u64>,
     conn: Option<(TcpStream, BytesMut)>,
 }
 
@@ -46,8 +48,16 @@ impl Node {
         Self {
             addr: addr.to_string(),
             password,
+            leader: None,
             conn: None,
         }
+    }
+
+    /// Each connection starts with `FJORD LEADER leader`, so that the shard refuses this
+    /// controller's commands once it has seen a newer leader ([`None`]: not elected).
+    pub fn speaking_for(mut self, leader: Option<u64>) -> Self {
+        self.leader = leader;
+        self
     }
 
     /// Sends `args` and waits up to `timeout` for the reply.
@@ -81,6 +91,12 @@ impl Node {
             if let Some(pass) = self.password.clone() {
                 if let BytesFrame::Error(e) = self.exchange(&["AUTH", &pass]).await? {
                     return Err(CallError::Refused(format!("AUTH: {e}")));
+                }
+            }
+            if let Some(leader) = self.leader {
+                let leader = leader.to_string();
+                if let BytesFrame::Error(e) = self.exchange(&["FJORD", "LEADER", &leader]).await? {
+                    return Err(CallError::Refused(format!("FJORD LEADER: {e}")));
                 }
             }
         }

@@ -104,6 +104,14 @@ impl Store {
         }
     }
 
+    /// The leadership term of the elected controller writing through this store: its
+    /// leadership key's create revision, which each election makes higher.
+    pub fn leader_term(&self) -> Option<u64> {
+        self.held
+            .as_ref()
+            .map(|h| u64::try_from(h.create_revision).unwrap_or(0))
+    }
+
     /// The etcd connection, if this store is etcd.
     pub fn etcd_client(&self) -> Option<&Etcd> {
         match &self.backend {

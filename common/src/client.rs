@@ -51,6 +51,9 @@ pub struct ClientState {
     /// On a shard that is a replica: reads are refused once its data may be older than this
     /// (`FJORD READLAG`, which the proxy sends on its connections to replicas).
     pub replica_max_lag_ms: Option<u64>,
+    /// On a shard: the leadership term of the elected controller this connection speaks for
+    /// (`FJORD LEADER`); its controller commands are refused once the shard has seen a newer.
+    pub leader_term: Option<u64>,
 }
 
 impl ClientState {
@@ -62,6 +65,7 @@ impl ClientState {
             info,
             readonly: false,
             replica_max_lag_ms: None,
+            leader_term: None,
         }
     }
 }

@@ -1176,6 +1176,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("follow", C::Fjord, 4, ADMIN | STALE, Internal, "0.1.0", "FJORD FOLLOW <term> <host:port>: serves as a replica of that primary."),
     sub("readlag", C::Fjord, 3, CONN, Internal, "0.1.0", "FJORD READLAG <ms>: on a replica, this connection's reads are refused with TRYAGAIN once its data may be more than <ms> behind its primary."),
     sub("acks", C::Fjord, 5, ADMIN | STALE, Internal, "0.1.0", "FJORD ACKS <term> sync|async <min-insync-replicas>: how this primary's replies wait for its replicas (the cluster file's replication section, applied by the controller)."),
+    sub("leader", C::Fjord, 3, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD LEADER <term>: this connection speaks for the elected controller of that leadership term (the create revision of its etcd leadership key); refused, as are the connection's FENCE, PROMOTE, FOLLOW, ISR and ACKS, once the shard has seen a newer term."),
     sub("isr", C::Fjord, -3, ADMIN | STALE, Internal, "0.1.0", "FJORD ISR <term> [replica ...]: the replicas every write waits for (the controller's record)."),
     sub("slots", C::Fjord, 2, ADMIN | STALE | FAST, Internal, "0.1.0", "FJORD SLOTS: the shard's slot states as runs [start, end, state, epoch, owner]."),
     sub("setslots", C::Fjord, -6, WRITE | ADMIN, Internal, "0.1.0", "FJORD SETSLOTS <epoch> owned|importing|frozen|gone <owner|-> <slots> [TERM <term>]: changes slot states through the writer and the oplog; refused for a slot at a newer epoch, and if the shard's term is not <term>."),

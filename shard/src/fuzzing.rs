@@ -51,7 +51,7 @@ impl Harness {
             )
             .expect("opening the harness store"),
         );
-        let repl = Arc::new(Replication::new(None, config.ack_options(), 0));
+        let repl = Arc::new(Replication::new(None, config.ack_options(), 0, 0));
         let (writer, _thread) = Writer::start(Arc::clone(&store), repl.clone(), 64);
         let addr = "127.0.0.1:0".parse().expect("address");
         let server = Arc::new(Server::new(store, writer, repl, config, addr));

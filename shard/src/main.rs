@@ -190,6 +190,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         store
             .controller_term()
             .context("reading the controller term")?,
+        store
+            .controller_leader()
+            .context("reading the leadership term")?,
     ));
     if repl.control.is_managed() {
         tracing::info!(

@@ -180,6 +180,7 @@ fn status(server: &Server) -> Reply {
         ),
         ("serving", u8::from(control.is_serving()).to_string()),
         ("term", control.term().to_string()),
+        ("leader", control.leader().to_string()),
         ("oplog_term", oplog.term().to_string()),
         ("last_term", oplog.last_term().to_string()),
         ("last_id", oplog.last_id().to_string()),

@@ -58,7 +58,23 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
                 &args[2..],
                 &server.imports.stats,
             )?)),
-            "status" | "fence" | "promote" | "follow" | "isr" | "acks" => {
+            "leader" => {
+                let leader = parse_i64(&args[2])
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(|| Reply::error(error::NOT_INTEGER))?;
+                let control = &server.repl.control;
+                control
+                    .accept_leader(&server.store, leader)
+                    .map_err(Reply::error)?;
+                ctx.conn.leader_term = Some(leader);
+                Reply::ok().into()
+            }
+            "status" => super::replication::control(server, sub.name, args),
+            "fence" | "promote" | "follow" | "isr" | "acks" => {
+                let control = &server.repl.control;
+                control
+                    .check_leader(ctx.conn.leader_term)
+                    .map_err(Reply::error)?;
                 super::replication::control(server, sub.name, args)
             }
             other => unreachable!("FJORD {other} is in the table without a handler"),

@@ -5,6 +5,12 @@
 //!   topology store. The shard persists the highest it has seen (`meta` key
 //!   `controllerterm`) before it acts, and refuses anything older: a deposed controller, or
 //!   one that read an old topology, can do nothing.
+//! - **Leadership terms.** Controllers elected through etcd also speak for their election:
+//!   each connection of theirs starts with `FJORD LEADER n`, n the create revision of the
+//!   leadership key (it grows with each election). The shard persists the highest n it has
+//!   seen (`meta` key `controllerleader`) and refuses the controller commands of a
+//!   connection whose n is older. The new leader probes every shard within its first round,
+//!   so a deposed leader that wakes up is refused there even before a shard's term moved.
 //! - **Fencing.** `FJORD FENCE term` stops a shard serving clients and, on a replica, ends its
 //!   link to any primary of an older term. Acknowledgements are sent under [`Control::ack_lock`]
 //!   and the fence takes it, so once FENCE has replied no acknowledgement leaves for the old
@@ -44,6 +50,9 @@ pub const NO_LEASE: &str =
 /// A shard's standing with its controller.
 pub struct Control {
     term: AtomicU64,
+    /// The highest leadership term of an elected controller seen; locked while one is
+    /// recorded, so that the store keeps the highest.
+    leader: Mutex<u64>,
     serving: AtomicBool,
     /// The term, watched by the replication link: a fence ends a link to an older primary.
     changed: watch::Sender<u64>,
@@ -65,6 +74,12 @@ struct Acked {
     stamp: u64,
 }
 
+fn deposed(leader: u64, seen: u64) -> String {
+    format!(
+        "ERR deposed controller: leadership term {leader} is older than {seen}, which this shard has seen"
+    )
+}
+
 /// This process's monotonic clock in ms, for lease stamps (only ever compared with itself).
 pub fn stamp() -> u64 {
     // Starts at 1: a stamp of 0 means "none seen".
@@ -72,10 +87,12 @@ pub fn stamp() -> u64 {
 }
 
 impl Control {
-    /// The standing of a shard whose store holds controller term `term`.
-    pub fn new(term: u64) -> Self {
+    /// The standing of a shard whose store holds controller term `term` and leadership term
+    /// `leader`.
+    pub fn new(term: u64, leader: u64) -> Self {
         Self {
             term: AtomicU64::new(term),
+            leader: Mutex::new(leader),
             serving: AtomicBool::new(term == 0),
             changed: watch::Sender::new(term),
             ack_lock: tokio::sync::Mutex::new(()),
@@ -140,6 +157,40 @@ impl Control {
             self.changed.send_replace(term);
         }
         Ok(())
+    }
+
+    /// `FJORD LEADER leader`: refused if older than one seen; recorded (durably) if newer.
+    pub fn accept_leader(&self, store: &Store, leader: u64) -> Result<(), String> {
+        let mut seen = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if leader < *seen {
+            return Err(deposed(leader, *seen));
+        }
+        if leader > *seen {
+            store
+                .set_controller_leader(leader)
+                .map_err(|e| format!("ERR recording the leadership term: {e}"))?;
+            *seen = leader;
+            tracing::info!(
+                leader,
+                "an elected controller speaks for a new leadership term"
+            );
+        }
+        Ok(())
+    }
+
+    /// Refuses a controller command from a connection that speaks for an older leadership
+    /// term than one seen (one that declared none is judged by the shard terms alone).
+    pub fn check_leader(&self, declared: Option<u64>) -> Result<(), String> {
+        let seen = self.leader();
+        match declared {
+            Some(leader) if leader < seen => Err(deposed(leader, seen)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The highest leadership term seen (0: none).
+    pub fn leader(&self) -> u64 {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Refuses `term` unless it is the one in force (commands that act within a term).

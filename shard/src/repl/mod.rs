@@ -182,10 +182,15 @@ impl ReplStats {
 
 impl Replication {
     /// The state of a store that follows `replica_of` (persisted, or given at start).
-    /// `controller_term` is the store's ([`control`]).
-    pub fn new(replica_of: Option<String>, acks: acks::AckOptions, controller_term: u64) -> Self {
+    /// `controller_term` and `leader` are the store's ([`control`]).
+    pub fn new(
+        replica_of: Option<String>,
+        acks: acks::AckOptions,
+        controller_term: u64,
+        leader: u64,
+    ) -> Self {
         Self {
-            control: control::Control::new(controller_term),
+            control: control::Control::new(controller_term, leader),
             acks: acks::AckPolicy::new(acks),
             held: Mutex::new(std::collections::VecDeque::new()),
             ack_stats: acks::AckStats::default(),

@@ -19,6 +19,7 @@
 //! | | `oplogfirst` | the first op id retention kept (u64 BE) |
 //! | | `replicaof` | `host:port` of the primary a replica follows; absent on a primary |
 //! | | `controllerterm` | the highest controller term given to this shard (u64 BE); absent = 0, never managed |
+//! | | `controllerleader` | the highest leadership term of an elected controller seen (`FJORD LEADER`, u64 BE); absent = 0 |
 //! | | `syncing` | present while a full sync replaces the contents (the store is then not promotable) |
 //! | | `slotstates` | which slots the store serves, with epochs ([`slots`] has the layout); absent = every slot owned |
 //! | | `memtablesize` | the memtable size `data` and `members` were created with (u64 BE; fjall keeps it for good); absent in a store written before it was recorded, which records the size it is next opened with |
@@ -446,17 +447,36 @@ impl Store {
     /// The highest controller term this store has been given (0: no controller ever managed
     /// it). Like the role, not a change of the data, so not in the oplog.
     pub fn controller_term(&self) -> Result<u64, StoreError> {
+        self.meta_word(CONTROLLER_TERM_KEY)
+    }
+
+    /// Records a controller term, durably, before the shard acts on it.
+    pub fn set_controller_term(&self, term: u64) -> Result<(), StoreError> {
+        self.set_meta_word(CONTROLLER_TERM_KEY, term)
+    }
+
+    /// The highest leadership term of an elected controller this store has been told of
+    /// (`FJORD LEADER`; 0: none).
+    pub fn controller_leader(&self) -> Result<u64, StoreError> {
+        self.meta_word(CONTROLLER_LEADER_KEY)
+    }
+
+    /// Records a leadership term, durably, before the shard answers to it.
+    pub fn set_controller_leader(&self, term: u64) -> Result<(), StoreError> {
+        self.set_meta_word(CONTROLLER_LEADER_KEY, term)
+    }
+
+    fn meta_word(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(self
             .meta
-            .get(CONTROLLER_TERM_KEY)?
+            .get(key)?
             .and_then(|v| v[..].try_into().ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))
     }
 
-    /// Records a controller term, durably, before the shard acts on it.
-    pub fn set_controller_term(&self, term: u64) -> Result<(), StoreError> {
-        self.meta.insert(CONTROLLER_TERM_KEY, term.to_be_bytes())?;
+    fn set_meta_word(&self, key: &[u8], value: u64) -> Result<(), StoreError> {
+        self.meta.insert(key, value.to_be_bytes())?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
@@ -1091,6 +1111,7 @@ const REPLICA_OF_KEY: &[u8] = b"replicaof";
 
 /// The meta key holding the highest controller term seen.
 const CONTROLLER_TERM_KEY: &[u8] = b"controllerterm";
+const CONTROLLER_LEADER_KEY: &[u8] = b"controllerleader";
 
 /// Longest a shard spends loading its row cache at start before it serves.
 const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);

@@ -504,6 +504,18 @@ fn one_leader(controllers: &[Option<Controller>]) -> usize {
     seen.iter().position(|l| *l).unwrap()
 }
 
+/// The newest controller leadership term shard `addr` has seen (`FJORD STATUS`'s leader).
+fn leadership_seen(addr: &str) -> u64 {
+    let status = RawClient::tcp(addr)
+        .and_then(|mut c| c.call_str(&["FJORD", "STATUS"]))
+        .unwrap_or_default();
+    status
+        .split_once("$6\r\nleader\r\n")
+        .and_then(|(_, rest)| rest.split("\r\n").nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Shard s1 as the store holds it.
 fn stored_shard(url: &str) -> fjord_common::topology::Shard {
     let text = ok(admin(url, &["export"]));
@@ -558,6 +570,8 @@ fn one_elected_controller_acts_and_the_next_finishes_its_failover() {
     );
     let mut c = RawClient::tcp(&proxy.node).unwrap();
     assert_eq!(c.call_str(&["SET", "k", "acked"]).unwrap(), "+OK\r\n");
+    let first_leadership = leadership_seen(&b.addr);
+    assert!(first_leadership > 0, "the shards know the elected leader");
 
     // SIGSTOP of the primary; as soon as the leader has taken the failover's term (it then
     // fences, waits out the silent primary's lease, promotes, publishes), kill -9 of the
@@ -623,6 +637,13 @@ fn one_elected_controller_acts_and_the_next_finishes_its_failover() {
         logs()
     );
     assert_eq!(one_leader(&controllers), 2, "{}", logs());
+    // The later leaders' probes told the serving shard of their election: the first one's
+    // commands would be refused there (the old primary is still stopped).
+    assert!(
+        eventually(Duration::from_secs(10), || leadership_seen(&b.addr)
+            > first_leadership),
+        "the shard never heard of the newer leaders"
+    );
     let after = Topology::parse(&ok(admin(&url, &["export"])), None).unwrap();
     assert!(after.version >= version);
     assert_eq!(after.shards[0].addr, b.addr);

@@ -504,6 +504,64 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
 }
 
+/// Leadership terms (`FJORD LEADER`, sent by controllers elected through etcd): a shard
+/// refuses the controller commands of a connection that speaks for an older leadership term
+/// than one it has seen, and keeps the newest across a restart; a connection that names none
+/// (a controller on a file) is judged by the shard's own terms alone.
+#[test]
+fn a_shard_refuses_the_commands_of_a_deposed_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || start_shard("always", None, dir.path().join("shard"), &[]);
+    let mut shard = start();
+    let mut old = shard.client().unwrap();
+    assert_eq!(old.call_str(&["FJORD", "LEADER", "5"]).unwrap(), "+OK\r\n");
+    assert_eq!(old.call_str(&["FJORD", "PROMOTE", "1"]).unwrap(), "+OK\r\n");
+    let mut new = shard.client().unwrap();
+    assert_eq!(new.call_str(&["FJORD", "LEADER", "9"]).unwrap(), "+OK\r\n");
+    let deposed = |n: u64| {
+        format!("-ERR deposed controller: leadership term {n} is older than 9, which this shard has seen\r\n")
+    };
+    // The woken old leader can neither fence nor reconfigure the shard, even at its own
+    // shard term (the new leader has not moved it yet).
+    for cmd in [
+        &["FJORD", "FENCE", "2"][..],
+        &["FJORD", "PROMOTE", "1"],
+        &["FJORD", "FOLLOW", "2", "127.0.0.1:1"],
+        &["FJORD", "ISR", "1"],
+        &["FJORD", "ACKS", "1", "async", "0"],
+    ] {
+        assert_eq!(old.call_str(cmd).unwrap(), deposed(5), "{cmd:?}");
+    }
+    assert_eq!(
+        old.call_str(&["SET", "k", "v"]).unwrap(),
+        "+OK\r\n",
+        "still serving"
+    );
+    assert_eq!(old.call_str(&["FJORD", "LEADER", "7"]).unwrap(), deposed(7));
+    assert_eq!(new.call_str(&["FJORD", "ISR", "1"]).unwrap(), "+OK\r\n");
+    let mut unelected = shard.client().unwrap();
+    assert_eq!(
+        unelected.call_str(&["FJORD", "ISR", "1"]).unwrap(),
+        "+OK\r\n"
+    );
+    assert!(unelected
+        .call_str(&["FJORD", "ISR", "0"])
+        .unwrap()
+        .starts_with("-ERR controller term 0 is not this shard's term 1"));
+
+    assert_eq!(shard.terminate().unwrap(), Some(0));
+    let shard = start();
+    let mut c = shard.client().unwrap();
+    assert!(c
+        .call_str(&["FJORD", "STATUS"])
+        .unwrap()
+        .contains("$6\r\nleader\r\n$1\r\n9\r\n"));
+    assert_eq!(c.call_str(&["FJORD", "LEADER", "5"]).unwrap(), deposed(5));
+    assert_eq!(c.call_str(&["FJORD", "LEADER", "10"]).unwrap(), "+OK\r\n");
+    assert_eq!(c.call_str(&["FJORD", "PROMOTE", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(c.call_str(&["GET", "k"]).unwrap(), "$1\r\nv\r\n");
+}
+
 /// `fjord-admin replicate --replace`: a dead replica is replaced by a new, empty shard
 /// process under load. It full-syncs, is recorded in sync, and can then take over: the
 /// primary is killed and it is promoted, with nothing acknowledged lost.
