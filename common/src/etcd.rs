@@ -342,34 +342,6 @@ impl Etcd {
         }
     }
 
-    /// Runs `op` once, with the client of the member that answered last; if it fails, the
-    /// next call starts with another member. For what must not be sent twice.
-    fn call_once<T, F, Fut>(
-        &self,
-        what: String,
-        op: F,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: Fn(Client) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
-    {
-        let etcd = self.clone();
-        async move {
-            let n = etcd.url.endpoints.len();
-            let i = etcd.preferred.load(Ordering::Relaxed);
-            etcd.attempt(i, &op).await.map_err(|e| {
-                let _ = etcd.preferred.compare_exchange(
-                    i,
-                    (i + 1) % n,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-                err(&what, &etcd.url, e)
-            })
-        }
-    }
-
     /// `op` on member `i`, which becomes the preferred one if it answers.
     async fn attempt<T, F, Fut>(&self, i: usize, op: &F) -> Result<T, String>
     where
@@ -553,21 +525,30 @@ impl Etcd {
         value: String,
         lease: i64,
     ) -> impl Future<Output = Result<Held, Error>> + Send + 'static {
-        let url = self.url.clone();
-        // Once: a campaign request that times out is withdrawn by etcd, which deletes the
-        // lease's key; sent again on the same lease to another member, the second could find
-        // the key still there, win on it, and then lose it to the first's withdrawal — two
-        // controllers acting at once (seen: the next one campaigned on an empty election).
-        // A failed campaign is retried on a new lease instead.
-        let campaign = self.call_once(format!("campaigning in {election}"), move |mut c| {
-            let (election, value) = (election.clone(), value.clone());
-            async move { c.campaign(election, value, lease).await }
-        });
+        let what = format!("campaigning in {election}");
+        // Once, to one member: a campaign request that times out is withdrawn by etcd,
+        // which deletes the lease's key; sent again on the same lease to another member, the
+        // second could find the key still there, win on it, and then lose it to the first's
+        // withdrawal — two controllers acting at once (seen: the next one campaigned on an
+        // empty election). A failed campaign is retried on a new lease instead, starting
+        // with the next member.
+        let etcd = self.clone();
         async move {
-            let resp = campaign.await?;
+            let i = etcd.preferred.load(Ordering::Relaxed);
+            let campaign = |mut c: Client| {
+                let (election, value) = (election.clone(), value.clone());
+                async move { c.campaign(election, value, lease).await }
+            };
+            let resp = etcd.attempt(i, &campaign).await.map_err(|e| {
+                let next = (i + 1) % etcd.url.endpoints.len();
+                let _ =
+                    etcd.preferred
+                        .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+                err(&what, &etcd.url, e)
+            })?;
             let leader = resp
                 .leader()
-                .ok_or_else(|| err("campaigning", &url, "etcd named no leader key"))?;
+                .ok_or_else(|| err(&what, &etcd.url, "etcd named no leader key"))?;
             Ok(Held {
                 key: leader.key().to_vec(),
                 create_revision: leader.rev(),
