@@ -3,7 +3,9 @@
 //!
 //! Every `probe_every` it asks every shard process for `FJORD STATUS`. A refused or reset
 //! connection counts as dead at once; silence only after `misses` probes in a row. Nothing
-//! else (process supervision, the proxy) informs it. Then, shard by shard:
+//! else (process supervision, the proxy) informs it. Then each shard whose last work is
+//! over gets its next, in a task of its own, so that one shard's failover (a lease wait, a
+//! command to a process that went silent) never holds up another's:
 //!
 //! - **Steady state.** The primary serves at the shard's term, each replica follows it at that
 //!   term. A shard that is not so is put right: `FJORD PROMOTE` confirms a primary (after its
@@ -40,11 +42,11 @@ use crate::store::Store;
 use anyhow::{anyhow, bail, Result};
 use fjord_common::etcd::{Etcd, Held, Lease};
 use fjord_common::repl::LEASE;
-use fjord_common::topology::{Shard, Topology};
+use fjord_common::topology::{ReplicationPolicy, Shard, Topology};
 use redis_protocol::resp2::types::BytesFrame;
 use std::collections::{HashMap, HashSet};
 use std::net::ToSocketAddrs;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long an elected controller's lease outlives its last renewal: a controller killed or
@@ -197,20 +199,35 @@ struct Probed {
     misses: u32,
     last: Option<Result<Status, String>>,
     gone: bool,
-    /// Ticks in a row its primary reported it out of sync while the record says in sync.
-    lagging: u32,
+}
+
+/// What a shard's work keeps from one round to the next: connections of its own, apart
+/// from the probes' (a command waiting on a slow process never delays a probe), and how
+/// many rounds in a row each replica has been lagging.
+#[derive(Default)]
+struct ShardLinks {
+    nodes: HashMap<String, Node>,
+    /// Rounds in a row its primary reported the replica out of sync while the record says
+    /// in sync.
+    lagging: HashMap<String, u32>,
+}
+
+/// A shard's work: idle between rounds, or under way in a task of its own.
+enum Work {
+    Idle(ShardLinks),
+    Running(tokio::task::JoinHandle<(ShardLinks, Result<()>)>),
 }
 
 pub struct Controller {
     store: Store,
     opts: Options,
     metrics: Arc<AdminMetrics>,
-    nodes: HashMap<String, Probed>,
+    probes: HashMap<String, Probed>,
     /// Problems already logged, so that a standing one is logged once.
     reported: HashSet<String>,
     /// Terms this controller allocated, with their shard's id: terms are per shard, so two
-    /// shards may hold the same number.
-    own_terms: HashSet<(String, u64)>,
+    /// shards may hold the same number. Shared with the shards' work.
+    own_terms: Arc<Mutex<HashSet<(String, u64)>>>,
     /// `fjord-admin controller pause` is in force (read every round).
     paused: bool,
     /// Each shard's term in the file, and when this controller first saw it.
@@ -218,11 +235,13 @@ pub struct Controller {
     /// Shards logged as degraded (fewer replicas recorded in sync than listed).
     degraded: HashSet<String>,
     /// The file's `replication` section, as read this round.
-    policy: fjord_common::topology::ReplicationPolicy,
+    policy: ReplicationPolicy,
     /// When this controller first saw the move recorded now (`None`: none is).
     move_seen: Option<Instant>,
     /// `fix` of an abandoned move, running.
     fixing: Option<tokio::task::JoinHandle<()>>,
+    /// Per shard id.
+    work: HashMap<String, Work>,
 }
 
 /// What may be left of a frozen primary's lease, on this controller's clock, when a fenced
@@ -246,15 +265,16 @@ impl Controller {
             store,
             opts,
             metrics,
-            nodes: HashMap::new(),
+            probes: HashMap::new(),
             reported: HashSet::new(),
-            own_terms: HashSet::new(),
+            own_terms: Arc::default(),
             paused: false,
             terms_seen: HashMap::new(),
             policy: Default::default(),
             degraded: HashSet::new(),
             move_seen: None,
             fixing: None,
+            work: HashMap::new(),
         }
     }
 
@@ -275,8 +295,14 @@ impl Controller {
         }
     }
 
-    /// One probe of every shard process, then what each shard needs.
+    /// One probe of every shard process, then, for each shard whose last work is over, its
+    /// next work in a task of its own: one shard's failover (a lease wait, a command to a
+    /// process that went silent) never holds up another's.
     async fn round(&mut self) -> Result<()> {
+        // Work that ended before this round's file read and probes: a shard's next work
+        // must see what its last one did (a failover's publication, a promoted replica),
+        // never a file or a probe from before it ended.
+        self.harvest().await;
         let doc = self.store.load()?;
         let paused = self.store.paused()?;
         if paused != self.paused {
@@ -296,6 +322,13 @@ impl Controller {
         self.policy = doc.topology.replication;
         self.probe_all(&doc.topology).await;
         self.fix_abandoned_move(&doc.topology, paused);
+        self.work.retain(|id, work| {
+            let listed = doc.topology.shards.iter().any(|s| &s.id == id);
+            if let (false, Work::Running(task)) = (listed, &work) {
+                task.abort();
+            }
+            listed
+        });
         for shard in &doc.topology.shards {
             // A term found at start is old news; only a change seen while running is recent.
             let long_ago = Instant::now()
@@ -309,19 +342,78 @@ impl Controller {
                 *seen = (shard.term, Instant::now());
             }
             self.observe(shard);
+            let Some(mut links) = self.idle_links(&shard.id) else {
+                continue;
+            };
+            let found = self.health_of(shard);
+            links.nodes.retain(|a, _| found.contains_key(a));
+            links.lagging.retain(|a, _| found.contains_key(a));
             if self.someone_else_acts(shard) {
+                self.work.insert(shard.id.clone(), Work::Idle(links));
                 continue;
             }
-            if let Err(e) = self.reconcile(shard).await {
-                self.report(
-                    &format!("shard {}", shard.id),
-                    format!("shard {}: {e:#}", shard.id),
-                );
-            } else {
-                self.forget(&format!("shard {}", shard.id));
-            }
+            let mut job = ShardJob {
+                store: self.store.clone(),
+                opts: self.opts.clone(),
+                metrics: Arc::clone(&self.metrics),
+                policy: self.policy,
+                paused,
+                own_terms: Arc::clone(&self.own_terms),
+                found,
+                links,
+            };
+            let shard = shard.clone();
+            let id = shard.id.clone();
+            let task = tokio::spawn(async move {
+                let result = job.reconcile(&shard).await;
+                (job.links, result)
+            });
+            self.work.insert(id, Work::Running(task));
         }
         Ok(())
+    }
+
+    /// Turns each shard's finished work into idle links, reporting how it ended.
+    async fn harvest(&mut self) {
+        let done: Vec<String> = self
+            .work
+            .iter()
+            .filter(|(_, w)| matches!(w, Work::Running(task) if task.is_finished()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            let Some(Work::Running(task)) = self.work.remove(&id) else {
+                continue;
+            };
+            let key = format!("shard {id}");
+            let links = match task.await {
+                Ok((links, Ok(()))) => {
+                    self.forget(&key);
+                    links
+                }
+                Ok((links, Err(e))) => {
+                    self.report(&key, format!("shard {id}: {e:#}"));
+                    links
+                }
+                Err(e) => {
+                    self.report(&key, format!("shard {id}: its work ended: {e}"));
+                    ShardLinks::default()
+                }
+            };
+            self.work.insert(id, Work::Idle(links));
+        }
+    }
+
+    /// The shard's links if none of its work is under way.
+    fn idle_links(&mut self, id: &str) -> Option<ShardLinks> {
+        match self.work.remove(id) {
+            None => Some(ShardLinks::default()),
+            Some(Work::Idle(links)) => Some(links),
+            Some(running) => {
+                self.work.insert(id.to_string(), running);
+                None
+            }
+        }
     }
 
     /// A recorded move whose mover's lease went stale (it died) is finished or rolled back
@@ -364,17 +456,16 @@ impl Controller {
                 std::iter::once(s.addr.clone()).chain(s.replicas.iter().map(|r| r.addr.clone()))
             })
             .collect();
-        self.nodes.retain(|a, _| addrs.contains(a));
+        self.probes.retain(|a, _| addrs.contains(a));
         let timeout = self.opts.probe_every;
         let mut tasks = Vec::new();
         for addr in &addrs {
-            let mut probed = self.nodes.remove(addr).unwrap_or_else(|| Probed {
+            let mut probed = self.probes.remove(addr).unwrap_or_else(|| Probed {
                 node: Node::new(addr, self.opts.password.clone())
                     .speaking_for(self.store.leader_term()),
                 misses: 0,
                 last: None,
                 gone: false,
-                lagging: 0,
             });
             tasks.push(tokio::spawn(async move {
                 let r = probed.node.call(&["FJORD", "STATUS"], timeout).await;
@@ -407,7 +498,7 @@ impl Controller {
                     _ => "refused",
                 };
                 self.metrics.probes.with_label_values(&[result]).inc();
-                self.nodes.insert(p.node.addr.clone(), p);
+                self.probes.insert(p.node.addr.clone(), p);
             }
         }
     }
@@ -420,12 +511,17 @@ impl Controller {
             .terms_seen
             .get(&shard.id)
             .map_or(Duration::MAX, |(_, at)| at.elapsed());
-        !self.own_terms.contains(&(shard.id.clone(), shard.term)) && since < OTHERS_FAILOVER_GRACE
+        !self
+            .own_terms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(shard.id.clone(), shard.term))
+            && since < OTHERS_FAILOVER_GRACE
     }
 
     fn observe(&mut self, shard: &Shard) {
         let listed = shard.replicas.len();
-        let in_sync = self.recorded(shard).len();
+        let in_sync = recorded(shard).len();
         let degraded = in_sync < listed;
         if degraded && self.degraded.insert(shard.id.clone()) {
             tracing::warn!(shard = %shard.id, in_sync, replicas = listed, "shard degraded: fewer replicas recorded in sync than the file lists");
@@ -440,7 +536,7 @@ impl Controller {
         m.primary_up.with_label_values(&[id]).set(i64::from(up));
         m.recorded_in_sync
             .with_label_values(&[id])
-            .set(self.recorded(shard).len() as i64);
+            .set(recorded(shard).len() as i64);
         // Every shard's failover series exist from the start, at 0.
         for outcome in ["done", "failed"] {
             m.failovers.with_label_values(&[id, outcome]);
@@ -448,7 +544,7 @@ impl Controller {
     }
 
     fn health(&self, addr: &str) -> Health {
-        match self.nodes.get(addr) {
+        match self.probes.get(addr) {
             Some(p) if p.gone => Health::Dead { crashed: true },
             Some(p) if p.misses >= self.opts.misses => Health::Dead { crashed: false },
             Some(p) if p.misses > 0 => Health::Unsure,
@@ -459,6 +555,53 @@ impl Controller {
         }
     }
 
+    /// The health of the shard's processes, as this round's probes found them.
+    fn health_of(&self, shard: &Shard) -> HashMap<String, Health> {
+        std::iter::once(&shard.addr)
+            .chain(shard.replicas.iter().map(|r| &r.addr))
+            .map(|a| (a.clone(), self.health(a)))
+            .collect()
+    }
+
+    fn report(&mut self, key: &str, message: String) {
+        let entry = format!("{key}\u{0}{message}");
+        if self.reported.insert(entry) {
+            tracing::error!("{message}");
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        let prefix = format!("{key}\u{0}");
+        self.reported.retain(|r| !r.starts_with(&prefix));
+    }
+}
+
+impl Drop for Controller {
+    /// A controller that stops (deposed, or shutting down) leaves no work of its own behind.
+    fn drop(&mut self) {
+        for work in self.work.values() {
+            if let Work::Running(task) = work {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// One shard's work of a round: put it right (roles, the replication policy, the in-sync
+/// record), or fail it over.
+struct ShardJob {
+    store: Store,
+    opts: Options,
+    metrics: Arc<AdminMetrics>,
+    policy: ReplicationPolicy,
+    paused: bool,
+    own_terms: Arc<Mutex<HashSet<(String, u64)>>>,
+    /// The shard's processes as the round's probes found them.
+    found: HashMap<String, Health>,
+    links: ShardLinks,
+}
+
+impl ShardJob {
     async fn reconcile(&mut self, shard: &Shard) -> Result<()> {
         match self.health(&shard.addr) {
             Health::Dead { crashed: true } => {
@@ -479,7 +622,10 @@ impl Controller {
             // Unmanaged so far (or our file is behind the shard): a term of our own first.
             let new = self.next_term(shard);
             if self.store.take_term(&shard.id, term, &shard.addr, new)? {
-                self.own_terms.insert((shard.id.clone(), new));
+                self.own_terms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((shard.id.clone(), new));
                 self.metrics
                     .topology_writes
                     .with_label_values(&["term"])
@@ -502,15 +648,10 @@ impl Controller {
             }
             // A restarted primary that lost what an in-sync replica holds (an unsynced
             // suffix) must not come back as the primary.
-            let ahead = self
-                .recorded(shard)
-                .into_iter()
-                .any(|r| match self.health(&r) {
-                    Health::Up(s) => {
-                        (s.last_term, s.last_id) > (primary.last_term, primary.last_id)
-                    }
-                    _ => false,
-                });
+            let ahead = recorded(shard).into_iter().any(|r| match self.health(&r) {
+                Health::Up(s) => (s.last_term, s.last_id) > (primary.last_term, primary.last_id),
+                _ => false,
+            });
             if ahead && !primary.serving {
                 // Fenced since its restart, it serves nothing: no lease to wait out.
                 return self
@@ -521,7 +662,7 @@ impl Controller {
                     )
                     .await;
             }
-            let required = self.peer_addrs(&self.recorded(shard));
+            let required = peer_addrs(&recorded(shard));
             let mut args = vec!["FJORD".to_string(), "PROMOTE".into(), term.to_string()];
             args.extend(required);
             self.call(&shard.addr, &args).await?;
@@ -576,22 +717,17 @@ impl Controller {
     /// Keeps `replicas[].in_sync` and the primary's required set in step (see the module doc
     /// for the order of the two writes).
     async fn keep_record(&mut self, shard: &Shard, primary: &Status) -> Result<()> {
-        let mut record: Vec<String> = self.recorded(shard);
+        let mut record: Vec<String> = recorded(shard);
         for r in &shard.replicas {
             let peer = peer_addr(&r.addr);
             let insync = primary.membership(&peer) == Some("insync");
-            let lagging = {
-                let p = self.nodes.get_mut(&r.addr);
-                let n = p.map(|p| {
-                    p.lagging = if r.in_sync && !insync {
-                        p.lagging + 1
-                    } else {
-                        0
-                    };
-                    p.lagging
-                });
-                n.unwrap_or(0)
+            let lagging = self.links.lagging.entry(r.addr.clone()).or_default();
+            *lagging = if r.in_sync && !insync {
+                *lagging + 1
+            } else {
+                0
             };
+            let lagging = *lagging;
             if r.in_sync && !insync {
                 let dead = matches!(self.health(&r.addr), Health::Dead { .. });
                 if dead || lagging >= self.opts.misses {
@@ -613,7 +749,7 @@ impl Controller {
                 tracing::info!(shard = %shard.id, replica = %r.addr, "replica in sync: recorded");
             }
         }
-        let mut want = self.peer_addrs(&record);
+        let mut want = peer_addrs(&record);
         let mut have = primary.required.clone();
         want.sort();
         have.sort();
@@ -640,7 +776,7 @@ impl Controller {
 
     async fn set_required(&mut self, shard: &Shard, replicas: &[String]) -> Result<()> {
         let mut args = vec!["FJORD".to_string(), "ISR".into(), shard.term.to_string()];
-        args.extend(self.peer_addrs(replicas));
+        args.extend(peer_addrs(replicas));
         self.call(&shard.addr, &args).await.map(drop)
     }
 
@@ -652,8 +788,7 @@ impl Controller {
                 "{why}, and controllers are paused (`fjord-admin controller resume`): no failover"
             );
         }
-        let candidates: Vec<String> = self
-            .recorded(shard)
+        let candidates: Vec<String> = recorded(shard)
             .into_iter()
             .filter(|r| matches!(self.health(r), Health::Up(_)))
             .collect();
@@ -669,7 +804,10 @@ impl Controller {
             tracing::info!(shard = %shard.id, "the topology changed under the failover; looking again");
             return Ok(());
         }
-        self.own_terms.insert((shard.id.clone(), term));
+        self.own_terms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((shard.id.clone(), term));
         tracing::warn!(shard = %shard.id, primary = %shard.addr, term, reason = why, "failing over");
         self.metrics
             .topology_writes
@@ -774,26 +912,13 @@ impl Controller {
         shard.term.max(seen) + 1
     }
 
-    /// The replicas the record calls in sync (topology addresses).
-    fn recorded(&self, shard: &Shard) -> Vec<String> {
-        shard
-            .replicas
-            .iter()
-            .filter(|r| r.in_sync)
-            .map(|r| r.addr.clone())
-            .collect()
-    }
-
-    fn peer_addrs(&self, addrs: &[String]) -> Vec<String> {
-        addrs.iter().map(|a| peer_addr(a)).collect()
-    }
-
     async fn call(&mut self, addr: &str, args: &[String]) -> Result<BytesFrame> {
-        let node = &mut self
+        let (password, leader) = (&self.opts.password, self.store.leader_term());
+        let node = self
+            .links
             .nodes
-            .get_mut(addr)
-            .ok_or_else(|| anyhow!("{addr} was not probed"))?
-            .node;
+            .entry(addr.to_string())
+            .or_insert_with(|| Node::new(addr, password.clone()).speaking_for(leader));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // Commands that write (a term, a role) may take a sync of the shard's store.
         node.call(&args, self.opts.probe_every.max(Duration::from_secs(2)))
@@ -801,17 +926,23 @@ impl Controller {
             .map_err(|e| anyhow!("{addr}: {} {e}", args[..2].join(" ")))
     }
 
-    fn report(&mut self, key: &str, message: String) {
-        let entry = format!("{key}\u{0}{message}");
-        if self.reported.insert(entry) {
-            tracing::error!("{message}");
-        }
+    fn health(&self, addr: &str) -> Health {
+        self.found.get(addr).cloned().unwrap_or(Health::Unsure)
     }
+}
 
-    fn forget(&mut self, key: &str) {
-        let prefix = format!("{key}\u{0}");
-        self.reported.retain(|r| !r.starts_with(&prefix));
-    }
+/// The replicas the record calls in sync (topology addresses).
+fn recorded(shard: &Shard) -> Vec<String> {
+    shard
+        .replicas
+        .iter()
+        .filter(|r| r.in_sync)
+        .map(|r| r.addr.clone())
+        .collect()
+}
+
+fn peer_addrs(addrs: &[String]) -> Vec<String> {
+    addrs.iter().map(|a| peer_addr(a)).collect()
 }
 
 /// A replica's address as its primary sees it (`ip:port`: the link's peer IP, the port the

@@ -82,6 +82,14 @@ impl Node {
     }
 
     async fn call_inner(&mut self, args: &[&str]) -> Result<BytesFrame, CallError> {
+        // A connection kept idle since the last call may belong to a process that restarted
+        // meanwhile: a shard never speaks unasked, so anything readable (its close) says so.
+        if let Some((stream, _)) = &self.conn {
+            match stream.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => self.conn = None,
+            }
+        }
         if self.conn.is_none() {
             let stream = TcpStream::connect(&self.addr)
                 .await

@@ -396,6 +396,42 @@ fn a_primary_frozen_past_its_failover_serves_nothing_when_it_wakes() {
     rig.wait_same_data();
 }
 
+/// Two shards' primaries frozen at once: each shard's failover (its lease wait) runs on its
+/// own, so the second shard's starts before the first's is done, and both lose nothing.
+#[test]
+fn two_shards_frozen_at_once_fail_over_side_by_side() {
+    let rig = Rig::start_with("everysec", 1, 2);
+    rig.wait_layout(0, 1);
+    rig.wait_layout(2, 3);
+    let writers = Writers::start(&rig.standalone, 0, 4);
+    assert!(writers.wait_for_acks(500, Duration::from_secs(30)));
+    rig.pause(0, true);
+    rig.pause(2, true);
+    let ok = eventually(Duration::from_secs(20), || {
+        let t = rig.topology();
+        t.shards[0].addr == rig.addrs[1] && t.shards[1].addr == rig.addrs[3]
+    });
+    assert!(ok, "both shards never failed over:\n{}", rig.logs());
+    let logs = rig.logs();
+    let at = |what: &str, shard: &str| {
+        logs.lines()
+            .position(|l| l.contains(what) && l.contains(&format!("shard={shard} ")))
+            .unwrap_or_else(|| panic!("no `{what}` for {shard}:\n{logs}"))
+    };
+    let first_done = at("failover done", "s1").min(at("failover done", "s2"));
+    assert!(
+        at("failing over", "s1") < first_done && at("failing over", "s2") < first_done,
+        "one shard's failover waited for the other's:\n{logs}"
+    );
+    rig.pause(0, false);
+    rig.pause(2, false);
+    rig.wait_layout(1, 0);
+    rig.wait_layout(3, 2);
+    rig.finish(writers, 300);
+    assert_eq!(rig.failovers("done"), 2.0);
+    rig.wait_same_data();
+}
+
 /// A replica killed under load: the controller takes it out of the record, writes go on
 /// without it; restarted, it catches up and is recorded in sync again.
 #[test]
