@@ -212,7 +212,8 @@ enum Verb {
 /// How slots move: for reshard, rebalance and del-shard.
 #[derive(clap::Args, Clone)]
 struct MoveArgs {
-    /// Keys per second the copy may write on the target, at most.
+    /// Keys per second, at most, for the copy written on the target and the delete on the
+    /// source (not for the clients' own writes streamed in between).
     #[arg(long)]
     max_rate: Option<u64>,
     /// Most slots frozen at once (a batch is frozen for the last few ms of its copy).

@@ -502,7 +502,7 @@ async fn move_batch(
     let pause = frozen_at.elapsed();
     // 4. Publish, then delete the batch on the source.
     publish(store, plan, batch).map_err(after)?;
-    delete_on_source(store, plan, shards, batch)
+    delete_on_source(store, plan, shards, batch, req.max_rate)
         .await
         .map_err(after)?;
     tracing::info!(batch = format!("{n}/{of}"), slots = %batch, keys = drained.keys.max(status.keys), pause_ms = format!("{:.1}", pause.as_secs_f64() * 1e3), "batch moved");
@@ -634,22 +634,21 @@ fn publish(store: &Store, plan: &Plan, batch: &SlotSet) -> Result<()> {
 }
 
 /// Deletes the batch's keys on the source (through its writer: its replicas follow), so the
-/// slots can move straight back.
+/// slots can move straight back; at most `max_rate` keys/s, as the copy.
 async fn delete_on_source(
     store: &Store,
     plan: &Plan,
     shards: &mut Shards,
     batch: &SlotSet,
+    max_rate: Option<u64>,
 ) -> Result<()> {
     let slots = batch.to_string();
-    repeat(
-        store,
-        plan,
-        shards,
-        End::Source,
-        &["FJORD", "FLUSH", &slots],
-    )
-    .await
+    let rate = max_rate.map(|r| r.to_string());
+    let mut flush = vec!["FJORD", "FLUSH", &slots];
+    if let Some(rate) = &rate {
+        flush.extend(["MAXRATE", rate]);
+    }
+    repeat(store, plan, shards, End::Source, &flush).await
 }
 
 /// Undoes a batch that was not handed over: the source owns it again (if it froze it), the
@@ -739,7 +738,7 @@ pub async fn fix(store: &Store, password: Option<String>) -> Result<Option<Strin
     let finished =
         SlotSet::from_ranges(published.ranges().iter().chain(given_up.ranges()).copied());
     if !finished.is_empty() {
-        delete_on_source(store, &plan, &mut shards, &finished).await?;
+        delete_on_source(store, &plan, &mut shards, &finished, None).await?;
     }
     if !to_roll_back.is_empty() {
         roll_back(store, &plan, &mut shards, &to_roll_back, plan.epoch + 1).await?;

@@ -1166,7 +1166,7 @@ static FJORD_SUBS: &[CommandSpec] = &[
     sub("scan", C::Fjord, -4, READONLY, Internal, "0.1.0", "FJORD SCAN <slots> <cursor> [MATCH p] [COUNT n] [TYPE t]: SCAN limited to the slots."),
     sub("keys", C::Fjord, 4, READONLY, Internal, "0.1.0", "FJORD KEYS <slots> <pattern>: KEYS limited to the slots."),
     sub("randomkey", C::Fjord, 3, READONLY, Internal, "0.1.0", "FJORD RANDOMKEY <slots>: a random key from the slots."),
-    sub("flush", C::Fjord, 3, WRITE, Internal, "0.1.0", "FJORD FLUSH <slots>: deletes every key in the slots."),
+    sub("flush", C::Fjord, -3, WRITE, Internal, "0.1.0", "FJORD FLUSH <slots> [MAXRATE <keys/s>]: deletes every key in the slots (slots given away: a turn at a time, at most MAXRATE keys/s)."),
     sub("dumpslot", C::Fjord, 5, READONLY, Internal, "0.1.0", "FJORD DUMPSLOT <slot> <cursor> <count>: streams a slot's entries as [cursor, [key, pexpireat, value]...]."),
     sub("restore", C::Fjord, -5, WRITE | DENYOOM, Internal, "0.1.0", "FJORD RESTORE <key> <pexpireat> <value> [...]: writes entries produced by DUMPSLOT."),
     sub("sync", C::Fjord, 7, ADMIN | NOSCRIPT | STALE, Internal, "0.1.0", "FJORD SYNC <protocol> <history> <next-op-id> <last-term> <port>: turns the connection into a replication link (fjord_common::repl)."),

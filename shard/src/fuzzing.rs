@@ -92,7 +92,7 @@ impl Harness {
         let reply = match outcome {
             Outcome::Reply(r) | Outcome::Close(r) => r,
             Outcome::Write(op) => self.server.writer.submit_blocking(op).unwrap_or(Reply::Nil),
-            Outcome::Flush(slots) => self
+            Outcome::Flush { slots, .. } => self
                 .server
                 .writer
                 .flush_blocking(slots)

@@ -418,10 +418,10 @@ async fn serve_connection(
             let slot = match outcome {
                 Outcome::Reply(r) => Slot::Ready(r),
                 Outcome::Write(op) => replies.write(op).await,
-                Outcome::Flush(slots) => {
+                Outcome::Flush { slots, max_rate } => {
                     // After this connection's earlier writes, as it was sent.
                     replies.submit().await;
-                    Slot::Flush(server.writer.flush(slots).await)
+                    Slot::Flush(server.writer.flush(slots, max_rate).await)
                 }
                 Outcome::Blocking(f) => Slot::Blocking(tokio::task::spawn_blocking(f)),
                 Outcome::Later(task) => Slot::Blocking(task),

@@ -37,8 +37,12 @@ pub enum Outcome {
     Reply(Reply),
     /// Hand to the writer; the reply comes when the write is committed.
     Write(Box<dyn WriteOp>),
-    /// Delete every key in these slots (through the writer, outside any group).
-    Flush(SlotSet),
+    /// Delete every key in these slots (through the writer, outside any group), at most
+    /// `max_rate` keys/s when the slots were given away.
+    Flush {
+        slots: SlotSet,
+        max_rate: Option<u64>,
+    },
     /// A long read (KEYS): run off the async workers.
     Blocking(Box<dyn FnOnce() -> Reply + Send>),
     /// A reply that comes later from a task of its own (WAIT).

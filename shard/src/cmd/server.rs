@@ -51,7 +51,10 @@ pub fn flush(args: &[Bytes]) -> Outcome {
     if !command::flush_options_ok(args) {
         return Reply::error(error::SYNTAX).into();
     }
-    Outcome::Flush(SlotSet::all())
+    Outcome::Flush {
+        slots: SlotSet::all(),
+        max_rate: None,
+    }
 }
 
 /// `CLUSTER <sub>` on a shard: slot figures work; everything about nodes belongs to the proxy.

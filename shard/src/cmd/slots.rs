@@ -36,7 +36,10 @@ pub fn fjord(ctx: &mut super::Ctx<'_>, r: Resolved, args: &[Bytes]) -> Outcome {
             "scan" => keys::scan(server, &slot_set(&args[2])?, &args[3..]).into(),
             "keys" => keys::keys(server, slot_set(&args[2])?, args[3].clone()),
             "randomkey" => keys::random_key(&server.store, &slot_set(&args[2])?).into(),
-            "flush" => Outcome::Flush(slot_set(&args[2])?),
+            "flush" => Outcome::Flush {
+                slots: slot_set(&args[2])?,
+                max_rate: crate::migrate::max_rate(&args[3..])?,
+            },
             "dumpslot" => dump_slot(server, &args[2], &args[3], &args[4])?.into(),
             "restore" => Outcome::Write(Box::new(Restore::parse(&args[2..])?)),
             "sync" => Outcome::Sync(crate::repl::LinkRequest::Replica(

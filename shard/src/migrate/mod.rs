@@ -254,6 +254,18 @@ impl Imports {
     }
 }
 
+/// The optional `MAXRATE <keys/s>` that ends `FJORD IMPORT` and `FJORD FLUSH`.
+pub fn max_rate(args: &[Bytes]) -> Result<Option<u64>, Reply> {
+    match args {
+        [] => Ok(None),
+        [word, rate] if word.eq_ignore_ascii_case(b"maxrate") => parse_usize(rate)
+            .filter(|&r| r > 0)
+            .map(|r| Some(r as u64))
+            .ok_or_else(|| Reply::error(error::NOT_INTEGER)),
+        _ => Err(Reply::error(error::SYNTAX)),
+    }
+}
+
 /// `FJORD IMPORT <epoch> <source> <slots> [MAXRATE <keys/s>]` (`args` from the epoch on).
 /// Answers once the slots are importing here (or with why not); the pull goes on in a task.
 /// The same request again while it runs changes nothing; with another source (the source
@@ -269,16 +281,7 @@ pub fn import(server: &Server, args: &[Bytes]) -> Outcome {
             .and_then(|s| SlotSet::parse(s).ok())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Reply::error(error::SLOT_OUT_OF_RANGE))?;
-        let max_rate = match &args[3..] {
-            [] => None,
-            [word, rate] if word.eq_ignore_ascii_case(b"maxrate") => Some(
-                parse_usize(rate)
-                    .filter(|&r| r > 0)
-                    .ok_or_else(|| Reply::error(error::NOT_INTEGER))? as u64,
-            ),
-            _ => return Err(Reply::error(error::SYNTAX)),
-        };
-        Ok((epoch, source, slots, max_rate))
+        Ok((epoch, source, slots, max_rate(&args[3..])?))
     })();
     let (epoch, source, slots, max_rate) = match parsed {
         Ok(p) => p,

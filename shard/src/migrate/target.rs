@@ -76,7 +76,12 @@ async fn attempts(importer: Importer, import: &Import, began: oneshot::Sender<Re
             _ => {}
         }
         // Whatever an earlier attempt left goes: the snapshot brings the slots whole.
-        if let Ok(Reply::Error(e)) = importer.writer.flush(import.slots.clone()).await.await {
+        if let Ok(Reply::Error(e)) = importer
+            .writer
+            .flush(import.slots.clone(), None)
+            .await
+            .await
+        {
             import.failed_attempt(format!("emptying the slots: {e}"));
         } else {
             if let Some(tx) = began.take() {

@@ -42,7 +42,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Decides when a committed group's replies may leave: on a primary with in-sync replicas,
@@ -197,8 +197,9 @@ impl Writer {
 
     /// Queues a flush of `slots`. Slots this shard gave away (every one `gone`: the
     /// source's delete after a move) are flushed a turn at a time, so that the writes of the
-    /// slots it still serves do not wait for the whole range.
-    pub async fn flush(&self, slots: SlotSet) -> PendingReply {
+    /// slots it still serves do not wait for the whole range, and at most `max_rate` keys/s
+    /// (`reshard --max-rate`: the delete takes the machine from clients as the copy does).
+    pub async fn flush(&self, slots: SlotSet, max_rate: Option<u64>) -> PendingReply {
         let (tx, rx) = oneshot::channel();
         let table = self.shared.store.slot_table();
         if !slots.slots().all(|s| table.get(s).state == SlotState::Gone) {
@@ -211,7 +212,8 @@ impl Writer {
         let queue = self.tx.clone();
         tokio::spawn(async move {
             let mut after = None;
-            loop {
+            let started = Instant::now();
+            for turns in 1u64.. {
                 let (turn, done) = oneshot::channel();
                 let request = Request::Flush(slots.clone(), FlushPace::Turn(after.take()), turn);
                 if queue.send(request).await.is_err() {
@@ -224,6 +226,11 @@ impl Writer {
                         return;
                     }
                     Err(_) => return,
+                }
+                if let Some(rate) = max_rate {
+                    let due =
+                        Duration::from_secs_f64((turns * FLUSH_TURN as u64) as f64 / rate as f64);
+                    tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
                 }
             }
         });

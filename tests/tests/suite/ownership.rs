@@ -225,3 +225,58 @@ fn admin_check(c: &Cluster) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
+
+/// `FJORD FLUSH … MAXRATE` (the source's delete after a move, `reshard --max-rate`) deletes
+/// slots given away a turn at a time at that pace: its progress shows part way through, and
+/// it ends with every key gone. Its arguments are checked.
+#[test]
+fn a_paced_flush_of_slots_given_away_deletes_them_turn_by_turn() {
+    let shard = start(&[], None);
+    let mut c = shard.client().unwrap();
+    let slot = fjord_common::slot_of(b"a");
+    for chunk in 0..6 {
+        let mut mset = vec!["MSET".to_string()];
+        for n in chunk * 500..(chunk + 1) * 500 {
+            mset.extend([format!("{{a}}:{n}"), "v".into()]);
+        }
+        let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+        assert_eq!(c.call_str(&args).unwrap(), "+OK\r\n");
+    }
+    // A key in another slot, or the flush would clear the whole store at once.
+    assert_eq!(call(&mut c, "SET b kept"), "+OK\r\n");
+    let dbsize = format!("FJORD DBSIZE {slot}");
+    assert_eq!(call(&mut c, &dbsize), ":3000\r\n");
+    for (args, error) in [
+        ("MAXRATE 0", "-ERR value is not an integer"),
+        ("MAXRATE x", "-ERR value is not an integer"),
+        ("MAXRATE", "-ERR syntax error"),
+        ("FAST 1", "-ERR syntax error"),
+    ] {
+        let reply = call(&mut c, &format!("FJORD FLUSH {slot} {args}"));
+        assert!(reply.starts_with(error), "{args}: {reply}");
+    }
+    assert_eq!(call(&mut c, &dbsize), ":3000\r\n");
+    assert_eq!(
+        call(
+            &mut c,
+            &format!("FJORD SETSLOTS 1 gone 127.0.0.1:7102 {slot}")
+        ),
+        "+OK\r\n"
+    );
+    let flush = format!("FJORD FLUSH {slot} MAXRATE 2000");
+    let flusher = std::thread::spawn(move || call(&mut c, &flush));
+    let mut watcher = shard.client().unwrap();
+    let mut seen = Vec::new();
+    while !flusher.is_finished() {
+        seen.push(call(&mut watcher, &dbsize));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(flusher.join().unwrap(), "+OK\r\n");
+    assert_eq!(call(&mut watcher, &dbsize), ":0\r\n");
+    assert_eq!(call(&mut watcher, "GET b"), "$4\r\nkept\r\n");
+    assert!(
+        seen.iter()
+            .any(|s| s != ":0\r\n" && s != ":3000\r\n" && s.starts_with(':')),
+        "no turn seen part way: {seen:?}"
+    );
+}
