@@ -187,31 +187,37 @@ pub fn verify(addr: &str, logs: &[(usize, Log)]) -> anyhow::Result<u64> {
     let mut c = RawClient::tcp(addr)?;
     let mut checked = 0;
     for (n, log) in logs {
+        let mut gets = Gets::default();
         for (seq, outcome) in &log.sets {
             let key = format!("w{n}:{seq}");
-            let got = c.call_str(&["GET", &key])?;
-            match log.deletes.get(seq) {
-                Some(Outcome::Acked) => {
-                    anyhow::ensure!(
-                        got == "$-1\r\n",
-                        "{key}: acknowledged DEL, yet it reads {got:?}"
-                    );
-                    continue;
-                }
+            match (log.deletes.get(seq), outcome) {
+                (Some(Outcome::Acked), _) => gets.nil(key, "acknowledged DEL"),
                 // It may be gone or not.
-                Some(Outcome::Unknown) => continue,
-                _ => {}
+                (Some(Outcome::Unknown), _) => {}
+                (_, Outcome::Acked) => {
+                    gets.value(key, *seq, "acknowledged SET");
+                    checked += 1;
+                }
+                (_, Outcome::Failed) => gets.nil(key, "refused SET"),
+                (_, Outcome::Unknown) => {}
             }
-            if *outcome == Outcome::Acked {
-                anyhow::ensure!(
-                    got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
-                    "{key}: acknowledged SET, yet it reads {got:?}"
-                );
-            } else if *outcome == Outcome::Failed {
-                anyhow::ensure!(got == "$-1\r\n", "{key}: refused SET, yet it reads {got:?}");
-            }
-            checked += u64::from(*outcome == Outcome::Acked);
         }
+        for (seq, outcome) in &log.msets {
+            if *outcome == Outcome::Acked {
+                for key in mset_keys(*n, *seq) {
+                    gets.value(key, *seq, "acknowledged MSET");
+                }
+                checked += 1;
+            }
+        }
+        for seq in &log.seen {
+            if !log.deletes.contains_key(seq) {
+                let why = "a GET saw its value (a read saw a write that was lost)";
+                gets.value(format!("w{n}:{seq}"), *seq, why);
+                checked += 1;
+            }
+        }
+        gets.check(&mut c)?;
         let reply = c.call_str(&["GET", &format!("c{n}")])?;
         let value: u64 = reply
             .lines()
@@ -225,31 +231,42 @@ pub fn verify(addr: &str, logs: &[(usize, Log)]) -> anyhow::Result<u64> {
             log.incr_unknown
         );
         checked += log.incr_acked;
-        for (seq, outcome) in &log.msets {
-            if *outcome != Outcome::Acked {
-                continue;
-            }
-            for key in mset_keys(*n, *seq) {
-                let got = c.call_str(&["GET", &key])?;
-                anyhow::ensure!(
-                    got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
-                    "{key}: acknowledged MSET, yet it reads {got:?}"
-                );
-            }
-            checked += 1;
-        }
-        for seq in &log.seen {
-            if log.deletes.contains_key(seq) {
-                continue;
-            }
-            let key = format!("w{n}:{seq}");
-            let got = c.call_str(&["GET", &key])?;
-            anyhow::ensure!(
-                got == format!("${}\r\n{seq}\r\n", seq.to_string().len()),
-                "{key}: a GET saw its value, yet it now reads {got:?} (a read saw a write that was lost)"
-            );
-            checked += 1;
-        }
     }
     Ok(checked)
+}
+
+/// The GETs [`verify`] makes, each with what it must read and why, sent in pipelined
+/// rounds: the long runs check millions of keys after every cycle.
+#[derive(Default)]
+struct Gets(Vec<(String, Option<u64>, &'static str)>);
+
+impl Gets {
+    /// Keys per round.
+    const ROUND: usize = 512;
+
+    fn nil(&mut self, key: String, why: &'static str) {
+        self.0.push((key, None, why));
+    }
+
+    /// `key` must read `seq` (as its decimal text).
+    fn value(&mut self, key: String, seq: u64, why: &'static str) {
+        self.0.push((key, Some(seq), why));
+    }
+
+    fn check(self, c: &mut RawClient) -> anyhow::Result<()> {
+        for round in self.0.chunks(Self::ROUND) {
+            for (key, ..) in round {
+                c.send(&["GET", key.as_str()])?;
+            }
+            for (key, want, why) in round {
+                let got = String::from_utf8_lossy(&c.read_reply()?).into_owned();
+                let want = match want {
+                    Some(seq) => format!("${}\r\n{seq}\r\n", seq.to_string().len()),
+                    None => "$-1\r\n".to_string(),
+                };
+                anyhow::ensure!(got == want, "{key}: {why}, yet it reads {got:?}");
+            }
+        }
+        Ok(())
+    }
 }

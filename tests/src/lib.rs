@@ -937,27 +937,44 @@ pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<Str
     let OwnedFrame::Array(keys) = frame else {
         bail!("KEYS answered {frame:?}");
     };
+    let keys = keys
+        .iter()
+        .map(|k| Ok(k.as_bytes().context("a key that is not a string")?.to_vec()))
+        .collect::<Result<Vec<_>>>()?;
     let mut out = std::collections::BTreeMap::new();
-    for key in keys {
-        let key = key
-            .as_bytes()
-            .context("a key that is not a string")?
-            .to_vec();
-        let kind = c.call_str(&[&b"TYPE"[..], &key])?;
-        let read: &[&[u8]] = match kind.trim() {
-            "+string" => &[b"GET"],
-            "+hash" => &[b"HGETALL"],
-            "+set" => &[b"SMEMBERS"],
-            "+zset" => &[b"ZRANGE", b"0", b"-1", b"WITHSCORES"],
-            "+list" => &[b"LRANGE", b"0", b"-1"],
-            "+none" => continue, // expired or deleted since KEYS
-            other => bail!("unexpected type {other}"),
-        };
-        let mut args: Vec<&[u8]> = vec![read[0], &key];
-        args.extend_from_slice(&read[1..]);
-        let value = c.call_str(&args)?;
-        let expiry = c.call_str(&[&b"PEXPIRETIME"[..], &key])?;
-        out.insert(key, vec![kind, expiry, value]);
+    let text = |c: &mut RawClient| -> Result<String> {
+        Ok(String::from_utf8_lossy(&c.read_reply()?).into_owned())
+    };
+    // Pipelined rounds: the fault tests compare datasets of many keys after every cycle.
+    for round in keys.chunks(256) {
+        for key in round {
+            c.send(&[&b"TYPE"[..], key])?;
+        }
+        let mut reads = Vec::new();
+        for key in round {
+            let kind = text(&mut c)?;
+            let read: &[&[u8]] = match kind.trim() {
+                "+string" => &[b"GET"],
+                "+hash" => &[b"HGETALL"],
+                "+set" => &[b"SMEMBERS"],
+                "+zset" => &[b"ZRANGE", b"0", b"-1", b"WITHSCORES"],
+                "+list" => &[b"LRANGE", b"0", b"-1"],
+                "+none" => continue, // expired or deleted since KEYS
+                other => bail!("unexpected type {other}"),
+            };
+            reads.push((key, kind, read));
+        }
+        for (key, _, read) in &reads {
+            let mut args: Vec<&[u8]> = vec![read[0], key];
+            args.extend_from_slice(&read[1..]);
+            c.send(&args)?;
+            c.send(&[&b"PEXPIRETIME"[..], key])?;
+        }
+        for (key, kind, _) in reads {
+            let value = text(&mut c)?;
+            let expiry = text(&mut c)?;
+            out.insert(key.clone(), vec![kind, expiry, value]);
+        }
     }
     Ok(out)
 }
