@@ -13,4 +13,4 @@ rounds=${1:-40}
 bash scripts/build.sh
 FJORD_MOVE_ROUNDS=$rounds FJORD_ETCD_MOVE_ROUNDS=$rounds cargo test --release --workspace --locked --test suite -- --test-threads 1 --nocapture \
   migration::moves_interrupted failover::slot_moves 2>&1 \
-  | grep -E "killed|fixed|writes:|^test |test result|panicked"
+  | grep --line-buffered -E "killed|fixed|writes:|^test |test result|panicked"
