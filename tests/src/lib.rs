@@ -161,6 +161,33 @@ impl Shard {
         let _ = self.child.wait();
     }
 
+    /// Whether the process still runs, or how it ended, for failure messages. Peeks without
+    /// reaping it, so [`Shard::kill9`] and [`Shard::wait_exit`] still work.
+    pub fn describe(&self) -> String {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid with WNOWAIT only reads
+        // the state of our own child.
+        let (r, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            (r, info)
+        };
+        if r != 0 {
+            return format!("unknown ({})", std::io::Error::last_os_error());
+        }
+        // SAFETY: waitid filled the fields of a child's state change (or left them zero).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        match info.si_code {
+            _ if pid == 0 => "running".to_string(),
+            libc::CLD_EXITED => format!("exited with code {status}"),
+            _ => format!("killed by signal {status}"),
+        }
+    }
+
     /// The shard's process id.
     pub fn pid(&self) -> i32 {
         self.wrapped_pid.unwrap_or(self.child.id() as i32)

@@ -131,7 +131,8 @@ impl Rig {
         });
         assert!(
             ok,
-            "the file never showed {primary} primary with {replica} in sync:\n{}",
+            "the file never showed {primary} primary with {replica} in sync ({}):\n{}",
+            self.processes(),
             self.logs()
         );
     }
@@ -188,6 +189,18 @@ impl Rig {
 
     fn pause(&self, n: usize, stop: bool) {
         pause_process(self.shard(n).pid(), stop);
+    }
+
+    /// Each shard process's state, for failure messages.
+    fn processes(&self) -> String {
+        let state = |s: &Option<Shard>| s.as_ref().map_or("not started".into(), Shard::describe);
+        let all: Vec<String> = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(n, s)| format!("process {n}: {}", state(s)))
+            .collect();
+        all.join(", ")
     }
 
     fn logs(&self) -> String {
@@ -412,11 +425,18 @@ fn two_shards_frozen_at_once_fail_over_side_by_side() {
         t.shards[0].addr == rig.addrs[1] && t.shards[1].addr == rig.addrs[3]
     });
     assert!(ok, "both shards never failed over:\n{}", rig.logs());
-    let logs = rig.logs();
-    let at = |what: &str, shard: &str| {
+    let line = |logs: &str, what: &str, shard: &str| {
         logs.lines()
             .position(|l| l.contains(what) && l.contains(&format!("shard={shard} ")))
-            .unwrap_or_else(|| panic!("no `{what}` for {shard}:\n{logs}"))
+    };
+    // The controller logs "failover done" just after it publishes the topology polled above.
+    assert!(eventually(Duration::from_secs(5), || {
+        let logs = rig.logs();
+        line(&logs, "failover done", "s1").is_some() && line(&logs, "failover done", "s2").is_some()
+    }));
+    let logs = rig.logs();
+    let at = |what: &str, shard: &str| {
+        line(&logs, what, shard).unwrap_or_else(|| panic!("no `{what}` for {shard}:\n{logs}"))
     };
     let first_done = at("failover done", "s1").min(at("failover done", "s2"));
     assert!(
