@@ -27,7 +27,7 @@ pub async fn perform(
         from,
         to,
         slots,
-        max_rate: pace.max_rate,
+        max_rate: (pace.max_rate > 0).then_some(pace.max_rate),
         batch: pace.batch,
         max_lag_ops: pace.max_lag_ops,
     };

@@ -133,7 +133,7 @@ def fjord_run(folder, procs, keys, value, args):
     def move():
         cmd = [os.path.join(BIN, "fjord-admin"), "--config", config, "reshard", "--from", "s1", "--to", "s2",
                "--slots", str(args.slots), "--yes", "--json"]
-        if args.max_rate:
+        if args.max_rate is not None:
             cmd += ["--max-rate", str(args.max_rate)]
         r = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "RUST_LOG": "warn"})
         report = json.loads(r.stdout.strip().splitlines()[-1])
@@ -150,7 +150,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--before", type=float, default=3.0)
     ap.add_argument("--after", type=float, default=1.0)
-    ap.add_argument("--max-rate", type=int, default=None, help="fjord-admin reshard --max-rate")
+    ap.add_argument("--max-rate", type=int, default=None, help="fjord-admin reshard --max-rate (its default if not given; 0: no limit)")
     args = ap.parse_args()
     keys = [f"key:{i}" for i in range(args.keys)]
     value = "x" * args.value
