@@ -213,8 +213,8 @@ enum Verb {
 #[derive(clap::Args, Clone)]
 struct MoveArgs {
     /// Keys per second, at most, for the copy written on the target and the delete on the
-    /// source (not for the clients' own writes streamed in between); 0 for no limit. The
-    /// default keeps clients' p99 within about twice its level at rest on a busy machine,
+    /// source (not for the clients' own writes streamed in between); 0 for no limit. On a
+    /// busy machine the default about halves what an unlimited move adds to clients' p99,
     /// still moving a few times as fast as `redis-cli --cluster reshard`.
     #[arg(long, default_value_t = 100_000)]
     max_rate: u64,
