@@ -259,7 +259,7 @@ impl Gets {
                 c.send(&["GET", key.as_str()])?;
             }
             for (key, want, why) in round {
-                let got = String::from_utf8_lossy(&c.read_reply()?).into_owned();
+                let got = c.read_str()?;
                 let want = match want {
                     Some(seq) => format!("${}\r\n{seq}\r\n", seq.to_string().len()),
                     None => "$-1\r\n".to_string(),

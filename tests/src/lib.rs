@@ -898,6 +898,11 @@ impl RawClient {
         }
     }
 
+    /// `read_reply` as text: a pipelined reply, for assertions.
+    pub fn read_str(&mut self) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.read_reply()?).into_owned())
+    }
+
     /// Reads the replies to come as RESP3 (or RESP2): for a pipeline that switches with
     /// `HELLO`, whose replies `call` cannot track.
     pub fn expect_resp3(&mut self, resp3: bool) {
@@ -969,9 +974,6 @@ pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<Str
         .map(|k| Ok(k.as_bytes().context("a key that is not a string")?.to_vec()))
         .collect::<Result<Vec<_>>>()?;
     let mut out = std::collections::BTreeMap::new();
-    let text = |c: &mut RawClient| -> Result<String> {
-        Ok(String::from_utf8_lossy(&c.read_reply()?).into_owned())
-    };
     // Pipelined rounds: the fault tests compare datasets of many keys after every cycle.
     for round in keys.chunks(256) {
         for key in round {
@@ -979,7 +981,7 @@ pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<Str
         }
         let mut reads = Vec::new();
         for key in round {
-            let kind = text(&mut c)?;
+            let kind = c.read_str()?;
             let read: &[&[u8]] = match kind.trim() {
                 "+string" => &[b"GET"],
                 "+hash" => &[b"HGETALL"],
@@ -998,8 +1000,8 @@ pub fn dataset(addr: &str) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<Str
             c.send(&[&b"PEXPIRETIME"[..], key])?;
         }
         for (key, kind, _) in reads {
-            let value = text(&mut c)?;
-            let expiry = text(&mut c)?;
+            let value = c.read_str()?;
+            let expiry = c.read_str()?;
             out.insert(key.clone(), vec![kind, expiry, value]);
         }
     }
