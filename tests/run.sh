@@ -51,8 +51,10 @@ if [ ! -d tests/node/node_modules/ioredis ] ||
 fi
 
 stage "tests"
-# The build above made the test binaries too: nothing is compiled here.
-cargo test --release --workspace --locked -- --test-threads 2
+# The build above made the test binaries too: nothing is compiled here. No backtraces: a
+# failing test's message and where it failed come last, where a shortened log keeps them;
+# two backtraces of 30 frames each would push them out.
+RUST_BACKTRACE=0 cargo test --release --workspace --locked -- --test-threads 2
 
 # Python clients, each in its own pinned venv inside the repo (ignored by git).
 source tests/venv.sh
