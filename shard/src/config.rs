@@ -39,6 +39,7 @@ pub struct ShardConfig {
     pub requirepass: Option<String>,
     pub cache_mb: u64,
     pub row_cache_mb: u64,
+    pub member_cache_mb: u64,
     pub memtable_mb: u64,
     pub max_journal_mb: u64,
     pub key_filter_mb: u64,
@@ -71,6 +72,7 @@ impl Default for ShardConfig {
             requirepass: None,
             cache_mb: 64,
             row_cache_mb: 64,
+            member_cache_mb: 32,
             memtable_mb: 16,
             max_journal_mb: 128,
             key_filter_mb: 64,
@@ -149,6 +151,7 @@ mod tests {
         assert_eq!(parsed.fsync, d.fsync);
         assert_eq!(parsed.cache_mb, d.cache_mb);
         assert_eq!(parsed.row_cache_mb, d.row_cache_mb);
+        assert_eq!(parsed.member_cache_mb, d.member_cache_mb);
         assert_eq!(parsed.memtable_mb, d.memtable_mb);
         assert_eq!(parsed.max_journal_mb, d.max_journal_mb);
         assert_eq!(parsed.key_filter_mb, d.key_filter_mb);

@@ -42,6 +42,7 @@ impl Harness {
                     fsync: config.fsync,
                     cache_bytes: 8 << 20,
                     row_cache_bytes: 8 << 20,
+                    member_cache_bytes: 8 << 20,
                     memtable_bytes: 8 << 20,
                     journal_bytes: 128 << 20,
                     key_filter_bytes: 1 << 20,

@@ -48,6 +48,9 @@ struct Cli {
     /// Row cache size in MiB (decoded hot keys); 0 disables it.
     #[arg(long)]
     row_cache_mb: Option<u64>,
+    /// Member cache size in MiB (the writer's copy of recent collection members); 0 = off.
+    #[arg(long)]
+    member_cache_mb: Option<u64>,
     /// Memtable size in MiB before it is flushed to a table.
     #[arg(long)]
     memtable_mb: Option<u64>,
@@ -107,6 +110,7 @@ impl Cli {
             fsync,
             cache_mb,
             row_cache_mb,
+            member_cache_mb,
             memtable_mb,
             max_journal_mb,
             key_filter_mb,
@@ -154,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 fsync: config.fsync,
                 cache_bytes: config.cache_mb.saturating_mul(1024 * 1024),
                 row_cache_bytes: config.row_cache_mb.saturating_mul(1024 * 1024),
+                member_cache_bytes: config.member_cache_mb.saturating_mul(1024 * 1024),
                 memtable_bytes: config.memtable_mb.max(1).saturating_mul(1024 * 1024),
                 journal_bytes: config.max_journal_mb.max(1).saturating_mul(1024 * 1024),
                 worker_threads: config.storage_threads,

@@ -18,10 +18,8 @@ pub struct ShardMetrics {
     tables: IntGauge,
     cache_bytes: IntGauge,
     cache_capacity_bytes: IntGauge,
-    row_cache_bytes: IntGauge,
-    row_cache_capacity_bytes: IntGauge,
-    row_cache_hits: IntCounter,
-    row_cache_misses: IntCounter,
+    row_cache: CacheSeries,
+    member_cache: CacheSeries,
     write_buffer_bytes: IntGauge,
     compactions_completed: IntGauge,
     compactions_active: IntGauge,
@@ -70,23 +68,12 @@ impl ShardMetrics {
                 "fjord_shard_cache_capacity_bytes",
                 "Capacity of fjall's block cache (cache_mb)",
             ),
-            row_cache_bytes: g(
-                "fjord_shard_row_cache_bytes",
-                "Bytes in the row cache (decoded hot keys), as weighed against its capacity",
-            ),
-            row_cache_capacity_bytes: g(
-                "fjord_shard_row_cache_capacity_bytes",
-                "Capacity of the row cache (row_cache_mb)",
-            ),
-            row_cache_hits: metrics::counter(
+            row_cache: CacheSeries::new(r, "row_cache", "row cache (decoded hot keys)", "Key"),
+            member_cache: CacheSeries::new(
                 r,
-                "fjord_shard_row_cache_hits_total",
-                "Key lookups the row cache answered",
-            ),
-            row_cache_misses: metrics::counter(
-                r,
-                "fjord_shard_row_cache_misses_total",
-                "Key lookups the row cache passed on to fjall",
+                "member_cache",
+                "member cache (the writer's recent collection members)",
+                "Member",
             ),
             write_buffer_bytes: g(
                 "fjord_shard_write_buffer_bytes",
@@ -124,18 +111,60 @@ impl ShardMetrics {
         self.cache_capacity_bytes.set(db.cache_capacity() as i64);
         self.write_buffer_bytes.set(db.write_buffer_size() as i64);
         let rows = store.row_cache();
-        let (held, capacity) = rows.usage();
-        self.row_cache_bytes.set(held as i64);
-        self.row_cache_capacity_bytes.set(capacity as i64);
-        // The cache keeps its own monotonic counts; the counters follow them at scrape time.
-        let (hits, misses) = rows.hits_and_misses();
-        self.row_cache_hits
-            .inc_by(hits.saturating_sub(self.row_cache_hits.get()));
-        self.row_cache_misses
-            .inc_by(misses.saturating_sub(self.row_cache_misses.get()));
+        self.row_cache.sample(rows.usage(), rows.hits_and_misses());
+        let members = store.member_cache();
+        self.member_cache
+            .sample(members.usage(), members.hits_and_misses());
         self.compactions_completed
             .set(db.compactions_completed() as i64);
         self.compactions_active.set(db.active_compactions() as i64);
         self.flushes_pending.set(db.outstanding_flushes() as i64);
+    }
+}
+
+/// The series of one of the shard's caches: `fjord_shard_NAME_bytes`, `_capacity_bytes`,
+/// `_hits_total` and `_misses_total`.
+struct CacheSeries {
+    bytes: IntGauge,
+    capacity_bytes: IntGauge,
+    hits: IntCounter,
+    misses: IntCounter,
+}
+
+impl CacheSeries {
+    /// `name` as in the metric names (its setting is `NAME_mb`), `what` for the help
+    /// texts, `looked_up` what one lookup is for.
+    fn new(r: &Registry, name: &str, what: &str, looked_up: &str) -> Self {
+        let series = |suffix: &str| format!("fjord_shard_{name}_{suffix}");
+        Self {
+            bytes: metrics::gauge(
+                r,
+                &series("bytes"),
+                &format!("Bytes in the {what}, as weighed against its capacity"),
+            ),
+            capacity_bytes: metrics::gauge(
+                r,
+                &series("capacity_bytes"),
+                &format!("Capacity of the {what} ({name}_mb)"),
+            ),
+            hits: metrics::counter(
+                r,
+                &series("hits_total"),
+                &format!("{looked_up} lookups the {what} answered"),
+            ),
+            misses: metrics::counter(
+                r,
+                &series("misses_total"),
+                &format!("{looked_up} lookups the {what} passed on to fjall"),
+            ),
+        }
+    }
+
+    fn sample(&self, (held, capacity): (u64, u64), (hits, misses): (u64, u64)) {
+        self.bytes.set(held as i64);
+        self.capacity_bytes.set(capacity as i64);
+        // The cache keeps its own monotonic counts; the counters follow them at scrape time.
+        self.hits.inc_by(hits.saturating_sub(self.hits.get()));
+        self.misses.inc_by(misses.saturating_sub(self.misses.get()));
     }
 }

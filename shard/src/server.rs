@@ -129,10 +129,12 @@ impl Server {
         }
         if want("memory") {
             let (rows_held, rows_capacity) = store.row_cache().usage();
+            let (members_held, members_capacity) = store.member_cache().usage();
             let (filter_bytes, filter_state) = store.key_filter_status();
             out.push_str(&info::memory_section(&format!(
                 "fjall_cache_bytes:{}\r\nfjall_cache_capacity:{}\r\nfjall_write_buffer_bytes:{}\r\n\
                  row_cache_bytes:{rows_held}\r\nrow_cache_capacity:{rows_capacity}\r\n\
+                 member_cache_bytes:{members_held}\r\nmember_cache_capacity:{members_capacity}\r\n\
                  key_filter_bytes:{filter_bytes}\r\nkey_filter_state:{filter_state}\r\n",
                 store.database().cache_size(),
                 store.database().cache_capacity(),

@@ -87,14 +87,14 @@ struct Evictions {
     every_key: Arc<AtomicBool>,
 }
 
-impl Lifecycle<CacheKey, State> for Evictions {
+impl<K, V> Lifecycle<K, V> for Evictions {
     type RequestState = ();
 
     fn begin_request(&self) {}
 
     // Not `on_evict`: quick_cache calls that for replaced values too. `before_evict` runs
     // only when room is made (and for oversized values, which are never offered).
-    fn before_evict(&self, _: &mut (), _: &CacheKey, _: &mut State) {
+    fn before_evict(&self, _: &mut (), _: &K, _: &mut V) {
         // Before the entry goes: whoever then misses the key (under the same shard lock)
         // sees the flags.
         self.every_key.store(false, Ordering::Release);
@@ -308,6 +308,151 @@ impl RowCache {
     /// (see "Holding every key" above; readers also need no commit window open).
     pub fn holds_every_key(&self) -> bool {
         self.cache.is_some() && self.flags.every_key.load(Ordering::Acquire)
+    }
+
+    /// Bytes held (as weighed) and the capacity.
+    pub fn usage(&self) -> (u64, u64) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.weight(), c.capacity()))
+    }
+
+    /// Lookups answered by the cache and lookups that went to fjall.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the writer knows of a member key: its value, or that it is absent.
+pub type MemberState = Option<bytes::Bytes>;
+
+#[derive(Clone)]
+struct WeighMember;
+
+impl Weighter<Vec<u8>, MemberState> for WeighMember {
+    fn weight(&self, key: &Vec<u8>, state: &MemberState) -> u64 {
+        member_weight(key, state)
+    }
+}
+
+fn member_weight(key: &[u8], state: &MemberState) -> u64 {
+    key.len() as u64 + state.as_ref().map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD
+}
+
+type MemberCacheMap =
+    Cache<Vec<u8>, MemberState, WeighMember, quick_cache::DefaultHashBuilder, Evictions>;
+
+/// The member cache: the writer's copy of recently read or written members, so that the
+/// lookup most collection writes make first (is the member there, what is its score) skips
+/// fjall. That lookup searched the members' memtable and then each table: a third of the
+/// writer's time in ZADD, SADD and HSET, more than the write itself.
+///
+/// Only the writer thread uses it (every group, replay, import and snapshot chunk is
+/// applied there), and it changes it only after a batch is committed, so it holds
+/// committed state with none of the row cache's guards against readers racing a commit.
+/// Read commands read members from their snapshot instead.
+///
+/// Members of a dead collection version stay until evicted: fjall's `drop_range` removes
+/// them behind the cache's back ([`super::garbage`]), but versions are never handed out
+/// twice (not even after a FLUSHALL or a full sync), so nothing looks them up again. For
+/// the same reason clearing it at a FLUSHALL only gives its memory back.
+///
+/// What gets in follows the row cache: lookups that miss, and written members while the
+/// cache has never evicted; once full, a write updates only members it holds.
+pub struct MemberCache {
+    cache: Option<MemberCacheMap>,
+    flags: Evictions,
+    max_weight: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl MemberCache {
+    /// A cache holding up to `capacity_bytes` (0 disables it).
+    pub fn new(capacity_bytes: u64) -> Self {
+        let flags = Evictions::default();
+        let cache = (capacity_bytes > 0).then(|| {
+            let options = OptionsBuilder::new()
+                .estimated_items_capacity((capacity_bytes / 256).clamp(1024, 1 << 22) as usize)
+                .weight_capacity(capacity_bytes)
+                .build()
+                .expect("valid member cache options");
+            Cache::with_options(options, WeighMember, Default::default(), flags.clone())
+        });
+        Self {
+            cache,
+            flags,
+            max_weight: (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The member's committed state: from the cache, or from `load` (then cached).
+    pub fn get_or_load<E>(
+        &self,
+        mkey: &[u8],
+        load: impl FnOnce() -> Result<MemberState, E>,
+    ) -> Result<MemberState, E> {
+        let Some(cache) = &self.cache else {
+            return load();
+        };
+        if let Some(state) = cache.get(mkey) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(state);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let state = load()?;
+        if member_weight(mkey, &state) <= self.max_weight {
+            cache.insert(mkey.to_vec(), state.clone());
+        }
+        Ok(state)
+    }
+
+    /// The member's committed state: from the cache, or from `load` (not cached).
+    pub fn get_or<E>(
+        &self,
+        mkey: &[u8],
+        load: impl FnOnce() -> Result<MemberState, E>,
+    ) -> Result<MemberState, E> {
+        match self.cache.as_ref().and_then(|c| c.get(mkey)) {
+            Some(state) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(state)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                load()
+            }
+        }
+    }
+
+    /// Records a member's state once the batch that wrote it is committed.
+    pub fn record(&self, mkey: Vec<u8>, state: MemberState) {
+        let Some(cache) = &self.cache else { return };
+        if member_weight(&mkey, &state) > self.max_weight {
+            cache.remove(&mkey);
+        } else if !self.flags.full.load(Ordering::Acquire) || cache.contains_key(&mkey) {
+            cache.insert(mkey, state);
+        }
+    }
+
+    /// Forgets a member (its committed state is unknown, e.g. after a failed commit).
+    pub fn forget(&self, mkey: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.remove(mkey);
+        }
+    }
+
+    /// Forgets everything (FLUSHALL, a full sync).
+    pub fn clear(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+            self.flags.full.store(false, Ordering::Release);
+        }
     }
 
     /// Bytes held (as weighed) and the capacity.

@@ -94,7 +94,7 @@ pub mod writer;
 
 use crate::config::FsyncMode;
 use bytes::Bytes;
-use cache::RowCache;
+use cache::{MemberCache, RowCache};
 use encoding::{data_key, slot_count_key, Entry};
 use filter::KeyFilter;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -128,6 +128,8 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// The row cache's capacity ([`cache`]); 0 disables it.
     pub row_cache_bytes: u64,
+    /// The member cache's capacity ([`cache::MemberCache`]); 0 disables it.
+    pub member_cache_bytes: u64,
     /// Size at which the data and members keyspaces' memtables are sealed and flushed to a
     /// table.
     pub memtable_bytes: u64,
@@ -293,6 +295,8 @@ pub struct Store {
     next_version: AtomicU64,
     /// Decoded entries of hot keys; holds committed state only (see [`cache`]).
     rows: RowCache,
+    /// The writer's copy of recently used members ([`cache::MemberCache`]).
+    member_cache: MemberCache,
     /// The data keys present, for lookups of absent keys (see [`filter`]); `None` when off.
     filter: Option<Arc<KeyFilter>>,
     /// Keys per slot, updated by the writer after each committed group.
@@ -374,6 +378,7 @@ impl Store {
             oplog,
             next_version: AtomicU64::new(next_version),
             rows: RowCache::new(options.row_cache_bytes),
+            member_cache: MemberCache::new(options.member_cache_bytes),
             filter: filter.map(Arc::new),
             slot_counts: (0..SLOT_COUNT).map(|_| AtomicU64::new(0)).collect(),
             writable: AtomicBool::new(true),
@@ -724,6 +729,10 @@ impl Store {
         &self.rows
     }
 
+    pub fn member_cache(&self) -> &MemberCache {
+        &self.member_cache
+    }
+
     /// Whether a commit now might be held up by fjall (memtables waiting to be flushed, or
     /// level 0 filling up), so it should run on the writer thread rather than a connection's.
     pub fn writes_may_stall(&self) -> bool {
@@ -967,6 +976,7 @@ impl Store {
         }
         self.expiry.clear()?;
         self.members.clear()?;
+        self.member_cache.clear();
         let mut batch = self.db.batch();
         let mut removed = 0;
         for slot in 0..SLOT_COUNT {
@@ -1135,6 +1145,7 @@ mod tests {
                     fsync: FsyncMode::No,
                     cache_bytes: 1 << 20,
                     row_cache_bytes: 1 << 20,
+                    member_cache_bytes: 1 << 20,
                     memtable_bytes,
                     journal_bytes: 64 << 20,
                     worker_threads: 1,

@@ -592,6 +592,12 @@ struct Loaded {
     existed: bool,
 }
 
+/// What a group does with a member it reads: whether caching it is worth anything.
+enum Use {
+    Keep,
+    Remove,
+}
+
 /// The state one group of writes sees and changes. (foldhash, seeded per process: these maps
 /// hold at most one group's keys, so SipHash's stronger defence against chosen keys would
 /// only add to the cost of every key a write touches.)
@@ -805,12 +811,33 @@ impl<'a> Txn<'a> {
 
     /// The value under a member key, as this group left it.
     pub fn read_member(&mut self, mkey: &[u8]) -> Option<Bytes> {
+        self.read_member_for(mkey, Use::Keep)
+    }
+
+    /// Removes a member and returns what it held (a pop): as [`Txn::read_member`] then
+    /// [`Txn::remove_member`], but what is read from fjall is not cached, for nobody will
+    /// ask for it again.
+    pub fn take_member(&mut self, mkey: Vec<u8>) -> Option<Bytes> {
+        let value = self.read_member_for(&mkey, Use::Remove);
+        self.remove_member(mkey);
+        value
+    }
+
+    fn read_member_for(&mut self, mkey: &[u8], then: Use) -> Option<Bytes> {
         if let Some(v) = self.members.get(mkey) {
             return v.clone();
         }
-        self.store.stats.members_read.inc();
-        match self.store.members.get(mkey) {
-            Ok(v) => v.map(|v| Bytes::copy_from_slice(&v)),
+        let store = self.store;
+        let load = || {
+            store.stats.members_read.inc();
+            Ok::<_, fjall::Error>(store.members.get(mkey)?.map(|v| Bytes::copy_from_slice(&v)))
+        };
+        let read = match then {
+            Use::Keep => store.member_cache.get_or_load(mkey, load),
+            Use::Remove => store.member_cache.get_or(mkey, load),
+        };
+        match read {
+            Ok(v) => v,
             Err(e) => {
                 self.error.get_or_insert(e.into());
                 None
@@ -1116,6 +1143,8 @@ impl<'a> Txn<'a> {
             states.push((key, state, loaded.cached));
         }
         let entries = dirty_len + self.index.len() + self.members.len();
+        // The members' final states, for the member cache once the batch is committed.
+        let mut member_states = Vec::with_capacity(self.members.len());
         for (mkey, value) in std::mem::take(&mut self.members) {
             if mark {
                 touched.push(u16::from_be_bytes([mkey[0], mkey[1]]));
@@ -1127,14 +1156,17 @@ impl<'a> Txn<'a> {
                     }
                     // Copied: a value from a command is a slice of the client's read
                     // buffer (one read from fjall, of a whole block), which the memtable
-                    // would otherwise keep alive until it is flushed.
-                    batch.insert(&store.members, mkey, Bytes::copy_from_slice(&v))
+                    // and the member cache would otherwise keep alive.
+                    let v = Bytes::copy_from_slice(&v);
+                    batch.insert(&store.members, mkey.as_slice(), v.clone());
+                    member_states.push((mkey, Some(v)));
                 }
                 None => {
                     if let Some(op) = &mut op {
                         op.delete_member(&mkey);
                     }
-                    batch.remove(&store.members, mkey)
+                    batch.remove(&store.members, mkey.as_slice());
+                    member_states.push((mkey, None));
                 }
             }
         }
@@ -1220,6 +1252,9 @@ impl<'a> Txn<'a> {
             for (key, ..) in &states {
                 store.rows.forget(key);
             }
+            for (mkey, _) in &member_states {
+                store.member_cache.forget(mkey);
+            }
             return Err(e.into());
         }
         if store.options.fsync == FsyncMode::Always {
@@ -1237,6 +1272,9 @@ impl<'a> Txn<'a> {
             store.rows.record(key, state, cached);
         }
         drop(window);
+        for (mkey, state) in member_states {
+            store.member_cache.record(mkey, state);
+        }
         for (slot, n) in new_counts {
             store.slot_counts[usize::from(slot)].store(n, Ordering::Relaxed);
         }

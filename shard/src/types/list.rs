@@ -163,6 +163,7 @@ pub fn pop(
         End::Right => (len - count, len - 1),
     };
     let mut popped = Vec::with_capacity(count.min(1 << 16) as usize);
+    let (head, tail) = ends(list);
     if count <= POINT_READS {
         // A point read is far cheaper than opening a range, and pops are mostly of one.
         let indexes: Vec<u64> = match end {
@@ -170,17 +171,17 @@ pub fn pop(
             End::Right => (span.0..=span.1).rev().collect(),
         };
         for i in indexes {
-            popped.push(get(txn, list, i)?.unwrap_or_default());
+            let taken = txn.take_member(element_key(list, head + i));
+            popped.push(taken.unwrap_or_default());
         }
     } else {
         for_each(txn, list, span, end == End::Right, |_, v| {
             popped.push(Bytes::copy_from_slice(v));
             true
         })?;
-    }
-    let (head, tail) = ends(list);
-    for i in span.0..=span.1 {
-        txn.remove_member(element_key(list, head + i));
+        for i in span.0..=span.1 {
+            txn.remove_member(element_key(list, head + i));
+        }
     }
     list.meta.ends = Some(match end {
         End::Left => (head + count, tail),

@@ -41,14 +41,15 @@ fn int(reply: &[u8]) -> i64 {
 }
 
 /// Fills `key` with members `0..n` by `command`, 1000 per command, pipelined; `member(i)`
-/// gives the arguments of member `i`.
+/// gives the arguments of member `i`. Returns the sum of the replies (members added, for
+/// all but the pushes).
 fn fill(
     c: &mut RawClient,
     command: &str,
     key: &str,
     n: usize,
     member: impl Fn(usize) -> Vec<String>,
-) {
+) -> i64 {
     let chunks: Vec<Vec<String>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(1000)
@@ -61,9 +62,7 @@ fn fill(
     for args in &chunks {
         c.send(args).unwrap();
     }
-    for _ in &chunks {
-        int(&c.read_reply().unwrap());
-    }
+    chunks.iter().map(|_| int(&c.read_reply().unwrap())).sum()
 }
 
 /// Fills `key` with `n` fields (`field:i` = `value:i`).
@@ -71,6 +70,97 @@ fn fill_hash(c: &mut RawClient, key: &str, n: usize) {
     fill(c, "HSET", key, n, |i| {
         vec![format!("field:{i}"), format!("value:{i}")]
     });
+}
+
+/// The member cache is the writer's view of members: whatever it has evicted (1 MiB), or
+/// never held (off), or holds (the default), a write must find every member that is there
+/// and none that is not, after overwrites, removals, pops, DEL and FLUSHALL alike.
+#[test]
+fn writes_find_members_whatever_the_member_cache_holds() {
+    const N: usize = 5_000;
+    for mb in ["1", "0", "32"] {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = Shard::start_with(ShardOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            extra_args: vec!["--member-cache-mb".into(), mb.into()],
+            ..ShardOptions::default()
+        })
+        .unwrap();
+        let mut c = shard.client().unwrap();
+        let n = N as i64;
+        let call = |c: &mut RawClient, args: &[&str]| int(&c.call(args).unwrap());
+        let hset = |c: &mut RawClient, value: &dyn Fn(usize) -> String| {
+            fill(c, "HSET", "h", N, |i| vec![format!("f{i}"), value(i)])
+        };
+        assert_eq!(hset(&mut c, &|i| format!("v{i}")), n, "cache {mb} MiB");
+        // Big values make a 1 MiB cache evict what it holds of the others.
+        let big = "x".repeat(20_000);
+        assert_eq!(
+            fill(&mut c, "HSET", "h", 100, |i| vec![
+                format!("f{i}"),
+                big.clone()
+            ]),
+            0
+        );
+        assert_eq!(hset(&mut c, &|i| (10 * i).to_string()), 0, "cache {mb} MiB");
+        assert_eq!(call(&mut c, &["HLEN", "h"]), n);
+        assert_eq!(call(&mut c, &["HINCRBY", "h", "f7", "1"]), 71);
+        assert_eq!(
+            c.call_str(&["HGET", "h", "f4999"]).unwrap(),
+            "$5\r\n49990\r\n"
+        );
+
+        assert_eq!(fill(&mut c, "SADD", "s", N, |i| vec![format!("m{i}")]), n);
+        let removed = fill(&mut c, "SREM", "s", N, |i| match i % 2 {
+            0 => vec![format!("m{i}")],
+            _ => vec![format!("absent{i}")],
+        });
+        assert_eq!(removed, n / 2, "cache {mb} MiB");
+        assert_eq!(
+            fill(&mut c, "SADD", "s", N, |i| vec![format!("m{i}")]),
+            n / 2
+        );
+        assert_eq!(call(&mut c, &["SCARD", "s"]), n);
+
+        assert_eq!(
+            fill(&mut c, "ZADD", "z", N, |i| vec![
+                i.to_string(),
+                format!("m{i}")
+            ]),
+            n
+        );
+        // New scores: each old one must be found, or its index entry would stay behind.
+        let moved = fill(&mut c, "ZADD", "z", N, |i| {
+            vec![(2 * N - i).to_string(), format!("m{i}")]
+        });
+        assert_eq!(moved, 0, "cache {mb} MiB");
+        assert_eq!(call(&mut c, &["ZCARD", "z"]), n);
+        assert_eq!(call(&mut c, &["ZCOUNT", "z", "-inf", "+inf"]), n);
+        let lowest = c
+            .call_str(&["ZRANGE", "z", "0", "0", "WITHSCORES"])
+            .unwrap();
+        assert_eq!(
+            lowest,
+            format!("*2\r\n$5\r\nm{}\r\n$4\r\n{}\r\n", N - 1, N + 1)
+        );
+
+        fill(&mut c, "RPUSH", "l", N, |i| vec![format!("e{i}")]);
+        for i in 0..200 {
+            let popped = c.call_str(&["LPOP", "l"]).unwrap();
+            let e = format!("e{i}");
+            assert_eq!(popped, format!("${}\r\n{e}\r\n", e.len()), "cache {mb} MiB");
+        }
+        fill(&mut c, "LPUSH", "l", 200, |i| vec![format!("again{i}")]);
+        assert_eq!(call(&mut c, &["LLEN", "l"]), n);
+        assert_eq!(c.call_str(&["LPOP", "l"]).unwrap(), "$8\r\nagain199\r\n");
+
+        // A new collection under the same name, then an emptied store: nothing is there.
+        assert_eq!(call(&mut c, &["DEL", "h"]), 1);
+        assert_eq!(hset(&mut c, &|i| format!("v{i}")), n, "cache {mb} MiB");
+        assert_eq!(c.call_str(&["FLUSHALL"]).unwrap(), "+OK\r\n");
+        assert_eq!(fill(&mut c, "SADD", "s", N, |i| vec![format!("m{i}")]), n);
+        assert_eq!(hset(&mut c, &|i| format!("v{i}")), n, "cache {mb} MiB");
+    }
 }
 
 /// Entries the store wrote for one command.
