@@ -198,7 +198,7 @@ def print_results(args, rows, memory, deletes):
         print(f"| {test} | {f[0]:,.0f} | {lat(f)} | {r[0]:,.0f} | {lat(r)} | {f[0] / r[0]:.2f} |")
     print("\nMemory and disk (fjord: bytes per member in the owning shard's data directory, right after the "
           f"load and {args.settle_seconds:.0f} s later; the shard's whole RSS after the load and after the "
-          "benchmarks, which its caches bound, not the collection: block cache 64 MiB, row cache 64 MiB, "
+          "benchmarks, which its caches bound, not the collection: block cache 64 MiB, row cache 64 MiB, member cache 32 MiB, "
           "key filter up to 64 MiB and 16 MiB memtables by default. Redis: bytes per member, MEMORY USAGE "
           "and RSS growth over the load).\n")
     print("| type | members | fjord disk B/member | fjord disk later B/member | fjord shard RSS MiB (load, end) "

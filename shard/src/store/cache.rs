@@ -102,6 +102,37 @@ impl<K, V> Lifecycle<K, V> for Evictions {
     }
 }
 
+/// A cache of `capacity_bytes` as weighed.
+fn options(capacity_bytes: u64) -> OptionsBuilder {
+    let mut options = OptionsBuilder::new();
+    options
+        // Sizes the tables up front: bounded, so a huge setting does not allocate at start.
+        .estimated_items_capacity((capacity_bytes / 256).clamp(1024, 1 << 22) as usize)
+        .weight_capacity(capacity_bytes);
+    options
+}
+
+/// Lookups a cache answered and lookups it passed on to fjall, for the metrics.
+#[derive(Default)]
+struct Lookups {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Lookups {
+    fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
 fn weight(key: &[u8], state: &State) -> u64 {
     let payload = state.as_ref().map_or(0, |e| e.payload.len());
     key.len() as u64 + payload as u64 + ENTRY_OVERHEAD
@@ -119,8 +150,7 @@ pub struct RowCache {
     max_weight: u64,
     /// Commit windows opened plus closed: odd while one is open ([`CommitWindow`]).
     windows: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    lookups: Lookups,
 }
 
 /// Open while a commit's batch may be visible in fjall but not yet recorded in the cache.
@@ -141,18 +171,12 @@ impl RowCache {
                 flags: Evictions::default(),
                 max_weight: 0,
                 windows: AtomicU64::new(0),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
+                lookups: Lookups::default(),
             };
         }
         let max_weight = (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64);
-        let options = OptionsBuilder::new()
-            // Sizes the tables up front: bounded, so a huge setting does not allocate at start.
-            .estimated_items_capacity((capacity_bytes / 256).clamp(1024, 1 << 22) as usize)
-            .weight_capacity(capacity_bytes)
-            .shards(CACHE_SHARDS)
-            .build()
-            .expect("valid row cache options");
+        let options = options(capacity_bytes).shards(CACHE_SHARDS).build();
+        let options = options.expect("valid row cache options");
         let flags = Evictions::default();
         Self {
             cache: Some(Cache::with_options(
@@ -164,8 +188,7 @@ impl RowCache {
             flags,
             max_weight,
             windows: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            lookups: Lookups::default(),
         }
     }
 
@@ -179,7 +202,7 @@ impl RowCache {
             return load();
         };
         if let Some(state) = self.known_without_loading(cache, key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.lookups.count(true);
             return Ok(state);
         }
         // Zero timeout: if another reader is loading the same key, read fjall as well rather
@@ -187,11 +210,11 @@ impl RowCache {
         // As the cache's own key type: its placeholder keeps the key (inline when short).
         match cache.get_value_or_guard(&CacheKey::from_slice(key), Some(Duration::ZERO)) {
             GuardResult::Value(state) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.lookups.count(true);
                 Ok(state)
             }
             GuardResult::Guard(guard) => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.lookups.count(false);
                 let state = load()?;
                 if weight(key, &state) <= self.max_weight {
                     // Refused when a write or a clear came in between: the value may be old.
@@ -200,7 +223,7 @@ impl RowCache {
                 Ok(state)
             }
             GuardResult::Timeout => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.lookups.count(false);
                 load()
             }
         }
@@ -234,12 +257,7 @@ impl RowCache {
     /// What the cache holds for `key`, without loading it.
     pub fn get(&self, key: &[u8]) -> Option<State> {
         let state = self.cache.as_ref()?.get(key);
-        let counter = if state.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.lookups.count(state.is_some());
         state
     }
 
@@ -319,10 +337,7 @@ impl RowCache {
 
     /// Lookups answered by the cache and lookups that went to fjall.
     pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        self.lookups.counts()
     }
 }
 
@@ -366,8 +381,7 @@ pub struct MemberCache {
     cache: Option<MemberCacheMap>,
     flags: Evictions,
     max_weight: u64,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    lookups: Lookups,
 }
 
 impl MemberCache {
@@ -375,19 +389,15 @@ impl MemberCache {
     pub fn new(capacity_bytes: u64) -> Self {
         let flags = Evictions::default();
         let cache = (capacity_bytes > 0).then(|| {
-            let options = OptionsBuilder::new()
-                .estimated_items_capacity((capacity_bytes / 256).clamp(1024, 1 << 22) as usize)
-                .weight_capacity(capacity_bytes)
-                .build()
-                .expect("valid member cache options");
+            let options = options(capacity_bytes).build();
+            let options = options.expect("valid member cache options");
             Cache::with_options(options, WeighMember, Default::default(), flags.clone())
         });
         Self {
             cache,
             flags,
             max_weight: (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            lookups: Lookups::default(),
         }
     }
 
@@ -401,10 +411,10 @@ impl MemberCache {
             return load();
         };
         if let Some(state) = cache.get(mkey) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.lookups.count(true);
             return Ok(state);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.lookups.count(false);
         let state = load()?;
         if member_weight(mkey, &state) <= self.max_weight {
             cache.insert(mkey.to_vec(), state.clone());
@@ -420,11 +430,11 @@ impl MemberCache {
     ) -> Result<MemberState, E> {
         match self.cache.as_ref().and_then(|c| c.get(mkey)) {
             Some(state) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.lookups.count(true);
                 Ok(state)
             }
             None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.lookups.count(false);
                 load()
             }
         }
@@ -464,10 +474,7 @@ impl MemberCache {
 
     /// Lookups answered by the cache and lookups that went to fjall.
     pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        self.lookups.counts()
     }
 }
 

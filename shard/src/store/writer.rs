@@ -595,7 +595,7 @@ struct Loaded {
 /// What a group does with a member it reads: whether caching it is worth anything.
 enum Use {
     Keep,
-    Remove,
+    Once,
 }
 
 /// The state one group of writes sees and changes. (foldhash, seeded per process: these maps
@@ -814,11 +814,16 @@ impl<'a> Txn<'a> {
         self.read_member_for(mkey, Use::Keep)
     }
 
-    /// Removes a member and returns what it held (a pop): as [`Txn::read_member`] then
-    /// [`Txn::remove_member`], but what is read from fjall is not cached, for nobody will
-    /// ask for it again.
+    /// [`Txn::read_member`] of a member the group then changes or removes (a pop): what is
+    /// read from fjall is not cached, for the commit records what the member becomes, and
+    /// making room in a full cache for it would cost a pop as much as the read saves.
+    pub fn read_member_once(&mut self, mkey: &[u8]) -> Option<Bytes> {
+        self.read_member_for(mkey, Use::Once)
+    }
+
+    /// Removes a member and returns what it held (a pop).
     pub fn take_member(&mut self, mkey: Vec<u8>) -> Option<Bytes> {
-        let value = self.read_member_for(&mkey, Use::Remove);
+        let value = self.read_member_once(&mkey);
         self.remove_member(mkey);
         value
     }
@@ -834,7 +839,7 @@ impl<'a> Txn<'a> {
         };
         let read = match then {
             Use::Keep => store.member_cache.get_or_load(mkey, load),
-            Use::Remove => store.member_cache.get_or(mkey, load),
+            Use::Once => store.member_cache.get_or(mkey, load),
         };
         match read {
             Ok(v) => v,

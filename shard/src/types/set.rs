@@ -80,16 +80,15 @@ fn remove_known(txn: &mut Txn<'_>, set: &mut Collection, mkey: Vec<u8>, position
     if set.meta.positions {
         let last = set.meta.size;
         let hole = position.unwrap_or(last);
-        if hole != last {
-            if let Some(moved) = txn.read_member(&position_key(set, last)) {
-                txn.put_member(
-                    set.member_key(MemberKind::Item, &moved),
-                    Bytes::copy_from_slice(&hole.to_be_bytes()),
-                );
-                txn.put_member(position_key(set, hole), moved);
-            }
+        if hole == last {
+            txn.remove_member(position_key(set, last));
+        } else if let Some(moved) = txn.take_member(position_key(set, last)) {
+            txn.put_member(
+                set.member_key(MemberKind::Item, &moved),
+                Bytes::copy_from_slice(&hole.to_be_bytes()),
+            );
+            txn.put_member(position_key(set, hole), moved);
         }
-        txn.remove_member(position_key(set, last));
     }
 }
 
@@ -150,7 +149,10 @@ pub fn pop(
         // The position drawn is the member's: no need to read its item to find it.
         while (popped.len() as u64) < count && set.meta.size > 0 {
             let position = rng.gen_range(0..set.meta.size);
-            let member = member_at(txn, set, position)?;
+            // Moved or removed below: the position is read once.
+            let member = txn
+                .read_member_once(&position_key(set, position))
+                .ok_or_else(no_member)?;
             let mkey = set.member_key(MemberKind::Item, &member);
             remove_known(txn, set, mkey, Some(position));
             popped.push(member);
@@ -168,7 +170,11 @@ pub fn pop(
 
 fn member_at(m: &mut impl Members, set: &Collection, position: u64) -> Result<Bytes, Reply> {
     m.member(&position_key(set, position))?
-        .ok_or_else(|| Reply::error("ERR corrupt set: a position has no member"))
+        .ok_or_else(no_member)
+}
+
+fn no_member() -> Reply {
+    Reply::error("ERR corrupt set: a position has no member")
 }
 
 /// Every member, in byte order (the reply of SMEMBERS and the input of set algebra).

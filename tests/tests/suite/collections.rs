@@ -121,6 +121,16 @@ fn writes_find_members_whatever_the_member_cache_holds() {
             n / 2
         );
         assert_eq!(call(&mut c, &["SCARD", "s"]), n);
+        // SPOP moves the last position's member into the hole: both must be found.
+        for _ in 0..100 {
+            let popped = c.call_str(&["SPOP", "s"]).unwrap();
+            assert!(
+                popped.starts_with("$") && popped.contains("\r\nm"),
+                "{popped:?}"
+            );
+        }
+        assert_eq!(fill(&mut c, "SADD", "s", N, |i| vec![format!("m{i}")]), 100);
+        assert_eq!(call(&mut c, &["SCARD", "s"]), n);
 
         assert_eq!(
             fill(&mut c, "ZADD", "z", N, |i| vec![
