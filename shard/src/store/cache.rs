@@ -445,8 +445,12 @@ impl MemberCache {
         let Some(cache) = &self.cache else { return };
         if member_weight(&mkey, &state) > self.max_weight {
             cache.remove(&mkey);
-        } else if !self.flags.full.load(Ordering::Acquire) || cache.contains_key(&mkey) {
+        } else if !self.flags.full.load(Ordering::Acquire) {
             cache.insert(mkey, state);
+        } else {
+            // One probe, where looking first and inserting then took two: a pop's writes
+            // mostly miss a full cache. `Err` = not cached, nothing to update.
+            let _ = cache.replace(mkey, state, false);
         }
     }
 
