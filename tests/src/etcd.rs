@@ -202,29 +202,25 @@ impl EtcdCluster {
     /// election a member may still be joining and start another, and a client's first
     /// request then finds no member that can answer.
     pub fn wait_until_healthy(&self, within: Duration) -> Result<()> {
-        let deadline = Instant::now() + within;
         let healthy = |m: &Member| {
             crate::http(&format!("127.0.0.1:{}", m.metrics), "GET", "/health")
                 .is_ok_and(|(status, body)| status == 200 && body.contains("\"true\""))
         };
-        loop {
-            let sick: Vec<&str> = self
-                .members
+        let sick = || -> Vec<&str> {
+            self.members
                 .iter()
                 .filter(|m| m.child.is_some() && !healthy(m))
                 .map(|m| m.name.as_str())
-                .collect();
-            if sick.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "etcd members {sick:?} are not healthy after {within:?}; see their logs in {}",
-                    self.data.path().display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+                .collect()
+        };
+        if crate::eventually(within, || sick().is_empty()) {
+            return Ok(());
         }
+        bail!(
+            "etcd members {:?} are not healthy after {within:?}; see their logs in {}",
+            sick(),
+            self.data.path().display()
+        )
     }
 
     fn spawn(&mut self, i: usize) -> Result<()> {

@@ -112,6 +112,11 @@ fn options(capacity_bytes: u64) -> OptionsBuilder {
     options
 }
 
+/// The largest entry a cache of `capacity_bytes` takes: below what one lock shard holds.
+fn max_weight(capacity_bytes: u64) -> u64 {
+    (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64)
+}
+
 /// Lookups a cache answered and lookups it passed on to fjall, for the metrics.
 #[derive(Default)]
 struct Lookups {
@@ -174,7 +179,7 @@ impl RowCache {
                 lookups: Lookups::default(),
             };
         }
-        let max_weight = (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64);
+        let max_weight = max_weight(capacity_bytes);
         let options = options(capacity_bytes).shards(CACHE_SHARDS).build();
         let options = options.expect("valid row cache options");
         let flags = Evictions::default();
@@ -396,7 +401,7 @@ impl MemberCache {
         Self {
             cache,
             flags,
-            max_weight: (MAX_CACHED_BYTES + ENTRY_OVERHEAD).min(capacity_bytes / 64),
+            max_weight: max_weight(capacity_bytes),
             lookups: Lookups::default(),
         }
     }
@@ -407,19 +412,15 @@ impl MemberCache {
         mkey: &[u8],
         load: impl FnOnce() -> Result<MemberState, E>,
     ) -> Result<MemberState, E> {
-        let Some(cache) = &self.cache else {
-            return load();
-        };
-        if let Some(state) = cache.get(mkey) {
-            self.lookups.count(true);
-            return Ok(state);
-        }
-        self.lookups.count(false);
-        let state = load()?;
-        if member_weight(mkey, &state) <= self.max_weight {
-            cache.insert(mkey.to_vec(), state.clone());
-        }
-        Ok(state)
+        self.get_or(mkey, || {
+            let state = load()?;
+            if let Some(cache) = &self.cache {
+                if member_weight(mkey, &state) <= self.max_weight {
+                    cache.insert(mkey.to_vec(), state.clone());
+                }
+            }
+            Ok(state)
+        })
     }
 
     /// The member's committed state: from the cache, or from `load` (not cached).
