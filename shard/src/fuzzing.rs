@@ -75,22 +75,27 @@ impl Harness {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one command and returns its reply.
-    pub fn run(&self, args: &[Bytes]) -> Reply {
+    /// Executes one command as far as a connection does before the writer: its reply, or
+    /// the write it hands the writer.
+    pub fn outcome(&self, args: &[Bytes]) -> Outcome {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let resolved = match resolve(args) {
             Ok(r) => r,
-            Err(e) => return Reply::error(e),
+            Err(e) => return Reply::error(e).into(),
         };
-        let outcome = cmd::execute(
+        cmd::execute(
             &mut Ctx {
                 server: &self.server,
                 conn: &mut conn,
             },
             resolved,
             args,
-        );
-        let reply = match outcome {
+        )
+    }
+
+    /// Runs one command and returns its reply.
+    pub fn run(&self, args: &[Bytes]) -> Reply {
+        let reply = match self.outcome(args) {
             Outcome::Reply(r) | Outcome::Close(r) => r,
             Outcome::Write(op) => self.server.writer.submit_blocking(op).unwrap_or(Reply::Nil),
             Outcome::Flush { slots, .. } => self

@@ -121,6 +121,9 @@ pub struct LinkStatus {
     pub last_sync: Option<&'static str>,
     /// The primary's last op id, as its latest frame told.
     pub primary_last_id: u64,
+    /// The newest term the link's primary has shown: its term when the link started, raised
+    /// by the term markers it streamed since (0 before it answered).
+    pub primary_term: u64,
 }
 
 /// The replication series.
@@ -201,6 +204,7 @@ impl Replication {
                 last_io: None,
                 last_sync: None,
                 primary_last_id: 0,
+                primary_term: 0,
             }),
             next_peer: AtomicU64::new(1),
             acked: tokio::sync::Notify::new(),
@@ -234,6 +238,20 @@ impl Replication {
 
     pub fn link_status(&self) -> LinkStatus {
         self.link().clone()
+    }
+
+    /// The link's primary showed `term` (`None`: a new link, not answered yet).
+    pub(crate) fn primary_showed(&self, term: Option<u64>) {
+        let mut link = self.link();
+        link.primary_term = term.map_or(0, |t| t.max(link.primary_term));
+    }
+
+    /// Whether a fence ends the link: the controller's term is newer than any its primary
+    /// has shown. A primary that has shown it is that term's primary (the controller
+    /// confirmed it, then attached this replica to it), so the link goes on: restarting it
+    /// would take this replica out of the in-sync set for nothing.
+    pub(crate) fn link_fenced(&self) -> bool {
+        self.control.term() > self.link().primary_term
     }
 
     pub(crate) fn set_link_state(&self, state: &'static str) {

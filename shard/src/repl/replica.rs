@@ -28,12 +28,18 @@ pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
             }
         };
-        // A new controller term may have deposed this primary: the next session checks.
-        let outcome = tokio::select! {
-            r = session(&server, &primary) => Some(r),
-            _ = target.changed() => None,
-            _ = fence.changed() => None,
-            _ = shutdown.changed() => return,
+        server.repl.primary_showed(None);
+        let session = session(&server, &primary);
+        tokio::pin!(session);
+        // A new controller term may have deposed this primary: unless the primary has
+        // shown that term, the session ends and the next one checks.
+        let outcome = loop {
+            tokio::select! {
+                r = &mut session => break Some(r),
+                _ = target.changed() => break None,
+                _ = fence.changed() => if server.repl.link_fenced() { break None },
+                _ = shutdown.changed() => return,
+            }
         };
         // A link that got as far as streaming starts over quickly; one that keeps failing
         // before that backs off.
@@ -63,8 +69,6 @@ pub async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
 /// One connection to the primary: handshake, sync, then the stream, until it breaks.
 async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     server.repl.set_link_state("connecting");
-    // The term this link works under: a fence (a newer term) ends it.
-    let link_term = server.repl.control.term();
     let mut link = Link::connect(primary, server.config.requirepass.as_deref()).await?;
     let store = &server.store;
     let oplog = store.oplog();
@@ -79,9 +83,11 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
     server.repl.set_link_state("sync");
     let answer = link.frame().await?;
     if let Frame::Continue { term, .. } | Frame::FullSync { term, .. } = &answer {
-        if *term < link_term {
-            bail!("{primary} is at term {term}, older than this shard's controller term {link_term}: not following a deposed primary");
+        let current = server.repl.control.term();
+        if *term < current {
+            bail!("{primary} is at term {term}, older than this shard's controller term {current}: not following a deposed primary");
         }
+        server.repl.primary_showed(Some(*term));
     }
     match answer {
         Frame::Continue { history, .. } if history == oplog.history() => {
@@ -135,7 +141,8 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
                     .map_err(|_| anyhow!("the shard is shutting down"))??;
                 store.visible.release(released);
                 heard.applied(last, &server.repl);
-                link.ack(server, link_term, last, stamp).await?;
+                server.repl.primary_showed(Some(oplog.last_term()));
+                link.ack(server, last, stamp).await?;
             }
             Frame::Ping {
                 last_id,
@@ -146,7 +153,7 @@ async fn session(server: &Arc<Server>, primary: &str) -> anyhow::Result<()> {
                 store.visible.release(released);
                 heard.heard(last_id);
                 heard.applied(oplog.last_id(), &server.repl);
-                link.ack(server, link_term, oplog.last_id(), stamp).await?;
+                link.ack(server, oplog.last_id(), stamp).await?;
             }
             other => bail!("unexpected frame from the primary: {other:?}"),
         }
@@ -229,17 +236,12 @@ async fn full_sync(
 
 /// A replica's acknowledgement on its link.
 impl Link {
-    /// Acknowledges `id`, unless a fence came after this link started: past a fence, no
-    /// acknowledgement may leave for the old primary ([`crate::repl::control`]).
-    async fn ack(
-        &mut self,
-        server: &Server,
-        link_term: u64,
-        id: u64,
-        stamp: u64,
-    ) -> anyhow::Result<()> {
+    /// Acknowledges `id`, unless a fence of a term the primary has not shown came: past
+    /// such a fence, no acknowledgement may leave for the old primary
+    /// ([`crate::repl::control`]).
+    async fn ack(&mut self, server: &Server, id: u64, stamp: u64) -> anyhow::Result<()> {
         let _fence = server.repl.control.ack_lock.lock().await;
-        if server.repl.control.term() != link_term {
+        if server.repl.link_fenced() {
             bail!("fenced by a newer controller term");
         }
         self.send_frame(Frame::Ack { id, stamp }).await?;

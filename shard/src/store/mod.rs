@@ -944,7 +944,7 @@ impl Store {
         let logged = match log {
             FlushLog::New => {
                 let op = self.oplog.begin(OpKind::FlushAll, self.oplog.term());
-                let (id, len) = self.oplog.append(&mut batch, op);
+                let len = self.oplog.append(&mut batch, op, id, end);
                 // Reads wait for its acknowledgement before they see an emptied keyspace.
                 self.visible.mark_all(id);
                 Some((id, len))

@@ -609,9 +609,10 @@ impl Oplog {
         self.retained.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts the entry the commit being built will write (under the commit lock).
+    /// Starts an entry the commit being built will write (under the commit lock); where it
+    /// falls in the history is set when it is appended.
     pub(crate) fn begin(&self, kind: OpKind, term: u64) -> OpBuilder {
-        OpBuilder::new(kind, term, self.end_bytes.load(Ordering::Relaxed))
+        OpBuilder::new(kind, term, 0)
     }
 
     /// Persists a new term in the batch of its marker.
@@ -625,14 +626,21 @@ impl Oplog {
         self.stats.term.set(term as i64);
     }
 
-    /// Adds an entry to the commit's batch under the next op id; returns that id and the
-    /// entry's size, for [`Oplog::committed`] once the batch is.
-    pub(crate) fn append(&self, batch: &mut OwnedWriteBatch, op: OpBuilder) -> (u64, u64) {
-        let id = self.next_id.load(Ordering::Relaxed);
+    /// Adds an entry to the commit's batch as op `id`, `bytes_before` into the history (the
+    /// first of a batch continues from [`Oplog::next`]); returns the entry's size, for
+    /// [`Oplog::committed`] once the batch is.
+    pub(crate) fn append(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        mut op: OpBuilder,
+        id: u64,
+        bytes_before: u64,
+    ) -> u64 {
+        op.buf[10..18].copy_from_slice(&bytes_before.to_be_bytes());
         let buf = op.finish();
         let len = buf.len() as u64;
         batch.insert(&self.keyspace, id.to_be_bytes(), buf);
-        (id, len)
+        len
     }
 
     /// Adds an entry another store wrote (a replica's copy). It must be the next op id, or
@@ -914,12 +922,14 @@ mod tests {
         })
     }
 
-    fn run(h: &Harness, line: &str) -> Reply {
-        let args: Vec<Bytes> = line
-            .split(' ')
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
             .map(|w| Bytes::from(w.to_string()))
-            .collect();
-        let reply = h.run(&args);
+            .collect()
+    }
+
+    fn run(h: &Harness, line: &str) -> Reply {
+        let reply = h.run(&args(line));
         assert!(!matches!(reply, Reply::Error(_)), "{line}: {reply:?}");
         reply
     }
@@ -1061,18 +1071,40 @@ mod tests {
             .unwrap();
         rt.block_on(async { writer.begin_term(7).await.await.unwrap() });
         run(&a, "SET in-term-7 v");
+        // A term started in the same group as writes (a promotion under load): the marker
+        // stays an entry of its own, and the group's changes follow it in the new term.
+        let write = |line: &str| match a.outcome(&args(line)) {
+            crate::cmd::Outcome::Write(op) => op,
+            _ => panic!("{line} is not a write"),
+        };
+        let group = vec![
+            write("SET before-term-8 v"),
+            crate::store::writer::begin_term(8),
+            write("SET in-term-8 v"),
+        ];
+        let marker_id = sa.oplog().last_id() + 1;
+        let replies = rt.block_on(async { writer.submit(group).await.await.unwrap() });
+        assert!(replies.iter().all(|r| *r == Reply::ok()), "{replies:?}");
+        let started = read_all(&sa, marker_id);
+        assert_eq!(
+            started
+                .iter()
+                .map(|op| (op.kind, op.term, op.changes().unwrap().len()))
+                .collect::<Vec<_>>(),
+            [(OpKind::Term, 8, 0), (OpKind::Changes, 8, 2)]
+        );
         run(&a, "FJORD SETSLOTS 3 gone 127.0.0.1:7102 100-200");
         run(&a, "FJORD SETSLOTS 4 frozen - 150,300");
         // Let active expiry and the sweep do their part (they write through the oplog too).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while (sa.stats.dead_collections.get() > 0 || sa.total_keys() != 4)
+        while (sa.stats.dead_collections.get() > 0 || sa.total_keys() != 6)
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(sa.stats.dead_collections.get(), 0);
-        assert_eq!(sa.total_keys(), 4);
-        assert_eq!(sa.oplog().term(), 7);
+        assert_eq!(sa.total_keys(), 6);
+        assert_eq!(sa.oplog().term(), 8);
         stop.store(true, Ordering::Relaxed);
         for t in sweepers {
             t.join().unwrap();
@@ -1112,7 +1144,7 @@ mod tests {
         assert_eq!(contents(&sa), contents(sb));
         assert_eq!(sb.slot_table(), sa.slot_table());
         assert_eq!(sb.oplog().last_id(), sa.oplog().last_id());
-        assert_eq!(sb.oplog().term(), 7);
+        assert_eq!(sb.oplog().term(), 8);
         assert_eq!(sb.total_keys(), sa.total_keys());
         assert_eq!(
             run(&b, "GET in-term-7"),

@@ -1100,11 +1100,18 @@ impl<'a> Txn<'a> {
         let dirty_len = dirty.len();
         let store = self.store;
         let mut batch = store.db.batch();
-        // A new entry, unless the group replays another store's.
+        // A new entry, unless the group replays another store's. A group that starts a
+        // term writes its marker first, then (if it changed anything) an entry of changes
+        // in the new term: writes share a group with the term's start (a promotion under
+        // load), and a marker carries no changes.
         let new_entry = self.replayed.is_empty() && !self.unlogged;
-        let mut op = new_entry.then(|| match self.new_term {
-            Some(term) => store.oplog.begin(OpKind::Term, term),
-            None => store.oplog.begin(OpKind::Changes, store.oplog.term()),
+        let marker = self
+            .new_term
+            .filter(|_| new_entry)
+            .map(|term| store.oplog.begin(OpKind::Term, term));
+        let mut op = new_entry.then(|| {
+            let term = self.new_term.unwrap_or_else(|| store.oplog.term());
+            store.oplog.begin(OpKind::Changes, term)
         });
         if let Some(term) = self.new_term {
             store.oplog.record_term(&mut batch, term);
@@ -1209,9 +1216,12 @@ impl<'a> Txn<'a> {
         let (first_id, mut end_bytes) = store.oplog.next();
         let mut last_id = first_id - 1;
         let mut logged = 0;
-        if let Some(op) = op {
-            let (id, len) = store.oplog.append(&mut batch, op);
-            (last_id, end_bytes, logged) = (id, end_bytes + len, len);
+        let op = op.filter(|op| marker.is_none() || !op.is_empty());
+        for op in marker.into_iter().chain(op) {
+            let len = store.oplog.append(&mut batch, op, last_id + 1, end_bytes);
+            last_id += 1;
+            end_bytes += len;
+            logged += len;
         }
         for op in &self.replayed {
             store

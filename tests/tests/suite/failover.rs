@@ -41,17 +41,24 @@ impl Rig {
 
     /// `shards` shards splitting the slots evenly.
     fn start_with(fsync: &'static str, controllers: usize, shards: usize) -> Self {
-        Self::start_on(false, fsync, controllers, shards)
+        Self::start_on(false, fsync, controllers, shards, &[])
     }
 
-    /// The same with the topology in etcd if `in_etcd`.
-    fn start_on(in_etcd: bool, fsync: &'static str, controllers: usize, shards: usize) -> Self {
+    /// The same with the topology in etcd if `in_etcd`, each primary started with
+    /// `primary_args`.
+    fn start_on(
+        in_etcd: bool,
+        fsync: &'static str,
+        controllers: usize,
+        shards: usize,
+        primary_args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = |n: usize| dir.path().join(format!("shard{n}"));
         let mut procs = Vec::new();
         let mut text = "version: 1\nproxies: [{listen: 127.0.0.1:0}]\nstandalone: 127.0.0.1:0\nadmin: 127.0.0.1:0\nsettings: {command_timeout_ms: 3000}\nshards:\n".to_string();
         for k in 0..shards {
-            let a = start_shard(fsync, None, data(2 * k), &[]);
+            let a = start_shard(fsync, None, data(2 * k), primary_args);
             let b = start_shard(fsync, None, data(2 * k + 1), &["--replica-of", &a.addr]);
             let (first, last) = (16384 * k / shards, 16384 * (k + 1) / shards - 1);
             text.push_str(&format!(
@@ -281,7 +288,7 @@ fn fault_cycles(in_etcd: bool, fsync: &'static str, cycles: usize) {
     // Two shards, faults alternating between them (the writers' keys and cross-slot MSETs
     // span both); two controllers on one store: terms (on a file) or the election (in etcd)
     // make sure each fault is failed over once.
-    let mut rig = Rig::start_on(in_etcd, fsync, 2, 2);
+    let mut rig = Rig::start_on(in_etcd, fsync, 2, 2, &[]);
     rig.wait_layout(0, 1);
     rig.wait_layout(2, 3);
     // Each shard's current primary process.
@@ -529,16 +536,7 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
         rig.logs()
     );
     let mut c = RawClient::tcp(&rig.standalone).unwrap();
-    // The replica's link restarts once under the controller's first term (a link carries its
-    // term), and for that moment writes fail with NOREPLICAS too.
-    assert!(
-        eventually(Duration::from_secs(10), || c
-            .call_str(&["SET", "k", "1"])
-            .unwrap()
-            == "+OK\r\n"),
-        "writes were refused with the replica in sync:\n{}",
-        rig.logs()
-    );
+    assert_eq!(c.call_str(&["SET", "k", "1"]).unwrap(), "+OK\r\n");
     rig.shards[1].as_mut().unwrap().kill9();
     assert!(
         eventually(Duration::from_secs(10), || c
@@ -558,6 +556,76 @@ fn the_controller_applies_the_replication_section_while_the_shard_serves() {
     );
     assert_eq!(c.call_str(&["GET", "k"]).unwrap(), "$1\r\n3\r\n");
     assert_eq!(rig.failovers("done") + rig.failovers("failed"), 0.0);
+}
+
+/// A controller that takes over a running shard whose primary needs its replica
+/// (`min_insync_replicas: 1`) refuses no write meanwhile: the replica's link carries on under
+/// the controller's first term once the primary has shown that term on it. Restarting the
+/// link, as a fence must, would take the replica out of the in-sync set and fail writes with
+/// NOREPLICAS until it is back.
+#[test]
+fn a_controller_takes_over_a_shard_that_needs_its_replica_without_refusing_a_write() {
+    let mut rig = Rig::start_on(false, "everysec", 0, 1, &["--min-insync-replicas", "1"]);
+    let (ok, said) = rig.admin(&["replication", "--min-insync-replicas", "1"]);
+    assert!(ok, "{said}");
+    let mut c = RawClient::tcp(&rig.standalone).unwrap();
+    // Until its replica is in sync the primary refuses writes, as it should.
+    assert!(
+        eventually(Duration::from_secs(10), || c
+            .call_str(&["SET", "k", "0"])
+            .unwrap()
+            == "+OK\r\n"),
+        "the replica never came in sync"
+    );
+    let replica = rig.addrs[1].clone();
+    let syncs = || {
+        ["fjord_full_syncs", "fjord_incremental_syncs"]
+            .map(|f| info_field(&replica, "replication", f).unwrap_or_default())
+    };
+    let syncs_before = syncs();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut acked, mut refused) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = (acked + refused.len() as u64).to_string();
+                match c.call_str(&["SET", "k", &n]).unwrap().as_str() {
+                    "+OK\r\n" => acked += 1,
+                    other => refused.push(other.to_string()),
+                }
+            }
+            (acked, refused)
+        })
+    };
+    rig.start_controller();
+    rig.wait_layout(0, 1);
+    let term = rig.topology().shards[0].term;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let status = RawClient::tcp(&replica)
+                .and_then(|mut c| c.call_str(&["FJORD", "STATUS"]))
+                .unwrap_or_default();
+            status.contains(&format!(
+                "$4\r\nterm\r\n${}\r\n{term}\r\n",
+                term.to_string().len()
+            ))
+        }),
+        "the replica was never attached under term {term}:\n{}",
+        rig.logs()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, refused) = writer.join().unwrap();
+    assert!(acked > 0);
+    assert!(
+        refused.is_empty(),
+        "{} of {} writes refused while the controller took over, first: {:?}",
+        refused.len(),
+        acked + refused.len() as u64,
+        refused.first()
+    );
+    assert_eq!(syncs(), syncs_before, "the replication link restarted");
 }
 
 /// Leadership terms (`FJORD LEADER`, sent by controllers elected through etcd): a shard
@@ -836,7 +904,7 @@ fn slot_moves_with_the_topology_in_etcd_carry_on_through_kill_9() {
 }
 
 fn slot_moves_through_kill_9(in_etcd: bool, rounds: usize) {
-    let mut rig = Rig::start_on(in_etcd, "always", 1, 2);
+    let mut rig = Rig::start_on(in_etcd, "always", 1, 2, &[]);
     rig.wait_layout(0, 1);
     rig.wait_layout(2, 3);
     let writers = Writers::start(&rig.standalone, 0, 3);
