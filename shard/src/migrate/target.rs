@@ -4,7 +4,7 @@
 
 use super::Import;
 use crate::repl::link::Link;
-use crate::store::oplog::{Change, Op};
+use crate::store::oplog::{Change, Op, OplogError, Pieces};
 use crate::store::slots::SlotTable;
 use crate::store::writer::{Txn, VersionMap, WriteOp, Writer};
 use crate::store::Store;
@@ -150,14 +150,23 @@ async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<()> {
     };
     let versions = Arc::new(Mutex::new(VersionMap::default()));
     let started = Instant::now();
+    let mut pieces = Pieces::default();
     loop {
         match link.frame().await? {
             Frame::Snap(chunk) => {
                 let op = Op::decode(0, chunk)?;
-                if apply(importer, import, vec![op], &versions).await? {
+                let bytes = op.len();
+                let changes = pieces.join(0, op.changes()?)?;
+                if changes.is_empty() {
+                    continue;
+                }
+                if apply(importer, import, vec![(0, changes, bytes)], &versions).await? {
                     return Ok(());
                 }
                 throttle(import, started).await;
+            }
+            Frame::SnapEnd if pieces.is_pending() => {
+                bail!("the source's snapshot ended in the middle of a value")
             }
             Frame::SnapEnd => break,
             other => bail!("unexpected frame during the snapshot: {other:?}"),
@@ -174,11 +183,14 @@ async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<()> {
                 let over = if entries.is_empty() {
                     !importing(&importer.store, &import.slots, import.epoch)
                 } else {
-                    let ops = entries
+                    let entries = entries
                         .into_iter()
-                        .map(|raw| Op::decode(through, raw))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    apply(importer, import, ops, &versions).await?
+                        .map(|raw| {
+                            let op = Op::decode(through, raw)?;
+                            Ok((op.id, op.changes()?, op.len()))
+                        })
+                        .collect::<Result<Vec<_>, OplogError>>()?;
+                    apply(importer, import, entries, &versions).await?
                 };
                 if over {
                     return Ok(());
@@ -190,25 +202,25 @@ async fn pull(importer: &Importer, import: &Import) -> anyhow::Result<()> {
     }
 }
 
-/// Applies entries through the writer; true if the import is over.
+/// Applies entries (id, changes, bytes received) through the writer; true if the import
+/// is over.
 async fn apply(
     importer: &Importer,
     import: &Import,
-    ops: Vec<Op>,
+    received: Vec<(u64, Vec<Change>, u64)>,
     versions: &Arc<Mutex<VersionMap>>,
 ) -> anyhow::Result<bool> {
-    let mut entries = Vec::with_capacity(ops.len());
+    let mut entries = Vec::with_capacity(received.len());
     let mut bytes = 0;
-    for op in &ops {
-        let changes = op.changes()?;
+    for (id, changes, len) in received {
         if let Some(slot) = changes
             .iter()
             .find_map(|c| change_slot(c).filter(|s| !import.slots.contains(*s)))
         {
             bail!("the source sent a change to slot {slot}, which is not imported");
         }
-        bytes += op.len();
-        entries.push((op.id, changes));
+        bytes += len;
+        entries.push((id, changes));
     }
     let batch = ImportBatch {
         epoch: import.epoch,
@@ -249,7 +261,8 @@ pub fn change_slot(change: &Change) -> Option<u16> {
         Change::Put(k, _)
         | Change::Delete(k)
         | Change::PutMember(k, _)
-        | Change::DeleteMember(k) => Some(u16::from_be_bytes(k.get(..2)?.try_into().ok()?)),
+        | Change::DeleteMember(k)
+        | Change::Piece { key: k, .. } => Some(u16::from_be_bytes(k.get(..2)?.try_into().ok()?)),
         Change::Garbage { .. } | Change::NextVersion(_) | Change::SlotStates(_) => None,
     }
 }

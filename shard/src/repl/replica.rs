@@ -3,8 +3,8 @@
 
 use super::link::Link;
 use crate::server::Server;
-use crate::store::oplog::Op;
-use crate::store::writer::load_snapshot_chunk;
+use crate::store::oplog::{Op, Pieces};
+use crate::store::writer::load_snapshot_changes;
 use anyhow::{anyhow, bail};
 use fjord_common::repl::{Frame, SyncRequest, PROTOCOL_VERSION};
 use std::sync::Arc;
@@ -207,14 +207,22 @@ async fn full_sync(
         .exclusive(|store| store.clear_for_full_sync())
         .await
         .ok_or_else(gone)??;
+    let mut pieces = Pieces::default();
     loop {
         match link.frame().await? {
             Frame::Snap(chunk) => {
+                server.repl.note_io(next_id - 1);
+                let changes = pieces.join(0, Op::decode(0, chunk)?.changes()?)?;
+                if changes.is_empty() {
+                    continue;
+                }
                 writer
-                    .exclusive(move |store| load_snapshot_chunk(store, chunk))
+                    .exclusive(move |store| load_snapshot_changes(store, changes))
                     .await
                     .ok_or_else(gone)??;
-                server.repl.note_io(next_id - 1);
+            }
+            Frame::SnapEnd if pieces.is_pending() => {
+                bail!("the primary's snapshot ended in the middle of a value")
             }
             Frame::SnapEnd => break,
             other => bail!("unexpected frame during a full sync: {other:?}"),

@@ -490,8 +490,9 @@ impl Store {
     /// as the bodies of oplog entries of about `chunk_bytes`: data entries, members, garbage
     /// markers, the version counter and the slot states (counts and the expiry index it
     /// derives). With `only`, just the data entries and members of those slots (what a
-    /// shard importing them needs; collection versions are the importer's to map). `emit`
-    /// returns false to stop.
+    /// shard importing them needs; collection versions are the importer's to map). A value
+    /// bigger than a chunk goes in pieces of a chunk each ([`oplog::Pieces`] joins them).
+    /// `emit` returns false to stop.
     pub fn snapshot_chunks(
         &self,
         snapshot: &fjall::Snapshot,
@@ -516,21 +517,26 @@ impl Store {
                 (encoding::slot_prefix(r.start), encoding::slot_prefix(end))
             })
         };
-        for (start, end) in ranges() {
-            for guard in snapshot.range(&self.data, start..end) {
-                let (k, v) = guard.into_inner()?;
-                chunk.put(&k, &v);
-                if !flush(&mut chunk, false) {
-                    return Ok(false);
-                }
-            }
-        }
-        for (start, end) in ranges() {
-            for guard in snapshot.range(&self.members, start..end) {
-                let (k, v) = guard.into_inner()?;
-                chunk.put_member(&k, &v);
-                if !flush(&mut chunk, false) {
-                    return Ok(false);
+        for (member, keyspace) in [(false, &self.data), (true, &self.members)] {
+            for (start, end) in ranges() {
+                for guard in snapshot.range(keyspace, start..end) {
+                    let (k, v) = guard.into_inner()?;
+                    if v.len() > chunk_bytes {
+                        for piece in v.chunks(chunk_bytes) {
+                            chunk.piece(member, &k, v.len(), piece);
+                            if !flush(&mut chunk, false) {
+                                return Ok(false);
+                            }
+                        }
+                        continue;
+                    }
+                    match member {
+                        false => chunk.put(&k, &v),
+                        true => chunk.put_member(&k, &v),
+                    }
+                    if !flush(&mut chunk, false) {
+                        return Ok(false);
+                    }
                 }
             }
         }

@@ -32,6 +32,12 @@
 //! | 6 garbage swept | `slot (u16 BE) ++ version (u64 BE)`; no longer written, ignored when applied (each store removes its own markers, [`super::garbage`]) |
 //! | 7 next version | `version (u64 BE)` |
 //! | 8 slot states | `len (u32 BE) ++ the whole table` ([`super::slots`]) |
+//! | 9 piece of a data value | `key len ++ data key ++ value's whole len (u32 BE) ++ piece len ++ piece` |
+//! | 10 piece of a member's value | the same with a member key |
+//!
+//! Pieces appear only in a snapshot's chunks ([`super::Store::snapshot_chunks`]): a value
+//! bigger than a chunk goes as consecutive pieces, each a record of its own, so that the
+//! stream is cut between them; the receiver joins them back into a put ([`Pieces`]).
 //!
 //! Kind 1 marks the start of a term (the header's), kind 2 a FLUSHALL; neither has a body.
 //! `bytes_before` is the total size of every entry before this one in the history, so the
@@ -51,7 +57,7 @@
 //! and trimming goes on, so a stuck reader cannot fill the disk.
 
 use super::{background, corrupt, Round, StoreError};
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use fjall::{Database, Keyspace, OwnedWriteBatch};
 use fjord_common::metrics;
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -107,6 +113,14 @@ pub enum Change {
     NextVersion(u64),
     /// The slot states, whole (encoded).
     SlotStates(Bytes),
+    /// A piece of a value too big for one snapshot chunk (of a member's if `member`): the
+    /// pieces of a value come in order, each with the value's whole length ([`Pieces`]).
+    Piece {
+        member: bool,
+        key: Bytes,
+        total: u32,
+        piece: Bytes,
+    },
 }
 
 /// Why the oplog cannot give what was asked.
@@ -200,6 +214,12 @@ impl Op {
                 },
                 7 => Change::NextVersion(body.u64().ok_or_else(bad)?),
                 8 => Change::SlotStates(body.bytes().ok_or_else(bad)?),
+                9 | 10 => Change::Piece {
+                    member: tag == 10,
+                    key: body.bytes().ok_or_else(bad)?,
+                    total: body.u32().ok_or_else(bad)?,
+                    piece: body.bytes().ok_or_else(bad)?,
+                },
                 _ => return Err(bad()),
             };
             out.push(change);
@@ -331,6 +351,78 @@ impl OpBuilder {
     pub fn slot_states(&mut self, table: &[u8]) {
         self.tag(8);
         self.field(table);
+    }
+
+    /// A piece of `key`'s value (a member's if `member`), `total` bytes long in all.
+    pub fn piece(&mut self, member: bool, key: &[u8], total: usize, piece: &[u8]) {
+        self.tag(if member { 10 } else { 9 });
+        self.field(key);
+        // Values are at most 512 MiB and a little (the entry's header).
+        self.buf.put_u32(total as u32);
+        self.field(piece);
+    }
+}
+
+/// The most a value joined from pieces may hold: a 512 MiB string and its entry's header.
+const MAX_JOINED: usize = (512 << 20) + 64;
+
+/// Joins the pieces of a big value, sent over several snapshot chunks, back into one put.
+#[derive(Default)]
+pub struct Pieces {
+    /// The value being joined: whether a member's, its key, its whole length, and what
+    /// came so far.
+    pending: Option<(bool, Bytes, usize, BytesMut)>,
+}
+
+impl Pieces {
+    /// The changes of chunk `id` with pieces joined: a value's put comes with its last
+    /// piece. Pieces out of order, or anything between the pieces of a value, are
+    /// malformed.
+    pub fn join(&mut self, id: u64, changes: Vec<Change>) -> Result<Vec<Change>, OplogError> {
+        let bad = || OplogError::Malformed(id);
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let Change::Piece {
+                member,
+                key,
+                total,
+                piece,
+            } = change
+            else {
+                if self.pending.is_some() {
+                    return Err(bad());
+                }
+                out.push(change);
+                continue;
+            };
+            let total = total as usize;
+            if total > MAX_JOINED {
+                return Err(bad());
+            }
+            let (m, k, t, value) = self.pending.get_or_insert_with(|| {
+                // Grown as pieces come, not sized from a length that comes from outside.
+                (member, key.clone(), total, BytesMut::new())
+            });
+            if (*m, &*k, *t) != (member, &key, total) || value.len() + piece.len() > total {
+                return Err(bad());
+            }
+            value.extend_from_slice(&piece);
+            if value.len() == total {
+                if let Some((member, key, _, value)) = self.pending.take() {
+                    let value = value.freeze();
+                    out.push(match member {
+                        true => Change::PutMember(key, value),
+                        false => Change::Put(key, value),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a value still waits for pieces (a snapshot that ends so is malformed).
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 }
 
@@ -1018,6 +1110,78 @@ mod tests {
             .unwrap()
             .changes()
             .is_err());
+    }
+
+    /// A snapshot sends a value bigger than a chunk in pieces, so that no chunk holds much
+    /// more than the chunk size, and [`Pieces`] joins them back into exactly the puts of a
+    /// snapshot in whole values; pieces out of order, interrupted or too long are malformed.
+    #[test]
+    fn a_snapshot_sends_big_values_in_pieces_that_join_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path(), 256, 4096);
+        let big = "x".repeat(100_000);
+        let field = "y".repeat(70_000);
+        for line in [
+            format!("SET big {big}"),
+            "SET small v".to_string(),
+            format!("HSET h f {field} g 1"),
+            format!("SET {{h}}big2 {field}"),
+        ] {
+            run(&h, &line);
+        }
+        let sa = store(&h);
+        let chunks = |chunk_bytes: usize| {
+            let mut out = Vec::new();
+            let snapshot = sa.database().snapshot();
+            assert!(sa
+                .snapshot_chunks(&snapshot, None, chunk_bytes, |c| {
+                    out.push(c);
+                    true
+                })
+                .unwrap());
+            out
+        };
+        let changes = |chunks: Vec<Bytes>| {
+            let mut pieces = Pieces::default();
+            let mut all = Vec::new();
+            for c in chunks {
+                all.extend(
+                    pieces
+                        .join(0, Op::decode(0, c).unwrap().changes().unwrap())
+                        .unwrap(),
+                );
+            }
+            assert!(!pieces.is_pending());
+            all
+        };
+        let small = chunks(4096);
+        assert!(small.len() > 40, "{} chunks", small.len());
+        assert!(small.iter().all(|c| c.len() < 2 * 4096 + 100));
+        assert_eq!(changes(small), changes(chunks(1 << 20)));
+
+        let key = Bytes::from_static(b"\0\0k");
+        let piece = |total: u32, bytes: &'static [u8]| Change::Piece {
+            member: false,
+            key: key.clone(),
+            total,
+            piece: Bytes::from_static(bytes),
+        };
+        let joined = Pieces::default().join(0, vec![piece(4, b"ab"), piece(4, b"cd")]);
+        assert_eq!(
+            joined.unwrap(),
+            [Change::Put(key.clone(), Bytes::from_static(b"abcd"))]
+        );
+        for bad in [
+            vec![piece(4, b"ab"), Change::Delete(key.clone())],
+            vec![piece(4, b"ab"), piece(5, b"cd")],
+            vec![piece(4, b"abc"), piece(4, b"de")],
+            vec![piece(u32::MAX, b"ab")],
+        ] {
+            assert!(Pieces::default().join(3, bad.clone()).is_err(), "{bad:?}");
+        }
+        let mut pending = Pieces::default();
+        assert!(pending.join(0, vec![piece(4, b"ab")]).unwrap().is_empty());
+        assert!(pending.is_pending());
     }
 
     /// The property replication rests on: a store that replays another's oplog from the

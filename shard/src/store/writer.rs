@@ -553,14 +553,14 @@ fn replay(store: &Store, ops: Vec<Op>) -> Result<(), OplogError> {
     Ok(())
 }
 
-/// Loads a chunk of a primary's snapshot (a full sync): its changes applied as a replayed
-/// entry's are, with no entry of their own (the snapshot is not part of the history).
-pub(crate) fn load_snapshot_chunk(store: &Store, chunk: Bytes) -> Result<(), OplogError> {
-    let op = Op::decode(0, chunk)?;
+/// Loads the changes of a chunk of a primary's snapshot (a full sync), big values' pieces
+/// joined: applied as a replayed entry's are, with no entry of their own (the snapshot is
+/// not part of the history).
+pub(crate) fn load_snapshot_changes(store: &Store, changes: Vec<Change>) -> Result<(), OplogError> {
     let mut txn = Txn::new(store);
     txn.replaying = true;
     txn.unlogged = true;
-    txn.apply_changes(&op)?;
+    txn.apply_changes(0, changes)?;
     txn.commit()?;
     Ok(())
 }
@@ -925,7 +925,7 @@ impl<'a> Txn<'a> {
 
     /// Applies one of a primary's entries (see [`replay`]).
     fn replay(&mut self, op: Op) -> Result<(), OplogError> {
-        self.apply_changes(&op)?;
+        self.apply_changes(op.id, op.changes()?)?;
         if op.kind == OpKind::Term {
             self.new_term = Some(op.term);
         }
@@ -933,10 +933,10 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Applies the changes of an entry as raw puts and deletes.
-    fn apply_changes(&mut self, op: &Op) -> Result<(), OplogError> {
-        let bad = || OplogError::Malformed(op.id);
-        for change in op.changes()? {
+    /// Applies the changes of entry `id` as raw puts and deletes.
+    fn apply_changes(&mut self, id: u64, changes: Vec<Change>) -> Result<(), OplogError> {
+        let bad = || OplogError::Malformed(id);
+        for change in changes {
             match change {
                 Change::Put(dkey, value) => {
                     let entry = Entry::decode(value).ok_or_else(bad)?;
@@ -966,6 +966,8 @@ impl<'a> Txn<'a> {
                 Change::SlotStates(raw) => {
                     self.set_slot_table(SlotTable::decode(&raw).ok_or_else(bad)?);
                 }
+                // Joined before anything applies them ([`super::oplog::Pieces`]).
+                Change::Piece { .. } => return Err(bad()),
             }
         }
         Ok(())
@@ -1042,6 +1044,8 @@ impl<'a> Txn<'a> {
                         self.remove_member(key);
                     }
                 }
+                // Joined before anything applies them ([`super::oplog::Pieces`]).
+                Change::Piece { .. } => return Err(bad()),
                 _ => {}
             }
         }

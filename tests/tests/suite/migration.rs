@@ -205,6 +205,19 @@ fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
         let r = client.read_reply().unwrap();
         assert!(!r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
     }
+    // Values bigger than a snapshot chunk, which a move sends in pieces: a string and a
+    // hash field, in slots that move three times.
+    let big: Vec<String> = (0..)
+        .map(|n| format!("big:{n}"))
+        .filter(|k| (100..2000).contains(&fjord_common::slot::slot_of(k.as_bytes())))
+        .take(2)
+        .collect();
+    let big_value = |n: usize| format!("{n}{}", "B".repeat(2 << 20));
+    call(&mut client, &format!("SET {} {}", big[0], big_value(0)));
+    call(
+        &mut client,
+        &format!("HSET {} f {} g 1", big[1], big_value(1)),
+    );
     let before = call(&mut client, "DBSIZE");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -283,6 +296,9 @@ fn slots_move_with_their_data_under_load_and_back_with_no_client_error() {
             "{ttl}"
         );
     }
+    let bulk = |v: String| format!("${}\r\n{v}\r\n", v.len());
+    assert!(call(&mut fresh, &format!("GET {}", big[0])) == bulk(big_value(0)));
+    assert!(call(&mut old, &format!("HGET {} f", big[1])) == bulk(big_value(1)));
     let expected = before
         .trim_start_matches(':')
         .trim()

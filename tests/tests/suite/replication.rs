@@ -71,6 +71,12 @@ fn mixed_writes(c: &mut RawClient, round: usize) {
         run(c, &format!("RPUSH l{round} e{i}"));
         run(c, &format!("LPUSH l{} e{i}", i % 2));
     }
+    // Values bigger than a snapshot chunk, which a full sync sends in pieces.
+    run(c, &format!("SET big{round} {}", "b".repeat(3 << 20)));
+    run(
+        c,
+        &format!("HSET bigh{round} f {} g 1", "h".repeat(1 << 20)),
+    );
     run(c, &format!("SET ttl{round} x EX 1000"));
     run(c, &format!("SET gone{round} x PX 1"));
     run(c, &format!("HDEL h{round} f1 f2"));
