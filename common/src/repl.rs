@@ -20,8 +20,9 @@
 use crate::Reply;
 use bytes::Bytes;
 
-/// The version of this protocol; both ends must speak the same.
-pub const PROTOCOL_VERSION: u64 = 3;
+/// The version of this protocol; both ends must speak the same. 4: snapshot chunks may
+/// carry a big value in pieces.
+pub const PROTOCOL_VERSION: u64 = 4;
 
 /// How long a managed primary with in-sync replicas may serve after the send of the last
 /// stamp all of them acknowledged. A controller that fences those replicas waits this out,
