@@ -441,12 +441,14 @@ impl MemberCache {
         }
     }
 
-    /// Records a member's state once the batch that wrote it is committed.
+    /// Records a member's state once the batch that wrote it is committed. A removal only
+    /// updates a member the cache holds: most are pops, of members nothing reads again
+    /// (a list's positions move on), and making room for them would cost every pop.
     pub fn record(&self, mkey: Vec<u8>, state: MemberState) {
         let Some(cache) = &self.cache else { return };
         if member_weight(&mkey, &state) > self.max_weight {
             cache.remove(&mkey);
-        } else if !self.flags.full.load(Ordering::Acquire) {
+        } else if state.is_some() && !self.flags.full.load(Ordering::Acquire) {
             cache.insert(mkey, state);
         } else {
             // One probe, where looking first and inserting then took two: a pop's writes

@@ -630,7 +630,19 @@ pub struct Txn<'a> {
     unlogged: bool,
     /// New slot states, in force for the rest of the group and published once it commits.
     slot_table: Option<Arc<SlotTable>>,
+    /// Committed members read ahead of a run of pops ([`Txn::take_member_ahead`]), found by
+    /// reads behind the group's own changes (`members`).
+    read_ahead: HashMap<Vec<u8>, Bytes>,
+    /// How many members the next read-ahead reads (0: the group has popped nothing yet).
+    read_ahead_len: usize,
 }
+
+/// The first read-ahead of a group, and the most any reads: a group of one pipeline's pops
+/// reads little it does not take, a group of many clients' pops few ranges.
+const READ_AHEAD_FIRST: usize = 16;
+const READ_AHEAD_MAX: usize = 256;
+/// Bytes of values past which a read-ahead stops: elements may be big.
+const READ_AHEAD_BYTES: usize = 1 << 20;
 
 impl<'a> Txn<'a> {
     fn new(store: &'a Store) -> Self {
@@ -650,6 +662,8 @@ impl<'a> Txn<'a> {
             new_term: None,
             unlogged: false,
             slot_table: None,
+            read_ahead: HashMap::new(),
+            read_ahead_len: 0,
         }
     }
 
@@ -828,9 +842,57 @@ impl<'a> Txn<'a> {
         value
     }
 
+    /// [`Txn::take_member`] of one of a run of pops, towards `last` (the far end of what
+    /// the collection holds, inclusive). From the group's second pop on, one that misses
+    /// reads the members up to `last` ahead, in one range: a run of pops reads a range per
+    /// many members instead of one lookup each.
+    pub fn take_member_ahead(&mut self, mkey: Vec<u8>, last: &[u8]) -> Option<Bytes> {
+        if !self.members.contains_key(&mkey) && !self.read_ahead.contains_key(&mkey) {
+            match self.read_ahead_len {
+                0 => self.read_ahead_len = READ_AHEAD_FIRST,
+                n => {
+                    self.fill_read_ahead(&mkey, last, n);
+                    self.read_ahead_len = (n * 2).min(READ_AHEAD_MAX);
+                }
+            }
+        }
+        self.take_member(mkey)
+    }
+
+    /// Reads up to `n` committed members from `from` towards `last` into the read-ahead.
+    fn fill_read_ahead(&mut self, from: &[u8], last: &[u8], n: usize) {
+        let (lo, hi) = (from.min(last).to_vec(), from.max(last).to_vec());
+        let range = self.store.members.range(lo..=hi);
+        let entries: Box<dyn Iterator<Item = fjall::Guard>> = match from > last {
+            true => Box::new(range.rev()),
+            false => Box::new(range),
+        };
+        let mut bytes = 0;
+        for guard in entries.take(n) {
+            match guard.into_inner() {
+                Ok((k, v)) => {
+                    self.store.stats.members_read.inc();
+                    bytes += v.len();
+                    self.read_ahead
+                        .insert(k.to_vec(), Bytes::copy_from_slice(&v));
+                }
+                Err(e) => {
+                    self.error.get_or_insert(e.into());
+                    return;
+                }
+            }
+            if bytes >= READ_AHEAD_BYTES {
+                return;
+            }
+        }
+    }
+
     fn read_member_for(&mut self, mkey: &[u8], then: Use) -> Option<Bytes> {
         if let Some(v) = self.members.get(mkey) {
             return v.clone();
+        }
+        if let Some(v) = self.read_ahead.get(mkey) {
+            return Some(v.clone());
         }
         let store = self.store;
         let load = || {

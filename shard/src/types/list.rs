@@ -166,12 +166,14 @@ pub fn pop(
     let (head, tail) = ends(list);
     if count <= POINT_READS {
         // A point read is far cheaper than opening a range, and pops are mostly of one.
-        let indexes: Vec<u64> = match end {
-            End::Left => (span.0..=span.1).collect(),
-            End::Right => (span.0..=span.1).rev().collect(),
+        // Pops of a group run on from where the last left off, towards the far end.
+        let (indexes, last): (Vec<u64>, u64) = match end {
+            End::Left => ((span.0..=span.1).collect(), tail - 1),
+            End::Right => ((span.0..=span.1).rev().collect(), head),
         };
+        let last = element_key(list, last);
         for i in indexes {
-            let taken = txn.take_member(element_key(list, head + i));
+            let taken = txn.take_member_ahead(element_key(list, head + i), &last);
             popped.push(taken.unwrap_or_default());
         }
     } else {
@@ -297,4 +299,117 @@ fn collect(
         true
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::Outcome;
+    use crate::fuzzing::Harness;
+    use bytes::Bytes;
+    use fjord_common::Reply;
+    use std::collections::VecDeque;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::from(w.to_string()))
+            .collect()
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(Bytes::from(s.to_string()))
+    }
+
+    /// Pops in one group read ahead of themselves, from the committed list: what the group
+    /// writes in between (LSET, pushes onto popped positions, LINSERT shifting elements) is
+    /// what its later pops take, and the list committed is the one a Redis would hold.
+    #[test]
+    fn pops_of_one_group_take_what_the_group_wrote_in_between() {
+        let h = Harness::new();
+        let mut model: VecDeque<String> = (0..400).map(|i| format!("e{i}")).collect();
+        let all: Vec<&str> = model.iter().map(String::as_str).collect();
+        h.run(&args(&format!("RPUSH l {}", all.join(" "))));
+        // Many pops from both ends, so that read-aheads of 16, 32, … members happen, with
+        // writes to members already read ahead between them.
+        let (mut lines, mut expected) = (Vec::new(), Vec::new());
+        let mut seed = 7u64;
+        for step in 0..300 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let pick = (seed >> 33) % 10;
+            let near = (seed >> 40) as usize % model.len().clamp(1, 40);
+            let (line, reply) = match pick {
+                _ if step % 60 == 59 && model.len() > 30 => {
+                    // Shifts the head side's elements: they are then the group's own.
+                    let pivot = model[20].clone();
+                    model.insert(20, format!("i{step}"));
+                    let line = format!("LINSERT l BEFORE {pivot} i{step}");
+                    (line, Reply::Int(model.len() as i64))
+                }
+                0..=2 => {
+                    let popped = model.pop_front().map_or(Reply::Nil, |e| bulk(&e));
+                    ("LPOP l".to_string(), popped)
+                }
+                3..=4 => {
+                    let popped = model.pop_back().map_or(Reply::Nil, |e| bulk(&e));
+                    ("RPOP l".to_string(), popped)
+                }
+                5 | 6 if !model.is_empty() => {
+                    // Elements near either end: ones a pop has read ahead.
+                    let (i, index) = match pick {
+                        5 => (near, near.to_string()),
+                        _ => (model.len() - 1 - near, format!("-{}", near + 1)),
+                    };
+                    model[i] = format!("set{step}");
+                    (format!("LSET l {index} set{step}"), Reply::ok())
+                }
+                7 => {
+                    model.push_front(format!("l{step}"));
+                    let len = Reply::Int(model.len() as i64);
+                    (format!("LPUSH l l{step}"), len)
+                }
+                8 => {
+                    model.push_back(format!("r{step}"));
+                    let len = Reply::Int(model.len() as i64);
+                    (format!("RPUSH l r{step}"), len)
+                }
+                _ => {
+                    let taken: Vec<Reply> = (0..3)
+                        .filter_map(|_| model.pop_front())
+                        .map(|e| bulk(&e))
+                        .collect();
+                    let reply = match taken.is_empty() {
+                        true => Reply::NilArray,
+                        false => Reply::Array(taken),
+                    };
+                    ("LPOP l 3".to_string(), reply)
+                }
+            };
+            lines.push(line);
+            expected.push(reply);
+        }
+        let ops = lines
+            .iter()
+            .map(|line| match h.outcome(&args(line)) {
+                Outcome::Write(op) => op,
+                _ => panic!("{line} is not a write"),
+            })
+            .collect();
+        let writer = h.server().writer.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let replies = rt.block_on(async { writer.submit(ops).await.await.unwrap() });
+        for ((line, got), want) in lines.iter().zip(&replies).zip(&expected) {
+            assert_eq!(got, want, "{line}");
+        }
+        let resp2 = |r: Reply| {
+            let mut out = bytes::BytesMut::new();
+            r.encode(fjord_common::Proto::Resp2, &mut out);
+            out
+        };
+        let committed = h.run(&args("LRANGE l 0 -1"));
+        let want = Reply::Array(model.iter().map(|e| bulk(e)).collect());
+        assert_eq!(resp2(committed), resp2(want));
+    }
 }
