@@ -635,14 +635,77 @@ pub struct Txn<'a> {
     read_ahead: HashMap<Vec<u8>, Bytes>,
     /// How many members the next read-ahead reads (0: the group has popped nothing yet).
     read_ahead_len: usize,
+    /// Committed members forward walks read ahead (`scan_members_merged`), by collection
+    /// (the slot and version its member keys start with), so that the next walk of the
+    /// group from within one (the next ZPOPMIN) opens no range.
+    windows: HashMap<Vec<u8>, Window>,
+    /// Bytes of values read ahead so far, by both.
+    ahead_bytes: usize,
+}
+
+/// Every committed member in `lo..end`, in order, and how many the next window of its
+/// collection reads.
+#[derive(Default)]
+struct Window {
+    lo: Vec<u8>,
+    end: Vec<u8>,
+    entries: Vec<(Vec<u8>, Bytes)>,
+    next_len: usize,
+}
+
+/// A member key's collection: its slot and version.
+const COLLECTION_PREFIX: usize = 10;
+
+/// Reads up to `n` committed members from `lo` (below `hi`) as a window.
+fn fill_window(
+    store: &Store,
+    lo: &[u8],
+    hi: &[u8],
+    n: usize,
+) -> Result<(Window, usize), StoreError> {
+    let mut entries = Vec::new();
+    let mut end = hi.to_vec();
+    let mut bytes = 0;
+    for m in store.members.range(lo..).map(owned) {
+        let (k, v) = m?;
+        if k.as_slice() >= hi {
+            break;
+        }
+        store.stats.members_read.inc();
+        bytes += v.len();
+        entries.push((k, v));
+        if entries.len() >= n || bytes >= READ_AHEAD_BYTES {
+            // Up to and with the last one read: its key and a zero byte is the next
+            // possible key.
+            end = entries[entries.len() - 1].0.clone();
+            end.push(0);
+            break;
+        }
+    }
+    let window = Window {
+        lo: lo.to_vec(),
+        end,
+        entries,
+        next_len: 0,
+    };
+    Ok((window, bytes))
+}
+
+/// A member fjall read, copied out of its block.
+fn owned(g: fjall::Guard) -> Result<(Vec<u8>, Bytes), StoreError> {
+    g.into_inner()
+        .map(|(k, v)| (k.to_vec(), Bytes::copy_from_slice(&v)))
+        .map_err(StoreError::from)
 }
 
 /// The first read-ahead of a group, and the most any reads: a group of one pipeline's pops
 /// reads little it does not take, a group of many clients' pops few ranges.
 const READ_AHEAD_FIRST: usize = 16;
 const READ_AHEAD_MAX: usize = 256;
-/// Bytes of values past which a read-ahead stops: elements may be big.
+/// Bytes of values past which a read-ahead stops (elements may be big), and past which a
+/// group reads no more ahead.
 const READ_AHEAD_BYTES: usize = 1 << 20;
+const READ_AHEAD_GROUP_BYTES: usize = 16 << 20;
 
 impl<'a> Txn<'a> {
     fn new(store: &'a Store) -> Self {
@@ -664,6 +727,8 @@ impl<'a> Txn<'a> {
             slot_table: None,
             read_ahead: HashMap::new(),
             read_ahead_len: 0,
+            windows: HashMap::new(),
+            ahead_bytes: 0,
         }
     }
 
@@ -847,7 +912,8 @@ impl<'a> Txn<'a> {
     /// reads the members up to `last` ahead, in one range: a run of pops reads a range per
     /// many members instead of one lookup each.
     pub fn take_member_ahead(&mut self, mkey: Vec<u8>, last: &[u8]) -> Option<Bytes> {
-        if !self.members.contains_key(&mkey) && !self.read_ahead.contains_key(&mkey) {
+        let room = self.ahead_bytes < READ_AHEAD_GROUP_BYTES;
+        if room && !self.members.contains_key(&mkey) && !self.read_ahead.contains_key(&mkey) {
             match self.read_ahead_len {
                 0 => self.read_ahead_len = READ_AHEAD_FIRST,
                 n => {
@@ -873,6 +939,7 @@ impl<'a> Txn<'a> {
                 Ok((k, v)) => {
                     self.store.stats.members_read.inc();
                     bytes += v.len();
+                    self.ahead_bytes += v.len();
                     self.read_ahead
                         .insert(k.to_vec(), Bytes::copy_from_slice(&v));
                 }
@@ -934,16 +1001,14 @@ impl<'a> Txn<'a> {
         open_ended: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) {
+        if !rev && open_ended {
+            return self.walk_forward(lo, hi, visit);
+        }
         let stats = &self.store.stats;
         let range = self
             .store
             .members
             .range::<&[u8], _>(scan_bounds(lo, hi, rev, open_ended));
-        let disk = |g: fjall::Guard| {
-            g.into_inner()
-                .map(|(k, v)| (k.to_vec(), Bytes::copy_from_slice(&v)))
-                .map_err(StoreError::from)
-        };
         let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
             Ok((k, _)) if open_ended => (lo..hi).contains(&k.as_slice()),
             _ => true,
@@ -952,19 +1017,84 @@ impl<'a> Txn<'a> {
         let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
         let result = if rev {
             merge_members(
-                range.rev().map(disk).take_while(within).inspect(read),
+                range.rev().map(owned).take_while(within).inspect(read),
                 overlay.rev().map(|(k, v)| (k.as_slice(), v)),
                 true,
                 visit,
             )
         } else {
             merge_members(
-                range.map(disk).take_while(within).inspect(read),
+                range.map(owned).take_while(within).inspect(read),
                 overlay.map(|(k, v)| (k.as_slice(), v)),
                 false,
                 visit,
             )
         };
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// A forward walk that stops early (a pop, a page). From the group's second on, one
+    /// that starts outside the window reads the committed members from its start ahead
+    /// into it (16, then twice as many each time, up to 256 or 1 MiB): the walks of a
+    /// group's pops then open one range per many pops instead of one each, which costs a
+    /// seek in every table. Past the window's end the walk goes on in fjall.
+    fn walk_forward(&mut self, lo: &[u8], hi: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+        let covers = |w: &Window| w.lo.as_slice() <= lo && lo < w.end.as_slice();
+        let prefix = &lo[..lo.len().min(COLLECTION_PREFIX)];
+        let room = self.ahead_bytes < READ_AHEAD_GROUP_BYTES;
+        let window = self.windows.entry(prefix.to_vec()).or_default();
+        if room && !covers(window) {
+            match window.next_len {
+                0 => window.next_len = READ_AHEAD_FIRST,
+                n => {
+                    let next_len = (n * 2).min(READ_AHEAD_MAX);
+                    let filled = fill_window(self.store, lo, hi, n);
+                    *window = match filled {
+                        Ok((w, bytes)) => {
+                            self.ahead_bytes += bytes;
+                            Window { next_len, ..w }
+                        }
+                        Err(e) => {
+                            self.error.get_or_insert(e);
+                            Window::default()
+                        }
+                    };
+                }
+            }
+        }
+        let store = self.store;
+        let stats = &store.stats;
+        let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
+            Ok((k, _)) => k.as_slice() < hi,
+            Err(_) => true,
+        };
+        let (ahead, from): (&[(Vec<u8>, Bytes)], Vec<u8>) = match self.windows.get(prefix) {
+            Some(w) if covers(w) => {
+                let first = w.entries.partition_point(|(k, _)| k.as_slice() < lo);
+                (&w.entries[first..], w.end.clone())
+            }
+            _ => (&[], lo.to_vec()),
+        };
+        // Opened only if the walk gets past what was read ahead, and not for a window that
+        // reaches `hi`.
+        let beyond = std::iter::once(from)
+            .filter(|from| from.as_slice() < hi)
+            .flat_map(move |from| {
+                store
+                    .members
+                    .range(from..)
+                    .map(owned)
+                    .inspect(|_| stats.members_read.inc())
+            });
+        let disk = ahead
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.clone())))
+            .chain(beyond)
+            .take_while(within);
+        let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
+        let result = merge_members(disk, overlay.map(|(k, v)| (k.as_slice(), v)), false, visit);
         if let Err(e) = result {
             self.error.get_or_insert(e);
         }

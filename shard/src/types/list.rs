@@ -304,7 +304,6 @@ fn collect(
 #[cfg(test)]
 mod tests {
     use crate::cmd::Outcome;
-    use crate::fuzzing::Harness;
     use bytes::Bytes;
     use fjord_common::Reply;
     use std::collections::VecDeque;
@@ -324,7 +323,11 @@ mod tests {
     /// what its later pops take, and the list committed is the one a Redis would hold.
     #[test]
     fn pops_of_one_group_take_what_the_group_wrote_in_between() {
-        let h = Harness::new();
+        let dir = tempfile::tempdir().unwrap();
+        let h = crate::fuzzing::Harness::open(crate::config::ShardConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
         let mut model: VecDeque<String> = (0..400).map(|i| format!("e{i}")).collect();
         let all: Vec<&str> = model.iter().map(String::as_str).collect();
         h.run(&args(&format!("RPUSH l {}", all.join(" "))));

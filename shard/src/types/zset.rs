@@ -513,6 +513,103 @@ fn increment(key: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// Pops in one group read the index ahead of themselves: members the group adds below
+    /// the window, moves or removes within it are what its later pops see, and the set
+    /// committed is the one a Redis would hold.
+    #[test]
+    fn pops_of_one_group_see_what_the_group_changed_in_between() {
+        use crate::cmd::Outcome;
+        use std::collections::BTreeSet;
+        let dir = tempfile::tempdir().unwrap();
+        let h = crate::fuzzing::Harness::open(crate::config::ShardConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let args = |line: &str| -> Vec<Bytes> {
+            line.split(' ')
+                .map(|w| Bytes::from(w.to_string()))
+                .collect()
+        };
+        let resp2 = |r: &Reply| {
+            let mut out = bytes::BytesMut::new();
+            r.encode(fjord_common::Proto::Resp2, &mut out);
+            out
+        };
+        let pair = |(s, m): &(i64, String)| {
+            [
+                Reply::Bulk(Bytes::from(m.clone())),
+                Reply::Double(*s as f64),
+            ]
+        };
+        // (score, member), as Redis orders them.
+        let mut model: BTreeSet<(i64, String)> = (0..400).map(|i| (i, format!("m{i}"))).collect();
+        for (score, member) in &model {
+            h.run(&args(&format!("ZADD z {score} {member}")));
+        }
+        let (mut lines, mut expected) = (Vec::new(), Vec::new());
+        let mut seed = 11u64;
+        for step in 0..300i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let near = model
+                .iter()
+                .nth((seed >> 40) as usize % model.len().clamp(1, 30))
+                .cloned();
+            let (line, reply) = match ((seed >> 33) % 8, near) {
+                (0..=2, _) => {
+                    let popped = model.pop_first();
+                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
+                    ("ZPOPMIN z".to_string(), reply)
+                }
+                (3, _) => {
+                    let popped: Vec<_> = (0..3).filter_map(|_| model.pop_first()).collect();
+                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
+                    ("ZPOPMIN z 3".to_string(), reply)
+                }
+                (4, _) => {
+                    // Below everything the pops have read ahead.
+                    model.insert((-step, format!("n{step}")));
+                    (format!("ZADD z {} n{step}", -step), Reply::Int(1))
+                }
+                (5, Some((s, m))) => {
+                    model.remove(&(s, m.clone()));
+                    (format!("ZREM z {m}"), Reply::Int(1))
+                }
+                (6, Some((s, m))) => {
+                    // Moves a member the window holds, later in the order.
+                    model.remove(&(s, m.clone()));
+                    model.insert((s + 7, m.clone()));
+                    (format!("ZADD z {} {m}", s + 7), Reply::Int(0))
+                }
+                _ => {
+                    model.insert((1000 + step, format!("t{step}")));
+                    (format!("ZADD z {} t{step}", 1000 + step), Reply::Int(1))
+                }
+            };
+            lines.push(line);
+            expected.push(reply);
+        }
+        let ops = lines
+            .iter()
+            .map(|line| match h.outcome(&args(line)) {
+                Outcome::Write(op) => op,
+                _ => panic!("{line} is not a write"),
+            })
+            .collect();
+        let writer = h.server().writer.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let replies = rt.block_on(async { writer.submit(ops).await.await.unwrap() });
+        for ((line, got), want) in lines.iter().zip(&replies).zip(&expected) {
+            assert_eq!(resp2(got), resp2(want), "{line}");
+        }
+        let committed = h.run(&args("ZRANGE z 0 -1 WITHSCORES"));
+        let want = Reply::Array(model.iter().flat_map(pair).collect());
+        assert_eq!(resp2(&committed), resp2(&want));
+    }
+
     #[test]
     fn scores_sort_as_numbers_in_their_index_keys() {
         let scores = [
