@@ -93,6 +93,30 @@ impl Harness {
         )
     }
 
+    /// Runs the writes `lines` (words split at spaces) as one group of the writer, as a busy
+    /// shard groups many clients' writes; their replies, in order.
+    pub fn run_group(&self, lines: &[String]) -> Vec<Reply> {
+        let ops = lines
+            .iter()
+            .map(|line| match self.outcome(&words(line)) {
+                Outcome::Write(op) => op,
+                _ => panic!("{line} is not a write"),
+            })
+            .collect();
+        let writer = self.server.writer.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(async { writer.submit(ops).await.await })
+            .expect("the writer answers")
+    }
+
+    /// Runs one command (words split at spaces) and returns its reply.
+    pub fn run_line(&self, line: &str) -> Reply {
+        self.run(&words(line))
+    }
+
     /// Runs one command and returns its reply.
     pub fn run(&self, args: &[Bytes]) -> Reply {
         let reply = match self.outcome(args) {
@@ -120,6 +144,20 @@ impl Harness {
         reply.encode(Proto::Resp3, &mut out);
         reply
     }
+}
+
+/// A command line's words, split at spaces.
+pub fn words(line: &str) -> Vec<Bytes> {
+    line.split(' ')
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+/// A reply as a RESP2 client reads it (replies of one shape can be built two ways).
+pub fn resp2(reply: &Reply) -> BytesMut {
+    let mut out = BytesMut::new();
+    reply.encode(Proto::Resp2, &mut out);
+    out
 }
 
 impl Default for Harness {

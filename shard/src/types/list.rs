@@ -303,16 +303,10 @@ fn collect(
 
 #[cfg(test)]
 mod tests {
-    use crate::cmd::Outcome;
+    use crate::fuzzing::resp2;
     use bytes::Bytes;
     use fjord_common::Reply;
     use std::collections::VecDeque;
-
-    fn args(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|w| Bytes::from(w.to_string()))
-            .collect()
-    }
 
     fn bulk(s: &str) -> Reply {
         Reply::Bulk(Bytes::from(s.to_string()))
@@ -330,7 +324,7 @@ mod tests {
         });
         let mut model: VecDeque<String> = (0..400).map(|i| format!("e{i}")).collect();
         let all: Vec<&str> = model.iter().map(String::as_str).collect();
-        h.run(&args(&format!("RPUSH l {}", all.join(" "))));
+        h.run_line(&format!("RPUSH l {}", all.join(" ")));
         // Many pops from both ends, so that read-aheads of 16, 32, … members happen, with
         // writes to members already read ahead between them.
         let (mut lines, mut expected) = (Vec::new(), Vec::new());
@@ -391,28 +385,12 @@ mod tests {
             lines.push(line);
             expected.push(reply);
         }
-        let ops = lines
-            .iter()
-            .map(|line| match h.outcome(&args(line)) {
-                Outcome::Write(op) => op,
-                _ => panic!("{line} is not a write"),
-            })
-            .collect();
-        let writer = h.server().writer.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let replies = rt.block_on(async { writer.submit(ops).await.await.unwrap() });
+        let replies = h.run_group(&lines);
         for ((line, got), want) in lines.iter().zip(&replies).zip(&expected) {
             assert_eq!(got, want, "{line}");
         }
-        let resp2 = |r: Reply| {
-            let mut out = bytes::BytesMut::new();
-            r.encode(fjord_common::Proto::Resp2, &mut out);
-            out
-        };
-        let committed = h.run(&args("LRANGE l 0 -1"));
+        let committed = h.run_line("LRANGE l 0 -1");
         let want = Reply::Array(model.iter().map(|e| bulk(e)).collect());
-        assert_eq!(resp2(committed), resp2(want));
+        assert_eq!(resp2(&committed), resp2(&want));
     }
 }

@@ -518,23 +518,13 @@ mod tests {
     /// committed is the one a Redis would hold.
     #[test]
     fn pops_of_one_group_see_what_the_group_changed_in_between() {
-        use crate::cmd::Outcome;
+        use crate::fuzzing::resp2;
         use std::collections::BTreeSet;
         let dir = tempfile::tempdir().unwrap();
         let h = crate::fuzzing::Harness::open(crate::config::ShardConfig {
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
         });
-        let args = |line: &str| -> Vec<Bytes> {
-            line.split(' ')
-                .map(|w| Bytes::from(w.to_string()))
-                .collect()
-        };
-        let resp2 = |r: &Reply| {
-            let mut out = bytes::BytesMut::new();
-            r.encode(fjord_common::Proto::Resp2, &mut out);
-            out
-        };
         let pair = |(s, m): &(i64, String)| {
             [
                 Reply::Bulk(Bytes::from(m.clone())),
@@ -544,7 +534,7 @@ mod tests {
         // (score, member), as Redis orders them.
         let mut model: BTreeSet<(i64, String)> = (0..400).map(|i| (i, format!("m{i}"))).collect();
         for (score, member) in &model {
-            h.run(&args(&format!("ZADD z {score} {member}")));
+            h.run_line(&format!("ZADD z {score} {member}"));
         }
         let (mut lines, mut expected) = (Vec::new(), Vec::new());
         let mut seed = 11u64;
@@ -590,22 +580,10 @@ mod tests {
             lines.push(line);
             expected.push(reply);
         }
-        let ops = lines
-            .iter()
-            .map(|line| match h.outcome(&args(line)) {
-                Outcome::Write(op) => op,
-                _ => panic!("{line} is not a write"),
-            })
-            .collect();
-        let writer = h.server().writer.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let replies = rt.block_on(async { writer.submit(ops).await.await.unwrap() });
-        for ((line, got), want) in lines.iter().zip(&replies).zip(&expected) {
+        for ((line, got), want) in lines.iter().zip(&h.run_group(&lines)).zip(&expected) {
             assert_eq!(resp2(got), resp2(want), "{line}");
         }
-        let committed = h.run(&args("ZRANGE z 0 -1 WITHSCORES"));
+        let committed = h.run_line("ZRANGE z 0 -1 WITHSCORES");
         let want = Reply::Array(model.iter().flat_map(pair).collect());
         assert_eq!(resp2(&committed), resp2(&want));
     }
