@@ -248,6 +248,14 @@ async fn promote(
     }
     {
         let _no_ack_meanwhile = repl.control.ack_lock.lock().await;
+        // Two primaries of one term could each acknowledge writes the other lacks; only the
+        // controller's order prevents it, but a replica that knows better refuses.
+        let shown = repl.link_status().primary_term;
+        if store.is_replica() && shown >= term {
+            return Reply::error(format!(
+                "ERR cannot promote at term {term}: the primary this shard follows has shown term {shown}"
+            ));
+        }
         if let Err(e) = repl.control.accept(&store, term) {
             return Reply::error(e);
         }

@@ -628,6 +628,37 @@ fn a_controller_takes_over_a_shard_that_needs_its_replica_without_refusing_a_wri
     assert_eq!(syncs(), syncs_before, "the replication link restarted");
 }
 
+/// A replica refuses to be promoted at a term its primary has already shown on its link:
+/// two primaries of one term could each acknowledge writes the other lacks.
+#[test]
+fn a_replica_refuses_a_promotion_at_its_primarys_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = start_shard("everysec", None, dir.path().join("p"), &[]);
+    let replica = start_shard(
+        "everysec",
+        None,
+        dir.path().join("r"),
+        &["--replica-of", &primary.addr],
+    );
+    let mut p = primary.client().unwrap();
+    assert_eq!(p.call_str(&["FJORD", "PROMOTE", "3"]).unwrap(), "+OK\r\n");
+    let mut r = replica.client().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || r
+            .call_str(&["FJORD", "STATUS"])
+            .unwrap()
+            .contains("$9\r\nlast_term\r\n$1\r\n3\r\n")),
+        "the replica never applied term 3's marker"
+    );
+    assert_eq!(
+        r.call_str(&["FJORD", "PROMOTE", "3"]).unwrap(),
+        "-ERR cannot promote at term 3: the primary this shard follows has shown term 3\r\n"
+    );
+    assert_eq!(role(&replica.addr), "slave");
+    assert_eq!(r.call_str(&["FJORD", "PROMOTE", "4"]).unwrap(), "+OK\r\n");
+    assert_eq!(role(&replica.addr), "master");
+}
+
 /// Leadership terms (`FJORD LEADER`, sent by controllers elected through etcd): a shard
 /// refuses the controller commands of a connection that speaks for an older leadership term
 /// than one it has seen, and keeps the newest across a restart; a connection that names none
