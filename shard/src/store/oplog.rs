@@ -303,6 +303,12 @@ impl OpBuilder {
         self.count == 0
     }
 
+    /// The entry's bytes, placed `bytes_before` into the history.
+    fn finish_at(mut self, bytes_before: u64) -> Vec<u8> {
+        self.buf[10..18].copy_from_slice(&bytes_before.to_be_bytes());
+        self.finish()
+    }
+
     /// The entry's bytes, its count of changes filled in.
     pub fn finish(mut self) -> Vec<u8> {
         self.buf[18..22].copy_from_slice(&self.count.to_be_bytes());
@@ -724,12 +730,11 @@ impl Oplog {
     pub(crate) fn append(
         &self,
         batch: &mut OwnedWriteBatch,
-        mut op: OpBuilder,
+        op: OpBuilder,
         id: u64,
         bytes_before: u64,
     ) -> u64 {
-        op.buf[10..18].copy_from_slice(&bytes_before.to_be_bytes());
-        let buf = op.finish();
+        let buf = op.finish_at(bytes_before);
         let len = buf.len() as u64;
         batch.insert(&self.keyspace, id.to_be_bytes(), buf);
         len

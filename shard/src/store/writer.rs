@@ -1044,7 +1044,11 @@ impl<'a> Txn<'a> {
         let covers = |w: &Window| w.lo.as_slice() <= lo && lo < w.end.as_slice();
         let prefix = &lo[..lo.len().min(COLLECTION_PREFIX)];
         let room = self.ahead_bytes < READ_AHEAD_GROUP_BYTES;
-        let window = self.windows.entry(prefix.to_vec()).or_default();
+        // Looked up before an entry is made: most walks find their collection's window.
+        if !self.windows.contains_key(prefix) {
+            self.windows.insert(prefix.to_vec(), Window::default());
+        }
+        let window = self.windows.get_mut(prefix).expect("just made");
         if room && !covers(window) {
             match window.next_len {
                 0 => window.next_len = READ_AHEAD_FIRST,
