@@ -65,6 +65,7 @@ struct Cli {
 
 fn main() {
     process::init_logging();
+    process::disable_transparent_huge_pages();
     if let Err(e) = run(Cli::parse()) {
         tracing::error!("{e:#}");
         eprintln!("fjord-proxy: {e:#}");

@@ -139,6 +139,7 @@ impl Cli {
 
 fn main() {
     process::init_logging();
+    process::disable_transparent_huge_pages();
     if let Err(e) = run(Cli::parse()) {
         tracing::error!("{e:#}");
         eprintln!("fjord-shard: {e:#}");
