@@ -630,21 +630,17 @@ pub struct Txn<'a> {
     unlogged: bool,
     /// New slot states, in force for the rest of the group and published once it commits.
     slot_table: Option<Arc<SlotTable>>,
-    /// Committed members read ahead of a run of pops ([`Txn::take_member_ahead`]), found by
-    /// reads behind the group's own changes (`members`).
-    read_ahead: HashMap<Vec<u8>, Bytes>,
-    /// How many members the next read-ahead reads (0: the group has popped nothing yet).
-    read_ahead_len: usize,
-    /// Committed members forward walks read ahead (`scan_members_merged`), by collection
-    /// (the slot and version its member keys start with), so that the next walk of the
-    /// group from within one (the next ZPOPMIN) opens no range.
+    /// Committed members read ahead, by collection (the slot and version its member keys
+    /// start with): a run of pops of one collection in a group (list pops, ZPOPMIN and
+    /// ZPOPMAX walks) finds its members there instead of a lookup or an opened range each.
+    /// Reads look behind the group's own changes (`members`) first.
     windows: HashMap<Vec<u8>, Window>,
-    /// Bytes of values read ahead so far, by both.
+    /// Bytes of values read ahead so far.
     ahead_bytes: usize,
 }
 
-/// Every committed member in `lo..end`, in order, and how many the next window of its
-/// collection reads.
+/// Every committed member in `lo..end`, in key order, and how many the next read-ahead of
+/// its collection reads.
 #[derive(Default)]
 struct Window {
     lo: Vec<u8>,
@@ -653,42 +649,90 @@ struct Window {
     next_len: usize,
 }
 
+impl Window {
+    fn covers(&self, key: &[u8]) -> bool {
+        self.lo.as_slice() <= key && key < self.end.as_slice()
+    }
+
+    /// Whether a read of `lo..hi` from its low end (its high end when `rev`) starts inside.
+    fn starts(&self, lo: &[u8], hi: &[u8], rev: bool) -> bool {
+        match rev {
+            false => self.covers(lo),
+            true => self.lo.as_slice() < hi && hi <= self.end.as_slice(),
+        }
+    }
+
+    /// A covered member's committed value: `Some(None)` when it has none.
+    fn get(&self, key: &[u8]) -> Option<Option<&Bytes>> {
+        self.covers(key).then(|| {
+            let at = self
+                .entries
+                .binary_search_by(|(k, _)| k.as_slice().cmp(key));
+            at.ok().map(|i| &self.entries[i].1)
+        })
+    }
+}
+
 /// A member key's collection: its slot and version.
 const COLLECTION_PREFIX: usize = 10;
 
-/// Reads up to `n` committed members from `lo` (below `hi`) as a window.
+/// Reads up to `n` committed members of `lo..hi` from its low end (its high end when `rev`)
+/// as a window.
 fn fill_window(
     store: &Store,
     lo: &[u8],
     hi: &[u8],
+    rev: bool,
     n: usize,
 ) -> Result<(Window, usize), StoreError> {
-    let mut entries = Vec::new();
-    let mut end = hi.to_vec();
+    let read = committed_members(store, lo, hi, rev, true);
+    let mut window = Window {
+        lo: lo.to_vec(),
+        end: hi.to_vec(),
+        ..Window::default()
+    };
     let mut bytes = 0;
-    for m in store.members.range(lo..).map(owned) {
+    for m in read.map(owned) {
         let (k, v) = m?;
-        if k.as_slice() >= hi {
+        if !(lo..hi).contains(&k.as_slice()) {
             break;
         }
         store.stats.members_read.inc();
         bytes += v.len();
-        entries.push((k, v));
-        if entries.len() >= n || bytes >= READ_AHEAD_BYTES {
-            // Up to and with the last one read: its key and a zero byte is the next
-            // possible key.
-            end = entries[entries.len() - 1].0.clone();
-            end.push(0);
+        window.entries.push((k, v));
+        if window.entries.len() >= n || bytes >= READ_AHEAD_BYTES {
+            // Up to and with the last one read (its key and a zero byte is the next
+            // possible key).
+            let last = window.entries[window.entries.len() - 1].0.clone();
+            match rev {
+                false => window.end = [last.as_slice(), &[0]].concat(),
+                true => window.lo = last,
+            }
             break;
         }
     }
-    let window = Window {
-        lo: lo.to_vec(),
-        end,
-        entries,
-        next_len: 0,
-    };
+    if rev {
+        window.entries.reverse();
+    }
     Ok((window, bytes))
+}
+
+/// The committed members of `lo..hi` in order (reversed when `rev`; [`scan_bounds`] for
+/// `open_ended`).
+fn committed_members<'s>(
+    store: &'s Store,
+    lo: &[u8],
+    hi: &[u8],
+    rev: bool,
+    open_ended: bool,
+) -> Box<dyn Iterator<Item = fjall::Guard> + 's> {
+    let range = store
+        .members
+        .range::<&[u8], _>(scan_bounds(lo, hi, rev, open_ended));
+    match rev {
+        false => Box::new(range),
+        true => Box::new(range.rev()),
+    }
 }
 
 /// A member fjall read, copied out of its block.
@@ -725,8 +769,6 @@ impl<'a> Txn<'a> {
             new_term: None,
             unlogged: false,
             slot_table: None,
-            read_ahead: HashMap::new(),
-            read_ahead_len: 0,
             windows: HashMap::new(),
             ahead_bytes: 0,
         }
@@ -908,58 +950,68 @@ impl<'a> Txn<'a> {
     }
 
     /// [`Txn::take_member`] of one of a run of pops, towards `last` (the far end of what
-    /// the collection holds, inclusive). From the group's second pop on, one that misses
-    /// reads the members up to `last` ahead, in one range: a run of pops reads a range per
-    /// many members instead of one lookup each.
+    /// the collection holds, inclusive): the pop reads the members up to `last` ahead
+    /// ([`Txn::read_ahead`]), so a run of pops reads a range per many members instead of
+    /// one lookup each.
     pub fn take_member_ahead(&mut self, mkey: Vec<u8>, last: &[u8]) -> Option<Bytes> {
-        let room = self.ahead_bytes < READ_AHEAD_GROUP_BYTES;
-        if room && !self.members.contains_key(&mkey) && !self.read_ahead.contains_key(&mkey) {
-            match self.read_ahead_len {
-                0 => self.read_ahead_len = READ_AHEAD_FIRST,
-                n => {
-                    self.fill_read_ahead(&mkey, last, n);
-                    self.read_ahead_len = (n * 2).min(READ_AHEAD_MAX);
-                }
-            }
+        if !self.members.contains_key(&mkey) {
+            let rev = mkey.as_slice() > last;
+            let hi = [mkey.as_slice().max(last), &[0]].concat();
+            self.read_ahead(mkey.as_slice().min(last), &hi, rev);
         }
         self.take_member(mkey)
     }
 
-    /// Reads up to `n` committed members from `from` towards `last` into the read-ahead.
-    fn fill_read_ahead(&mut self, from: &[u8], last: &[u8], n: usize) {
-        let (lo, hi) = (from.min(last).to_vec(), from.max(last).to_vec());
-        let range = self.store.members.range(lo..=hi);
-        let entries: Box<dyn Iterator<Item = fjall::Guard>> = match from > last {
-            true => Box::new(range.rev()),
-            false => Box::new(range),
-        };
-        let mut bytes = 0;
-        for guard in entries.take(n) {
-            match guard.into_inner() {
-                Ok((k, v)) => {
-                    self.store.stats.members_read.inc();
-                    bytes += v.len();
-                    self.ahead_bytes += v.len();
-                    self.read_ahead
-                        .insert(k.to_vec(), Bytes::copy_from_slice(&v));
-                }
-                Err(e) => {
-                    self.error.get_or_insert(e.into());
-                    return;
-                }
-            }
-            if bytes >= READ_AHEAD_BYTES {
-                return;
+    /// Before a read of `lo..hi` that may stop early (a pop, a page), from its low end (its
+    /// high end when `rev`). From the group's second such read of a collection on, one
+    /// that starts outside the collection's window reads the committed members from there
+    /// ahead into it (16, then twice as many each time, up to 256 or 1 MiB, and 16 MiB a
+    /// group).
+    fn read_ahead(&mut self, lo: &[u8], hi: &[u8], rev: bool) {
+        let prefix = &lo[..lo.len().min(COLLECTION_PREFIX)];
+        if self.ahead_bytes >= READ_AHEAD_GROUP_BYTES {
+            return;
+        }
+        // Looked up before an entry is made: most reads find their collection's window.
+        if !self.windows.contains_key(prefix) {
+            self.windows.insert(prefix.to_vec(), Window::default());
+        }
+        let window = self.windows.get_mut(prefix).expect("just made");
+        if window.starts(lo, hi, rev) {
+            return;
+        }
+        match window.next_len {
+            0 => window.next_len = READ_AHEAD_FIRST,
+            n => {
+                let next_len = (n * 2).min(READ_AHEAD_MAX);
+                *window = match fill_window(self.store, lo, hi, rev, n) {
+                    Ok((w, bytes)) => {
+                        self.ahead_bytes += bytes;
+                        Window { next_len, ..w }
+                    }
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                        Window::default()
+                    }
+                };
             }
         }
+    }
+
+    /// The window holding `mkey`'s committed value, if one covers it.
+    fn window_of(&self, mkey: &[u8]) -> Option<&Window> {
+        let window = self
+            .windows
+            .get(&mkey[..mkey.len().min(COLLECTION_PREFIX)])?;
+        window.covers(mkey).then_some(window)
     }
 
     fn read_member_for(&mut self, mkey: &[u8], then: Use) -> Option<Bytes> {
         if let Some(v) = self.members.get(mkey) {
             return v.clone();
         }
-        if let Some(v) = self.read_ahead.get(mkey) {
-            return Some(v.clone());
+        if let Some(v) = self.window_of(mkey).and_then(|w| w.get(mkey)) {
+            return v.cloned();
         }
         let store = self.store;
         let load = || {
@@ -990,9 +1042,11 @@ impl<'a> Txn<'a> {
     }
 
     /// Visits members in `lo..hi` as this group left them (see [`super::members::Members`]).
-    /// With `open_ended`, the committed range is opened at its near end only and cut at the
-    /// far one here, as [`super::members::View`] does for the same reason (a pop or a page
-    /// of a big sorted set stops long before the far bound a table reader would seek).
+    /// With `open_ended`, the walk may stop early (a pop, a page of a big sorted set): it
+    /// goes through the collection's read-ahead window ([`Txn::read_ahead`]), and beyond it
+    /// opens the committed range at its near end only, cutting it at the far one here, as
+    /// [`super::members::View`] does for the same reason (a table reader would seek the far
+    /// bound long before the walk gets there).
     pub(crate) fn scan_members_merged(
         &mut self,
         lo: &[u8],
@@ -1001,104 +1055,61 @@ impl<'a> Txn<'a> {
         open_ended: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) {
-        if !rev && open_ended {
-            return self.walk_forward(lo, hi, visit);
-        }
-        let stats = &self.store.stats;
-        let range = self
-            .store
-            .members
-            .range::<&[u8], _>(scan_bounds(lo, hi, rev, open_ended));
-        let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
-            Ok((k, _)) if open_ended => (lo..hi).contains(&k.as_slice()),
-            _ => true,
-        };
-        let read = |_: &Result<(Vec<u8>, Bytes), StoreError>| stats.members_read.inc();
-        let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
-        let result = if rev {
-            merge_members(
-                range.rev().map(owned).take_while(within).inspect(read),
-                overlay.rev().map(|(k, v)| (k.as_slice(), v)),
-                true,
-                visit,
-            )
-        } else {
-            merge_members(
-                range.map(owned).take_while(within).inspect(read),
-                overlay.map(|(k, v)| (k.as_slice(), v)),
-                false,
-                visit,
-            )
-        };
-        if let Err(e) = result {
-            self.error.get_or_insert(e);
-        }
-    }
-
-    /// A forward walk that stops early (a pop, a page). From the group's second on, one
-    /// that starts outside the window reads the committed members from its start ahead
-    /// into it (16, then twice as many each time, up to 256 or 1 MiB): the walks of a
-    /// group's pops then open one range per many pops instead of one each, which costs a
-    /// seek in every table. Past the window's end the walk goes on in fjall.
-    fn walk_forward(&mut self, lo: &[u8], hi: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
-        let covers = |w: &Window| w.lo.as_slice() <= lo && lo < w.end.as_slice();
-        let prefix = &lo[..lo.len().min(COLLECTION_PREFIX)];
-        let room = self.ahead_bytes < READ_AHEAD_GROUP_BYTES;
-        // Looked up before an entry is made: most walks find their collection's window.
-        if !self.windows.contains_key(prefix) {
-            self.windows.insert(prefix.to_vec(), Window::default());
-        }
-        let window = self.windows.get_mut(prefix).expect("just made");
-        if room && !covers(window) {
-            match window.next_len {
-                0 => window.next_len = READ_AHEAD_FIRST,
-                n => {
-                    let next_len = (n * 2).min(READ_AHEAD_MAX);
-                    let filled = fill_window(self.store, lo, hi, n);
-                    *window = match filled {
-                        Ok((w, bytes)) => {
-                            self.ahead_bytes += bytes;
-                            Window { next_len, ..w }
-                        }
-                        Err(e) => {
-                            self.error.get_or_insert(e);
-                            Window::default()
-                        }
-                    };
-                }
-            }
+        if open_ended {
+            self.read_ahead(lo, hi, rev);
         }
         let store = self.store;
         let stats = &store.stats;
-        let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
-            Ok((k, _)) => k.as_slice() < hi,
-            Err(_) => true,
+        let window = match open_ended {
+            true => self
+                .windows
+                .get(&lo[..lo.len().min(COLLECTION_PREFIX)])
+                .filter(|w| w.starts(lo, hi, rev)),
+            false => None,
         };
-        let (ahead, from): (&[(Vec<u8>, Bytes)], Vec<u8>) = match self.windows.get(prefix) {
-            Some(w) if covers(w) => {
-                let first = w.entries.partition_point(|(k, _)| k.as_slice() < lo);
-                (&w.entries[first..], w.end.clone())
+        // What the window holds of the range, in the walk's order, and where fjall takes
+        // over: past the window's far end, or at the walk's start without one.
+        let (ahead, near): (&[(Vec<u8>, Bytes)], &[u8]) = match window {
+            Some(w) if rev => {
+                let to = w.entries.partition_point(|(k, _)| k.as_slice() < hi);
+                (&w.entries[..to], w.lo.as_slice())
             }
-            _ => (&[], lo.to_vec()),
+            Some(w) => {
+                let from = w.entries.partition_point(|(k, _)| k.as_slice() < lo);
+                (&w.entries[from..], w.end.as_slice())
+            }
+            None if rev => (&[], hi),
+            None => (&[], lo),
+        };
+        let ahead: Box<dyn Iterator<Item = _>> = match rev {
+            false => Box::new(ahead.iter()),
+            true => Box::new(ahead.iter().rev()),
+        };
+        let (rest_lo, rest_hi) = match rev {
+            true => (lo, near.min(hi)),
+            false => (near.max(lo), hi),
         };
         // Opened only if the walk gets past what was read ahead, and not for a window that
-        // reaches `hi`.
-        let beyond = std::iter::once(from)
-            .filter(|from| from.as_slice() < hi)
-            .flat_map(move |from| {
-                store
-                    .members
-                    .range(from..)
-                    .map(owned)
-                    .inspect(|_| stats.members_read.inc())
-            });
+        // reaches the far end.
+        let beyond = (rest_lo < rest_hi).then(|| {
+            committed_members(store, rest_lo, rest_hi, rev, open_ended)
+                .map(owned)
+                .inspect(|_| stats.members_read.inc())
+        });
+        let within = |m: &Result<(Vec<u8>, Bytes), StoreError>| match m {
+            Ok((k, _)) => (lo..hi).contains(&k.as_slice()),
+            Err(_) => true,
+        };
         let disk = ahead
-            .iter()
             .map(|(k, v)| Ok((k.clone(), v.clone())))
-            .chain(beyond)
+            .chain(beyond.into_iter().flatten())
             .take_while(within);
         let overlay = self.members.range::<[u8], _>(byte_range(lo, hi));
-        let result = merge_members(disk, overlay.map(|(k, v)| (k.as_slice(), v)), false, visit);
+        let overlay: Box<dyn Iterator<Item = _>> = match rev {
+            false => Box::new(overlay),
+            true => Box::new(overlay.rev()),
+        };
+        let result = merge_members(disk, overlay.map(|(k, v)| (k.as_slice(), v)), rev, visit);
         if let Err(e) = result {
             self.error.get_or_insert(e);
         }

@@ -513,9 +513,9 @@ fn increment(key: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// Pops in one group read the index ahead of themselves: members the group adds below
-    /// the window, moves or removes within it are what its later pops see, and the set
-    /// committed is the one a Redis would hold.
+    /// Pops in one group read the index ahead of themselves, from either end: members the
+    /// group adds beyond a window, moves or removes within it are what its later pops see,
+    /// and the set committed is the one a Redis would hold.
     #[test]
     fn pops_of_one_group_see_what_the_group_changed_in_between() {
         use crate::fuzzing::resp2;
@@ -537,25 +537,43 @@ mod tests {
             h.run_line(&format!("ZADD z {score} {member}"));
         }
         let (mut lines, mut expected) = (Vec::new(), Vec::new());
+        // First, from each end: a pop, a pop that reads a window of 16 ahead, and one that
+        // goes on past the window's end.
+        for (line, n) in [("ZPOPMIN z", 1), ("ZPOPMIN z", 1), ("ZPOPMIN z 40", 40)]
+            .into_iter()
+            .chain([("ZPOPMAX z", 1), ("ZPOPMAX z", 1), ("ZPOPMAX z 40", 40)])
+        {
+            let popped: Vec<_> = (0..n)
+                .filter_map(|_| match line.starts_with("ZPOPMIN") {
+                    true => model.pop_first(),
+                    false => model.pop_last(),
+                })
+                .collect();
+            lines.push(line.to_string());
+            expected.push(Reply::Array(popped.iter().flat_map(pair).collect()));
+        }
         let mut seed = 11u64;
         for step in 0..300i64 {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let near = model
-                .iter()
-                .nth((seed >> 40) as usize % model.len().clamp(1, 30))
-                .cloned();
-            let (line, reply) = match ((seed >> 33) % 8, near) {
+            let nth = (seed >> 40) as usize % model.len().clamp(1, 30);
+            let near = match (seed >> 50) % 2 {
+                0 => model.iter().nth(nth).cloned(),
+                _ => model.iter().rev().nth(nth).cloned(),
+            };
+            let (line, reply) = match ((seed >> 33) % 11, near) {
                 (0..=2, _) => {
                     let popped = model.pop_first();
                     let reply = Reply::Array(popped.iter().flat_map(pair).collect());
                     ("ZPOPMIN z".to_string(), reply)
                 }
                 (3, _) => {
-                    let popped: Vec<_> = (0..3).filter_map(|_| model.pop_first()).collect();
+                    // Up to past the end of a window.
+                    let n = 1 + step % 25;
+                    let popped: Vec<_> = (0..n).filter_map(|_| model.pop_first()).collect();
                     let reply = Reply::Array(popped.iter().flat_map(pair).collect());
-                    ("ZPOPMIN z 3".to_string(), reply)
+                    (format!("ZPOPMIN z {n}"), reply)
                 }
                 (4, _) => {
                     // Below everything the pops have read ahead.
@@ -567,12 +585,29 @@ mod tests {
                     (format!("ZREM z {m}"), Reply::Int(1))
                 }
                 (6, Some((s, m))) => {
-                    // Moves a member the window holds, later in the order.
+                    // Moves a member a window holds, later in the order.
                     model.remove(&(s, m.clone()));
                     model.insert((s + 7, m.clone()));
                     (format!("ZADD z {} {m}", s + 7), Reply::Int(0))
                 }
+                (7, Some((s, m))) => {
+                    model.remove(&(s, m.clone()));
+                    model.insert((s - 7, m.clone()));
+                    (format!("ZADD z {} {m}", s - 7), Reply::Int(0))
+                }
+                (8 | 9, _) => {
+                    let popped = model.pop_last();
+                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
+                    ("ZPOPMAX z".to_string(), reply)
+                }
+                (10, _) => {
+                    let n = 1 + step % 25;
+                    let popped: Vec<_> = (0..n).filter_map(|_| model.pop_last()).collect();
+                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
+                    (format!("ZPOPMAX z {n}"), reply)
+                }
                 _ => {
+                    // Above everything the pops have read ahead.
                     model.insert((1000 + step, format!("t{step}")));
                     (format!("ZADD z {} t{step}", 1000 + step), Reply::Int(1))
                 }
