@@ -631,10 +631,12 @@ pub struct Txn<'a> {
     /// New slot states, in force for the rest of the group and published once it commits.
     slot_table: Option<Arc<SlotTable>>,
     /// Committed members read ahead, by collection (the slot and version its member keys
-    /// start with): a run of pops of one collection in a group (list pops, ZPOPMIN and
-    /// ZPOPMAX walks) finds its members there instead of a lookup or an opened range each.
-    /// Reads look behind the group's own changes (`members`) first.
-    windows: HashMap<Vec<u8>, Window>,
+    /// start with), one window for reads from the low end and one from the high end (so
+    /// that LPOPs and RPOPs of one list in a group do not keep replacing one): a run of
+    /// pops of one collection in a group (list pops, ZPOPMIN and ZPOPMAX walks) finds its
+    /// members there instead of a lookup or an opened range each. Reads look behind the
+    /// group's own changes (`members`) first.
+    windows: [HashMap<Vec<u8>, Window>; 2],
     /// Bytes of values read ahead so far.
     ahead_bytes: usize,
 }
@@ -769,7 +771,7 @@ impl<'a> Txn<'a> {
             new_term: None,
             unlogged: false,
             slot_table: None,
-            windows: HashMap::new(),
+            windows: Default::default(),
             ahead_bytes: 0,
         }
     }
@@ -973,10 +975,11 @@ impl<'a> Txn<'a> {
             return;
         }
         // Looked up before an entry is made: most reads find their collection's window.
-        if !self.windows.contains_key(prefix) {
-            self.windows.insert(prefix.to_vec(), Window::default());
+        let windows = &mut self.windows[rev as usize];
+        if !windows.contains_key(prefix) {
+            windows.insert(prefix.to_vec(), Window::default());
         }
-        let window = self.windows.get_mut(prefix).expect("just made");
+        let window = windows.get_mut(prefix).expect("just made");
         if window.starts(lo, hi, rev) {
             return;
         }
@@ -1000,10 +1003,11 @@ impl<'a> Txn<'a> {
 
     /// The window holding `mkey`'s committed value, if one covers it.
     fn window_of(&self, mkey: &[u8]) -> Option<&Window> {
-        let window = self
-            .windows
-            .get(&mkey[..mkey.len().min(COLLECTION_PREFIX)])?;
-        window.covers(mkey).then_some(window)
+        let prefix = &mkey[..mkey.len().min(COLLECTION_PREFIX)];
+        self.windows
+            .iter()
+            .filter_map(|windows| windows.get(prefix))
+            .find(|w| w.covers(mkey))
     }
 
     fn read_member_for(&mut self, mkey: &[u8], then: Use) -> Option<Bytes> {
@@ -1061,8 +1065,7 @@ impl<'a> Txn<'a> {
         let store = self.store;
         let stats = &store.stats;
         let window = match open_ended {
-            true => self
-                .windows
+            true => self.windows[rev as usize]
                 .get(&lo[..lo.len().min(COLLECTION_PREFIX)])
                 .filter(|w| w.starts(lo, hi, rev)),
             false => None,
