@@ -536,21 +536,30 @@ mod tests {
         for (score, member) in &model {
             h.run_line(&format!("ZADD z {score} {member}"));
         }
-        let (mut lines, mut expected) = (Vec::new(), Vec::new());
-        // First, from each end: a pop, a pop that reads a window of 16 ahead, and one that
-        // goes on past the window's end.
-        for (line, n) in [("ZPOPMIN z", 1), ("ZPOPMIN z", 1), ("ZPOPMIN z 40", 40)]
-            .into_iter()
-            .chain([("ZPOPMAX z", 1), ("ZPOPMAX z", 1), ("ZPOPMAX z 40", 40)])
-        {
-            let popped: Vec<_> = (0..n)
-                .filter_map(|_| match line.starts_with("ZPOPMIN") {
-                    true => model.pop_first(),
-                    false => model.pop_last(),
+        // ZPOPMIN (ZPOPMAX when `max`) with an optional count, and its reply from the model.
+        let pop = |model: &mut BTreeSet<(i64, String)>, count: Option<i64>, max: bool| {
+            let popped: Vec<_> = (0..count.unwrap_or(1))
+                .filter_map(|_| match max {
+                    false => model.pop_first(),
+                    true => model.pop_last(),
                 })
                 .collect();
-            lines.push(line.to_string());
-            expected.push(Reply::Array(popped.iter().flat_map(pair).collect()));
+            let name = if max { "ZPOPMAX" } else { "ZPOPMIN" };
+            let line = match count {
+                Some(n) => format!("{name} z {n}"),
+                None => format!("{name} z"),
+            };
+            (line, Reply::Array(popped.iter().flat_map(pair).collect()))
+        };
+        let (mut lines, mut expected): (Vec<String>, Vec<Reply>) = (Vec::new(), Vec::new());
+        // First, from each end: a pop, a pop that reads a window of 16 ahead, and one that
+        // goes on past the window's end.
+        for max in [false, true] {
+            for count in [None, None, Some(40)] {
+                let (line, reply) = pop(&mut model, count, max);
+                lines.push(line);
+                expected.push(reply);
+            }
         }
         let mut seed = 11u64;
         for step in 0..300i64 {
@@ -563,18 +572,9 @@ mod tests {
                 _ => model.iter().rev().nth(nth).cloned(),
             };
             let (line, reply) = match ((seed >> 33) % 11, near) {
-                (0..=2, _) => {
-                    let popped = model.pop_first();
-                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
-                    ("ZPOPMIN z".to_string(), reply)
-                }
-                (3, _) => {
-                    // Up to past the end of a window.
-                    let n = 1 + step % 25;
-                    let popped: Vec<_> = (0..n).filter_map(|_| model.pop_first()).collect();
-                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
-                    (format!("ZPOPMIN z {n}"), reply)
-                }
+                (0..=2, _) => pop(&mut model, None, false),
+                // Up to past the end of a window.
+                (3, _) => pop(&mut model, Some(1 + step % 25), false),
                 (4, _) => {
                     // Below everything the pops have read ahead.
                     model.insert((-step, format!("n{step}")));
@@ -595,17 +595,8 @@ mod tests {
                     model.insert((s - 7, m.clone()));
                     (format!("ZADD z {} {m}", s - 7), Reply::Int(0))
                 }
-                (8 | 9, _) => {
-                    let popped = model.pop_last();
-                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
-                    ("ZPOPMAX z".to_string(), reply)
-                }
-                (10, _) => {
-                    let n = 1 + step % 25;
-                    let popped: Vec<_> = (0..n).filter_map(|_| model.pop_last()).collect();
-                    let reply = Reply::Array(popped.iter().flat_map(pair).collect());
-                    (format!("ZPOPMAX z {n}"), reply)
-                }
+                (8 | 9, _) => pop(&mut model, None, true),
+                (10, _) => pop(&mut model, Some(1 + step % 25), true),
                 _ => {
                     // Above everything the pops have read ahead.
                     model.insert((1000 + step, format!("t{step}")));
