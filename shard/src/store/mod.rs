@@ -825,7 +825,7 @@ impl Store {
             {
                 let (k, v) = guard.into_inner()?;
                 examined += 1;
-                if let Some(entry) = Entry::decode(v.into()) {
+                if let Some(entry) = Entry::decode(Bytes::from_owner(v)) {
                     if !entry.is_expired(now) && !visit(&k, &entry) {
                         return Ok(ScanEnd::At(k.to_vec()));
                     }

@@ -754,7 +754,7 @@ impl Oplog {
                 last: expected_id - 1,
             });
         }
-        batch.insert(&self.keyspace, op.id.to_be_bytes(), op.raw.clone());
+        batch.insert(&self.keyspace, op.id.to_be_bytes(), &op.raw[..]);
         Ok(())
     }
 

@@ -1342,7 +1342,6 @@ impl<'a> Txn<'a> {
                 touched.push(split_data_key(&dkey).0);
             }
             let key = CacheKey::from_slice(split_data_key(&dkey).1);
-            // fjall keeps the data key itself (no copy): the cache has its own.
             let state = match loaded.state {
                 Some(entry) => {
                     let encoded = entry.encode();
@@ -1355,7 +1354,7 @@ impl<'a> Txn<'a> {
                     if let Some(op) = &mut op {
                         op.put(&dkey, &encoded);
                     }
-                    batch.insert(&store.data, dkey, encoded);
+                    batch.insert(&store.data, dkey, &encoded[..]);
                     Some(Entry { payload, ..entry })
                 }
                 None => {
@@ -1381,10 +1380,10 @@ impl<'a> Txn<'a> {
                         op.put_member(&mkey, &v);
                     }
                     // Copied: a value from a command is a slice of the client's read
-                    // buffer (one read from fjall, of a whole block), which the memtable
-                    // and the member cache would otherwise keep alive.
+                    // buffer (one read from fjall, of a whole block), which the member
+                    // cache would otherwise keep alive (fjall copies into its own).
                     let v = Bytes::copy_from_slice(&v);
-                    batch.insert(&store.members, mkey.as_slice(), v.clone());
+                    batch.insert(&store.members, mkey.as_slice(), &v[..]);
                     member_states.push((mkey, Some(v)));
                 }
                 None => {
@@ -1406,7 +1405,7 @@ impl<'a> Txn<'a> {
             }
             dead_delta += if add { 1 } else { -1 };
             if add {
-                batch.insert(&store.meta, garbage_key(slot, version), Bytes::new());
+                batch.insert(&store.meta, garbage_key(slot, version), []);
             } else {
                 batch.remove(&store.meta, garbage_key(slot, version));
             }
@@ -1423,7 +1422,7 @@ impl<'a> Txn<'a> {
             if let Some(op) = &mut op {
                 op.slot_states(&encoded);
             }
-            batch.insert(&store.meta, SLOT_STATES_KEY, encoded);
+            batch.insert(&store.meta, SLOT_STATES_KEY, &encoded[..]);
         }
         // The oplog's entry (or the replayed ones): the op id is the next one, under the
         // commit lock, so ids follow commit order.
@@ -1447,7 +1446,7 @@ impl<'a> Txn<'a> {
         }
         for (ikey, add) in self.index.drain() {
             if add {
-                batch.insert(&store.expiry, ikey, Bytes::new());
+                batch.insert(&store.expiry, ikey, []);
             } else {
                 batch.remove(&store.expiry, ikey);
             }
