@@ -44,7 +44,7 @@
 //! ones when writes spread over more keys than it holds (measured: 11% off SET throughput over
 //! 3M keys), so such writes drop the key instead.
 
-use super::encoding::Entry;
+use super::encoding::{is_score_index_key, Entry};
 use quick_cache::sync::{Cache, GuardResult};
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 use smallvec::SmallVec;
@@ -406,7 +406,8 @@ impl MemberCache {
         }
     }
 
-    /// The member's committed state: from the cache, or from `load` (then cached).
+    /// The member's committed state: from the cache, or from `load` (then cached, unless a
+    /// score index entry: see [`Self::record`]).
     pub fn get_or_load<E>(
         &self,
         mkey: &[u8],
@@ -415,7 +416,7 @@ impl MemberCache {
         self.get_or(mkey, || {
             let state = load()?;
             if let Some(cache) = &self.cache {
-                if member_weight(mkey, &state) <= self.max_weight {
+                if member_weight(mkey, &state) <= self.max_weight && !is_score_index_key(mkey) {
                     cache.insert(mkey.to_vec(), state.clone());
                 }
             }
@@ -444,8 +445,15 @@ impl MemberCache {
     /// Records a member's state once the batch that wrote it is committed. A removal only
     /// updates a member the cache holds: most are pops, of members nothing reads again
     /// (a list's positions move on), and making room for them would cost every pop.
+    /// Score index entries are left out: nothing reads one by its key, and each ZADD that
+    /// changes a score writes a new one, which would push out members that are read
+    /// (measured: 1M ZADDs over 100k members filled 32 MiB; leaving them out made ZADD -P 16
+    /// on one shard 5-13% faster).
     pub fn record(&self, mkey: Vec<u8>, state: MemberState) {
         let Some(cache) = &self.cache else { return };
+        if is_score_index_key(&mkey) {
+            return;
+        }
         if member_weight(&mkey, &state) > self.max_weight {
             cache.remove(&mkey);
         } else if state.is_some() && !self.flags.full.load(Ordering::Acquire) {
@@ -599,6 +607,28 @@ mod tests {
             cache.get(b"again"),
             Some(entry(b"v")),
             "empty again after a clear"
+        );
+    }
+
+    #[test]
+    fn score_index_entries_are_never_cached() {
+        use crate::store::encoding::{member_key, MemberKind};
+        let cache = MemberCache::new(1 << 20);
+        let item = member_key(1, 7, MemberKind::Item, b"m");
+        let index = member_key(1, 7, MemberKind::Score, b"12345678m");
+        let v = Some(Bytes::from_static(b"v"));
+        cache.record(item.clone(), v.clone());
+        cache.record(index.clone(), Some(Bytes::new()));
+        let loaded = cache.get_or_load::<()>(&index, || Ok(Some(Bytes::new())));
+        assert_eq!(loaded, Ok(Some(Bytes::new())));
+        assert_eq!(
+            cache.get_or::<()>(&item, || panic!("an item is cached")),
+            Ok(v)
+        );
+        assert_eq!(
+            cache.get_or::<()>(&index, || Ok(None)),
+            Ok(None),
+            "neither a write nor a read caches an index entry"
         );
     }
 

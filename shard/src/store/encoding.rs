@@ -225,6 +225,11 @@ pub fn member_key(slot: u16, version: u64, kind: MemberKind, name: &[u8]) -> Vec
     out
 }
 
+/// Whether a members key is a sorted set's score index entry (only ever read by range).
+pub fn is_score_index_key(mkey: &[u8]) -> bool {
+    mkey.get(MEMBER_PREFIX_LEN - 1) == Some(&(MemberKind::Score as u8))
+}
+
 /// The first key after every member of one kind of a version: the end of a range scan.
 pub fn member_range_end(slot: u16, version: u64, kind: MemberKind) -> Vec<u8> {
     let mut out = member_key(slot, version, kind, b"");
