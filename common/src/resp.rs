@@ -133,20 +133,21 @@ impl RequestDecoder {
                         other => return Ok(other),
                     }
                 }
-                let Some(line) = take_line(buf, MAX_HEADER_LEN, "too big mbulk count string")?
+                let Some(line) = line_end(buf, MAX_HEADER_LEN, "too big mbulk count string")?
                 else {
                     return Ok(None);
                 };
-                let count = crate::number::parse_i64(&line[1..])
-                    .filter(|&n| n <= self.limits.max_array_len as i64)
-                    .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
+                let count = crate::number::parse_i64(&buf[1..line.len])
+                    .filter(|&n| n <= self.limits.max_array_len as i64);
+                buf.advance(line.taken);
+                let count = count.ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
                 if count <= 0 {
                     continue;
                 }
                 self.remaining = count as usize;
                 // Grow with the data that actually arrives, not with what the header claims.
                 self.args = Vec::with_capacity(self.remaining.min(1024));
-                self.partial_bytes = line.len();
+                self.partial_bytes = line.len;
             }
             while self.remaining > 0 {
                 let len = match self.bulk_len {
@@ -162,15 +163,16 @@ impl RequestDecoder {
                             )));
                         }
                         let Some(line) =
-                            take_line(buf, MAX_HEADER_LEN, "too big bulk count string")?
+                            line_end(buf, MAX_HEADER_LEN, "too big bulk count string")?
                         else {
                             return Ok(None);
                         };
-                        let len = crate::number::parse_i64(&line[1..])
-                            .filter(|&n| n >= 0 && n as u64 <= self.limits.max_bulk_len as u64)
-                            .ok_or_else(|| ProtocolError::new("invalid bulk length"))?
-                            as usize;
-                        self.partial_bytes += line.len();
+                        let len = crate::number::parse_i64(&buf[1..line.len])
+                            .filter(|&n| n >= 0 && n as u64 <= self.limits.max_bulk_len as u64);
+                        buf.advance(line.taken);
+                        let len =
+                            len.ok_or_else(|| ProtocolError::new("invalid bulk length"))? as usize;
+                        self.partial_bytes += line.len;
                         self.bulk_len = Some(len);
                         len
                     }
@@ -191,35 +193,45 @@ impl RequestDecoder {
     }
 
     fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let Some(line) = take_line(buf, self.limits.max_inline_len, "too big inline request")?
+        let Some(line) = line_end(buf, self.limits.max_inline_len, "too big inline request")?
         else {
             return Ok(None);
         };
-        split_inline_args(&line)
-            .map(Some)
+        let args = split_inline_args(&buf[..line.len]);
+        buf.advance(line.taken);
+        args.map(Some)
             .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
     }
 }
 
-/// Takes one `\n`-terminated line (without `\r\n`) out of `buf`, or fails if none ends
-/// within `max` bytes.
-fn take_line(
-    buf: &mut BytesMut,
-    max: usize,
-    too_big: &'static str,
-) -> Result<Option<BytesMut>, ProtocolError> {
+/// Where the first line of a buffer ends.
+struct Line {
+    /// Its bytes, without the `\r\n` (or lone `\n`).
+    len: usize,
+    /// Its bytes with them: what the caller advances past once it has read the line.
+    taken: usize,
+}
+
+/// The `\n`-terminated line at the start of `buf`, or an error if none ends within `max`
+/// bytes. The caller reads it in place and then advances past it: splitting each header
+/// line off as a buffer of its own cost a reference count and its release per line (about a
+/// tenth of the proxy's CPU under SADD -P 16, with the argument splits).
+fn line_end(buf: &[u8], max: usize, too_big: &'static str) -> Result<Option<Line>, ProtocolError> {
     match memchr_newline(buf) {
         // Measured as the bytes before the newline (`\r` included), the same measure as the
         // no-newline-yet case below: whether a line is refused must not depend on how it was
         // split across reads (the fuzzer found a 1024-byte line + CRLF that did).
         Some(pos) if pos > max => Err(ProtocolError::new(too_big)),
         Some(pos) => {
-            let mut line = buf.split_to(pos + 1);
-            line.truncate(pos);
-            if line.last() == Some(&b'\r') {
-                line.truncate(pos - 1);
-            }
-            Ok(Some(line))
+            let len = if pos > 0 && buf[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
+            Ok(Some(Line {
+                len,
+                taken: pos + 1,
+            }))
         }
         None if buf.len() > max => Err(ProtocolError::new(too_big)),
         None => Ok(None),
